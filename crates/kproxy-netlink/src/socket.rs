@@ -1,0 +1,107 @@
+//! The raw netlink socket. Every `unsafe` block of kproxy lives here.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const SOL_NETLINK: libc::c_int = 270;
+const NETLINK_EXT_ACK: libc::c_int = 11;
+const NETLINK_CAP_ACK: libc::c_int = 10;
+
+pub struct NetlinkSocket {
+    fd: OwnedFd,
+    recv_buf: Vec<u8>,
+}
+
+impl NetlinkSocket {
+    /// Opens and binds a netlink socket of `protocol` in the current network namespace.
+    pub fn open(protocol: i32) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a freshly created, owned descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: addr outlives the call and its size is passed alongside.
+        let rc = unsafe {
+            libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_nl>() as u32)
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let s = Self { fd, recv_buf: vec![0u8; 1 << 20] };
+        // Extended acks name the offending attribute; capped acks keep replies small.
+        let _ = s.setsockopt_int(SOL_NETLINK, NETLINK_EXT_ACK, 1);
+        let _ = s.setsockopt_int(SOL_NETLINK, NETLINK_CAP_ACK, 1);
+        Ok(s)
+    }
+
+    fn setsockopt_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        // SAFETY: value lives across the call; its size is passed alongside.
+        let rc = unsafe {
+            libc::setsockopt(self.fd.as_raw_fd(), level, name, &value as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Raises the send buffer so one batch fits a single send(); FORCE needs CAP_NET_ADMIN.
+    pub fn ensure_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUF, v))
+    }
+
+    pub fn ensure_recv_buffer(&self, bytes: usize) -> io::Result<()> {
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUF, v))
+    }
+
+    /// Sends the whole buffer as one datagram to the kernel.
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
+        // SAFETY: sockaddr_nl is plain old data; zero is the kernel's address.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: buf and addr are valid for the duration of the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                buf.as_ptr() as *const libc::c_void,
+                buf.len(),
+                0,
+                &addr as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize != buf.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send"));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram. With `nonblocking`, returns Ok(None) when none is queued.
+    pub fn recv(&mut self, nonblocking: bool) -> io::Result<Option<&[u8]>> {
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        loop {
+            // SAFETY: recv_buf is a live, writable buffer of the given length.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.recv_buf.as_mut_ptr() as *mut libc::c_void, self.recv_buf.len(), flags) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    _ => return Err(e),
+                }
+            }
+            return Ok(Some(&self.recv_buf[..n as usize]));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! A connection to nf_tables: reads the generation id and commits batches.
+
+use kproxy_netlink::{messages, NetlinkSocket, NlMsgError, MsgBuffer, NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_REQUEST};
+
+use crate::consts::*;
+use crate::encode::encode_batch;
+use crate::error::{NftError, ERESTART};
+use crate::tx::Transaction;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitStats {
+    pub messages: usize,
+    pub bytes: usize,
+    pub objects: usize,
+}
+
+pub struct Conn {
+    sock: NetlinkSocket,
+    seq: u32,
+}
+
+impl Conn {
+    /// Opens a NETLINK_NETFILTER socket in the current network namespace.
+    pub fn open() -> Result<Self, NftError> {
+        let sock = NetlinkSocket::open(NETLINK_NETFILTER)?;
+        sock.ensure_recv_buffer(4 << 20)?;
+        Ok(Self { sock, seq: 1 })
+    }
+
+    fn next_seq(&mut self, n: u32) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(n.max(1));
+        if self.seq < s {
+            self.seq = 1; // wrapped; 0 is left unused
+        }
+        s
+    }
+
+    /// The ruleset generation id: it rises once per committed batch, from anyone.
+    pub fn genid(&mut self) -> Result<u32, NftError> {
+        let seq = self.next_seq(1);
+        let mut b = MsgBuffer::default();
+        b.begin_msg(nft_type(NFT_MSG_GETGEN), NLM_F_REQUEST, seq);
+        b.put_raw(&[0, 0, 0, 0]);
+        b.end_msg();
+        self.sock.send(b.as_bytes())?;
+        loop {
+            let Some(dgram) = self.sock.recv(false)? else { continue };
+            for m in messages(dgram) {
+                if m.seq != seq {
+                    continue;
+                }
+                if m.ty == NLMSG_ERROR {
+                    let e = NlMsgError::parse(&m).ok_or(NftError::NoAck)?;
+                    if e.errno != 0 {
+                        return Err(NftError::Kernel { errno: e.errno, what: "get generation".into(), detail: e.ext_msg });
+                    }
+                    continue;
+                }
+                if m.ty == nft_type(NFT_MSG_NEWGEN) {
+                    for a in kproxy_netlink::attrs(m.payload.get(4..).unwrap_or(&[])) {
+                        if a.ty == NFTA_GEN_ID {
+                            return a.u32_be().ok_or(NftError::NoAck);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `tx` as one atomic batch. Committed iff Ok.
+    pub fn commit(&mut self, tx: &Transaction, genid: Option<u32>) -> Result<CommitStats, NftError> {
+        if tx.is_empty() {
+            return Ok(CommitStats::default());
+        }
+        let first = self.next_seq(0);
+        let batch = encode_batch(tx, first, genid);
+        self.next_seq(batch.msgs.len() as u32 + 2);
+        if batch.bytes.overflowed() {
+            return Err(NftError::Oversize);
+        }
+        let bytes = batch.bytes.as_bytes();
+        self.sock.ensure_send_buffer(bytes.len() + (64 << 10))?;
+        self.sock.send(bytes)?;
+        // The kernel ran the whole batch inside sendmsg; every reply is queued now.
+        let mut first_error: Option<NlMsgError> = None;
+        let mut acked = false;
+        while let Some(dgram) = self.sock.recv(true)? {
+            for m in messages(dgram) {
+                if m.ty != NLMSG_ERROR {
+                    continue;
+                }
+                let Some(e) = NlMsgError::parse(&m) else { continue };
+                if e.errno != 0 {
+                    if first_error.as_ref().map(|f| e.seq < f.seq).unwrap_or(true) {
+                        first_error = Some(e);
+                    }
+                } else if e.seq == batch.last_seq {
+                    acked = true;
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            if e.errno == ERESTART {
+                return Err(NftError::GenerationChanged);
+            }
+            let what = batch.msgs.iter().find(|m| m.seq == e.seq).map(|m| m.what.clone()).unwrap_or_else(|| "batch".into());
+            return Err(NftError::Kernel { errno: e.errno, what, detail: e.ext_msg });
+        }
+        if !acked {
+            return Err(NftError::NoAck);
+        }
+        Ok(CommitStats { messages: batch.msgs.len() + 2, bytes: bytes.len(), objects: tx.object_count() })
+    }
+}

@@ -1,0 +1,192 @@
+//! An in-memory nf_tables with the kernel's semantics for the operations
+//! kproxy uses: transactions apply all-or-nothing, dangling references and
+//! busy deletes fail with the kernel's errno. `dump` prints sorted nft text.
+
+use std::collections::BTreeMap;
+
+use crate::stmt::{render_rule, Stmt};
+use crate::text::{chain_line, element_line, quote, set_line};
+use crate::tx::{Op, Transaction};
+use crate::types::{BaseChain, Chain, ElemData, Element, Family, SetDef, Val};
+
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
+const EBUSY: i32 = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeError {
+    pub errno: i32,
+    pub op_index: usize,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ChainState {
+    base: Option<BaseChain>,
+    rules: Vec<Vec<Stmt>>,
+}
+
+#[derive(Debug, Clone)]
+struct SetState {
+    def: SetDef,
+    elems: BTreeMap<Vec<Val>, (Option<ElemData>, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TableState {
+    comment: Option<String>,
+    chains: BTreeMap<String, ChainState>,
+    sets: BTreeMap<String, SetState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Fake {
+    tables: BTreeMap<(Family, String), TableState>,
+}
+
+fn err(errno: i32, op_index: usize, what: impl Into<String>) -> FakeError {
+    FakeError { errno, op_index, what: what.into() }
+}
+
+impl Fake {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn has_table(&self, f: Family, name: &str) -> bool {
+        self.tables.contains_key(&(f, name.to_owned()))
+    }
+
+    /// Deletes a table behind kproxy's back, like another process would.
+    pub fn remove_table(&mut self, f: Family, name: &str) {
+        self.tables.remove(&(f, name.to_owned()));
+    }
+
+    /// Applies the whole transaction, or nothing.
+    pub fn apply(&mut self, tx: &Transaction) -> Result<(), FakeError> {
+        let mut next = self.tables.clone();
+        let key = (tx.family, tx.table.clone());
+        for (i, op) in tx.ops.iter().enumerate() {
+            if let Op::AddTable(t) = op {
+                next.entry(key.clone()).or_default().comment = t.comment.clone();
+                continue;
+            }
+            if let Op::DeleteTable = op {
+                if next.remove(&key).is_none() {
+                    return Err(err(ENOENT, i, "delete table: no such table"));
+                }
+                continue;
+            }
+            let table = next.get_mut(&key).ok_or_else(|| err(ENOENT, i, "no such table"))?;
+            apply_op(table, op).map_err(|(errno, what)| err(errno, i, what))?;
+        }
+        self.tables = next;
+        Ok(())
+    }
+
+    /// The table's contents as sorted `nft -f` text that recreates it.
+    pub fn dump(&self, f: Family, name: &str) -> String {
+        let Some(t) = self.tables.get(&(f, name.to_owned())) else { return String::new() };
+        let mut out = String::new();
+        let fam = f.keyword();
+        match &t.comment {
+            Some(c) => out.push_str(&format!("add table {fam} {name} {{ comment {} ; }}\n", quote(c))),
+            None => out.push_str(&format!("add table {fam} {name}\n")),
+        }
+        for (cname, c) in &t.chains {
+            out.push_str(&chain_line(f, name, &Chain { name: cname.clone(), base: c.base.clone() }));
+            out.push('\n');
+        }
+        for s in t.sets.values() {
+            out.push_str(&set_line(f, name, &s.def));
+            out.push('\n');
+        }
+        for (cname, c) in &t.chains {
+            for r in &c.rules {
+                out.push_str(&format!("add rule {fam} {name} {cname} {}\n", render_rule(f, r)));
+            }
+        }
+        for (sname, s) in &t.sets {
+            for (k, (d, c)) in &s.elems {
+                let e = Element { key: k.clone(), data: d.clone(), comment: c.clone() };
+                out.push_str(&element_line(f, name, sname, &e));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn chain_referenced(t: &TableState, name: &str) -> bool {
+    let in_rules = t.chains.values().any(|c| c.rules.iter().flatten().any(|s| s.chain_ref() == Some(name)));
+    let in_maps = t.sets.values().any(|s| {
+        s.elems.values().any(|(d, _)| matches!(d, Some(ElemData::Verdict(v)) if v.chain() == Some(name)))
+    });
+    in_rules || in_maps
+}
+
+fn apply_op(t: &mut TableState, op: &Op) -> Result<(), (i32, String)> {
+    match op {
+        Op::AddTable(_) | Op::DeleteTable => unreachable!("handled by apply"),
+        Op::AddChain(c) => {
+            t.chains.entry(c.name.clone()).or_insert_with(|| ChainState { base: c.base.clone(), rules: vec![] });
+        }
+        Op::FlushChain(name) => {
+            t.chains.get_mut(name).ok_or((ENOENT, format!("flush chain {name}: no such chain")))?.rules.clear();
+        }
+        Op::DeleteChain(name) => {
+            let c = t.chains.get(name).ok_or((ENOENT, format!("delete chain {name}: no such chain")))?;
+            if !c.rules.is_empty() || chain_referenced(t, name) {
+                return Err((EBUSY, format!("delete chain {name}: chain in use")));
+            }
+            t.chains.remove(name);
+        }
+        Op::AddRule(r) => {
+            for s in &r.stmts {
+                if let Some(c) = s.chain_ref() {
+                    if !t.chains.contains_key(c) {
+                        return Err((ENOENT, format!("rule in {}: no such chain {c}", r.chain)));
+                    }
+                }
+                if let Some(set) = s.set_ref() {
+                    if !t.sets.contains_key(set) {
+                        return Err((ENOENT, format!("rule in {}: no such set {set}", r.chain)));
+                    }
+                }
+            }
+            t.chains.get_mut(&r.chain).ok_or((ENOENT, format!("add rule: no such chain {}", r.chain)))?.rules.push(r.stmts.clone());
+        }
+        Op::AddSet(s) => {
+            t.sets.entry(s.name.clone()).or_insert_with(|| SetState { def: s.clone(), elems: BTreeMap::new() });
+        }
+        Op::AddElements { set, elems } => {
+            for e in elems {
+                if let Some(ElemData::Verdict(v)) = &e.data {
+                    if let Some(c) = v.chain() {
+                        if !t.chains.contains_key(c) {
+                            return Err((ENOENT, format!("element of {set}: no such chain {c}")));
+                        }
+                    }
+                }
+            }
+            let s = t.sets.get_mut(set).ok_or((ENOENT, format!("add element: no such set {set}")))?;
+            for e in elems {
+                match s.elems.get(&e.key) {
+                    Some((d, _)) if *d != e.data => return Err((EEXIST, format!("element of {set}: key exists with other data"))),
+                    _ => {
+                        s.elems.insert(e.key.clone(), (e.data.clone(), e.comment.clone()));
+                    }
+                }
+            }
+        }
+        Op::DeleteElements { set, keys } => {
+            let s = t.sets.get_mut(set).ok_or((ENOENT, format!("delete element: no such set {set}")))?;
+            for k in keys {
+                if s.elems.remove(k).is_none() {
+                    return Err((ENOENT, format!("delete element of {set}: no such element")));
+                }
+            }
+        }
+    }
+    Ok(())
+}

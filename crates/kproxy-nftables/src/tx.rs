@@ -1,0 +1,50 @@
+//! A transaction: the ordered operations of one atomic batch on one table.
+
+use crate::types::{Chain, Element, Family, Rule, SetDef, Table, Val};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    AddTable(Table),
+    DeleteTable,
+    AddChain(Chain),
+    /// Removes every rule of the chain.
+    FlushChain(String),
+    DeleteChain(String),
+    AddRule(Rule),
+    AddSet(SetDef),
+    AddElements { set: String, elems: Vec<Element> },
+    DeleteElements { set: String, keys: Vec<Vec<Val>> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub family: Family,
+    pub table: String,
+    pub ops: Vec<Op>,
+}
+
+impl Transaction {
+    pub fn new(family: Family, table: &str) -> Self {
+        Self { family, table: table.to_owned(), ops: Vec::new() }
+    }
+
+    pub fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// nftables objects touched: one per op, one per element.
+    pub fn object_count(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::AddElements { elems, .. } => elems.len(),
+                Op::DeleteElements { keys, .. } => keys.len(),
+                _ => 1,
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,268 @@
+//! Plain-data nftables objects, after knftables: Table, Chain, Rule, Set, Element.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::consts::*;
+use crate::stmt::Stmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Ip,
+    Ip6,
+}
+
+impl Family {
+    pub fn nfproto(self) -> u8 {
+        match self {
+            Family::Ip => NFPROTO_IPV4,
+            Family::Ip6 => NFPROTO_IPV6,
+        }
+    }
+    /// The family keyword in nft syntax, also the address-match prefix (`ip daddr`, `ip6 daddr`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+    pub fn addr_len(self) -> usize {
+        match self {
+            Family::Ip => 4,
+            Family::Ip6 => 16,
+        }
+    }
+    pub fn of(ip: &IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::Ip
+        } else {
+            Family::Ip6
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(String),
+    Goto(String),
+}
+
+impl Verdict {
+    pub fn code(&self) -> i32 {
+        match self {
+            Verdict::Accept => NF_ACCEPT,
+            Verdict::Drop => NF_DROP,
+            Verdict::Return => NFT_RETURN,
+            Verdict::Jump(_) => NFT_JUMP,
+            Verdict::Goto(_) => NFT_GOTO,
+        }
+    }
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            Verdict::Jump(c) | Verdict::Goto(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Return => f.write_str("return"),
+            Verdict::Jump(c) => write!(f, "jump {c}"),
+            Verdict::Goto(c) => write!(f, "goto {c}"),
+        }
+    }
+}
+
+/// One field of a set key or map value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Val {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+    /// An IP protocol number (inet_proto).
+    Proto(u8),
+    /// A transport port (inet_service), big-endian on the wire.
+    Port(u16),
+    /// A host-endian 32-bit integer (numgen output).
+    Int(u32),
+}
+
+impl Val {
+    pub fn ip(ip: IpAddr) -> Val {
+        match ip {
+            IpAddr::V4(a) => Val::V4(a),
+            IpAddr::V6(a) => Val::V6(a),
+        }
+    }
+    /// Appends the wire bytes; in a concatenation every field is padded to 4 bytes.
+    pub fn put(&self, out: &mut Vec<u8>, pad: bool) {
+        let start = out.len();
+        match self {
+            Val::V4(a) => out.extend_from_slice(&a.octets()),
+            Val::V6(a) => out.extend_from_slice(&a.octets()),
+            Val::Proto(p) => out.push(*p),
+            Val::Port(p) => out.extend_from_slice(&p.to_be_bytes()),
+            Val::Int(i) => out.extend_from_slice(&i.to_ne_bytes()),
+        }
+        if pad {
+            let n = (out.len() - start + 3) & !3;
+            out.resize(start + n, 0);
+        }
+    }
+}
+
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    match p {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        132 => Some("sctp"),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::V4(a) => write!(f, "{a}"),
+            Val::V6(a) => write!(f, "{a}"),
+            Val::Proto(p) => match proto_name(*p) {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{p}"),
+            },
+            Val::Port(p) => write!(f, "{p}"),
+            Val::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// Encodes a key or value tuple as the kernel expects it.
+pub fn encode_vals(vals: &[Val]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    let concat = vals.len() > 1;
+    for v in vals {
+        v.put(&mut out, concat);
+    }
+    out
+}
+
+pub fn render_vals(vals: &[Val]) -> String {
+    vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" . ")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub family: Family,
+    pub name: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChainType {
+    Filter,
+    Nat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+impl Hook {
+    pub fn number(self) -> u32 {
+        match self {
+            Hook::Prerouting => 0,
+            Hook::Input => 1,
+            Hook::Forward => 2,
+            Hook::Output => 3,
+            Hook::Postrouting => 4,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+            Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    pub ty: ChainType,
+    pub hook: Hook,
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub base: Option<BaseChain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: String,
+    pub stmts: Vec<Stmt>,
+}
+
+/// What a set's values are: plain set, verdict map, or data map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetData {
+    None,
+    Verdict,
+    /// Data map: nft datatype id and byte length of the value.
+    Value { ty: u32, len: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetDef {
+    pub name: String,
+    pub key_type: u32,
+    pub key_len: u32,
+    pub data: SetData,
+    /// The declaration inside `{ ... }` in nft syntax, without the comment.
+    pub decl: String,
+    pub comment: Option<String>,
+    /// nft's NFTA_SET_USERDATA TLVs that precede the comment (byte order, typeof).
+    pub udata_prefix: Vec<u8>,
+}
+
+impl SetDef {
+    pub fn is_map(&self) -> bool {
+        self.data != SetData::None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ElemData {
+    Verdict(Verdict),
+    Vals(Vec<Val>),
+}
+
+impl fmt::Display for ElemData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ElemData::Verdict(v) => write!(f, "{v}"),
+            ElemData::Vals(v) => f.write_str(&render_vals(v)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub key: Vec<Val>,
+    pub data: Option<ElemData>,
+    pub comment: Option<String>,
+}

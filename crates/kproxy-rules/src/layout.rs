@@ -1,0 +1,179 @@
+//! The fixed part of the ruleset: table, base chains, helper chains, sets and
+//! maps. Names follow upstream's nftables mode; see docs/design.md for where
+//! and why kproxy deviates (one shared endpoint map instead of per-endpoint chains).
+
+use kproxy_nftables::consts::*;
+use kproxy_nftables::{BaseChain, Chain, ChainType, Cidr, Family, Hook, Op, Rule, SetData, SetDef, Stmt, Table, Verdict};
+
+pub const TABLE: &str = "kube-proxy";
+pub const TABLE_COMMENT: &str = "rules for kube-proxy";
+pub const CLUSTER_IPS: &str = "cluster-ips";
+pub const SERVICE_IPS: &str = "service-ips";
+pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
+pub const ENDPOINT_ADDRS: &str = "endpoint-addrs";
+pub const HAIRPIN: &str = "hairpin-connections";
+pub const MARK_FOR_MASQ: &str = "mark-for-masquerade";
+pub const MASQUERADING: &str = "masquerading";
+pub const SERVICES: &str = "services";
+pub const SERVICE_ENDPOINTS_CHECK: &str = "service-endpoints-check";
+pub const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
+pub const REJECT_CHAIN: &str = "reject-chain";
+
+/// Options that shape the fixed rules.
+#[derive(Debug, Clone)]
+pub struct LayoutConfig {
+    pub family: Family,
+    pub cluster_cidr: Option<Cidr>,
+    pub masquerade_all: bool,
+    pub masquerade_bit: u32,
+}
+
+impl LayoutConfig {
+    pub fn mark(&self) -> u32 {
+        1u32 << self.masquerade_bit
+    }
+}
+
+// nft's userdata for each set, captured with scripts/capture-set-udata.sh:
+// key/data byte order and `typeof` descriptions, so `nft list` prints them as nft would.
+const UD_CLUSTER_IPS: &[u8] = &[0x00, 0x04, 0x02, 0x00, 0x00, 0x00];
+const UD_HAIRPIN: &[u8] = &[0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00];
+const UD_VERDICT_MAP: &[u8] = &[
+    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06,
+    0x04, 0x00, 0x00, 0x00, 0x00,
+];
+const UD_ENDPOINT_ADDRS_HEAD: &[u8] = &[
+    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x1a, 0x00, 0x04, 0x17, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00,
+    0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x00, 0x00, 0x00, 0x02, 0x04, 0x00, 0x00, 0x00, 0x00, 0x04, 0x34, 0x00, 0x04, 0x0d, 0x00,
+    0x00, 0x00, 0x01, 0x2c, 0x00, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04,
+];
+// The two bytes that differ between `ip daddr` (0c, 0c) and `ip6 daddr` (0d, 09) in the typeof payload description.
+const UD_ENDPOINT_ADDRS_TAIL: &[u8] = &[
+    0x00, 0x00, 0x00, 0x01, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04, 0x0b, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00,
+    0x00, 0x00, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
+];
+
+fn endpoint_addrs_udata(f: Family) -> Vec<u8> {
+    let (a, b) = if f == Family::Ip { (0x0c, 0x0c) } else { (0x0d, 0x09) };
+    let mut v = UD_ENDPOINT_ADDRS_HEAD.to_vec();
+    v.extend_from_slice(&[a, 0x00, 0x00, 0x00, 0x01, 0x04, b]);
+    v.extend_from_slice(UD_ENDPOINT_ADDRS_TAIL);
+    v
+}
+
+fn addr_type(f: Family) -> (u32, &'static str) {
+    match f {
+        Family::Ip => (TYPE_IPADDR, "ipv4_addr"),
+        Family::Ip6 => (TYPE_IP6ADDR, "ipv6_addr"),
+    }
+}
+
+fn concat(types: &[u32]) -> u32 {
+    types.iter().fold(0, |acc, t| (acc << 6) | t)
+}
+
+pub fn sets(f: Family) -> Vec<SetDef> {
+    let (at, an) = addr_type(f);
+    let alen = f.addr_len() as u32;
+    let verdict_map = |name: &str, comment: &str| SetDef {
+        name: name.into(),
+        key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]),
+        key_len: alen + 8,
+        data: SetData::Verdict,
+        decl: format!("type {an} . inet_proto . inet_service : verdict"),
+        comment: Some(comment.into()),
+        udata_prefix: UD_VERDICT_MAP.to_vec(),
+    };
+    vec![
+        SetDef {
+            name: CLUSTER_IPS.into(),
+            key_type: at,
+            key_len: alen,
+            data: SetData::None,
+            decl: format!("type {an}"),
+            comment: Some("Active ClusterIPs".into()),
+            udata_prefix: UD_CLUSTER_IPS.to_vec(),
+        },
+        SetDef {
+            name: HAIRPIN.into(),
+            key_type: concat(&[at, at]),
+            key_len: alen * 2,
+            data: SetData::None,
+            decl: format!("type {an} . {an}"),
+            comment: Some("endpoint pairs that need hairpin masquerade".into()),
+            udata_prefix: UD_HAIRPIN.to_vec(),
+        },
+        verdict_map(SERVICE_IPS, "ClusterIP, ExternalIP and LoadBalancer IP traffic"),
+        verdict_map(NO_ENDPOINT_SERVICES, "vmap to drop or reject packets to services with no endpoints"),
+        SetDef {
+            name: ENDPOINT_ADDRS.into(),
+            key_type: TYPE_INTEGER,
+            key_len: 4,
+            data: SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 },
+            decl: format!("typeof numgen random mod 1 : {} daddr . th dport", f.keyword()),
+            comment: Some("endpoint slots: service chain numgen offset -> address . port".into()),
+            udata_prefix: endpoint_addrs_udata(f),
+        },
+    ]
+}
+
+fn base(name: &str, ty: ChainType, hook: Hook, priority: i32) -> Chain {
+    Chain { name: name.into(), base: Some(BaseChain { ty, hook, priority }) }
+}
+
+fn regular(name: &str) -> Chain {
+    Chain { name: name.into(), base: None }
+}
+
+fn rule(chain: &str, stmts: Vec<Stmt>) -> Op {
+    Op::AddRule(Rule { chain: chain.into(), stmts })
+}
+
+fn jump(c: &str) -> Stmt {
+    Stmt::Verdict(Verdict::Jump(c.into()))
+}
+
+/// Ops that create the fixed ruleset in an empty table.
+pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
+    let mark = cfg.mark();
+    let mut ops = vec![Op::AddTable(Table { family: cfg.family, name: TABLE.into(), comment: Some(TABLE_COMMENT.into()) })];
+    ops.extend(sets(cfg.family).into_iter().map(Op::AddSet));
+    for c in [MARK_FOR_MASQ, MASQUERADING, SERVICES, SERVICE_ENDPOINTS_CHECK, CLUSTER_IPS_CHECK, REJECT_CHAIN] {
+        ops.push(Op::AddChain(regular(c)));
+    }
+    for c in [
+        base("filter-input", ChainType::Filter, Hook::Input, 0),
+        base("filter-forward", ChainType::Filter, Hook::Forward, 0),
+        base("filter-output", ChainType::Filter, Hook::Output, 0),
+        base("nat-prerouting", ChainType::Nat, Hook::Prerouting, -100),
+        base("nat-output", ChainType::Nat, Hook::Output, -100),
+        base("nat-postrouting", ChainType::Nat, Hook::Postrouting, 100),
+    ] {
+        ops.push(Op::AddChain(c));
+    }
+    ops.push(rule(MARK_FOR_MASQ, vec![Stmt::MarkOr(mark)]));
+    ops.push(rule(MASQUERADING, vec![Stmt::CtStatusDnat, Stmt::SaddrDaddrIn(HAIRPIN.into()), jump(MARK_FOR_MASQ)]));
+    ops.push(rule(MASQUERADING, vec![Stmt::MarkBitsClear(mark), Stmt::Verdict(Verdict::Return)]));
+    ops.push(rule(MASQUERADING, vec![Stmt::MarkXor(mark)]));
+    ops.push(rule(MASQUERADING, vec![Stmt::MasqueradeFullyRandom]));
+    // ClusterIP traffic from outside the cluster is masqueraded (one rule for all Services).
+    if cfg.masquerade_all {
+        ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), jump(MARK_FOR_MASQ)]));
+    } else if let Some(cidr) = cfg.cluster_cidr {
+        ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
+    }
+    ops.push(rule(SERVICES, vec![Stmt::DaddrProtoPortVmap(SERVICE_IPS.into())]));
+    ops.push(rule(SERVICE_ENDPOINTS_CHECK, vec![Stmt::DaddrProtoPortVmap(NO_ENDPOINT_SERVICES.into())]));
+    ops.push(rule(CLUSTER_IPS_CHECK, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), Stmt::Reject]));
+    ops.push(rule(REJECT_CHAIN, vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]));
+    ops.push(rule(REJECT_CHAIN, vec![Stmt::Reject]));
+    ops.push(rule("filter-input", vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));
+    for c in ["filter-forward", "filter-output"] {
+        ops.push(rule(c, vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));
+        ops.push(rule(c, vec![Stmt::CtStateNew, jump(CLUSTER_IPS_CHECK)]));
+    }
+    ops.push(rule("nat-prerouting", vec![jump(SERVICES)]));
+    ops.push(rule("nat-output", vec![jump(SERVICES)]));
+    ops.push(rule("nat-postrouting", vec![jump(MASQUERADING)]));
+    ops
+}

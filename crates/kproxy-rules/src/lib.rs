@@ -1,0 +1,14 @@
+//! The proxy rule model: turns ServicePorts and their endpoints into the
+//! desired nftables state of one family's table, and plans the transaction
+//! (full replace or partial diff) that moves the kernel there.
+#![forbid(unsafe_code)]
+
+pub mod layout;
+pub mod model;
+pub mod naming;
+pub mod service;
+pub mod slots;
+
+pub use layout::LayoutConfig;
+pub use model::{Model, Rejected};
+pub use service::ServicePortSpec;

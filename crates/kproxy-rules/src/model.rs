@@ -1,0 +1,337 @@
+//! The desired state of one family's table, and the plans that move the
+//! kernel to it: a full replace, or a partial diff of what changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Transaction, Val};
+
+use crate::layout::{fixed_ops, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
+use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
+use crate::slots::SlotAllocator;
+
+/// Stale chains are deleted this long after being flushed: kernels before 6.2
+/// release map-element references to chains lazily.
+pub const STALE_CHAIN_DELAY_MS: u64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub key: String,
+    pub reason: String,
+}
+
+pub struct Model {
+    cfg: LayoutConfig,
+    desired: HashMap<String, ServicePort>,
+    dirty: BTreeSet<String>,
+    committed: HashMap<String, Rendered>,
+    cluster_refs: HashMap<IpAddr, usize>,
+    hairpin_refs: HashMap<IpAddr, usize>,
+    alloc: SlotAllocator,
+    stale: BTreeMap<String, u64>,
+    needs_full: bool,
+}
+
+#[derive(Default)]
+struct ElementOps {
+    adds: BTreeMap<&'static str, Vec<Element>>,
+    dels: BTreeMap<&'static str, Vec<Vec<Val>>>,
+}
+
+impl ElementOps {
+    fn add(&mut self, set: &'static str, e: Element) {
+        self.adds.entry(set).or_default().push(e);
+    }
+    fn del(&mut self, set: &'static str, key: Vec<Val>) {
+        self.dels.entry(set).or_default().push(key);
+    }
+    fn diff_one(&mut self, set: &'static str, old: Option<&Element>, new: Option<&Element>) {
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            self.del(set, o.key.clone());
+        }
+        if let Some(n) = new {
+            self.add(set, n.clone());
+        }
+    }
+}
+
+fn plain(key: Vec<Val>) -> Element {
+    Element { key, data: None, comment: None }
+}
+
+fn slot_element(k: u32, v: &[Val]) -> Element {
+    Element { key: vec![Val::Int(k)], data: Some(kproxy_nftables::ElemData::Vals(v.to_vec())), comment: None }
+}
+
+impl Model {
+    pub fn new(cfg: LayoutConfig) -> Self {
+        Model {
+            cfg,
+            desired: HashMap::new(),
+            dirty: BTreeSet::new(),
+            committed: HashMap::new(),
+            cluster_refs: HashMap::new(),
+            hairpin_refs: HashMap::new(),
+            alloc: SlotAllocator::default(),
+            stale: BTreeMap::new(),
+            needs_full: true,
+        }
+    }
+
+    pub fn config(&self) -> &LayoutConfig {
+        &self.cfg
+    }
+
+    pub fn service_port_count(&self) -> usize {
+        self.desired.len()
+    }
+
+    pub fn needs_full(&self) -> bool {
+        self.needs_full
+    }
+
+    /// Validates and records changes. Invalid specs are returned and leave the
+    /// previous state of that ServicePort untouched.
+    pub fn update(&mut self, upserts: &[ServicePortSpec], deletes: &[String]) -> Vec<Rejected> {
+        let mut rejected = Vec::new();
+        for key in deletes {
+            if self.desired.remove(key).is_some() {
+                self.dirty.insert(key.clone());
+            }
+        }
+        for s in upserts {
+            match ServicePort::validate(s, self.cfg.family) {
+                Ok(sp) => {
+                    if self.desired.get(&sp.key) != Some(&sp) {
+                        self.dirty.insert(sp.key.clone());
+                        self.desired.insert(sp.key.clone(), sp);
+                    }
+                }
+                Err(reason) => rejected.push(Rejected { key: s.key.clone(), reason }),
+            }
+        }
+        rejected
+    }
+
+    /// Marks the kernel state unknown: the next plan replaces the whole table.
+    pub fn invalidate(&mut self) {
+        self.needs_full = true;
+    }
+
+    /// Records the outcome of committing the last plan.
+    pub fn committed(&mut self, ok: bool) {
+        if !ok {
+            self.needs_full = true;
+        }
+    }
+
+    /// Builds the next transaction. The model assumes it commits; call
+    /// `committed(false)` if it did not.
+    pub fn plan(&mut self, force_full: bool, now_ms: u64) -> (Transaction, bool) {
+        if force_full || self.needs_full {
+            (self.plan_full(), true)
+        } else {
+            (self.plan_partial(now_ms), false)
+        }
+    }
+
+    fn sorted_desired(&self) -> Vec<&ServicePort> {
+        let mut v: Vec<&ServicePort> = self.desired.values().collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
+    fn plan_full(&mut self) -> Transaction {
+        let mut tx = Transaction::new(self.cfg.family, TABLE);
+        let fixed = fixed_ops(&self.cfg);
+        // Ensure, delete, recreate: one atomic replace whether or not the table exists.
+        tx.push(fixed[0].clone());
+        tx.push(Op::DeleteTable);
+        tx.ops.extend(fixed);
+        self.alloc = SlotAllocator::default();
+        self.committed.clear();
+        self.cluster_refs.clear();
+        self.hairpin_refs.clear();
+        self.stale.clear();
+        self.dirty.clear();
+        let mut els = ElementOps::default();
+        let mut rules = Vec::new();
+        let specs: Vec<ServicePort> = self.sorted_desired().into_iter().cloned().collect();
+        for sp in &specs {
+            let block = if sp.endpoints.is_empty() { None } else { self.alloc.alloc(sp.endpoints.len()) };
+            let r = render(sp, block);
+            if let Some((name, stmts)) = &r.chain {
+                tx.push(Op::AddChain(Chain { name: name.clone(), base: None }));
+                rules.push(Op::AddRule(Rule { chain: name.clone(), stmts: stmts.clone() }));
+            }
+            self.add_refs(&r, &mut els);
+            els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
+            els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
+            for (k, v) in &r.slots {
+                els.add(ENDPOINT_ADDRS, slot_element(*k, v));
+            }
+            self.committed.insert(sp.key.clone(), r);
+        }
+        tx.ops.extend(rules);
+        push_elements(&mut tx, els);
+        self.needs_full = false;
+        tx
+    }
+
+    fn add_refs(&mut self, r: &Rendered, els: &mut ElementOps) {
+        if let Some(ip) = r.cluster_ip {
+            let n = self.cluster_refs.entry(ip).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                els.add(CLUSTER_IPS, plain(vec![Val::ip(ip)]));
+            }
+        }
+        for ip in &r.hairpins {
+            let n = self.hairpin_refs.entry(*ip).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                els.add(HAIRPIN, plain(vec![Val::ip(*ip), Val::ip(*ip)]));
+            }
+        }
+    }
+
+    fn drop_refs(&mut self, r: &Rendered, els: &mut ElementOps) {
+        if let Some(ip) = r.cluster_ip {
+            if let Some(n) = self.cluster_refs.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.cluster_refs.remove(&ip);
+                    els.del(CLUSTER_IPS, vec![Val::ip(ip)]);
+                }
+            }
+        }
+        for ip in &r.hairpins {
+            if let Some(n) = self.hairpin_refs.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.hairpin_refs.remove(ip);
+                    els.del(HAIRPIN, vec![Val::ip(*ip), Val::ip(*ip)]);
+                }
+            }
+        }
+    }
+
+    fn plan_partial(&mut self, now_ms: u64) -> Transaction {
+        let mut tx = Transaction::new(self.cfg.family, TABLE);
+        let mut els = ElementOps::default();
+        let mut chain_ops = Vec::new();
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in &dirty {
+            let old = self.committed.remove(key);
+            let new = self.desired.get(key).cloned().map(|sp| {
+                let block = self.alloc.resize(old.as_ref().and_then(|o| o.block), sp.endpoints.len());
+                render(&sp, block)
+            });
+            if new.is_none() {
+                if let Some(b) = old.as_ref().and_then(|o| o.block) {
+                    self.alloc.free(b);
+                }
+            }
+            let empty = Rendered::default();
+            let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
+            els.diff_one(SERVICE_IPS, o.service_ip.as_ref(), n.service_ip.as_ref());
+            els.diff_one(NO_ENDPOINT_SERVICES, o.no_endpoint.as_ref(), n.no_endpoint.as_ref());
+            let old_slots: HashMap<u32, &Vec<Val>> = o.slots.iter().map(|(k, v)| (*k, v)).collect();
+            let new_slots: HashMap<u32, &Vec<Val>> = n.slots.iter().map(|(k, v)| (*k, v)).collect();
+            for (k, v) in &o.slots {
+                if new_slots.get(k) != Some(&v) {
+                    els.del(ENDPOINT_ADDRS, vec![Val::Int(*k)]);
+                }
+            }
+            for (k, v) in &n.slots {
+                if old_slots.get(k) != Some(&v) {
+                    els.add(ENDPOINT_ADDRS, slot_element(*k, v));
+                }
+            }
+            match (&o.chain, &n.chain) {
+                (None, Some((name, stmts))) => {
+                    self.stale.remove(name);
+                    chain_ops.push(Op::AddChain(Chain { name: name.clone(), base: None }));
+                    chain_ops.push(Op::AddRule(Rule { chain: name.clone(), stmts: stmts.clone() }));
+                }
+                (Some((_, os)), Some((name, ns))) if os != ns => {
+                    chain_ops.push(Op::FlushChain(name.clone()));
+                    chain_ops.push(Op::AddRule(Rule { chain: name.clone(), stmts: ns.clone() }));
+                }
+                (Some((name, _)), None) => {
+                    chain_ops.push(Op::FlushChain(name.clone()));
+                    self.stale.insert(name.clone(), now_ms);
+                }
+                _ => {}
+            }
+            self.drop_refs(o, &mut els);
+            self.add_refs(n, &mut els);
+            if let Some(n) = new {
+                self.committed.insert(key.clone(), n);
+            }
+        }
+        // An address whose refcount went 1→0→1 within this plan is both deleted and re-added: cancel out.
+        cancel_readds(&mut els);
+        for (set, keys) in std::mem::take(&mut els.dels) {
+            tx.push(Op::DeleteElements { set: set.into(), keys });
+        }
+        tx.ops.extend(chain_ops);
+        push_elements(&mut tx, els);
+        tx
+    }
+
+    /// A separate transaction deleting chains flushed at least STALE_CHAIN_DELAY_MS ago.
+    pub fn plan_stale_cleanup(&mut self, now_ms: u64) -> Transaction {
+        let mut tx = Transaction::new(self.cfg.family, TABLE);
+        let due: Vec<String> = self.stale.iter().filter(|(_, t)| now_ms.saturating_sub(**t) >= STALE_CHAIN_DELAY_MS).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.stale.remove(&name);
+            tx.push(Op::DeleteChain(name));
+        }
+        tx
+    }
+
+    pub fn stale_chain_count(&self) -> usize {
+        self.stale.len()
+    }
+
+    /// The desired ruleset as canonical sorted nft text.
+    pub fn render_text(&self) -> String {
+        let mut scratch = Model::new(self.cfg.clone());
+        scratch.desired = self.desired.clone();
+        let tx = scratch.plan_full();
+        let mut fake = Fake::new();
+        match fake.apply(&tx) {
+            Ok(()) => fake.dump(self.cfg.family, TABLE),
+            Err(e) => format!("# kproxy: rendering failed: {e:?}\n"),
+        }
+    }
+
+    /// The full transaction for the desired state, without touching this model.
+    pub fn full_transaction(&self) -> Transaction {
+        let mut scratch = Model::new(self.cfg.clone());
+        scratch.desired = self.desired.clone();
+        scratch.plan_full()
+    }
+}
+
+fn cancel_readds(els: &mut ElementOps) {
+    for set in [CLUSTER_IPS, HAIRPIN] {
+        let (Some(dels), Some(adds)) = (els.dels.get_mut(set), els.adds.get_mut(set)) else { continue };
+        let added: BTreeSet<&Vec<Val>> = adds.iter().map(|a| &a.key).collect();
+        let both: BTreeSet<Vec<Val>> = dels.iter().filter(|k| added.contains(k)).cloned().collect();
+        dels.retain(|k| !both.contains(k));
+        adds.retain(|a| !both.contains(&a.key));
+    }
+    els.dels.retain(|_, v| !v.is_empty());
+    els.adds.retain(|_, v| !v.is_empty());
+}
+
+fn push_elements(tx: &mut Transaction, els: ElementOps) {
+    for (set, elems) in els.adds {
+        tx.push(Op::AddElements { set: set.into(), elems });
+    }
+}
