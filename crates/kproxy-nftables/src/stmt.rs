@@ -39,9 +39,9 @@ pub enum Stmt {
     RejectTcpReset,
     /// `reject` (ICMP / ICMPv6 port unreachable)
     Reject,
-    /// `dnat to numgen random mod N offset K map @map`: picks one of N
-    /// consecutive slots of a shared address . port map.
-    DnatSlot { modulus: u32, offset: u32, map: String },
+    /// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @map`:
+    /// picks slot 0..N-1 of the destination ServicePort in a shared map.
+    DnatSlot { modulus: u32, map: String },
     Verdict(Verdict),
 }
 
@@ -85,12 +85,8 @@ impl Stmt {
             Stmt::MasqueradeFullyRandom => write!(out, "masquerade fully-random"),
             Stmt::RejectTcpReset => write!(out, "reject with tcp reset"),
             Stmt::Reject => write!(out, "reject"),
-            Stmt::DnatSlot { modulus, offset, map } => {
-                if *offset == 0 {
-                    write!(out, "dnat to numgen random mod {modulus} map @{map}")
-                } else {
-                    write!(out, "dnat to numgen random mod {modulus} offset {offset} map @{map}")
-                }
+            Stmt::DnatSlot { modulus, map } => {
+                write!(out, "dnat to {ip} daddr . meta l4proto . th dport . numgen random mod {modulus} map @{map}")
             }
             Stmt::Verdict(v) => write!(out, "{v}"),
         };
@@ -159,8 +155,12 @@ impl Stmt {
                 let code = if f == Family::Ip { ICMP_PORT_UNREACH } else { ICMPV6_PORT_UNREACH };
                 expr::reject(b, NFT_REJECT_ICMP_UNREACH, code)
             }
-            Stmt::DnatSlot { modulus, offset, map } => {
-                expr::numgen_random(b, R0, *modulus, *offset);
+            Stmt::DnatSlot { modulus, map } => {
+                let r1 = reg_after(R0, alen);
+                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, R0);
+                expr::meta_load(b, NFT_META_L4PROTO, r1);
+                expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1 + 1);
+                expr::numgen_random(b, r1 + 2, *modulus, 0);
                 expr::lookup(b, map, R0, Some(R0));
                 expr::dnat(b, f.nfproto(), R0, reg_after(R0, alen));
             }

@@ -1,6 +1,6 @@
 //! The fixed part of the ruleset: table, base chains, helper chains, sets and
 //! maps. Names follow upstream's nftables mode; see docs/design.md for where
-//! and why kproxy deviates (one shared endpoint map instead of per-endpoint chains).
+//! and why kproxy deviates (one shared endpoint map, no per-endpoint chains).
 
 use kproxy_nftables::consts::*;
 use kproxy_nftables::{BaseChain, Chain, ChainType, Cidr, Family, Hook, Op, Rule, SetData, SetDef, Stmt, Table, Verdict};
@@ -34,31 +34,22 @@ impl LayoutConfig {
     }
 }
 
-// nft's userdata for each set, captured with scripts/capture-set-udata.sh:
-// key/data byte order and `typeof` descriptions, so `nft list` prints them as nft would.
-const UD_CLUSTER_IPS: &[u8] = &[0x00, 0x04, 0x02, 0x00, 0x00, 0x00];
-const UD_HAIRPIN: &[u8] = &[0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00];
-const UD_VERDICT_MAP: &[u8] = &[
-    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06,
-    0x04, 0x00, 0x00, 0x00, 0x00,
-];
-const UD_ENDPOINT_ADDRS_HEAD: &[u8] = &[
-    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x1a, 0x00, 0x04, 0x17, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00,
-    0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x00, 0x00, 0x00, 0x02, 0x04, 0x00, 0x00, 0x00, 0x00, 0x04, 0x34, 0x00, 0x04, 0x0d, 0x00,
-    0x00, 0x00, 0x01, 0x2c, 0x00, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04,
-];
-// The two bytes that differ between `ip daddr` (0c, 0c) and `ip6 daddr` (0d, 09) in the typeof payload description.
-const UD_ENDPOINT_ADDRS_TAIL: &[u8] = &[
-    0x00, 0x00, 0x00, 0x01, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04, 0x0b, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00,
-    0x00, 0x00, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
-];
+// nft's userdata for each set (the TLVs before the comment), captured with
+// scripts/capture-set-udata.sh: byte orders and `typeof` descriptions, so that
+// `nft list` prints sets made over netlink exactly as if nft had made them.
+const UD_CLUSTER_IPS: &str = "000402000000";
+const UD_HAIRPIN: &str = "000400000000030800040d0000000100";
+const UD_VERDICT_MAP: &str = "000400000000010400000000030800040d0000000100060400000000";
+const UD_ENDPOINT_ADDRS_V4: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040c00000001040c000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
+const UD_ENDPOINT_ADDRS_V6: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040d000000010409000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
 
-fn endpoint_addrs_udata(f: Family) -> Vec<u8> {
-    let (a, b) = if f == Family::Ip { (0x0c, 0x0c) } else { (0x0d, 0x09) };
-    let mut v = UD_ENDPOINT_ADDRS_HEAD.to_vec();
-    v.extend_from_slice(&[a, 0x00, 0x00, 0x00, 0x01, 0x04, b]);
-    v.extend_from_slice(UD_ENDPOINT_ADDRS_TAIL);
-    v
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).filter_map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The shared chain that picks one of `n` endpoints for any ServicePort with n endpoints.
+pub fn slots_chain(n: usize) -> String {
+    format!("endpoints-mod-{n}")
 }
 
 fn addr_type(f: Family) -> (u32, &'static str) {
@@ -82,7 +73,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
         data: SetData::Verdict,
         decl: format!("type {an} . inet_proto . inet_service : verdict"),
         comment: Some(comment.into()),
-        udata_prefix: UD_VERDICT_MAP.to_vec(),
+        udata_prefix: hex(UD_VERDICT_MAP),
     };
     vec![
         SetDef {
@@ -92,7 +83,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             data: SetData::None,
             decl: format!("type {an}"),
             comment: Some("Active ClusterIPs".into()),
-            udata_prefix: UD_CLUSTER_IPS.to_vec(),
+            udata_prefix: hex(UD_CLUSTER_IPS),
         },
         SetDef {
             name: HAIRPIN.into(),
@@ -101,18 +92,18 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             data: SetData::None,
             decl: format!("type {an} . {an}"),
             comment: Some("endpoint pairs that need hairpin masquerade".into()),
-            udata_prefix: UD_HAIRPIN.to_vec(),
+            udata_prefix: hex(UD_HAIRPIN),
         },
         verdict_map(SERVICE_IPS, "ClusterIP, ExternalIP and LoadBalancer IP traffic"),
         verdict_map(NO_ENDPOINT_SERVICES, "vmap to drop or reject packets to services with no endpoints"),
         SetDef {
             name: ENDPOINT_ADDRS.into(),
-            key_type: TYPE_INTEGER,
-            key_len: 4,
+            key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_INTEGER]),
+            key_len: alen + 12,
             data: SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 },
-            decl: format!("typeof numgen random mod 1 : {} daddr . th dport", f.keyword()),
-            comment: Some("endpoint slots: service chain numgen offset -> address . port".into()),
-            udata_prefix: endpoint_addrs_udata(f),
+            decl: format!("typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport", ip = f.keyword()),
+            comment: Some("service IP . protocol . port . slot : endpoint address . port".into()),
+            udata_prefix: hex(if f == Family::Ip { UD_ENDPOINT_ADDRS_V4 } else { UD_ENDPOINT_ADDRS_V6 }),
         },
     ]
 }

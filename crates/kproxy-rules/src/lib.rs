@@ -7,7 +7,6 @@ pub mod layout;
 pub mod model;
 pub mod naming;
 pub mod service;
-pub mod slots;
 
 pub use layout::LayoutConfig;
 pub use model::{Model, Rejected};

@@ -4,11 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Transaction, Val};
+use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Stmt, Transaction, Val};
 
-use crate::layout::{fixed_ops, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
+use crate::layout::{fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
 use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
-use crate::slots::SlotAllocator;
 
 /// Stale chains are deleted this long after being flushed: kernels before 6.2
 /// release map-element references to chains lazily.
@@ -27,7 +26,8 @@ pub struct Model {
     committed: HashMap<String, Rendered>,
     cluster_refs: HashMap<IpAddr, usize>,
     hairpin_refs: HashMap<IpAddr, usize>,
-    alloc: SlotAllocator,
+    /// The shared `endpoints-mod-N` chains that exist (never removed by partial syncs).
+    mod_chains: BTreeSet<usize>,
     stale: BTreeMap<String, u64>,
     needs_full: bool,
 }
@@ -62,8 +62,16 @@ fn plain(key: Vec<Val>) -> Element {
     Element { key, data: None, comment: None }
 }
 
-fn slot_element(k: u32, v: &[Val]) -> Element {
-    Element { key: vec![Val::Int(k)], data: Some(kproxy_nftables::ElemData::Vals(v.to_vec())), comment: None }
+fn slot_element(k: &[Val], v: &[Val]) -> Element {
+    Element { key: k.to_vec(), data: Some(kproxy_nftables::ElemData::Vals(v.to_vec())), comment: None }
+}
+
+fn mod_chain_ops(n: usize) -> [Op; 2] {
+    let name = slots_chain(n);
+    [
+        Op::AddChain(Chain { name: name.clone(), base: None }),
+        Op::AddRule(Rule { chain: name, stmts: vec![Stmt::DnatSlot { modulus: n as u32, map: ENDPOINT_ADDRS.into() }] }),
+    ]
 }
 
 impl Model {
@@ -75,7 +83,7 @@ impl Model {
             committed: HashMap::new(),
             cluster_refs: HashMap::new(),
             hairpin_refs: HashMap::new(),
-            alloc: SlotAllocator::default(),
+            mod_chains: BTreeSet::new(),
             stale: BTreeMap::new(),
             needs_full: true,
         }
@@ -151,7 +159,7 @@ impl Model {
         tx.push(fixed[0].clone());
         tx.push(Op::DeleteTable);
         tx.ops.extend(fixed);
-        self.alloc = SlotAllocator::default();
+        self.mod_chains.clear();
         self.committed.clear();
         self.cluster_refs.clear();
         self.hairpin_refs.clear();
@@ -160,9 +168,14 @@ impl Model {
         let mut els = ElementOps::default();
         let mut rules = Vec::new();
         let specs: Vec<ServicePort> = self.sorted_desired().into_iter().cloned().collect();
+        for n in specs.iter().map(|sp| sp.endpoints.len()).filter(|n| *n > 0).collect::<BTreeSet<_>>() {
+            self.mod_chains.insert(n);
+            let [chain, rule] = mod_chain_ops(n);
+            tx.push(chain);
+            rules.push(rule);
+        }
         for sp in &specs {
-            let block = if sp.endpoints.is_empty() { None } else { self.alloc.alloc(sp.endpoints.len()) };
-            let r = render(sp, block);
+            let r = render(sp);
             if let Some((name, stmts)) = &r.chain {
                 tx.push(Op::AddChain(Chain { name: name.clone(), base: None }));
                 rules.push(Op::AddRule(Rule { chain: name.clone(), stmts: stmts.clone() }));
@@ -171,7 +184,7 @@ impl Model {
             els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
             for (k, v) in &r.slots {
-                els.add(ENDPOINT_ADDRS, slot_element(*k, v));
+                els.add(ENDPOINT_ADDRS, slot_element(k, v));
             }
             self.committed.insert(sp.key.clone(), r);
         }
@@ -223,32 +236,31 @@ impl Model {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
         let mut chain_ops = Vec::new();
+        let mut mod_ops = Vec::new();
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
             let old = self.committed.remove(key);
-            let new = self.desired.get(key).cloned().map(|sp| {
-                let block = self.alloc.resize(old.as_ref().and_then(|o| o.block), sp.endpoints.len());
-                render(&sp, block)
-            });
-            if new.is_none() {
-                if let Some(b) = old.as_ref().and_then(|o| o.block) {
-                    self.alloc.free(b);
+            let new = self.desired.get(key).map(render);
+            if let Some(sp) = self.desired.get(key) {
+                let n = sp.endpoints.len();
+                if n > 0 && self.mod_chains.insert(n) {
+                    mod_ops.extend(mod_chain_ops(n));
                 }
             }
             let empty = Rendered::default();
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
             els.diff_one(SERVICE_IPS, o.service_ip.as_ref(), n.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, o.no_endpoint.as_ref(), n.no_endpoint.as_ref());
-            let old_slots: HashMap<u32, &Vec<Val>> = o.slots.iter().map(|(k, v)| (*k, v)).collect();
-            let new_slots: HashMap<u32, &Vec<Val>> = n.slots.iter().map(|(k, v)| (*k, v)).collect();
+            let old_slots: HashMap<&Vec<Val>, &Vec<Val>> = o.slots.iter().map(|(k, v)| (k, v)).collect();
+            let new_slots: HashMap<&Vec<Val>, &Vec<Val>> = n.slots.iter().map(|(k, v)| (k, v)).collect();
             for (k, v) in &o.slots {
                 if new_slots.get(k) != Some(&v) {
-                    els.del(ENDPOINT_ADDRS, vec![Val::Int(*k)]);
+                    els.del(ENDPOINT_ADDRS, k.clone());
                 }
             }
             for (k, v) in &n.slots {
                 if old_slots.get(k) != Some(&v) {
-                    els.add(ENDPOINT_ADDRS, slot_element(*k, v));
+                    els.add(ENDPOINT_ADDRS, slot_element(k, v));
                 }
             }
             match (&o.chain, &n.chain) {
@@ -278,6 +290,7 @@ impl Model {
         for (set, keys) in std::mem::take(&mut els.dels) {
             tx.push(Op::DeleteElements { set: set.into(), keys });
         }
+        tx.ops.extend(mod_ops);
         tx.ops.extend(chain_ops);
         push_elements(&mut tx, els);
         tx

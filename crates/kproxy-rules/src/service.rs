@@ -4,9 +4,8 @@ use std::net::IpAddr;
 
 use kproxy_nftables::{ElemData, Element, Family, Stmt, Val, Verdict};
 
-use crate::layout::{ENDPOINT_ADDRS, REJECT_CHAIN};
+use crate::layout::{slots_chain, REJECT_CHAIN};
 use crate::naming::service_chain;
-use crate::slots::Block;
 
 /// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
 const MAX_KEY_LEN: usize = 256;
@@ -85,36 +84,39 @@ pub struct Rendered {
     pub chain: Option<(String, Vec<Stmt>)>,
     pub service_ip: Option<Element>,
     pub no_endpoint: Option<Element>,
-    pub block: Option<Block>,
-    pub slots: Vec<(u32, Vec<Val>)>,
+    /// Endpoint slots: (ServicePort VIP key . slot, endpoint address . port).
+    pub slots: Vec<(Vec<Val>, Vec<Val>)>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
 }
 
-/// Renders `sp` using `block` (already sized for its endpoints, or None when it has none).
-pub fn render(sp: &ServicePort, block: Option<Block>) -> Rendered {
-    let mut r = Rendered { cluster_ip: Some(sp.cluster_ip), block, ..Default::default() };
-    match block {
-        Some(b) if !sp.endpoints.is_empty() => {
-            let chain = service_chain(&sp.key);
-            let stmts = vec![
-                Stmt::L4Proto(sp.protocol),
-                Stmt::DnatSlot { modulus: sp.endpoints.len() as u32, offset: b.offset, map: ENDPOINT_ADDRS.into() },
-            ];
-            r.service_ip = Some(Element { key: sp.vip_key(), data: Some(ElemData::Verdict(Verdict::Goto(chain.clone()))), comment: None });
-            r.chain = Some((chain, stmts));
-            r.slots = sp.endpoints.iter().enumerate().map(|(i, (ip, p))| (b.offset + i as u32, vec![Val::ip(*ip), Val::Port(*p)])).collect();
-            r.hairpins = sp.endpoints.iter().map(|(ip, _)| *ip).collect();
-            r.hairpins.sort();
-            r.hairpins.dedup();
-        }
-        _ => {
-            r.no_endpoint = Some(Element {
-                key: sp.vip_key(),
-                data: Some(ElemData::Verdict(Verdict::Goto(REJECT_CHAIN.into()))),
-                comment: Some(sp.display.clone()),
-            });
-        }
+/// Renders `sp`: a per-ServicePort chain that hands off to the shared
+/// `endpoints-mod-N` chain, and N slots in the shared endpoint map.
+pub fn render(sp: &ServicePort) -> Rendered {
+    let mut r = Rendered { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
+    if sp.endpoints.is_empty() {
+        r.no_endpoint = Some(Element {
+            key: sp.vip_key(),
+            data: Some(ElemData::Verdict(Verdict::Goto(REJECT_CHAIN.into()))),
+            comment: Some(sp.display.clone()),
+        });
+        return r;
     }
+    let chain = service_chain(&sp.key);
+    r.service_ip = Some(Element { key: sp.vip_key(), data: Some(ElemData::Verdict(Verdict::Goto(chain.clone()))), comment: None });
+    r.chain = Some((chain, vec![Stmt::Verdict(Verdict::Goto(slots_chain(sp.endpoints.len())))]));
+    r.slots = sp
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, (ip, p))| {
+            let mut key = sp.vip_key();
+            key.push(Val::Int(i as u32));
+            (key, vec![Val::ip(*ip), Val::Port(*p)])
+        })
+        .collect();
+    r.hairpins = sp.endpoints.iter().map(|(ip, _)| *ip).collect();
+    r.hairpins.sort();
+    r.hairpins.dedup();
     r
 }

@@ -1,0 +1,311 @@
+//! `NftDataplane`: one IP family's kproxy table, programmed over netlink (or
+//! applied to the in-memory fake when `fake` is set).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use napi::bindgen_prelude::AsyncTask;
+use napi::{Env, Task};
+use napi_derive::napi;
+
+use kproxy_nftables::{Cidr, Conn, Fake, Family, NftError, Op, Transaction};
+use kproxy_rules::{LayoutConfig, Model};
+
+use crate::errors::{coded, from_nft, no_panic};
+
+#[napi(object)]
+pub struct EndpointSpec {
+    pub ip: String,
+    pub port: u32,
+}
+
+#[napi(object)]
+pub struct ServicePortSpec {
+    pub key: String,
+    pub namespace: String,
+    pub name: String,
+    pub port_name: String,
+    pub protocol: String,
+    #[napi(js_name = "clusterIP")]
+    pub cluster_ip: String,
+    pub port: u32,
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+#[napi(object)]
+pub struct SyncRequest {
+    pub full: bool,
+    pub upserts: Vec<ServicePortSpec>,
+    pub deletes: Vec<String>,
+}
+
+#[napi(object)]
+pub struct RejectedSpec {
+    pub key: String,
+    pub reason: String,
+}
+
+#[napi(object)]
+pub struct SyncReport {
+    pub full: bool,
+    pub objects: u32,
+    pub messages: u32,
+    pub bytes: u32,
+    pub duration_ms: f64,
+    pub rejected: Vec<RejectedSpec>,
+    /// Stale service chains deleted in a follow-up transaction.
+    pub stale_chains_deleted: u32,
+    /// Set when deleting stale chains failed (counted as a cleanup failure).
+    pub cleanup_error: Option<String>,
+}
+
+#[napi(object)]
+pub struct DataplaneOptions {
+    /// "IPv4" or "IPv6".
+    pub family: String,
+    pub cluster_cidr: Option<String>,
+    pub masquerade_all: Option<bool>,
+    pub masquerade_bit: Option<u32>,
+    /// Apply to an in-memory fake with kernel semantics instead of the kernel.
+    pub fake: Option<bool>,
+}
+
+enum Backend {
+    Kernel { conn: Option<Conn>, last_genid: Option<u32> },
+    Fake(Fake),
+}
+
+struct Inner {
+    model: Model,
+    backend: Backend,
+    started: Instant,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_family(s: &str) -> napi::Result<Family> {
+    match s {
+        "IPv4" => Ok(Family::Ip),
+        "IPv6" => Ok(Family::Ip6),
+        _ => Err(coded("E_INVALID_OPTION", format!("family must be IPv4 or IPv6, got {s:?}"))),
+    }
+}
+
+#[napi]
+pub struct NftDataplane {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[napi]
+impl NftDataplane {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(opts: DataplaneOptions) -> napi::Result<Self> {
+        let family = parse_family(&opts.family)?;
+        let cluster_cidr = match opts.cluster_cidr.as_deref() {
+            None | Some("") => None,
+            Some(s) => {
+                let c: Cidr = s.parse().map_err(|e| coded("E_INVALID_OPTION", e))?;
+                if Family::of(&c.addr) != family {
+                    return Err(coded("E_INVALID_OPTION", format!("clusterCidr {c} is not {}", opts.family)));
+                }
+                Some(c)
+            }
+        };
+        let masquerade_bit = opts.masquerade_bit.unwrap_or(14);
+        if masquerade_bit > 31 {
+            return Err(coded("E_INVALID_OPTION", format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
+        }
+        let cfg = LayoutConfig { family, cluster_cidr, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit };
+        let backend = if opts.fake.unwrap_or(false) { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
+        Ok(Self { inner: Arc::new(Mutex::new(Inner { model: Model::new(cfg), backend, started: Instant::now() })) })
+    }
+
+    /// Applies the changes and programs them as one atomic transaction.
+    #[napi(ts_return_type = "Promise<SyncReport>")]
+    pub fn sync(&self, req: SyncRequest) -> AsyncTask<SyncTask> {
+        AsyncTask::new(SyncTask { inner: self.inner.clone(), req: Some(req) })
+    }
+
+    /// The desired ruleset as canonical sorted `nft -f` text.
+    #[napi(catch_unwind)]
+    pub fn render(&self) -> String {
+        lock(&self.inner).model.render_text()
+    }
+
+    /// The fake backend's current table (sorted text); empty for the kernel backend.
+    #[napi(catch_unwind)]
+    pub fn fake_dump(&self) -> String {
+        let g = lock(&self.inner);
+        match &g.backend {
+            Backend::Fake(f) => f.dump(g.model.config().family, kproxy_rules::layout::TABLE),
+            Backend::Kernel { .. } => String::new(),
+        }
+    }
+
+    /// Test hook for the fake backend: another process deleted our table.
+    #[napi(catch_unwind)]
+    pub fn fake_delete_table(&self) {
+        let mut g = lock(&self.inner);
+        let family = g.model.config().family;
+        if let Backend::Fake(f) = &mut g.backend {
+            f.remove_table(family, kproxy_rules::layout::TABLE);
+        }
+    }
+
+    /// Deletes this family's kproxy table (missing is fine).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn cleanup(&self) -> AsyncTask<CleanupTask> {
+        AsyncTask::new(CleanupTask { inner: self.inner.clone() })
+    }
+}
+
+pub struct SyncTask {
+    inner: Arc<Mutex<Inner>>,
+    req: Option<SyncRequest>,
+}
+
+fn to_rules_spec(s: ServicePortSpec) -> kproxy_rules::ServicePortSpec {
+    kproxy_rules::ServicePortSpec {
+        key: s.key,
+        namespace: s.namespace,
+        name: s.name,
+        port_name: s.port_name,
+        protocol: s.protocol,
+        cluster_ip: s.cluster_ip,
+        port: s.port,
+        endpoints: s.endpoints.into_iter().map(|e| (e.ip, e.port)).collect(),
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Commits `tx`, tracking the ruleset generation so foreign changes are noticed.
+    fn commit(&mut self, tx: &Transaction) -> Result<kproxy_nftables::CommitStats, NftError> {
+        match &mut self.backend {
+            Backend::Fake(f) => {
+                f.apply(tx).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None })?;
+                Ok(kproxy_nftables::CommitStats { messages: tx.ops.len(), bytes: 0, objects: tx.object_count() })
+            }
+            Backend::Kernel { conn, last_genid } => {
+                let c = match conn {
+                    Some(c) => c,
+                    None => conn.insert(Conn::open()?),
+                };
+                let genid = c.genid()?;
+                let stats = c.commit(tx, Some(genid))?;
+                *last_genid = Some(if tx.is_empty() { genid } else { genid.wrapping_add(1) });
+                Ok(stats)
+            }
+        }
+    }
+
+    /// Has anyone else committed to nftables since our last batch?
+    fn foreign_change(&mut self) -> Result<bool, NftError> {
+        match &mut self.backend {
+            Backend::Fake(f) => Ok(!f.has_table(self.model.config().family, kproxy_rules::layout::TABLE)),
+            Backend::Kernel { conn, last_genid } => {
+                let c = match conn {
+                    Some(c) => c,
+                    None => conn.insert(Conn::open()?),
+                };
+                let g = c.genid()?;
+                Ok(last_genid.map(|l| l != g).unwrap_or(true))
+            }
+        }
+    }
+
+    fn sync(&mut self, req: SyncRequest) -> napi::Result<SyncReport> {
+        let start = Instant::now();
+        let upserts: Vec<_> = req.upserts.into_iter().map(to_rules_spec).collect();
+        let rejected = self.model.update(&upserts, &req.deletes);
+        if self.foreign_change().map_err(|e| from_nft(&e))? {
+            self.model.invalidate();
+        }
+        let now = self.now_ms();
+        let (mut tx, mut full) = self.model.plan(req.full, now);
+        let mut result = self.commit(&tx);
+        if matches!(result, Err(NftError::GenerationChanged)) {
+            // Someone committed between our read and our batch: rebuild from scratch once.
+            self.model.committed(false);
+            (tx, full) = self.model.plan(true, now);
+            result = self.commit(&tx);
+        }
+        let stats = match result {
+            Ok(s) => s,
+            Err(e) => {
+                self.model.committed(false);
+                return Err(from_nft(&e));
+            }
+        };
+        self.model.committed(true);
+        let cleanup = self.model.plan_stale_cleanup(now);
+        let stale_chains_deleted = cleanup.ops.iter().filter(|o| matches!(o, Op::DeleteChain(_))).count() as u32;
+        let cleanup_error = match self.commit(&cleanup) {
+            Ok(_) => None,
+            Err(e) => {
+                if matches!(e, NftError::GenerationChanged) {
+                    self.model.invalidate();
+                }
+                Some(format!("[{}] {e}", e.code()))
+            }
+        };
+        Ok(SyncReport {
+            full,
+            objects: stats.objects as u32,
+            messages: stats.messages as u32,
+            bytes: stats.bytes as u32,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            rejected: rejected.into_iter().map(|r| RejectedSpec { key: r.key, reason: r.reason }).collect(),
+            stale_chains_deleted: if cleanup_error.is_some() { 0 } else { stale_chains_deleted },
+            cleanup_error,
+        })
+    }
+}
+
+impl Task for SyncTask {
+    type Output = SyncReport;
+    type JsValue = SyncReport;
+
+    fn compute(&mut self) -> napi::Result<SyncReport> {
+        let req = self.req.take().ok_or_else(|| coded("E_INTERNAL", "sync task ran twice"))?;
+        let inner = self.inner.clone();
+        no_panic(move || lock(&inner).sync(req))
+    }
+
+    fn resolve(&mut self, _env: Env, output: SyncReport) -> napi::Result<SyncReport> {
+        Ok(output)
+    }
+}
+
+pub struct CleanupTask {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Task for CleanupTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<()> {
+        let inner = self.inner.clone();
+        no_panic(move || {
+            let mut g = lock(&inner);
+            let mut tx = Transaction::new(g.model.config().family, kproxy_rules::layout::TABLE);
+            tx.push(Op::DeleteTable);
+            g.model.invalidate();
+            match g.commit(&tx) {
+                Ok(_) => Ok(()),
+                Err(NftError::Kernel { errno: 2, .. }) => Ok(()), // ENOENT: nothing to clean
+                Err(e) => Err(from_nft(&e)),
+            }
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
+        Ok(())
+    }
+}

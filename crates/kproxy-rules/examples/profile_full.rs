@@ -1,0 +1,57 @@
+//! Where does a full program's time go? plan, encode, kernel. Run as root inside
+//! a throwaway netns: `ip netns exec X cargo run --release --example profile_full`.
+use std::time::Instant;
+
+use kproxy_nftables::{encode::encode_batch, Conn, Family};
+use kproxy_rules::{LayoutConfig, Model, ServicePortSpec};
+
+fn main() {
+    let services: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let eps: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let mut m = Model::new(LayoutConfig { family: Family::Ip, cluster_cidr: "10.64.0.0/10".parse().ok(), masquerade_all: false, masquerade_bit: 14 });
+    let specs: Vec<ServicePortSpec> = (0..services)
+        .map(|s| ServicePortSpec {
+            key: format!("bench/svc-{s}/tcp/http"),
+            namespace: "bench".into(),
+            name: format!("svc-{s}"),
+            port_name: "http".into(),
+            protocol: "TCP".into(),
+            cluster_ip: format!("172.20.{}.{}", s >> 8, s & 255),
+            port: 80,
+            endpoints: (0..eps).map(|e| (format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255), 8080)).collect(),
+        })
+        .collect();
+    let t = Instant::now();
+    m.update(&specs, &[]);
+    let t_update = t.elapsed();
+    let t = Instant::now();
+    let (tx, _) = m.plan(true, 0);
+    let t_plan = t.elapsed();
+    let t = Instant::now();
+    let b = encode_batch(&tx, 1, None);
+    let t_encode = t.elapsed();
+    let mut conn = Conn::open().expect("netlink");
+    // Optional: drop the element ops of one set to see its share of the kernel's time.
+    let mut tx = tx;
+    if let Some(skip) = std::env::args().nth(3) {
+        tx.ops.retain(|op| !matches!(op, kproxy_nftables::Op::AddElements { set, .. } if *set == skip));
+        if skip == "modrules" {
+            tx.ops.retain(|op| !matches!(op, kproxy_nftables::Op::AddRule(r) if r.chain.starts_with("endpoints-mod-")));
+        }
+        if skip == "chains" {
+            tx.ops.retain(|op| !matches!(op, kproxy_nftables::Op::AddElements { set, .. } if set == "service-ips"));
+            tx.ops.retain(|op| match op {
+                kproxy_nftables::Op::AddChain(c) => !c.name.starts_with("service-"),
+                kproxy_nftables::Op::AddRule(r) => !r.chain.starts_with("service-"),
+                _ => true,
+            });
+        }
+    }
+    let t = Instant::now();
+    let stats = conn.commit(&tx, None).expect("commit");
+    let t_commit = t.elapsed();
+    println!(
+        "update {:?} plan {:?} encode {:?} commit(encode+kernel) {:?}; {} objects {} bytes {} msgs",
+        t_update, t_plan, t_encode, t_commit, stats.objects, b.bytes.len(), stats.messages
+    );
+}

@@ -1,0 +1,129 @@
+// npm run bench -- --services N --endpoints M [--changes K]
+// Loads a synthetic cluster into a throwaway network namespace through the
+// addon, then applies the same ruleset with `nft -f`, and reports both.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NftDataplane } from '../dataplane/addon.js';
+import type { ServicePortSpec } from '../dataplane/types.js';
+
+interface Args {
+  services: number;
+  endpoints: number;
+  changes: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { services: 1000, endpoints: 10, changes: 200 };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = inline ?? argv[++i];
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: expected a non-negative integer, got ${value}`);
+    if (flag === '--services') a.services = n;
+    else if (flag === '--endpoints') a.endpoints = n;
+    else if (flag === '--changes') a.changes = n;
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K`);
+  }
+  return a;
+}
+
+function endpointIP(svc: number, ep: number, generation: number): string {
+  // 10.{64+gen}.x.y: unique per (service, endpoint), a new address per generation.
+  const n = svc * 64 + ep;
+  return `10.${64 + (generation % 128)}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+function spec(svc: number, endpoints: number, generation = 0, bumped = -1): ServicePortSpec {
+  return {
+    key: `bench/svc-${svc}/tcp/http`,
+    namespace: 'bench',
+    name: `svc-${svc}`,
+    portName: 'http',
+    protocol: 'TCP',
+    clusterIP: `172.20.${svc >> 8}.${svc & 255}`,
+    port: 80,
+    endpoints: Array.from({ length: endpoints }, (_, e) => ({ ip: endpointIP(svc, e, e === bumped ? generation : 0), port: 8080 })),
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function run(args: Args): Promise<void> {
+  const dp = new NftDataplane({ family: 'IPv4', clusterCIDR: '10.64.0.0/10' });
+  const specs = Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints));
+  const t0 = performance.now();
+  const full = await dp.sync({ full: true, upserts: specs, deletes: [] });
+  const fullMs = performance.now() - t0;
+
+  const times: number[] = [];
+  let objects = 0;
+  for (let i = 0; i < args.changes; i++) {
+    const svc = (i * 7919) % args.services;
+    const s = spec(svc, args.endpoints, i + 1, i % Math.max(1, args.endpoints));
+    const t = performance.now();
+    const r = await dp.sync({ full: false, upserts: [s], deletes: [] });
+    times.push(performance.now() - t);
+    objects += r.objects;
+  }
+  times.sort((x, y) => x - y);
+  const rssMiB = process.memoryUsage().rss / 2 ** 20;
+
+  // Baseline: the same ruleset as text through nft -f, into an empty table.
+  const text = dp.render();
+  await dp.cleanup();
+  const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-'));
+  const file = join(dir, 'ruleset.nft');
+  writeFileSync(file, text);
+  const n0 = performance.now();
+  const res = spawnSync('nft', ['-f', file], { encoding: 'utf8' });
+  const nftMs = performance.now() - n0;
+  rmSync(dir, { recursive: true, force: true });
+  if (res.status !== 0) throw new Error(`nft -f failed: ${res.stderr}`);
+  execFileSync('nft', ['delete', 'table', 'ip', 'kube-proxy']);
+
+  const lines = [
+    `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
+    `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (of which in Rust: ${full.durationMs.toFixed(1)} ms)`,
+    `same ruleset via nft -f:           ${nftMs.toFixed(1)} ms  (${text.split('\n').length - 1} lines)`,
+    `ratio nft -f / addon:              ${(nftMs / fullMs).toFixed(1)}x`,
+    `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each`,
+    `agent RSS after load:              ${rssMiB.toFixed(0)} MiB`,
+  ];
+  console.log(lines.join('\n'));
+}
+
+function main(): void {
+  const args = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) {
+    console.error('kproxy bench needs root: it creates a network namespace and programs nftables');
+    process.exit(1);
+  }
+  if (process.env.KPROXY_BENCH_INNER === '1') {
+    run(args).catch((e) => {
+      console.error(e instanceof Error ? e.message : e);
+      process.exit(1);
+    });
+    return;
+  }
+  // Re-run this script inside a throwaway namespace so the host ruleset is untouched.
+  const ns = `kproxy-bench-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const self = fileURLToPath(import.meta.url);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, self, ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { ...process.env, KPROXY_BENCH_INNER: '1' },
+    });
+    process.exitCode = r.status ?? 1;
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+main();

@@ -1,0 +1,338 @@
+// kube-proxy-compatible configuration: flags, or a KubeProxyConfiguration file, resolved into
+// one ProxyConfig. Upstream semantics kept: with --config, most flags are ignored except -v,
+// --hostname-override and --master (kproxy adds --cleanup and --manifests); zero values in the
+// file mean "default"; the mode's sub-struct supplies the sync periods and masquerade settings.
+// Deviation: mode "" means nftables (kproxy's only mode), not iptables.
+
+import { hostname as osHostname } from 'node:os';
+import { ConfigError } from './errors.js';
+import { parseFlags, type FlagValue } from './flags.js';
+import { readConfigFile } from './file.js';
+import { formatGoDuration, parseGoDuration } from './duration.js';
+import {
+  DEFAULT_CONFIG_SYNC_PERIOD_MS, DEFAULT_HEALTHZ_PORT, DEFAULT_MASQUERADE_BIT, DEFAULT_METRICS_PORT,
+  DEFAULT_MIN_SYNC_PERIOD_MS, DEFAULT_SYNC_PERIOD_MS, defaultRawConfig, type RawConfig,
+} from './defaults.js';
+import { checkIP, checkIPPortFlag, parseClusterCIDRs, validateHostPort } from './validate.js';
+import { appendPortIfNeeded } from '../server/address.js';
+
+export { ConfigError } from './errors.js';
+export { usage } from './flags.js';
+export { formatGoDuration, parseGoDuration } from './duration.js';
+
+export interface ProxyConfig {
+  mode: 'nftables';
+  /** The --config file, when one was given (upstream exits when it changes). */
+  configFile: string | undefined;
+  /** "" means in-cluster configuration. */
+  kubeconfig: string;
+  /** "" means the kubeconfig's server. */
+  master: string;
+  /** The node name: the override, or the hostname; trimmed and lower-cased. */
+  hostnameOverride: string;
+  clusterCIDRs: string[];
+  bindAddress: string;
+  /** "" disables the server. */
+  metricsBindAddress: string;
+  /** "" disables the server. */
+  healthzBindAddress: string;
+  syncPeriodMs: number;
+  minSyncPeriodMs: number;
+  masqueradeBit: number;
+  masqueradeAll: boolean;
+  cleanup: boolean;
+  verbosity: number;
+  configSyncPeriodMs: number;
+  /** kproxy's own --manifests DIR: read objects from files instead of the API server. */
+  manifests: string | undefined;
+  detectLocalMode: 'ClusterCIDR';
+  help: boolean;
+  /** The effective KubeProxyConfiguration v1alpha1 object (YAML keys), served on /configz. */
+  raw: RawConfig;
+  warnings: string[];
+}
+
+export interface LoadOptions {
+  /** Injected for tests; defaults to os.hostname(). */
+  hostname?: () => string;
+}
+
+// Flags that still apply when --config is given (the rest are ignored, with a warning).
+const FLAGS_KEPT_WITH_CONFIG = new Set(['config', 'cleanup', 'master', 'hostname-override', 'v', 'manifests', 'help']);
+
+/** A value plus the flag or field it came from, so errors can name what to fix. */
+interface Sourced<T> {
+  value: T;
+  from: string;
+}
+
+export function loadConfig(argv: string[], options: LoadOptions = {}): ProxyConfig {
+  const flags = parseFlags(argv).values;
+  const warnings: string[] = [];
+  const configFile = flags.get('config') as string | undefined;
+  const help = flags.get('help') === true;
+  const useFile = configFile !== undefined && configFile !== '' && !help;
+
+  let resolved: Resolved;
+  if (useFile) {
+    const loaded = readConfigFile(configFile);
+    warnings.push(...loaded.warnings);
+    resolved = fromFile(loaded.raw);
+    for (const name of flags.keys()) {
+      if (!FLAGS_KEPT_WITH_CONFIG.has(name)) {
+        warnings.push(`flag --${name} is ignored because --config is set (as kube-proxy does); set it in the config file instead`);
+      }
+    }
+  } else {
+    resolved = fromFlags(flags);
+  }
+
+  // These flags win over the config file, as upstream.
+  const verbosityFlag = flags.get('v') as number | undefined;
+  if (verbosityFlag !== undefined) resolved.verbosity = { value: verbosityFlag, from: '-v' };
+  const overrideFlag = flags.get('hostname-override') as string | undefined;
+  if (overrideFlag !== undefined && overrideFlag.length > 0) {
+    if (overrideFlag.trim() === '') throw new ConfigError('--hostname-override', '--hostname-override: empty hostname-override is invalid');
+    resolved.hostnameOverride = { value: overrideFlag, from: '--hostname-override' };
+  }
+
+  const config = finish(resolved, options, help);
+  config.configFile = useFile ? configFile : undefined;
+  config.master = (flags.get('master') as string | undefined) ?? '';
+  config.cleanup = flags.get('cleanup') === true;
+  config.manifests = (flags.get('manifests') as string | undefined) || undefined;
+  config.warnings = warnings;
+  return config;
+}
+
+interface Resolved {
+  raw: RawConfig;
+  mode: Sourced<string>;
+  kubeconfig: string;
+  hostnameOverride: Sourced<string>;
+  clusterCIDR: Sourced<string>;
+  detectLocalMode: Sourced<string>;
+  bindAddress: Sourced<string>;
+  healthzBindAddress: Sourced<string>;
+  metricsBindAddress: Sourced<string>;
+  syncPeriodMs: Sourced<number>;
+  minSyncPeriodMs: Sourced<number>;
+  masqueradeBit: Sourced<number>;
+  masqueradeAll: boolean;
+  configSyncPeriodMs: Sourced<number>;
+  verbosity: Sourced<number>;
+  /** Also show the effective periods under raw.iptables (the flags are named --iptables-*). */
+  mirrorToIptables: boolean;
+}
+
+function fromFlags(flags: Map<string, FlagValue>): Resolved {
+  const raw = defaultRawConfig();
+  const get = <T extends FlagValue>(name: string, fallback: T): Sourced<T> =>
+    flags.has(name) ? { value: flags.get(name) as T, from: `--${name}` } : { value: fallback, from: `--${name}` };
+
+  const bindAddress = get('bind-address', raw.bindAddress as string);
+  if (flags.has('bind-address')) checkIP(bindAddress.value, '--bind-address');
+  // Upstream fills in a missing port after the flags are parsed (no --config only).
+  const address = (name: string, fallback: string, port: number): Sourced<string> => {
+    const s = get(name, fallback);
+    checkIPPortFlag(s.value, s.from);
+    return { value: appendPortIfNeeded(s.value, port), from: s.from };
+  };
+  return {
+    raw,
+    mode: get('proxy-mode', ''),
+    kubeconfig: (flags.get('kubeconfig') as string | undefined) ?? '',
+    hostnameOverride: { value: '', from: '--hostname-override' },
+    clusterCIDR: get('cluster-cidr', ''),
+    detectLocalMode: get('detect-local-mode', ''),
+    bindAddress,
+    healthzBindAddress: address('healthz-bind-address', raw.healthzBindAddress, DEFAULT_HEALTHZ_PORT),
+    metricsBindAddress: address('metrics-bind-address', raw.metricsBindAddress, DEFAULT_METRICS_PORT),
+    syncPeriodMs: get('iptables-sync-period', DEFAULT_SYNC_PERIOD_MS),
+    minSyncPeriodMs: get('iptables-min-sync-period', DEFAULT_MIN_SYNC_PERIOD_MS),
+    masqueradeBit: get('iptables-masquerade-bit', DEFAULT_MASQUERADE_BIT),
+    masqueradeAll: flags.get('masquerade-all') === true,
+    configSyncPeriodMs: get('config-sync-period', DEFAULT_CONFIG_SYNC_PERIOD_MS),
+    verbosity: { value: 0, from: '-v' },
+    mirrorToIptables: true,
+  };
+}
+
+function fromFile(file: RawConfig): Resolved {
+  const raw = mergeOver(defaultRawConfig(), file);
+  restoreZeroDefaults(raw);
+  const mode = (file.mode as string | undefined) ?? '';
+  // The mode's sub-struct supplies the periods; "" is upstream's iptables, so its settings carry over.
+  const struct = mode === 'nftables' ? 'nftables' : 'iptables';
+  const sub: RawConfig = file[struct] ?? {};
+  // Upstream range-checks iptables.masqueradeBit whatever the mode.
+  const iptablesBit = file.iptables?.masqueradeBit;
+  if (iptablesBit !== undefined && (iptablesBit < 0 || iptablesBit > 31)) {
+    fail({ value: iptablesBit, from: 'iptables.masqueradeBit' }, 'must be within the range [0, 31]');
+  }
+  const duration = (value: string | undefined, fallback: number): number => {
+    const ms = value === undefined ? 0 : parseGoDuration(value);
+    return ms === 0 ? fallback : ms;
+  };
+  // Upstream derives the default listen addresses from bindAddress's family.
+  const bindAddress: string = file.bindAddress || '0.0.0.0';
+  const v6 = bindAddress.includes(':');
+  const address = (value: string | undefined, v4Host: string, v6Host: string, port: number): string =>
+    value ? appendPortIfNeeded(value, port) : `${v6 ? v6Host : v4Host}:${port}`;
+  return {
+    raw,
+    mode: { value: mode, from: 'mode' },
+    kubeconfig: file.clientConnection?.kubeconfig ?? '',
+    hostnameOverride: { value: file.hostnameOverride ?? '', from: 'hostnameOverride' },
+    clusterCIDR: { value: file.clusterCIDR ?? '', from: 'clusterCIDR' },
+    detectLocalMode: { value: file.detectLocalMode ?? '', from: 'detectLocalMode' },
+    bindAddress: { value: bindAddress, from: 'bindAddress' },
+    healthzBindAddress: { value: address(file.healthzBindAddress, '0.0.0.0', '[::]', DEFAULT_HEALTHZ_PORT), from: 'healthzBindAddress' },
+    metricsBindAddress: { value: address(file.metricsBindAddress, '127.0.0.1', '[::1]', DEFAULT_METRICS_PORT), from: 'metricsBindAddress' },
+    syncPeriodMs: { value: duration(sub.syncPeriod, DEFAULT_SYNC_PERIOD_MS), from: `${struct}.syncPeriod` },
+    minSyncPeriodMs: { value: duration(sub.minSyncPeriod, DEFAULT_MIN_SYNC_PERIOD_MS), from: `${struct}.minSyncPeriod` },
+    masqueradeBit: { value: sub.masqueradeBit ?? DEFAULT_MASQUERADE_BIT, from: `${struct}.masqueradeBit` },
+    masqueradeAll: sub.masqueradeAll ?? false,
+    configSyncPeriodMs: { value: duration(file.configSyncPeriod, DEFAULT_CONFIG_SYNC_PERIOD_MS), from: 'configSyncPeriod' },
+    verbosity: { value: file.logging?.verbosity ?? 0, from: 'logging.verbosity' },
+    mirrorToIptables: struct === 'iptables',
+  };
+}
+
+function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
+  checkMode(r.mode);
+  checkDetectLocalMode(r.detectLocalMode);
+  const clusterCIDRs = parseClusterCIDRs(r.clusterCIDR.value, r.clusterCIDR.from);
+  if (r.syncPeriodMs.value <= 0) fail(r.syncPeriodMs, 'must be greater than 0');
+  if (r.minSyncPeriodMs.value < 0) fail(r.minSyncPeriodMs, 'must be greater than or equal to 0');
+  if (r.minSyncPeriodMs.value > r.syncPeriodMs.value) {
+    fail(r.minSyncPeriodMs, `must not be greater than the sync period (${formatGoDuration(r.syncPeriodMs.value)}, from ${r.syncPeriodMs.from})`);
+  }
+  if (r.masqueradeBit.value < 0 || r.masqueradeBit.value > 31) fail(r.masqueradeBit, 'must be within the range [0, 31]');
+  if (r.configSyncPeriodMs.value <= 0) fail(r.configSyncPeriodMs, 'must be greater than 0');
+  if (r.verbosity.value < 0) fail(r.verbosity, 'must be a non-negative integer');
+  checkIP(r.bindAddress.value, r.bindAddress.from);
+  if (r.healthzBindAddress.value !== '') validateHostPort(r.healthzBindAddress.value, r.healthzBindAddress.from);
+  if (r.metricsBindAddress.value !== '') validateHostPort(r.metricsBindAddress.value, r.metricsBindAddress.from);
+
+  const override = r.hostnameOverride.value.trim().toLowerCase();
+  if (r.hostnameOverride.value !== '' && override === '') fail(r.hostnameOverride, 'empty hostname is invalid');
+  const nodeName = override || (options.hostname ?? osHostname)().trim().toLowerCase();
+  if (nodeName === '') throw new ConfigError('--hostname-override', '--hostname-override: empty hostname is invalid; set --hostname-override');
+
+  const raw = r.raw;
+  raw.mode = 'nftables';
+  raw.clientConnection.kubeconfig = r.kubeconfig;
+  raw.hostnameOverride = override;
+  raw.clusterCIDR = r.clusterCIDR.value;
+  raw.detectLocalMode = 'ClusterCIDR';
+  raw.bindAddress = r.bindAddress.value;
+  raw.healthzBindAddress = r.healthzBindAddress.value;
+  raw.metricsBindAddress = r.metricsBindAddress.value;
+  raw.configSyncPeriod = formatGoDuration(r.configSyncPeriodMs.value);
+  raw.logging.verbosity = r.verbosity.value;
+  const effective = {
+    masqueradeBit: r.masqueradeBit.value,
+    masqueradeAll: r.masqueradeAll,
+    syncPeriod: formatGoDuration(r.syncPeriodMs.value),
+    minSyncPeriod: formatGoDuration(r.minSyncPeriodMs.value),
+  };
+  raw.nftables = { ...raw.nftables, ...effective };
+  if (r.mirrorToIptables) raw.iptables = { ...raw.iptables, ...effective };
+
+  return {
+    mode: 'nftables',
+    configFile: undefined,
+    kubeconfig: r.kubeconfig,
+    master: '',
+    hostnameOverride: nodeName,
+    clusterCIDRs,
+    bindAddress: r.bindAddress.value,
+    metricsBindAddress: r.metricsBindAddress.value,
+    healthzBindAddress: r.healthzBindAddress.value,
+    syncPeriodMs: r.syncPeriodMs.value,
+    minSyncPeriodMs: r.minSyncPeriodMs.value,
+    masqueradeBit: r.masqueradeBit.value,
+    masqueradeAll: r.masqueradeAll,
+    cleanup: false,
+    verbosity: r.verbosity.value,
+    configSyncPeriodMs: r.configSyncPeriodMs.value,
+    manifests: undefined,
+    detectLocalMode: 'ClusterCIDR',
+    help,
+    raw,
+    warnings: [],
+  };
+}
+
+function checkMode(mode: Sourced<string>): void {
+  const name = mode.from;
+  switch (mode.value) {
+    case '':
+    case 'nftables':
+      return;
+    case 'iptables':
+    case 'ipvs':
+      throw new ConfigError(name, `${name}: mode "${mode.value}" is not implemented yet by kproxy; accepted: nftables`);
+    default:
+      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables (iptables, ipvs: not implemented yet)`);
+  }
+}
+
+function checkDetectLocalMode(mode: Sourced<string>): void {
+  const name = mode.from;
+  switch (mode.value) {
+    case '':
+    case 'ClusterCIDR':
+      return;
+    case 'NodeCIDR':
+    case 'BridgeInterface':
+    case 'InterfaceNamePrefix':
+      throw new ConfigError(name, `${name}: local traffic detection "${mode.value}" is not implemented yet by kproxy; accepted: ClusterCIDR`);
+    default:
+      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: ClusterCIDR (NodeCIDR, BridgeInterface, InterfaceNamePrefix: not implemented yet)`);
+  }
+}
+
+function fail(s: Sourced<unknown>, message: string): never {
+  const shown = typeof s.value === 'number' && /period|Period/.test(s.from) ? formatGoDuration(s.value) : JSON.stringify(s.value);
+  throw new ConfigError(s.from, `${s.from}: ${message}, got ${shown}`);
+}
+
+// Fields where upstream's defaulting treats the zero value as unset (non-pointer Go fields).
+const ZERO_IS_DEFAULT = [
+  'bindAddress', 'healthzBindAddress', 'metricsBindAddress', 'detectLocalMode',
+  'clientConnection.contentType', 'clientConnection.qps', 'clientConnection.burst',
+];
+const ZERO_DURATION_IS_DEFAULT = [
+  'iptables.syncPeriod', 'iptables.minSyncPeriod', 'ipvs.syncPeriod', 'nftables.syncPeriod', 'nftables.minSyncPeriod',
+  'configSyncPeriod',
+];
+
+function restoreZeroDefaults(raw: RawConfig): void {
+  const defaults = defaultRawConfig();
+  const restore = (path: string, isZero: (v: unknown) => boolean) => {
+    const keys = path.split('.');
+    const last = keys.pop() as string;
+    const parent = keys.reduce<RawConfig | undefined>((o, k) => o?.[k], raw);
+    const fallback = keys.reduce<RawConfig>((o, k) => o[k], defaults)[last];
+    if (parent && isZero(parent[last])) parent[last] = fallback;
+  };
+  for (const path of ZERO_IS_DEFAULT) restore(path, (v) => v === '' || v === 0);
+  for (const path of ZERO_DURATION_IS_DEFAULT) restore(path, (v) => typeof v === 'string' && parseGoDuration(v) === 0);
+}
+
+/** Deep-merges a decoded file over the defaults; objects merge, everything else replaces. */
+function mergeOver(base: RawConfig, over: RawConfig): RawConfig {
+  const out: RawConfig = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    const bothObjects = isPlainObject(current) && isPlainObject(value);
+    out[key] = bothObjects ? mergeOver(current, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is RawConfig {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,65 @@
+// The small HTTP plumbing both servers share: listen on a kube-proxy style address and
+// answer unknown paths the way Go's ServeMux does.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { parseListenAddress } from './address.js';
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** The bound host as given ("" means all interfaces). */
+  readonly host: string;
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** Listens on "host:port"; rejects if the address is malformed or the listen fails. */
+export async function listen(address: string, handler: Handler, onError?: (err: unknown) => void): Promise<RunningServer> {
+  const { host, port } = parseListenAddress(address);
+  const server: Server = createServer((req, res) => {
+    Promise.resolve(handler(req, res)).catch((err: unknown) => {
+      onError?.(err);
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+      }
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: host === '' ? undefined : host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  const boundPort = typeof bound === 'object' && bound ? bound.port : port;
+  return {
+    port: boundPort,
+    host,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The request path without the query string. */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** Writes a complete response with a Content-Length (as Go does for small bodies), not chunked. */
+export function send(res: ServerResponse, code: number, headers: Record<string, string>, body: string): void {
+  res.writeHead(code, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
+/** Go's http.NotFound: 404, "404 page not found\n". */
+export function notFound(res: ServerResponse): void {
+  send(res, 404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }, '404 page not found\n');
+}

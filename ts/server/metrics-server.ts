@@ -1,0 +1,61 @@
+// The metrics server (default 127.0.0.1:10249), as kube-proxy's serveMetrics:
+// /metrics (Prometheus text), /healthz and /healthz/ping ("ok"), /proxyMode (the mode, no
+// newline), /configz ({"kubeproxy.config.k8s.io": <config>}); anything else is a 404.
+// No /livez here, as upstream. Listen failures reject; retrying is the caller's choice.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { listen, notFound, pathOf, send, type RunningServer } from './http.js';
+
+export type { RunningServer } from './http.js';
+
+export interface MetricsServerOptions {
+  address: string;
+  mode: string;
+  registry: Registry;
+  /** The effective KubeProxyConfiguration, read at each request. */
+  configz: () => object;
+  logger?: Logger;
+}
+
+const TEXT_PLAIN = 'text/plain; charset=utf-8';
+
+export async function startMetricsServer(options: MetricsServerOptions): Promise<RunningServer> {
+  const { mode, registry, configz, logger } = options;
+
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = pathOf(req);
+    switch (path) {
+      case '/metrics': {
+        send(res, 200, { 'Content-Type': registry.contentType }, await registry.metrics());
+        return;
+      }
+      case '/healthz':
+        // component-base healthz: "?verbose" lists the checks (only "ping" here).
+        send(res, 200, { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' },
+          hasQuery(req, 'verbose') ? '[+]ping ok\nhealthz check passed\n' : 'ok');
+        return;
+      case '/healthz/ping':
+        send(res, 200, { 'Content-Type': TEXT_PLAIN }, 'ok');
+        return;
+      case '/proxyMode':
+        send(res, 200, { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' }, mode);
+        return;
+      case '/configz':
+        send(res, 200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' },
+          JSON.stringify({ 'kubeproxy.config.k8s.io': configz() }));
+        return;
+      default:
+        notFound(res);
+    }
+  };
+
+  const server = await listen(options.address, handler, (err) => logger?.error({ err }, 'Metrics server request failed'));
+  logger?.info({ address: options.address, port: server.port }, 'Started metrics server');
+  return server;
+}
+
+function hasQuery(req: IncomingMessage, key: string): boolean {
+  return new URL(req.url ?? '/', 'http://x').searchParams.has(key);
+}
