@@ -2,6 +2,7 @@
 // Dataplane contract and turns "[CODE] message" errors into DataplaneError.
 import { createRequire } from 'node:module';
 import type { Dataplane, IPFamily, SyncReport, SyncRequest } from './types.js';
+import { encodeUpserts } from './wire.js';
 
 export class DataplaneError extends Error {
   constructor(readonly code: string, message: string) {
@@ -17,7 +18,7 @@ export function toDataplaneError(e: unknown): DataplaneError {
 }
 
 interface NativeDataplane {
-  sync(req: SyncRequest): Promise<SyncReport & { staleChainsDeleted: number; cleanupError?: string }>;
+  sync(req: { full: boolean; upserts: string; deletes: string[] }): Promise<NftSyncReport>;
   render(): string;
   fakeDump(): string;
   fakeDeleteTable(): void;
@@ -83,11 +84,15 @@ export class NftDataplane implements Dataplane {
   }
 
   async sync(req: SyncRequest): Promise<NftSyncReport> {
+    const { text, rejected } = encodeUpserts(req.upserts);
+    let report: NftSyncReport;
     try {
-      return await this.dp.sync(req);
+      report = await this.dp.sync({ full: req.full, upserts: text, deletes: req.deletes });
     } catch (e) {
       throw toDataplaneError(e);
     }
+    if (rejected.length > 0) report.rejected = [...rejected, ...report.rejected];
+    return report;
   }
 
   render(): string {

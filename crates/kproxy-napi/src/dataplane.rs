@@ -13,29 +13,11 @@ use kproxy_rules::{LayoutConfig, Model};
 
 use crate::errors::{coded, from_nft, no_panic};
 
-#[napi(object)]
-pub struct EndpointSpec {
-    pub ip: String,
-    pub port: u32,
-}
-
-#[napi(object)]
-pub struct ServicePortSpec {
-    pub key: String,
-    pub namespace: String,
-    pub name: String,
-    pub port_name: String,
-    pub protocol: String,
-    #[napi(js_name = "clusterIP")]
-    pub cluster_ip: String,
-    pub port: u32,
-    pub endpoints: Vec<EndpointSpec>,
-}
-
+/// One sync's changes. `upserts` is the wire text of `wire.rs`.
 #[napi(object)]
 pub struct SyncRequest {
     pub full: bool,
-    pub upserts: Vec<ServicePortSpec>,
+    pub upserts: String,
     pub deletes: Vec<String>,
 }
 
@@ -52,6 +34,9 @@ pub struct SyncReport {
     pub messages: u32,
     pub bytes: u32,
     pub duration_ms: f64,
+    /// Time spent planning (validate, diff, build) and committing (encode, kernel).
+    pub plan_ms: f64,
+    pub commit_ms: f64,
     pub rejected: Vec<RejectedSpec>,
     /// Stale service chains deleted in a follow-up transaction.
     pub stale_chains_deleted: u32,
@@ -166,19 +151,6 @@ pub struct SyncTask {
     req: Option<SyncRequest>,
 }
 
-fn to_rules_spec(s: ServicePortSpec) -> kproxy_rules::ServicePortSpec {
-    kproxy_rules::ServicePortSpec {
-        key: s.key,
-        namespace: s.namespace,
-        name: s.name,
-        port_name: s.port_name,
-        protocol: s.protocol,
-        cluster_ip: s.cluster_ip,
-        port: s.port,
-        endpoints: s.endpoints.into_iter().map(|e| (e.ip, e.port)).collect(),
-    }
-}
-
 impl Inner {
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
@@ -221,13 +193,14 @@ impl Inner {
 
     fn sync(&mut self, req: SyncRequest) -> napi::Result<SyncReport> {
         let start = Instant::now();
-        let upserts: Vec<_> = req.upserts.into_iter().map(to_rules_spec).collect();
-        let rejected = self.model.update(&upserts, &req.deletes);
+        let (upserts, mut rejected) = crate::wire::parse_upserts(&req.upserts);
+        rejected.extend(self.model.update(&upserts, &req.deletes));
         if self.foreign_change().map_err(|e| from_nft(&e))? {
             self.model.invalidate();
         }
         let now = self.now_ms();
         let (mut tx, mut full) = self.model.plan(req.full, now);
+        let planned = Instant::now();
         let mut result = self.commit(&tx);
         if matches!(result, Err(NftError::GenerationChanged)) {
             // Someone committed between our read and our batch: rebuild from scratch once.
@@ -243,6 +216,9 @@ impl Inner {
             }
         };
         self.model.committed(true);
+        let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
+        let plan_ms = (planned - start).as_secs_f64() * 1000.0;
+        drop(tx);
         let cleanup = self.model.plan_stale_cleanup(now);
         let stale_chains_deleted = cleanup.ops.iter().filter(|o| matches!(o, Op::DeleteChain(_))).count() as u32;
         let cleanup_error = match self.commit(&cleanup) {
@@ -260,6 +236,8 @@ impl Inner {
             messages: stats.messages as u32,
             bytes: stats.bytes as u32,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            plan_ms,
+            commit_ms,
             rejected: rejected.into_iter().map(|r| RejectedSpec { key: r.key, reason: r.reason }).collect(),
             stale_chains_deleted: if cleanup_error.is_some() { 0 } else { stale_chains_deleted },
             cleanup_error,

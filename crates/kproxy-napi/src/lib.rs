@@ -6,5 +6,6 @@
 
 mod dataplane;
 mod errors;
+mod wire;
 
 pub use dataplane::*;

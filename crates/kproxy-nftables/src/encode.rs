@@ -5,7 +5,7 @@ use kproxy_netlink::{MsgBuffer, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQ
 use crate::consts::*;
 use crate::expr::verdict_data;
 use crate::tx::{Op, Transaction};
-use crate::types::{encode_vals, ElemData, Element, SetData, Val};
+use crate::types::{put_vals, ElemData, Element, SetData, Tuple, Val};
 use crate::udata;
 
 /// Element messages are split well below nla_len's 64 KiB.
@@ -30,6 +30,7 @@ struct Encoder<'a> {
     tx: &'a Transaction,
     seq: u32,
     msgs: Vec<MsgInfo>,
+    scratch: Vec<u8>,
 }
 
 impl<'a> Encoder<'a> {
@@ -107,6 +108,11 @@ impl<'a> Encoder<'a> {
                         self.b.attr_u32_be(NFTA_SET_DATA_LEN, *len);
                     }
                 }
+                if let Some(size) = s.size {
+                    let d = self.b.nest_start(NFTA_SET_DESC);
+                    self.b.attr_u32_be(NFTA_SET_DESC_SIZE, size);
+                    self.b.nest_end(d);
+                }
                 self.b.attr_u32_be(NFTA_SET_ID, self.seq);
                 let mut ud = s.udata_prefix.clone();
                 if let Some(c) = &s.comment {
@@ -148,14 +154,18 @@ impl<'a> Encoder<'a> {
     fn element(&mut self, e: &Elem<'_>) {
         let item = self.b.nest_start(NFTA_LIST_ELEM);
         let key = self.b.nest_start(NFTA_SET_ELEM_KEY);
-        self.b.attr(NFTA_DATA_VALUE, &encode_vals(e.key()));
+        self.scratch.clear();
+        put_vals(&mut self.scratch, e.key());
+        self.b.attr(NFTA_DATA_VALUE, &self.scratch);
         self.b.nest_end(key);
         if let Elem::Add(el) = e {
             match &el.data {
                 Some(ElemData::Verdict(v)) => verdict_data(&mut self.b, NFTA_SET_ELEM_DATA, v),
                 Some(ElemData::Vals(v)) => {
                     let d = self.b.nest_start(NFTA_SET_ELEM_DATA);
-                    self.b.attr(NFTA_DATA_VALUE, &encode_vals(v));
+                    self.scratch.clear();
+                    put_vals(&mut self.scratch, v);
+                    self.b.attr(NFTA_DATA_VALUE, &self.scratch);
                     self.b.nest_end(d);
                 }
                 None => {}
@@ -170,13 +180,13 @@ impl<'a> Encoder<'a> {
 
 enum Elem<'e> {
     Add(&'e Element),
-    Del(&'e Vec<Val>),
+    Del(&'e Tuple),
 }
 
 impl Elem<'_> {
     fn key(&self) -> &[Val] {
         match self {
-            Elem::Add(e) => &e.key,
+            Elem::Add(e) => e.key.as_slice(),
             Elem::Del(k) => k,
         }
     }
@@ -194,7 +204,7 @@ pub fn encode_batch(tx: &Transaction, first_seq: u32, genid: Option<u32>) -> Enc
         b.attr_u32_be(NFNL_BATCH_GENID, g);
     }
     b.end_msg();
-    let mut enc = Encoder { b, tx, seq: first_seq, msgs: Vec::new() };
+    let mut enc = Encoder { b, tx, seq: first_seq, msgs: Vec::new(), scratch: Vec::with_capacity(64) };
     for op in &tx.ops {
         enc.op(op);
     }

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use crate::stmt::{render_rule, Stmt};
 use crate::text::{chain_line, element_line, quote, set_line};
 use crate::tx::{Op, Transaction};
-use crate::types::{BaseChain, Chain, ElemData, Element, Family, SetDef, Val};
+use crate::types::{BaseChain, Chain, ElemData, Element, Family, SetDef, Tuple};
 
 const ENOENT: i32 = 2;
 const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
+const ENFILE: i32 = 23;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeError {
@@ -29,7 +30,7 @@ struct ChainState {
 #[derive(Debug, Clone)]
 struct SetState {
     def: SetDef,
-    elems: BTreeMap<Vec<Val>, (Option<ElemData>, Option<String>)>,
+    elems: BTreeMap<Tuple, (Option<ElemData>, Option<String>)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -108,7 +109,7 @@ impl Fake {
         }
         for (sname, s) in &t.sets {
             for (k, (d, c)) in &s.elems {
-                let e = Element { key: k.clone(), data: d.clone(), comment: c.clone() };
+                let e = Element { key: *k, data: d.clone(), comment: c.clone() };
                 out.push_str(&element_line(f, name, sname, &e));
                 out.push('\n');
             }
@@ -171,10 +172,15 @@ fn apply_op(t: &mut TableState, op: &Op) -> Result<(), (i32, String)> {
             }
             let s = t.sets.get_mut(set).ok_or((ENOENT, format!("add element: no such set {set}")))?;
             for e in elems {
+                if let Some(max) = s.def.size {
+                    if s.elems.len() >= max as usize && !s.elems.contains_key(&e.key) {
+                        return Err((ENFILE, format!("set {set} is full ({max} elements)")));
+                    }
+                }
                 match s.elems.get(&e.key) {
                     Some((d, _)) if *d != e.data => return Err((EEXIST, format!("element of {set}: key exists with other data"))),
                     _ => {
-                        s.elems.insert(e.key.clone(), (e.data.clone(), e.comment.clone()));
+                        s.elems.insert(e.key, (e.data.clone(), e.comment.clone()));
                     }
                 }
             }

@@ -29,6 +29,9 @@ pub fn chain_line(f: Family, table: &str, c: &Chain) -> String {
 pub fn set_line(f: Family, table: &str, s: &SetDef) -> String {
     let kind = if s.is_map() { "map" } else { "set" };
     let mut line = format!("add {kind} {} {table} {} {{ {} ;", f.keyword(), s.name, s.decl);
+    if let Some(size) = s.size {
+        let _ = write!(line, " size {size} ;");
+    }
     if let Some(c) = &s.comment {
         let _ = write!(line, " comment {} ;", quote(c));
     }

@@ -1,6 +1,6 @@
 //! A transaction: the ordered operations of one atomic batch on one table.
 
-use crate::types::{Chain, Element, Family, Rule, SetDef, Table, Val};
+use crate::types::{Chain, Element, Family, Rule, SetDef, Table, Tuple};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -13,7 +13,7 @@ pub enum Op {
     AddRule(Rule),
     AddSet(SetDef),
     AddElements { set: String, elems: Vec<Element> },
-    DeleteElements { set: String, keys: Vec<Vec<Val>> },
+    DeleteElements { set: String, keys: Vec<Tuple> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

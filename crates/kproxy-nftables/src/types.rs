@@ -141,14 +141,83 @@ impl fmt::Display for Val {
     }
 }
 
+/// A key or value of up to four fields, stored inline: a full sync builds
+/// hundreds of thousands of them, and this keeps them off the heap.
+#[derive(Clone, Copy)]
+pub struct Tuple {
+    len: u8,
+    vals: [Val; 4],
+}
+
+impl Tuple {
+    pub const MAX: usize = 4;
+
+    /// Panics on more than four fields: every set kproxy defines has at most four.
+    pub fn new(vals: &[Val]) -> Tuple {
+        assert!(vals.len() <= Self::MAX, "tuple of {} fields", vals.len());
+        let mut t = Tuple { len: vals.len() as u8, vals: [Val::Int(0); 4] };
+        t.vals[..vals.len()].copy_from_slice(vals);
+        t
+    }
+
+    pub fn with(mut self, v: Val) -> Tuple {
+        assert!((self.len as usize) < Self::MAX, "tuple full");
+        self.vals[self.len as usize] = v;
+        self.len += 1;
+        self
+    }
+
+    pub fn as_slice(&self) -> &[Val] {
+        &self.vals[..self.len as usize]
+    }
+}
+
+impl std::ops::Deref for Tuple {
+    type Target = [Val];
+    fn deref(&self) -> &[Val] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Tuple {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_slice() == o.as_slice()
+    }
+}
+impl Eq for Tuple {}
+impl PartialOrd for Tuple {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Tuple {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(o.as_slice())
+    }
+}
+impl std::hash::Hash for Tuple {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_slice().hash(h)
+    }
+}
+impl fmt::Debug for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
 /// Encodes a key or value tuple as the kernel expects it.
 pub fn encode_vals(vals: &[Val]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
+    let mut out = Vec::with_capacity(32);
+    put_vals(&mut out, vals);
+    out
+}
+
+pub fn put_vals(out: &mut Vec<u8>, vals: &[Val]) {
     let concat = vals.len() > 1;
     for v in vals {
-        v.put(&mut out, concat);
+        v.put(out, concat);
     }
-    out
 }
 
 pub fn render_vals(vals: &[Val]) -> String {
@@ -237,6 +306,9 @@ pub struct SetDef {
     pub comment: Option<String>,
     /// nft's NFTA_SET_USERDATA TLVs that precede the comment (byte order, typeof).
     pub udata_prefix: Vec<u8>,
+    /// Maximum element count (NFTA_SET_DESC_SIZE). Sizing the kernel's hash
+    /// up front avoids its slow incremental growth during a large batch.
+    pub size: Option<u32>,
 }
 
 impl SetDef {
@@ -248,7 +320,7 @@ impl SetDef {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ElemData {
     Verdict(Verdict),
-    Vals(Vec<Val>),
+    Vals(Tuple),
 }
 
 impl fmt::Display for ElemData {
@@ -262,7 +334,7 @@ impl fmt::Display for ElemData {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
-    pub key: Vec<Val>,
+    pub key: Tuple,
     pub data: Option<ElemData>,
     pub comment: Option<String>,
 }

@@ -41,8 +41,8 @@ fn main() {
         if skip == "chains" {
             tx.ops.retain(|op| !matches!(op, kproxy_nftables::Op::AddElements { set, .. } if set == "service-ips"));
             tx.ops.retain(|op| match op {
-                kproxy_nftables::Op::AddChain(c) => !c.name.starts_with("service-"),
-                kproxy_nftables::Op::AddRule(r) => !r.chain.starts_with("service-"),
+                kproxy_nftables::Op::AddChain(c) => !c.name.contains('/'),
+                kproxy_nftables::Op::AddRule(r) => !r.chain.contains('/'),
                 _ => true,
             });
         }

@@ -74,6 +74,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
         decl: format!("type {an} . inet_proto . inet_service : verdict"),
         comment: Some(comment.into()),
         udata_prefix: hex(UD_VERDICT_MAP),
+        size: None,
     };
     vec![
         SetDef {
@@ -84,6 +85,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             decl: format!("type {an}"),
             comment: Some("Active ClusterIPs".into()),
             udata_prefix: hex(UD_CLUSTER_IPS),
+            size: None,
         },
         SetDef {
             name: HAIRPIN.into(),
@@ -93,6 +95,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             decl: format!("type {an} . {an}"),
             comment: Some("endpoint pairs that need hairpin masquerade".into()),
             udata_prefix: hex(UD_HAIRPIN),
+            size: None,
         },
         verdict_map(SERVICE_IPS, "ClusterIP, ExternalIP and LoadBalancer IP traffic"),
         verdict_map(NO_ENDPOINT_SERVICES, "vmap to drop or reject packets to services with no endpoints"),
@@ -104,6 +107,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             decl: format!("typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport", ip = f.keyword()),
             comment: Some("service IP . protocol . port . slot : endpoint address . port".into()),
             udata_prefix: hex(if f == Family::Ip { UD_ENDPOINT_ADDRS_V4 } else { UD_ENDPOINT_ADDRS_V6 }),
+            size: None,
         },
     ]
 }

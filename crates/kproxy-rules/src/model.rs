@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Stmt, Transaction, Val};
+use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Stmt, Transaction, Tuple, Val};
 
 use crate::layout::{fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
 use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
@@ -12,6 +12,20 @@ use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
 /// Stale chains are deleted this long after being flushed: kernels before 6.2
 /// release map-element references to chains lazily.
 pub const STALE_CHAIN_DELAY_MS: u64 = 1000;
+
+/// Smallest set size requested from the kernel (see `set_size`).
+const MIN_SET_SIZE: usize = 16 * 1024;
+
+const DYNAMIC_SETS: [&str; 5] = [CLUSTER_IPS, HAIRPIN, SERVICE_IPS, NO_ENDPOINT_SERVICES, ENDPOINT_ADDRS];
+
+/// The element cap for a set holding `count` elements: room to double before
+/// a partial sync would overflow it and force a full sync that resizes.
+fn set_size(count: usize, previous: Option<usize>) -> usize {
+    match previous {
+        Some(p) if p >= MIN_SET_SIZE && count * 5 / 4 <= p => p,
+        _ => (count * 2).next_power_of_two().max(MIN_SET_SIZE),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
@@ -23,11 +37,15 @@ pub struct Model {
     cfg: LayoutConfig,
     desired: HashMap<String, ServicePort>,
     dirty: BTreeSet<String>,
-    committed: HashMap<String, Rendered>,
+    /// What the kernel holds, per ServicePort (re-rendered when diffing).
+    committed: HashMap<String, ServicePort>,
     cluster_refs: HashMap<IpAddr, usize>,
     hairpin_refs: HashMap<IpAddr, usize>,
     /// The shared `endpoints-mod-N` chains that exist (never removed by partial syncs).
     mod_chains: BTreeSet<usize>,
+    /// Element counts and kernel caps of the dynamic sets.
+    counts: HashMap<&'static str, usize>,
+    sizes: HashMap<&'static str, usize>,
     stale: BTreeMap<String, u64>,
     needs_full: bool,
 }
@@ -35,14 +53,14 @@ pub struct Model {
 #[derive(Default)]
 struct ElementOps {
     adds: BTreeMap<&'static str, Vec<Element>>,
-    dels: BTreeMap<&'static str, Vec<Vec<Val>>>,
+    dels: BTreeMap<&'static str, Vec<Tuple>>,
 }
 
 impl ElementOps {
     fn add(&mut self, set: &'static str, e: Element) {
         self.adds.entry(set).or_default().push(e);
     }
-    fn del(&mut self, set: &'static str, key: Vec<Val>) {
+    fn del(&mut self, set: &'static str, key: Tuple) {
         self.dels.entry(set).or_default().push(key);
     }
     fn diff_one(&mut self, set: &'static str, old: Option<&Element>, new: Option<&Element>) {
@@ -50,20 +68,23 @@ impl ElementOps {
             return;
         }
         if let Some(o) = old {
-            self.del(set, o.key.clone());
+            self.del(set, o.key);
         }
         if let Some(n) = new {
             self.add(set, n.clone());
         }
     }
+    fn net_change(&self, set: &str) -> isize {
+        self.adds.get(set).map_or(0, |v| v.len() as isize) - self.dels.get(set).map_or(0, |v| v.len() as isize)
+    }
 }
 
-fn plain(key: Vec<Val>) -> Element {
+fn plain(key: Tuple) -> Element {
     Element { key, data: None, comment: None }
 }
 
-fn slot_element(k: &[Val], v: &[Val]) -> Element {
-    Element { key: k.to_vec(), data: Some(kproxy_nftables::ElemData::Vals(v.to_vec())), comment: None }
+fn slot_element(k: Tuple, v: Tuple) -> Element {
+    Element { key: k, data: Some(ElemData::Vals(v)), comment: None }
 }
 
 fn mod_chain_ops(n: usize) -> [Op; 2] {
@@ -84,6 +105,8 @@ impl Model {
             cluster_refs: HashMap::new(),
             hairpin_refs: HashMap::new(),
             mod_chains: BTreeSet::new(),
+            counts: HashMap::new(),
+            sizes: HashMap::new(),
             stale: BTreeMap::new(),
             needs_full: true,
         }
@@ -136,20 +159,17 @@ impl Model {
         }
     }
 
-    /// Builds the next transaction. The model assumes it commits; call
-    /// `committed(false)` if it did not.
+    /// Builds the next transaction and whether it is a full replace. The model
+    /// assumes it commits; call `committed(false)` if it did not.
     pub fn plan(&mut self, force_full: bool, now_ms: u64) -> (Transaction, bool) {
         if force_full || self.needs_full {
-            (self.plan_full(), true)
-        } else {
-            (self.plan_partial(now_ms), false)
+            return (self.plan_full(), true);
         }
-    }
-
-    fn sorted_desired(&self) -> Vec<&ServicePort> {
-        let mut v: Vec<&ServicePort> = self.desired.values().collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
-        v
+        match self.plan_partial(now_ms) {
+            Some(tx) => (tx, false),
+            // A set would outgrow its kernel cap: a full sync recreates it bigger.
+            None => (self.plan_full(), true),
+        }
     }
 
     fn plan_full(&mut self) -> Transaction {
@@ -166,8 +186,14 @@ impl Model {
         self.stale.clear();
         self.dirty.clear();
         let mut els = ElementOps::default();
-        let mut rules = Vec::new();
-        let specs: Vec<ServicePort> = self.sorted_desired().into_iter().cloned().collect();
+        let endpoints: usize = self.desired.values().map(|sp| sp.endpoints.len()).sum();
+        els.adds.insert(ENDPOINT_ADDRS, Vec::with_capacity(endpoints));
+        els.adds.insert(SERVICE_IPS, Vec::with_capacity(self.desired.len()));
+        let mut rules = Vec::with_capacity(self.desired.len() + 8);
+        tx.ops.reserve(self.desired.len() * 2 + 64);
+        let desired = std::mem::take(&mut self.desired);
+        let mut specs: Vec<&ServicePort> = desired.values().collect();
+        specs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         for n in specs.iter().map(|sp| sp.endpoints.len()).filter(|n| *n > 0).collect::<BTreeSet<_>>() {
             self.mod_chains.insert(n);
             let [chain, rule] = mod_chain_ops(n);
@@ -184,11 +210,24 @@ impl Model {
             els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
             for (k, v) in &r.slots {
-                els.add(ENDPOINT_ADDRS, slot_element(k, v));
+                els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
             }
-            self.committed.insert(sp.key.clone(), r);
+            self.committed.insert(sp.key.clone(), (*sp).clone());
         }
+        drop(specs);
+        self.desired = desired;
         tx.ops.extend(rules);
+        for set in DYNAMIC_SETS {
+            let count = els.net_change(set) as usize;
+            self.counts.insert(set, count);
+            let size = set_size(count, self.sizes.get(set).copied());
+            self.sizes.insert(set, size);
+        }
+        for op in tx.ops.iter_mut() {
+            if let Op::AddSet(s) = op {
+                s.size = self.sizes.get(s.name.as_str()).map(|n| *n as u32);
+            }
+        }
         push_elements(&mut tx, els);
         self.needs_full = false;
         tx
@@ -199,14 +238,14 @@ impl Model {
             let n = self.cluster_refs.entry(ip).or_insert(0);
             *n += 1;
             if *n == 1 {
-                els.add(CLUSTER_IPS, plain(vec![Val::ip(ip)]));
+                els.add(CLUSTER_IPS, plain(Tuple::new(&[Val::ip(ip)])));
             }
         }
         for ip in &r.hairpins {
             let n = self.hairpin_refs.entry(*ip).or_insert(0);
             *n += 1;
             if *n == 1 {
-                els.add(HAIRPIN, plain(vec![Val::ip(*ip), Val::ip(*ip)]));
+                els.add(HAIRPIN, plain(Tuple::new(&[Val::ip(*ip), Val::ip(*ip)])));
             }
         }
     }
@@ -217,7 +256,7 @@ impl Model {
                 *n -= 1;
                 if *n == 0 {
                     self.cluster_refs.remove(&ip);
-                    els.del(CLUSTER_IPS, vec![Val::ip(ip)]);
+                    els.del(CLUSTER_IPS, Tuple::new(&[Val::ip(ip)]));
                 }
             }
         }
@@ -226,24 +265,30 @@ impl Model {
                 *n -= 1;
                 if *n == 0 {
                     self.hairpin_refs.remove(ip);
-                    els.del(HAIRPIN, vec![Val::ip(*ip), Val::ip(*ip)]);
+                    els.del(HAIRPIN, Tuple::new(&[Val::ip(*ip), Val::ip(*ip)]));
                 }
             }
         }
     }
 
-    fn plan_partial(&mut self, now_ms: u64) -> Transaction {
+    /// The diff for the ServicePorts changed since the last sync, or None if a
+    /// set would overflow its kernel cap.
+    fn plan_partial(&mut self, now_ms: u64) -> Option<Transaction> {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
         let mut chain_ops = Vec::new();
         let mut mod_ops = Vec::new();
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
-            let old = self.committed.remove(key);
-            let new = self.desired.get(key).map(render);
-            if let Some(sp) = self.desired.get(key) {
-                let n = sp.endpoints.len();
-                if n > 0 && self.mod_chains.insert(n) {
+            let old_sp = self.committed.remove(key);
+            let new_sp = self.desired.get(key).map(|sp| match &old_sp {
+                Some(o) => sp.keeping_slots_of(&o.endpoints),
+                None => sp.clone(),
+            });
+            let old = old_sp.as_ref().map(render);
+            let new = new_sp.as_ref().map(render);
+            if let Some(n) = new.as_ref().map(|r| r.slots.len()).filter(|n| *n > 0) {
+                if self.mod_chains.insert(n) {
                     mod_ops.extend(mod_chain_ops(n));
                 }
             }
@@ -251,16 +296,16 @@ impl Model {
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
             els.diff_one(SERVICE_IPS, o.service_ip.as_ref(), n.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, o.no_endpoint.as_ref(), n.no_endpoint.as_ref());
-            let old_slots: HashMap<&Vec<Val>, &Vec<Val>> = o.slots.iter().map(|(k, v)| (k, v)).collect();
-            let new_slots: HashMap<&Vec<Val>, &Vec<Val>> = n.slots.iter().map(|(k, v)| (k, v)).collect();
+            let old_slots: HashMap<&Tuple, &Tuple> = o.slots.iter().map(|(k, v)| (k, v)).collect();
+            let new_slots: HashMap<&Tuple, &Tuple> = n.slots.iter().map(|(k, v)| (k, v)).collect();
             for (k, v) in &o.slots {
                 if new_slots.get(k) != Some(&v) {
-                    els.del(ENDPOINT_ADDRS, k.clone());
+                    els.del(ENDPOINT_ADDRS, *k);
                 }
             }
             for (k, v) in &n.slots {
                 if old_slots.get(k) != Some(&v) {
-                    els.add(ENDPOINT_ADDRS, slot_element(k, v));
+                    els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
                 }
             }
             match (&o.chain, &n.chain) {
@@ -281,19 +326,26 @@ impl Model {
             }
             self.drop_refs(o, &mut els);
             self.add_refs(n, &mut els);
-            if let Some(n) = new {
-                self.committed.insert(key.clone(), n);
+            if let Some(sp) = new_sp {
+                self.committed.insert(key.clone(), sp);
             }
         }
         // An address whose refcount went 1→0→1 within this plan is both deleted and re-added: cancel out.
         cancel_readds(&mut els);
+        for set in DYNAMIC_SETS {
+            let count = (self.counts.get(set).copied().unwrap_or(0) as isize + els.net_change(set)).max(0) as usize;
+            if count > self.sizes.get(set).copied().unwrap_or(0) {
+                return None;
+            }
+            self.counts.insert(set, count);
+        }
         for (set, keys) in std::mem::take(&mut els.dels) {
             tx.push(Op::DeleteElements { set: set.into(), keys });
         }
         tx.ops.extend(mod_ops);
         tx.ops.extend(chain_ops);
         push_elements(&mut tx, els);
-        tx
+        Some(tx)
     }
 
     /// A separate transaction deleting chains flushed at least STALE_CHAIN_DELAY_MS ago.
@@ -311,11 +363,17 @@ impl Model {
         self.stale.len()
     }
 
+    /// A model with the same desired state and set sizes, for rendering.
+    fn scratch(&self) -> Model {
+        let mut m = Model::new(self.cfg.clone());
+        m.desired = self.desired.clone();
+        m.sizes = self.sizes.clone();
+        m
+    }
+
     /// The desired ruleset as canonical sorted nft text.
     pub fn render_text(&self) -> String {
-        let mut scratch = Model::new(self.cfg.clone());
-        scratch.desired = self.desired.clone();
-        let tx = scratch.plan_full();
+        let tx = self.scratch().plan_full();
         let mut fake = Fake::new();
         match fake.apply(&tx) {
             Ok(()) => fake.dump(self.cfg.family, TABLE),
@@ -325,17 +383,15 @@ impl Model {
 
     /// The full transaction for the desired state, without touching this model.
     pub fn full_transaction(&self) -> Transaction {
-        let mut scratch = Model::new(self.cfg.clone());
-        scratch.desired = self.desired.clone();
-        scratch.plan_full()
+        self.scratch().plan_full()
     }
 }
 
 fn cancel_readds(els: &mut ElementOps) {
     for set in [CLUSTER_IPS, HAIRPIN] {
         let (Some(dels), Some(adds)) = (els.dels.get_mut(set), els.adds.get_mut(set)) else { continue };
-        let added: BTreeSet<&Vec<Val>> = adds.iter().map(|a| &a.key).collect();
-        let both: BTreeSet<Vec<Val>> = dels.iter().filter(|k| added.contains(k)).cloned().collect();
+        let added: BTreeSet<Tuple> = adds.iter().map(|a| a.key).collect();
+        let both: BTreeSet<Tuple> = dels.iter().filter(|k| added.contains(k)).copied().collect();
         dels.retain(|k| !both.contains(k));
         adds.retain(|a| !both.contains(&a.key));
     }

@@ -2,10 +2,9 @@
 
 use std::net::IpAddr;
 
-use kproxy_nftables::{ElemData, Element, Family, Stmt, Val, Verdict};
+use kproxy_nftables::{ElemData, Element, Family, Stmt, Tuple, Val, Verdict};
 
 use crate::layout::{slots_chain, REJECT_CHAIN};
-use crate::naming::service_chain;
 
 /// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
 const MAX_KEY_LEN: usize = 256;
@@ -32,7 +31,8 @@ pub struct ServicePort {
     pub protocol: u8,
     pub cluster_ip: IpAddr,
     pub port: u16,
-    /// Sorted by "IP:port" string as upstream, deduplicated.
+    /// Sorted by address then port, deduplicated. (Upstream sorts by the
+    /// "IP:port" string; the order only fixes which slot each endpoint gets.)
     pub endpoints: Vec<(IpAddr, u16)>,
 }
 
@@ -68,13 +68,41 @@ impl ServicePort {
             }
             endpoints.push((addr, port(*p, "endpoint port")?));
         }
-        endpoints.sort_by_key(|(a, p)| format!("{a}:{p}"));
+        endpoints.sort_unstable();
         endpoints.dedup();
         Ok(ServicePort { key: s.key.clone(), display: format!("{}/{}:{}", s.namespace, s.name, s.port_name), protocol, cluster_ip, port: svc_port, endpoints })
     }
 
-    fn vip_key(&self) -> Vec<Val> {
-        vec![Val::ip(self.cluster_ip), Val::Proto(self.protocol), Val::Port(self.port)]
+    /// This ServicePort with its endpoints ordered to keep each surviving
+    /// endpoint in the slot it had in `previous`: new endpoints fill the holes,
+    /// then the tail moves into any hole left. A one-endpoint change then
+    /// rewrites one slot instead of shifting all of them.
+    pub fn keeping_slots_of(&self, previous: &[(IpAddr, u16)]) -> ServicePort {
+        use std::collections::HashSet;
+        let wanted: HashSet<&(IpAddr, u16)> = self.endpoints.iter().collect();
+        let had: HashSet<&(IpAddr, u16)> = previous.iter().collect();
+        let mut added = self.endpoints.iter().filter(|e| !had.contains(e)).copied();
+        let mut slots: Vec<Option<(IpAddr, u16)>> =
+            previous.iter().map(|e| if wanted.contains(e) { Some(*e) } else { added.next() }).collect();
+        slots.extend(added.map(Some));
+        // Close the holes from the end so slots stay 0..N-1.
+        let mut i = 0;
+        while i < slots.len() {
+            if slots[i].is_none() {
+                let last = slots.pop().flatten();
+                if i < slots.len() {
+                    slots[i] = last;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        let endpoints: Vec<(IpAddr, u16)> = slots.into_iter().flatten().collect();
+        ServicePort { endpoints, ..self.clone() }
+    }
+
+    fn vip_key(&self) -> Tuple {
+        Tuple::new(&[Val::ip(self.cluster_ip), Val::Proto(self.protocol), Val::Port(self.port)])
     }
 }
 
@@ -85,13 +113,16 @@ pub struct Rendered {
     pub service_ip: Option<Element>,
     pub no_endpoint: Option<Element>,
     /// Endpoint slots: (ServicePort VIP key . slot, endpoint address . port).
-    pub slots: Vec<(Vec<Val>, Vec<Val>)>,
+    pub slots: Vec<(Tuple, Tuple)>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
 }
 
-/// Renders `sp`: a per-ServicePort chain that hands off to the shared
-/// `endpoints-mod-N` chain, and N slots in the shared endpoint map.
+/// Renders `sp`: its VIP goes straight to the shared `endpoints-mod-N` chain,
+/// and its N endpoints fill slots 0..N-1 of the shared endpoint map. A
+/// per-ServicePort chain is only made for features that need one (none yet:
+/// session affinity and traffic policies will), which keeps a full sync at
+/// a few objects per endpoint.
 pub fn render(sp: &ServicePort) -> Rendered {
     let mut r = Rendered { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
     if sp.endpoints.is_empty() {
@@ -102,21 +133,55 @@ pub fn render(sp: &ServicePort) -> Rendered {
         });
         return r;
     }
-    let chain = service_chain(&sp.key);
-    r.service_ip = Some(Element { key: sp.vip_key(), data: Some(ElemData::Verdict(Verdict::Goto(chain.clone()))), comment: None });
-    r.chain = Some((chain, vec![Stmt::Verdict(Verdict::Goto(slots_chain(sp.endpoints.len())))]));
+    r.service_ip = Some(Element {
+        key: sp.vip_key(),
+        data: Some(ElemData::Verdict(Verdict::Goto(slots_chain(sp.endpoints.len())))),
+        comment: Some(sp.display.clone()),
+    });
     r.slots = sp
         .endpoints
         .iter()
         .enumerate()
-        .map(|(i, (ip, p))| {
-            let mut key = sp.vip_key();
-            key.push(Val::Int(i as u32));
-            (key, vec![Val::ip(*ip), Val::Port(*p)])
-        })
+        .map(|(i, (ip, p))| (sp.vip_key().with(Val::Int(i as u32)), Tuple::new(&[Val::ip(*ip), Val::Port(*p)])))
         .collect();
     r.hairpins = sp.endpoints.iter().map(|(ip, _)| *ip).collect();
     r.hairpins.sort();
     r.hairpins.dedup();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(eps: &[(u8, u16)]) -> ServicePort {
+        ServicePort {
+            key: "k".into(),
+            display: "d".into(),
+            protocol: 6,
+            cluster_ip: "10.96.0.1".parse().unwrap(),
+            port: 80,
+            endpoints: eps.iter().map(|(h, p)| (IpAddr::from([10, 0, 0, *h]), *p)).collect(),
+        }
+    }
+
+    #[test]
+    fn surviving_endpoints_keep_their_slots() {
+        let prev = sp(&[(1, 80), (2, 80), (3, 80), (4, 80)]).endpoints;
+        let cases: &[(&[(u8, u16)], &[(u8, u16)])] = &[
+            // replace one: the newcomer takes the freed slot
+            (&[(1, 80), (3, 80), (4, 80), (9, 80)], &[(1, 80), (9, 80), (3, 80), (4, 80)]),
+            // remove one: the tail moves into the hole
+            (&[(1, 80), (3, 80), (4, 80)], &[(1, 80), (4, 80), (3, 80)]),
+            // add one: appended
+            (&[(1, 80), (2, 80), (3, 80), (4, 80), (5, 80)], &[(1, 80), (2, 80), (3, 80), (4, 80), (5, 80)]),
+            // remove the last two
+            (&[(1, 80), (2, 80)], &[(1, 80), (2, 80)]),
+            // remove all but the last
+            (&[(4, 80)], &[(4, 80)]),
+        ];
+        for (now, want) in cases {
+            assert_eq!(sp(now).keeping_slots_of(&prev).endpoints, sp(want).endpoints, "now {now:?}");
+        }
+    }
 }
