@@ -2,12 +2,15 @@
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NftDataplane } from '../dataplane/addon.js';
 import type { ServicePortSpec } from '../dataplane/types.js';
+
+// By absolute path: under npm, node_modules/.bin/nft is an unrelated package.
+const NFT = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => existsSync(p)) ?? 'nft';
 
 interface Args {
   services: number;
@@ -81,11 +84,11 @@ async function run(args: Args): Promise<void> {
   const file = join(dir, 'ruleset.nft');
   writeFileSync(file, text);
   const n0 = performance.now();
-  const res = spawnSync('nft', ['-f', file], { encoding: 'utf8' });
+  const res = spawnSync(NFT, ['-f', file], { encoding: 'utf8' });
   const nftMs = performance.now() - n0;
   rmSync(dir, { recursive: true, force: true });
   if (res.status !== 0) throw new Error(`nft -f failed: ${res.stderr}`);
-  execFileSync('nft', ['delete', 'table', 'ip', 'kube-proxy']);
+  execFileSync(NFT, ['delete', 'table', 'ip', 'kube-proxy']);
 
   const lines = [
     `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,

@@ -1,0 +1,132 @@
+// How the netns suites run the real agent. The command lives here, in one place, so that
+// a change to the CLI (entry point, flag names) is one edit.
+import { existsSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { resolve } from 'node:path';
+import { CLUSTER_CIDRS, GiveUp, REPO_ROOT, waitFor, type NsProcess, type Topology } from '../../ts/demo/topology.js';
+
+/**
+ * `node <AGENT_ENTRY...> <flags>`: the agent from its TypeScript sources. KPROXY_AGENT_ENTRY
+ * (space-separated node arguments, e.g. "dist/cli.js") runs another build of it instead.
+ */
+export const AGENT_ENTRY = process.env.KPROXY_AGENT_ENTRY?.split(/\s+/).filter(Boolean) ?? ['--import', 'tsx', 'ts/cli.ts'];
+
+export interface AgentConfig {
+  manifestsDir: string;
+  /** --iptables-sync-period, e.g. '1s' (it also drives nftables mode, as upstream). */
+  syncPeriod?: string;
+  hostname?: string;
+  extraArgs?: string[];
+}
+
+/** Flags that decide the ruleset: shared by the running agent and `plan`. */
+export function rulesetFlags(cfg: AgentConfig): string[] {
+  return [
+    '--proxy-mode', 'nftables',
+    '--manifests', cfg.manifestsDir,
+    '--cluster-cidr', CLUSTER_CIDRS.join(','),
+    '--hostname-override', cfg.hostname ?? 'test-node',
+  ];
+}
+
+export function agentFlags(cfg: AgentConfig): string[] {
+  return [
+    ...rulesetFlags(cfg),
+    '--metrics-bind-address', '127.0.0.1:10249',
+    '--healthz-bind-address', '0.0.0.0:10256',
+    ...(cfg.syncPeriod ? ['--iptables-sync-period', cfg.syncPeriod] : []),
+    '-v', '2',
+    ...(cfg.extraArgs ?? []),
+  ];
+}
+
+export interface Agent {
+  process: NsProcess;
+  /** Everything the agent printed so far (tail). */
+  logs(): string;
+  signal(sig: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** Fails with a clear message when the agent's entry point is not there (yet). */
+export function requireAgent(): void {
+  const entry = resolve(REPO_ROOT, AGENT_ENTRY[AGENT_ENTRY.length - 1]);
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist yet: the agent CLI is needed for this suite`);
+}
+
+/** Starts the agent inside the topology's node namespace (killed by topology.destroy()). */
+export function startAgent(topo: Topology, cfg: AgentConfig): Agent {
+  requireAgent();
+  const child = topo.spawnIn(topo.node, 'node', [...AGENT_ENTRY, ...agentFlags(cfg)]);
+  return {
+    process: child,
+    logs: () => child.output(),
+    signal: (sig) => child.kill(sig),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await child.exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Runs `plan` (the canonical nft text for the same inputs) inside ns and returns its stdout. */
+export async function planText(topo: Topology, ns: string, cfg: AgentConfig): Promise<string> {
+  requireAgent();
+  const { stdout } = await topo.exec(ns, ['node', ...AGENT_ENTRY, 'plan', ...rulesetFlags(cfg)]);
+  return stdout;
+}
+
+const familyOf = (ip: string) => (isIPv6(ip) ? 'ip6' : 'ip');
+
+/** `nft list map <family> kube-proxy <map>` in the node namespace; '' when it does not exist. */
+export async function listMap(topo: Topology, family: 'ip' | 'ip6', map: string): Promise<string> {
+  const result = await topo.exec(topo.node, ['nft', 'list', 'map', family, 'kube-proxy', map], { allowFailure: true });
+  return result.code === 0 ? result.stdout : '';
+}
+
+function failIfExited(agent: Agent): void {
+  if (agent.process.exitCode !== null || agent.process.signalCode !== null) {
+    throw new GiveUp(`the agent exited (${agent.process.exitCode ?? agent.process.signalCode}):\n${agent.logs().slice(-4000)}`);
+  }
+}
+
+/** Waits until `ip` (a ClusterIP) is in the service-ips map of its family's table. */
+export async function waitForServiceIP(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${ip} in ${familyOf(ip)} kube-proxy service-ips`, async () => {
+    failIfExited(agent);
+    return (await listMap(topo, familyOf(ip), 'service-ips')).includes(`${ip} . `);
+  }, { timeoutMs });
+}
+
+/** Waits until `ip` is gone from the service-ips map of its family's table. */
+export async function waitForServiceIPGone(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${ip} to leave ${familyOf(ip)} kube-proxy service-ips`, async () => {
+    failIfExited(agent);
+    const map = await listMap(topo, familyOf(ip), 'service-ips');
+    return map !== '' && !map.includes(`${ip} . `);
+  }, { timeoutMs });
+}
+
+/** Polls a condition while making sure the agent is still alive. */
+export function waitWhileRunning<T>(agent: Agent, what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000) {
+  return waitFor(what, async () => {
+    failIfExited(agent);
+    return check();
+  }, { timeoutMs });
+}
+
+/** Sum of a metric's samples (all label sets matching `labels`) from the agent's /metrics. */
+export async function metricValue(topo: Topology, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const { stdout } = await topo.exec(topo.node, ['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
+  let sum = 0;
+  for (const line of stdout.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => (match[2] ?? '').includes(`${k}="${v}"`))) sum += Number(match[3]);
+  }
+  return sum;
+}

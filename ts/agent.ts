@@ -1,0 +1,216 @@
+// The proxier loop: sources → tracker → runner → dataplane, with the
+// metrics and health servers beside it. Everything with I/O is injected.
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { ProxyConfig } from './config/index.js';
+import type { Dataplane, IPFamily, SyncReport } from './dataplane/types.js';
+import { logSync } from './log.js';
+import { BoundedFrequencyRunner } from './runner/bounded-frequency.js';
+import { realClock, type Clock } from './runner/clock.js';
+import { startHealthServer } from './server/health-server.js';
+import { ProxyHealth } from './server/health.js';
+import type { RunningServer } from './server/http.js';
+import { startMetricsServer } from './server/metrics-server.js';
+import { createMetrics, type ProxyMetrics } from './server/metrics.js';
+import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
+import { ChangeTracker } from './tracker/change-tracker.js';
+
+/** Upstream (1.36) forces a full resync this often even without failures. */
+export const FULL_SYNC_PERIOD_MS = 60 * 60 * 1000;
+/** Upstream retries a failed metrics/healthz listen this often. */
+const LISTEN_RETRY_MS = 5000;
+
+export interface AgentOptions {
+  config: ProxyConfig;
+  logger: Logger;
+  source: Source;
+  dataplanes: Dataplane[];
+  clock?: Clock;
+  registry?: Registry;
+}
+
+export class Agent {
+  readonly metrics: ProxyMetrics;
+  readonly health: ProxyHealth;
+  readonly registry: Registry;
+  private readonly tracker: ChangeTracker;
+  private readonly runner: BoundedFrequencyRunner;
+  private readonly clock: Clock;
+  private readonly needFull = new Map<IPFamily, boolean>();
+  private lastFullSync = 0;
+  private synced = false;
+  private servers: RunningServer[] = [];
+  private stopped = false;
+  private retryTimers: ReturnType<typeof setTimeout>[] = [];
+  /** Resolves after each sync attempt (tests and `--once` wait on it). */
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly opts: AgentOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.registry = opts.registry ?? new Registry();
+    this.metrics = createMetrics(this.registry);
+    this.health = new ProxyHealth({ syncPeriodMs: opts.config.syncPeriodMs, clock: this.clock });
+    for (const dp of opts.dataplanes) this.needFull.set(dp.family, true);
+    this.tracker = new ChangeTracker({
+      families: opts.dataplanes.map((d) => d.family),
+      onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
+    });
+    this.runner = new BoundedFrequencyRunner({
+      name: 'sync-runner',
+      minIntervalMs: opts.config.minSyncPeriodMs,
+      maxIntervalMs: opts.config.syncPeriodMs,
+      retryIntervalMs: opts.config.syncPeriodMs,
+      clock: this.clock,
+      fn: () => this.syncProxyRules(),
+      onError: (err) => opts.logger.error({ err: String(err) }, 'Sync failed; retrying after the sync period'),
+    });
+  }
+
+  private invalid(kind: string, reason: string, ref: string): void {
+    this.metrics.invalidObjectsTotal.inc({ kind, reason });
+    this.opts.logger.warn({ kind, reason, object: ref }, 'Skipping invalid object');
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.opts;
+    // As upstream's SyncLoop: the families count as updated when the loop starts.
+    for (const dp of this.opts.dataplanes) this.health.updated(dp.family);
+    if (config.healthzBindAddress) {
+      this.listen('healthz', () => startHealthServer({ address: config.healthzBindAddress, health: this.health, metrics: this.metrics, logger }));
+    }
+    if (config.metricsBindAddress) {
+      this.listen('metrics', () =>
+        startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw, logger }),
+      );
+    }
+    this.runner.start();
+    await this.opts.source.start({
+      onEvent: (kind, type, obj, old) => this.onEvent(kind, type, obj, old),
+      onSynced: () => {
+        this.synced = true;
+        logger.info({}, 'Services and EndpointSlices synced; programming rules');
+        this.runner.run();
+      },
+      onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
+    });
+  }
+
+  private listen(what: string, start: () => Promise<RunningServer>): void {
+    start().then(
+      (s) => {
+        if (this.stopped) void s.close();
+        else this.servers.push(s);
+        this.opts.logger.info({ server: what, address: `${s.host}:${s.port}` }, 'Serving');
+      },
+      (err) => {
+        this.opts.logger.error({ server: what, err: String(err) }, 'Failed to start server; retrying in 5s');
+        if (!this.stopped) this.retryTimers.push(setTimeout(() => this.listen(what, start), LISTEN_RETRY_MS));
+      },
+    );
+  }
+
+  private onEvent(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void {
+    if (kind === 'Node') {
+      this.health.setNode(type === 'DELETED' ? undefined : obj);
+      return;
+    }
+    if (kind === 'Service') this.metrics.serviceChangesTotal.inc();
+    else this.metrics.endpointChangesTotal.inc();
+    this.tracker.onEvent(kind, type, obj, old);
+    this.metrics.serviceChangesPending.set(this.tracker.pendingServiceChanges());
+    this.metrics.endpointChangesPending.set(this.tracker.pendingEndpointChanges());
+    const now = this.clock.now();
+    for (const dp of this.opts.dataplanes) {
+      this.health.queued(dp.family);
+      this.metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: dp.family }, now / 1000);
+    }
+    if (this.synced) this.runner.run();
+  }
+
+  /** Replace every table atomically at the next sync (SIGHUP, tests). */
+  forceFullSync(): void {
+    for (const f of this.needFull.keys()) this.needFull.set(f, true);
+    this.runner.run();
+  }
+
+  /** Resolves after the next sync attempt completes. */
+  nextSync(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private async syncProxyRules(): Promise<void> {
+    if (!this.synced || this.stopped) return;
+    try {
+      await this.syncAll();
+    } finally {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const resolve of w) resolve();
+    }
+  }
+
+  private async syncAll(): Promise<void> {
+    const now = this.clock.now();
+    const hourly = now - this.lastFullSync >= FULL_SYNC_PERIOD_MS;
+    const changes = this.tracker.drain();
+    const trigger = this.tracker.lastDrainTriggerTime;
+    this.metrics.serviceChangesPending.set(0);
+    this.metrics.endpointChangesPending.set(0);
+    let failure: unknown;
+    for (const dp of this.opts.dataplanes) {
+      const family = dp.family;
+      const c = changes.get(family) ?? { upserts: [], deletes: [] };
+      const full = hourly || this.needFull.get(family) === true;
+      const started = this.clock.now();
+      let report: SyncReport;
+      try {
+        report = await dp.sync({ full, upserts: c.upserts, deletes: c.deletes });
+      } catch (err) {
+        // The dataplane keeps the changes it was given; the retry replaces the whole table.
+        this.needFull.set(family, true);
+        this.metrics.nftablesSyncFailuresTotal.inc({ ip_family: family });
+        this.opts.logger.error({ ipFamily: family, code: (err as { code?: string }).code, err: String(err) }, 'Failed to program nftables');
+        failure ??= err;
+        continue;
+      }
+      this.needFull.set(family, false);
+      this.record(family, report, started, trigger);
+    }
+    if (failure !== undefined) throw failure;
+    if (hourly) this.lastFullSync = now;
+  }
+
+  private record(family: IPFamily, report: SyncReport & { cleanupError?: string }, started: number, trigger: number | undefined): void {
+    const done = this.clock.now();
+    const seconds = (done - started) / 1000;
+    const labels = { ip_family: family };
+    this.metrics.syncProxyRulesDuration.observe(labels, seconds);
+    (report.full ? this.metrics.syncFullProxyRulesDuration : this.metrics.syncPartialProxyRulesDuration).observe(labels, seconds);
+    this.metrics.syncProxyRulesLastTimestamp.set(labels, done / 1000);
+    if (trigger !== undefined && done > trigger) this.metrics.networkProgrammingDuration.observe(labels, (done - trigger) / 1000);
+    this.health.updated(family);
+    for (const r of report.rejected) this.invalid('ServicePort', 'dataplane-rejected', `${r.key}: ${r.reason}`);
+    if (report.cleanupError) {
+      this.metrics.nftablesCleanupFailuresTotal.inc(labels);
+      this.opts.logger.warn({ ipFamily: family, err: report.cleanupError }, 'Failed to delete stale chains');
+    }
+    logSync(this.opts.logger, {
+      ipFamily: family,
+      full: report.full,
+      durationMs: Number(report.durationMs.toFixed(3)),
+      objects: report.objects,
+      messages: report.messages,
+      bytes: report.bytes,
+    });
+  }
+
+  /** Stops watching and serving. The rules stay in the kernel, as upstream's do. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.retryTimers) clearTimeout(t);
+    await this.opts.source.stop();
+    await this.runner.stop();
+    await Promise.all(this.servers.map((s) => s.close()));
+    this.servers = [];
+  }
+}

@@ -1,0 +1,277 @@
+// --manifests DIR: Services, EndpointSlices and the Node read from YAML/JSON files instead
+// of the API server, kept live with fs.watch. The handler sees the same event stream an
+// informer would give, filtered like kube-proxy's list/watch selectors.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
+
+export interface ManifestsSourceOptions {
+  dir: string;
+  /** Only the Node of this name is delivered (as the field selector metadata.name=<node>). */
+  nodeName?: string;
+  /** Quiet time after the last fs event before rescanning; default 5ms. */
+  debounceMs?: number;
+  /** Upper bound on the wait while events keep coming; default 100ms. */
+  maxWaitMs?: number;
+  logger?: { debug(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+}
+
+const API_VERSIONS: Record<Kind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1' };
+const KIND_ORDER: Record<Kind, number> = { Service: 0, EndpointSlice: 1, Node: 2 };
+const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
+const LABEL_HEADLESS = 'service.kubernetes.io/headless';
+const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+interface Entry {
+  kind: Kind;
+  obj: KubeObject;
+  /** Canonical JSON, to tell a real change from a rewrite of the same content. */
+  json: string;
+}
+
+interface FileState {
+  objects: Map<string, Entry>;
+}
+
+function isManifestFile(name: string): boolean {
+  // Dot files are editor swap files, atomic-write temporaries, or ConfigMap's ..data links.
+  return !name.startsWith('.') && EXTENSIONS.has(extname(name).toLowerCase());
+}
+
+/** JSON with sorted keys, so that key order in a file is not a change. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const keys = Object.keys(v as object).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as any)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+export class ManifestsSource implements Source {
+  private readonly dir: string;
+  private readonly nodeName?: string;
+  private readonly debounceMs: number;
+  private readonly maxWaitMs: number;
+  private readonly log?: ManifestsSourceOptions['logger'];
+  private handler?: SourceHandler;
+  private watcher?: FSWatcher;
+  private readonly files = new Map<string, FileState>();
+  /** What the handler has been told: key -> entry. */
+  private readonly emitted = new Map<string, Entry>();
+  private readonly changed = new Set<string>();
+  private fullRescan = false;
+  private timer?: NodeJS.Timeout;
+  private firstEventAt = 0;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(opts: ManifestsSourceOptions) {
+    this.dir = opts.dir;
+    this.nodeName = opts.nodeName;
+    this.debounceMs = opts.debounceMs ?? 5;
+    this.maxWaitMs = opts.maxWaitMs ?? 100;
+    this.log = opts.logger;
+  }
+
+  async start(handler: SourceHandler): Promise<void> {
+    this.handler = handler;
+    this.stopped = false;
+    const st = await stat(this.dir);
+    if (!st.isDirectory()) throw new Error(`manifests: ${this.dir} is not a directory`);
+    // Watch before the first scan, so that nothing written meanwhile is missed.
+    this.watcher = watch(this.dir, { persistent: false }, (_event, filename) => this.onFsEvent(filename?.toString() ?? null));
+    this.watcher.on('error', (err) => {
+      this.log?.warn({ err, dir: this.dir }, 'manifests: directory watch failed');
+    });
+    this.fullRescan = true;
+    await this.flush();
+    handler.onSynced();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  private onFsEvent(filename: string | null): void {
+    if (this.stopped) return;
+    // Unknown names (ConfigMap ..data swaps, subdirectories) or none at all: rescan everything.
+    if (filename === null || !isManifestFile(basename(filename))) this.fullRescan = true;
+    else this.changed.add(basename(filename));
+    const now = Date.now();
+    if (!this.timer) this.firstEventAt = now;
+    else clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.firstEventAt + this.maxWaitMs - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, wait);
+  }
+
+  /** Serialised: a rescan never overlaps another one. */
+  private flush(): Promise<void> {
+    this.running = this.running.then(() => this.rescan()).catch((err) => {
+      this.log?.warn({ err }, 'manifests: rescan failed');
+    });
+    return this.running;
+  }
+
+  private async rescan(): Promise<void> {
+    if (this.stopped) return;
+    let names: string[];
+    if (this.fullRescan) {
+      this.fullRescan = false;
+      this.changed.clear();
+      const present = (await readdir(this.dir)).filter(isManifestFile);
+      names = [...new Set([...present, ...this.files.keys()])];
+    } else {
+      names = [...this.changed];
+      this.changed.clear();
+    }
+    if (names.length === 0) return;
+    for (const name of names) await this.loadFile(name);
+    if (!this.stopped) this.publish();
+  }
+
+  private async loadFile(name: string): Promise<void> {
+    const path = join(this.dir, name);
+    let text: string;
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) {
+        this.files.delete(name);
+        return;
+      }
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.files.delete(name);
+      else this.invalid('File', 'read-error', name);
+      return;
+    }
+    const prev = this.files.get(name);
+    const { docs, syntaxError } = this.parse(name, text);
+    const objects = new Map<string, Entry>();
+    for (const [i, doc] of docs.entries()) this.accept(doc, `${name}#${i}`, objects);
+    // A file that does not parse may be half-written: keep what it defined before,
+    // rather than deleting rules because of a syntax error.
+    if (syntaxError && prev) {
+      for (const [key, e] of prev.objects) if (!objects.has(key)) objects.set(key, e);
+    }
+    this.files.set(name, { objects });
+  }
+
+  private parse(name: string, text: string): { docs: unknown[]; syntaxError: boolean } {
+    if (extname(name).toLowerCase() === '.json') {
+      try {
+        const v = JSON.parse(text);
+        return { docs: [v], syntaxError: false };
+      } catch {
+        this.invalid('File', 'parse-error', name);
+        return { docs: [], syntaxError: true };
+      }
+    }
+    const docs: unknown[] = [];
+    let syntaxError = false;
+    for (const [i, doc] of parseAllDocuments(text).entries()) {
+      if (doc.errors.length > 0) {
+        syntaxError = true;
+        this.invalid('Document', 'parse-error', `${name}#${i}`);
+        docs.push(undefined);
+        continue;
+      }
+      try {
+        docs.push(doc.toJS({ maxAliasCount: 100 }));
+      } catch {
+        // toJS throws on alias bombs and similar; same treatment as a syntax error.
+        syntaxError = true;
+        this.invalid('Document', 'parse-error', `${name}#${i}`);
+        docs.push(undefined);
+      }
+    }
+    return { docs, syntaxError };
+  }
+
+  /** Flattens Lists, applies defaults and the API's selectors, and keys the objects. */
+  private accept(doc: unknown, ref: string, out: Map<string, Entry>, listKind?: string, listApiVersion?: string): void {
+    if (doc === null || doc === undefined) return; // empty document, or already reported
+    if (Array.isArray(doc)) {
+      doc.forEach((d, i) => this.accept(d, `${ref}[${i}]`, out));
+      return;
+    }
+    if (typeof doc !== 'object') return this.invalid('Document', 'not-an-object', ref);
+    const obj = { ...(doc as KubeObject) };
+    if (obj.kind === undefined && listKind) obj.kind = listKind;
+    if (obj.apiVersion === undefined && listApiVersion) obj.apiVersion = listApiVersion;
+    if (typeof obj.kind !== 'string') return this.invalid('Document', 'missing-field', `${ref}.kind`);
+    if (obj.kind.endsWith('List') && Array.isArray(obj.items)) {
+      const itemKind = obj.kind === 'List' ? undefined : obj.kind.slice(0, -'List'.length);
+      obj.items.forEach((d: unknown, i: number) => this.accept(d, `${ref}.items[${i}]`, out, itemKind, itemKind ? obj.apiVersion : undefined));
+      return;
+    }
+    if (!(obj.kind in API_VERSIONS)) {
+      this.log?.debug({ ref, kind: obj.kind }, 'manifests: ignoring object of another kind');
+      return;
+    }
+    const kind = obj.kind as Kind;
+    if (obj.apiVersion !== API_VERSIONS[kind]) return this.invalid(kind, 'unsupported-api-version', ref);
+    if (typeof obj.metadata !== 'object' || obj.metadata === null || typeof obj.metadata.name !== 'string' || obj.metadata.name === '') {
+      return this.invalid(kind, 'missing-field', `${ref}.metadata.name`);
+    }
+    // kubectl's defaulting: namespaced kinds without a namespace land in "default".
+    if (kind !== 'Node' && obj.metadata.namespace === undefined) obj.metadata = { ...obj.metadata, namespace: 'default' };
+    if (!this.selected(kind, obj)) return;
+    const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+    if (out.has(key)) return this.invalid(kind, 'duplicate-object', ref);
+    out.set(key, { kind, obj, json: canonical(obj) });
+  }
+
+  /** The label and field selectors kube-proxy's informers use. */
+  private selected(kind: Kind, obj: KubeObject): boolean {
+    if (kind === 'Node') return this.nodeName === undefined || obj.metadata.name === this.nodeName;
+    const labels = obj.metadata.labels ?? {};
+    if (typeof labels === 'object' && (LABEL_PROXY_NAME in labels || LABEL_HEADLESS in labels)) return false;
+    if (kind === 'Service' && obj.spec?.clusterIP === 'None') return false;
+    return true;
+  }
+
+  /** Merges all files (first file in name order wins a duplicate) and emits the difference. */
+  private publish(): void {
+    const desired = new Map<string, Entry>();
+    for (const name of [...this.files.keys()].sort()) {
+      for (const [key, e] of this.files.get(name)!.objects) if (!desired.has(key)) desired.set(key, e);
+    }
+    const events: Array<{ type: EventType; key: string; e: Entry; old?: Entry }> = [];
+    for (const [key, e] of desired) {
+      const old = this.emitted.get(key);
+      if (!old) events.push({ type: 'ADDED', key, e });
+      else if (old.json !== e.json) events.push({ type: 'MODIFIED', key, e, old });
+    }
+    for (const [key, old] of this.emitted) if (!desired.has(key)) events.push({ type: 'DELETED', key, e: old, old });
+    events.sort((a, b) => KIND_ORDER[a.e.kind] - KIND_ORDER[b.e.kind] || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const ev of events) {
+      if (ev.type === 'DELETED') this.emitted.delete(ev.key);
+      else this.emitted.set(ev.key, ev.e);
+      try {
+        this.handler?.onEvent(ev.e.kind, ev.type, ev.e.obj, ev.old?.obj);
+      } catch (err) {
+        this.log?.warn({ err, key: ev.key }, 'manifests: event handler threw');
+      }
+    }
+  }
+
+  private invalid(kind: string, reason: string, ref: string): void {
+    try {
+      this.handler?.onInvalid(kind, reason, ref);
+    } catch (err) {
+      this.log?.warn({ err, ref }, 'manifests: invalid handler threw');
+    }
+  }
+}

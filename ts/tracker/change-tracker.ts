@@ -1,0 +1,239 @@
+// The change tracker: accumulates Service/EndpointSlice events and hands the runner only
+// what really changed since the last drain, per IP family (upstream's ServiceChangeTracker
+// and EndpointsChangeTracker folded into one, since our specs carry their endpoints).
+
+import type { EventType, Kind, KubeObject } from '../sources/types.js';
+import type { IPFamily, ServicePortSpec } from '../dataplane/types.js';
+import { buildServicePorts, servicePortHeads } from './service-ports.js';
+import { isObject, objectRef, parseEndpointSlice, validateService, type OnInvalid, type SliceInfo } from './validate.js';
+
+export interface ChangeTrackerOptions {
+  families: IPFamily[];
+  onInvalid: OnInvalid;
+  /** Trigger times older than this (epoch ms) are not latencies we caused; default: construction time. */
+  startTime?: number;
+}
+
+export interface FamilyChanges {
+  upserts: ServicePortSpec[];
+  deletes: string[];
+}
+
+interface Applied {
+  spec: ServicePortSpec;
+  json: string;
+}
+
+const byKey = (a: ServicePortSpec, b: ServicePortSpec) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+export class ChangeTracker {
+  private readonly families: IPFamily[];
+  private readonly onInvalid: OnInvalid;
+  private readonly startTime: number;
+
+  /** Current desired state, by "ns/name" of the Service. */
+  private readonly services = new Map<string, KubeObject>();
+  private readonly slicesBySvc = new Map<string, Map<string, SliceInfo>>();
+  /** "ns/sliceName" -> "ns/serviceName": a slice may be relabelled to another Service. */
+  private readonly sliceOwner = new Map<string, string>();
+
+  /** Services whose specs must be recomputed at the next drain. */
+  private readonly dirty = new Set<string>();
+  /** Fingerprints at the last drain, to count only real pending changes (metrics). */
+  private readonly drainedSvcFp = new Map<string, string>();
+  private readonly drainedSliceFp = new Map<string, string>();
+  private readonly pendingSvc = new Set<string>();
+  private readonly pendingSlice = new Map<string, string>();
+  private readonly triggerBySlice = new Map<string, number>();
+
+  /** What the last drain handed out: family -> service -> key -> spec. */
+  private readonly applied = new Map<IPFamily, Map<string, Map<string, Applied>>>();
+  private triggerTime: number | undefined;
+
+  constructor(opts: ChangeTrackerOptions) {
+    this.families = [...opts.families];
+    this.onInvalid = opts.onInvalid;
+    this.startTime = opts.startTime ?? Date.now();
+    for (const f of this.families) this.applied.set(f, new Map());
+  }
+
+  onEvent(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void {
+    try {
+      if (kind === 'Service') this.onService(type, obj, old);
+      else if (kind === 'EndpointSlice') this.onSlice(type, obj, old);
+      // Node events matter to health and topology, not to ServicePort specs.
+    } catch (err) {
+      // Validation should make this unreachable; a bug must not take the agent down.
+      this.onInvalid(kind, 'internal-error', `${objectRef(obj)}: ${(err as Error)?.message ?? err}`);
+    }
+  }
+
+  /** Services with a pending change that would alter their ServicePorts. */
+  pendingServiceChanges(): number {
+    return this.pendingSvc.size;
+  }
+
+  /** Services with at least one pending EndpointSlice change. */
+  pendingEndpointChanges(): number {
+    return new Set(this.pendingSlice.values()).size;
+  }
+
+  /** The earliest last-change-trigger-time of the slice changes in the last drain (epoch ms). */
+  get lastDrainTriggerTime(): number | undefined {
+    return this.triggerTime;
+  }
+
+  drain(): Map<IPFamily, FamilyChanges> {
+    const out = new Map<IPFamily, FamilyChanges>();
+    for (const family of this.families) {
+      const changes: FamilyChanges = { upserts: [], deletes: [] };
+      const perSvc = this.applied.get(family)!;
+      for (const svcId of this.dirty) {
+        const before = perSvc.get(svcId) ?? new Map<string, Applied>();
+        const after = new Map<string, Applied>();
+        for (const spec of this.compute(svcId, family)) {
+          const json = JSON.stringify(spec);
+          after.set(spec.key, { spec, json });
+          if (before.get(spec.key)?.json !== json) changes.upserts.push(spec);
+        }
+        for (const key of before.keys()) if (!after.has(key)) changes.deletes.push(key);
+        if (after.size > 0) perSvc.set(svcId, after);
+        else perSvc.delete(svcId);
+      }
+      changes.upserts.sort(byKey);
+      changes.deletes.sort();
+      out.set(family, changes);
+    }
+
+    let earliest: number | undefined;
+    for (const sliceId of this.pendingSlice.keys()) {
+      const t = this.triggerBySlice.get(sliceId);
+      if (t !== undefined && (earliest === undefined || t < earliest)) earliest = t;
+    }
+    this.triggerTime = earliest;
+
+    for (const svcId of this.pendingSvc) this.setFp(this.drainedSvcFp, svcId, this.serviceFp(svcId));
+    for (const sliceId of this.pendingSlice.keys()) this.setFp(this.drainedSliceFp, sliceId, this.sliceFp(sliceId));
+    this.pendingSvc.clear();
+    this.pendingSlice.clear();
+    this.triggerBySlice.clear();
+    this.dirty.clear();
+    return out;
+  }
+
+  /** Everything currently desired in one family (including undrained changes), sorted by key. */
+  all(family: IPFamily): ServicePortSpec[] {
+    const perSvc = this.applied.get(family);
+    if (!perSvc) return [];
+    const out: ServicePortSpec[] = [];
+    for (const [svcId, specs] of perSvc) {
+      if (this.dirty.has(svcId)) continue;
+      for (const a of specs.values()) out.push(a.spec);
+    }
+    for (const svcId of this.dirty) out.push(...this.compute(svcId, family));
+    return out.sort(byKey);
+  }
+
+  // --- events ---------------------------------------------------------------
+
+  private onService(type: EventType, obj: KubeObject, old?: KubeObject): void {
+    if (type === 'DELETED') {
+      const id = this.identity(obj) ?? this.identity(old);
+      if (!id) return this.onInvalid('Service', 'missing-field', objectRef(obj));
+      this.services.delete(id);
+      return this.touchService(id);
+    }
+    const issue = validateService(obj);
+    // A malformed update is skipped: the last good version stays in force.
+    if (issue) return this.onInvalid('Service', issue.reason, issue.ref);
+    const id = this.identity(obj)!;
+    this.services.set(id, obj);
+    this.touchService(id);
+  }
+
+  private onSlice(type: EventType, obj: KubeObject, old?: KubeObject): void {
+    if (type === 'DELETED') {
+      const id = this.identity(obj) ?? this.identity(old);
+      if (!id) return this.onInvalid('EndpointSlice', 'missing-field', objectRef(obj));
+      return this.removeSlice(id);
+    }
+    const parsed = parseEndpointSlice(obj);
+    for (const i of parsed.issues) this.onInvalid('EndpointSlice', i.reason, i.ref);
+    const info = parsed.info;
+    if (!info) return;
+    const sliceId = `${info.namespace}/${info.name}`;
+    const svcId = `${info.namespace}/${info.serviceName}`;
+    const prevOwner = this.sliceOwner.get(sliceId);
+    if (prevOwner !== undefined && prevOwner !== svcId) this.removeSlice(sliceId);
+    if (info.addressType === 'FQDN') return this.removeSlice(sliceId);
+    let bucket = this.slicesBySvc.get(svcId);
+    if (!bucket) this.slicesBySvc.set(svcId, (bucket = new Map()));
+    bucket.set(info.name, info);
+    this.sliceOwner.set(sliceId, svcId);
+    this.touchSlice(sliceId, svcId);
+    // As upstream: trigger times from before we started are not our latency.
+    if (info.triggerTime !== undefined && info.triggerTime > this.startTime && this.pendingSlice.has(sliceId)) {
+      const prev = this.triggerBySlice.get(sliceId);
+      if (prev === undefined || info.triggerTime < prev) this.triggerBySlice.set(sliceId, info.triggerTime);
+    }
+  }
+
+  private removeSlice(sliceId: string): void {
+    const svcId = this.sliceOwner.get(sliceId);
+    if (svcId === undefined) return;
+    this.sliceOwner.delete(sliceId);
+    const bucket = this.slicesBySvc.get(svcId);
+    bucket?.delete(sliceId.slice(sliceId.indexOf('/') + 1));
+    if (bucket && bucket.size === 0) this.slicesBySvc.delete(svcId);
+    this.touchSlice(sliceId, svcId);
+  }
+
+  private touchService(svcId: string): void {
+    this.dirty.add(svcId);
+    if (this.serviceFp(svcId) === this.drainedSvcFp.get(svcId)) this.pendingSvc.delete(svcId);
+    else this.pendingSvc.add(svcId);
+  }
+
+  private touchSlice(sliceId: string, svcId: string): void {
+    this.dirty.add(svcId);
+    if (this.sliceFp(sliceId) === this.drainedSliceFp.get(sliceId)) this.pendingSlice.delete(sliceId);
+    else this.pendingSlice.set(sliceId, svcId);
+  }
+
+  // --- helpers --------------------------------------------------------------
+
+  private compute(svcId: string, family: IPFamily): ServicePortSpec[] {
+    const svc = this.services.get(svcId);
+    if (!svc) return [];
+    const slices = [...(this.slicesBySvc.get(svcId)?.values() ?? [])];
+    return buildServicePorts(svc, slices, family);
+  }
+
+  /** Only what shapes rules: the ServicePorts without endpoints, in every family. */
+  private serviceFp(svcId: string): string | undefined {
+    const svc = this.services.get(svcId);
+    if (!svc) return undefined;
+    return JSON.stringify(this.families.map((f) => servicePortHeads(svc, f)));
+  }
+
+  private sliceFp(sliceId: string): string | undefined {
+    const svcId = this.sliceOwner.get(sliceId);
+    if (svcId === undefined) return undefined;
+    const info = this.slicesBySvc.get(svcId)?.get(sliceId.slice(sliceId.indexOf('/') + 1));
+    if (!info) return undefined;
+    const { triggerTime: _ignored, ...rest } = info;
+    return JSON.stringify(rest);
+  }
+
+  private setFp(map: Map<string, string>, id: string, fp: string | undefined): void {
+    if (fp === undefined) map.delete(id);
+    else map.set(id, fp);
+  }
+
+  private identity(obj: unknown): string | undefined {
+    if (!isObject(obj) || !isObject(obj.metadata)) return undefined;
+    const { namespace, name } = obj.metadata;
+    if (typeof namespace !== 'string' || typeof name !== 'string' || !namespace || !name) return undefined;
+    return `${namespace}/${name}`;
+  }
+}
