@@ -159,8 +159,9 @@ export class Agent {
     let failure: unknown;
     for (const dp of this.opts.dataplanes) {
       const family = dp.family;
-      const c = changes.get(family) ?? { upserts: [], deletes: [] };
       const full = hourly || this.needFull.get(family) === true;
+      // A full sync carries the complete desired state, so a failed sync loses nothing.
+      const c = full ? { upserts: this.tracker.all(family), deletes: [] } : (changes.get(family) ?? { upserts: [], deletes: [] });
       const started = this.clock.now();
       let report: SyncReport;
       try {

@@ -160,6 +160,13 @@ test('a file that stops parsing keeps its objects (no delete on a half-written f
   t.deepEqual(env.seen('DELETED'), ['EndpointSlice/ns1/a-1']);
 });
 
+test('emptying a file deletes its objects (once a second look confirms it)', async (t) => {
+  const env = await setup(t, { 'a.yaml': `${serviceYaml('a')}---\n${serviceYaml('b')}` });
+  await env.write('a.yaml', '');
+  await waitFor(() => env.seen('DELETED').length === 2, 'DELETED');
+  t.deepEqual(env.seen('DELETED'), ['Service/ns1/a', 'Service/ns1/b']);
+});
+
 test('an object moving between files is neither deleted nor re-added', async (t) => {
   const env = await setup(t, { 'a.yaml': `${serviceYaml('a')}---\n${serviceYaml('b')}` });
   // Atomic rename: both fs events land in one debounce window.

@@ -61,7 +61,7 @@ const serviceCases: Array<[string, unknown, string | undefined]> = [
 
 for (const [name, input, reason] of serviceCases) {
   test(`validateService: ${name}`, (t) => {
-    t.is(validateService(input)?.reason, reason);
+    t.is(validateService(input)?.reason as string | undefined, reason);
   });
 }
 

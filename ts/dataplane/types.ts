@@ -26,10 +26,13 @@ export interface ServicePortSpec {
 }
 
 export interface SyncRequest {
-  /** Replace the whole table atomically instead of sending a diff. */
+  /**
+   * Replace the whole table atomically. `upserts` is then the complete desired
+   * state (anything else is dropped) and `deletes` is ignored.
+   */
   full: boolean;
   upserts: ServicePortSpec[];
-  /** Keys of ServicePorts that no longer exist in this family. */
+  /** Keys of ServicePorts that no longer exist in this family (partial syncs). */
   deletes: string[];
 }
 

@@ -64,6 +64,7 @@ export class ManifestsSource implements Source {
   private readonly emitted = new Map<string, Entry>();
   private readonly changed = new Set<string>();
   private fullRescan = false;
+  private readonly emptyOnce = new Set<string>();
   private timer?: NodeJS.Timeout;
   private firstEventAt = 0;
   private running: Promise<void> = Promise.resolve();
@@ -152,11 +153,22 @@ export class ManifestsSource implements Source {
       }
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.files.delete(name);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.files.delete(name);
+        this.emptyOnce.delete(name);
+      }
       else this.invalid('File', 'read-error', name);
       return;
     }
     const prev = this.files.get(name);
+    // Rewriting a file truncates it first: an empty read of a file that had objects is
+    // believed only when a second look, one debounce later, still finds it empty.
+    if (text.trim() === '' && prev && prev.objects.size > 0 && !this.emptyOnce.has(name)) {
+      this.emptyOnce.add(name);
+      this.onFsEvent(name);
+      return;
+    }
+    this.emptyOnce.delete(name);
     const { docs, syntaxError } = this.parse(name, text);
     const objects = new Map<string, Entry>();
     for (const [i, doc] of docs.entries()) this.accept(doc, `${name}#${i}`, objects);

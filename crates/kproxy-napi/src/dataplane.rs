@@ -13,7 +13,8 @@ use kproxy_rules::{LayoutConfig, Model};
 
 use crate::errors::{coded, from_nft, no_panic};
 
-/// One sync's changes. `upserts` is the wire text of `wire.rs`.
+/// One sync's changes. `upserts` is the wire text of `wire.rs`. With `full`,
+/// `upserts` is the complete desired state and the table is replaced.
 #[napi(object)]
 pub struct SyncRequest {
     pub full: bool,
@@ -194,7 +195,11 @@ impl Inner {
     fn sync(&mut self, req: SyncRequest) -> napi::Result<SyncReport> {
         let start = Instant::now();
         let (upserts, mut rejected) = crate::wire::parse_upserts(&req.upserts);
-        rejected.extend(self.model.update(&upserts, &req.deletes));
+        if req.full {
+            rejected.extend(self.model.replace_all(&upserts));
+        } else {
+            rejected.extend(self.model.update(&upserts, &req.deletes));
+        }
         if self.foreign_change().map_err(|e| from_nft(&e))? {
             self.model.invalidate();
         }

@@ -124,6 +124,14 @@ impl Model {
         self.needs_full
     }
 
+    /// Makes `specs` the complete desired state: ServicePorts not among them are
+    /// deleted. A full sync sends everything, so nothing can be lost in between.
+    pub fn replace_all(&mut self, specs: &[ServicePortSpec]) -> Vec<Rejected> {
+        let keep: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
+        let gone: Vec<String> = self.desired.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
+        self.update(specs, &gone)
+    }
+
     /// Validates and records changes. Invalid specs are returned and leave the
     /// previous state of that ServicePort untouched.
     pub fn update(&mut self, upserts: &[ServicePortSpec], deletes: &[String]) -> Vec<Rejected> {

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// `npm test`: the Rust tests, the fast ava suites, then the network-namespace
+// suites against the real kernel (root). Ends with one line: "N passed, N failed".
+import { spawnSync } from 'node:child_process';
+
+const suites = [
+  { name: 'rust (cargo test)', cmd: 'cargo', args: ['test', '--workspace', '--locked'], parse: parseCargo },
+  { name: 'unit (ava)', cmd: 'npx', args: ['ava', '--tap', 'tests/unit'], parse: parseTap },
+  { name: 'netns (ava, real kernel)', cmd: 'npx', args: ['ava', '--tap', '--serial', 'tests/netns'], parse: parseTap, root: true },
+];
+
+function parseCargo(out) {
+  let passed = 0;
+  let failed = 0;
+  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  return { passed, failed };
+}
+
+function parseTap(out) {
+  const num = (re) => Number(re.exec(out)?.[1] ?? 0);
+  return { passed: num(/^# pass (\d+)/m), failed: num(/^# fail (\d+)/m) };
+}
+
+let passed = 0;
+let failed = 0;
+const only = process.argv.slice(2);
+for (const s of suites) {
+  if (only.length && !only.some((o) => s.name.startsWith(o))) continue;
+  if (s.root && process.getuid?.() !== 0) {
+    console.log(`\n== ${s.name}: needs root (network namespaces, nftables); counted as 1 failure`);
+    failed += 1;
+    continue;
+  }
+  console.log(`\n== ${s.name}`);
+  const r = spawnSync(s.cmd, s.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  process.stdout.write(out);
+  const res = s.parse(out);
+  // A suite that exits non-zero without reporting a failure (crash, compile error) still fails.
+  if (r.status !== 0 && res.failed === 0) res.failed = 1;
+  console.log(`-- ${s.name}: ${res.passed} passed, ${res.failed} failed`);
+  passed += res.passed;
+  failed += res.failed;
+}
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,141 @@
+// The agent loop with a scripted source and the addon's in-memory backend:
+// nothing is programmed before the initial sync, changes flow through,
+// bad objects are counted, and a failed sync is retried as a full one.
+import test from 'ava';
+import pino from 'pino';
+import { Agent } from '../../ts/agent.js';
+import { loadConfig } from '../../ts/config/index.js';
+import { NftDataplane } from '../../ts/dataplane/addon.js';
+import type { Dataplane, SyncReport, SyncRequest } from '../../ts/dataplane/types.js';
+import type { KubeObject, Source, SourceHandler } from '../../ts/sources/types.js';
+
+class ScriptedSource implements Source {
+  handler?: SourceHandler;
+  async start(h: SourceHandler): Promise<void> {
+    this.handler = h;
+  }
+  async stop(): Promise<void> {}
+}
+
+const config = loadConfig([
+  '--manifests', '/unused',
+  '--cluster-cidr', '10.244.0.0/16',
+  '--metrics-bind-address=',
+  '--healthz-bind-address=',
+  '--iptables-min-sync-period', '0s',
+  '--iptables-sync-period', '1h',
+]);
+
+const service = (name: string, ip: string, extra: Record<string, unknown> = {}): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { namespace: 'ns', name, uid: `uid-${name}` },
+  spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: 'http', port: 80, protocol: 'TCP' }], ...extra },
+});
+
+const slice = (svc: string, ips: string[]): KubeObject => ({
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { namespace: 'ns', name: `${svc}-abc`, labels: { 'kubernetes.io/service-name': svc } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+});
+
+/** Fails its next `failures` syncs, recording every request it sees. */
+class FlakyDataplane implements Dataplane {
+  readonly family = 'IPv4' as const;
+  seen: SyncRequest[] = [];
+  constructor(readonly inner: NftDataplane, public failures = 0) {}
+  async sync(req: SyncRequest): Promise<SyncReport> {
+    this.seen.push(req);
+    if (this.failures > 0) {
+      this.failures--;
+      throw Object.assign(new Error('injected kernel failure'), { code: 'E_KERNEL_REJECTED' });
+    }
+    return this.inner.sync(req);
+  }
+  render(): string {
+    return this.inner.render();
+  }
+  cleanup(): Promise<void> {
+    return this.inner.cleanup();
+  }
+}
+
+function setup(failures = 0) {
+  const source = new ScriptedSource();
+  const dp = new FlakyDataplane(new NftDataplane({ family: 'IPv4', clusterCIDR: '10.244.0.0/16', fake: true }), failures);
+  const agent = new Agent({ config, logger: pino({ level: 'silent' }), source, dataplanes: [dp] });
+  return { source, dp, agent };
+}
+
+test('nothing is programmed until Services and EndpointSlices have synced', async (t) => {
+  const { source, dp, agent } = setup();
+  await agent.start();
+  t.teardown(() => agent.stop());
+  source.handler!.onEvent('Service', 'ADDED', service('web', '10.96.0.10'));
+  source.handler!.onEvent('EndpointSlice', 'ADDED', slice('web', ['10.244.1.2', '10.244.2.2']));
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(dp.seen.length, 0);
+  const synced = agent.nextSync();
+  source.handler!.onSynced();
+  await synced;
+  t.is(dp.seen.length, 1);
+  t.true(dp.seen[0].full, 'the first sync replaces the table');
+  t.regex(dp.inner.fakeDump(), /10\.96\.0\.10 \. tcp \. 80 comment "ns\/web:http" : goto endpoints-mod-2/);
+});
+
+test('a change after the initial sync is programmed as a partial sync', async (t) => {
+  const { source, dp, agent } = setup();
+  await agent.start();
+  t.teardown(() => agent.stop());
+  let next = agent.nextSync();
+  source.handler!.onEvent('Service', 'ADDED', service('web', '10.96.0.10'));
+  source.handler!.onSynced();
+  await next;
+  next = agent.nextSync();
+  source.handler!.onEvent('EndpointSlice', 'ADDED', slice('web', ['10.244.1.2']));
+  await next;
+  const last = dp.seen.at(-1)!;
+  t.false(last.full);
+  t.is(last.upserts.length, 1);
+  t.regex(dp.inner.fakeDump(), /goto endpoints-mod-1/);
+});
+
+test('invalid objects are skipped, logged and counted, and never reach the dataplane', async (t) => {
+  const { source, dp, agent } = setup();
+  await agent.start();
+  t.teardown(() => agent.stop());
+  const next = agent.nextSync();
+  source.handler!.onEvent('Service', 'ADDED', service('bad', '10.96.0.300'));
+  source.handler!.onEvent('Service', 'ADDED', service('good', '10.96.0.11'));
+  source.handler!.onSynced();
+  await next;
+  const metrics = await agent.registry.getSingleMetricAsString('kproxy_invalid_objects_total');
+  t.regex(metrics, /kproxy_invalid_objects_total\{kind="Service",reason="[a-z-]+"\} 1/);
+  t.false(dp.inner.fakeDump().includes('10.96.0.300'));
+  t.true(dp.inner.fakeDump().includes('10.96.0.11'));
+});
+
+test('a failed sync is counted and retried as a full sync that loses nothing', async (t) => {
+  const { source, dp, agent } = setup(1);
+  await agent.start();
+  t.teardown(() => agent.stop());
+  let next = agent.nextSync();
+  source.handler!.onEvent('Service', 'ADDED', service('web', '10.96.0.10'));
+  source.handler!.onSynced();
+  await next;
+  t.is(dp.seen.length, 1);
+  const failures = await agent.registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_sync_failures_total');
+  t.regex(failures, /ip_family="IPv4"\} 1/);
+  // The failed request's changes are not lost: the dataplane held them. A new event triggers the retry.
+  next = agent.nextSync();
+  source.handler!.onEvent('Service', 'ADDED', service('other', '10.96.0.12'));
+  await next;
+  const retry = dp.seen.at(-1)!;
+  t.true(retry.full, 'the retry after a failure is a full sync');
+  t.true(dp.inner.fakeDump().includes('10.96.0.12'));
+  // The failed request never reached the inner dataplane: the full retry carries web again.
+  t.true(dp.inner.fakeDump().includes('10.96.0.10'), 'the Service from the failed sync is programmed');
+});
