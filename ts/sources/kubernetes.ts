@@ -50,7 +50,8 @@ export function loadKubeConfig(opts: { kubeconfig?: string; master?: string }): 
   const kc = new KubeConfig();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
   else if (opts.master) kc.loadFromClusterAndUser({ name: 'master', server: opts.master, skipTLSVerify: false }, { name: 'anonymous' });
-  else kc.loadFromCluster();
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else throw new Error('no --kubeconfig or --master, and not running in a cluster (KUBERNETES_SERVICE_HOST is unset)');
   if (opts.master && opts.kubeconfig) {
     const current = kc.getCurrentCluster();
     if (!current) throw new Error('kubeconfig has no current cluster to apply --master to');
@@ -170,6 +171,7 @@ class Informer {
   }
 
   private deliver(verb: 'add' | 'update' | 'delete', raw: KubernetesObject): void {
+    if (this.stopped) return; // a list that completes after stop() must not leak events
     const obj = raw as KubeObject;
     // List items come without kind/apiVersion; watch objects have them.
     if (obj.kind === undefined) obj.kind = this.res.kind;

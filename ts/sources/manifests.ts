@@ -72,7 +72,7 @@ export class ManifestsSource implements Source {
 
   constructor(opts: ManifestsSourceOptions) {
     this.dir = opts.dir;
-    this.nodeName = opts.nodeName;
+    this.nodeName = opts.nodeName || undefined;
     this.debounceMs = opts.debounceMs ?? 5;
     this.maxWaitMs = opts.maxWaitMs ?? 100;
     this.log = opts.logger;

@@ -44,6 +44,8 @@ export class ChangeTracker {
   private readonly drainedSliceFp = new Map<string, string>();
   private readonly pendingSvc = new Set<string>();
   private readonly pendingSlice = new Map<string, string>();
+  /** Per Service, how many of its slices are pending (the metric counts Services). */
+  private readonly pendingSlicesPerSvc = new Map<string, number>();
   private readonly triggerBySlice = new Map<string, number>();
 
   /** What the last drain handed out: family -> service -> key -> spec. */
@@ -75,7 +77,7 @@ export class ChangeTracker {
 
   /** Services with at least one pending EndpointSlice change. */
   pendingEndpointChanges(): number {
-    return new Set(this.pendingSlice.values()).size;
+    return this.pendingSlicesPerSvc.size;
   }
 
   /** The earliest last-change-trigger-time of the slice changes in the last drain (epoch ms). */
@@ -116,6 +118,7 @@ export class ChangeTracker {
     for (const sliceId of this.pendingSlice.keys()) this.setFp(this.drainedSliceFp, sliceId, this.sliceFp(sliceId));
     this.pendingSvc.clear();
     this.pendingSlice.clear();
+    this.pendingSlicesPerSvc.clear();
     this.triggerBySlice.clear();
     this.dirty.clear();
     return out;
@@ -196,8 +199,22 @@ export class ChangeTracker {
 
   private touchSlice(sliceId: string, svcId: string): void {
     this.dirty.add(svcId);
-    if (this.sliceFp(sliceId) === this.drainedSliceFp.get(sliceId)) this.pendingSlice.delete(sliceId);
-    else this.pendingSlice.set(sliceId, svcId);
+    this.setPendingSlice(sliceId, this.sliceFp(sliceId) === this.drainedSliceFp.get(sliceId) ? undefined : svcId);
+  }
+
+  private setPendingSlice(sliceId: string, svcId: string | undefined): void {
+    const prev = this.pendingSlice.get(sliceId);
+    if (prev === svcId) return;
+    if (prev !== undefined) {
+      const n = (this.pendingSlicesPerSvc.get(prev) ?? 1) - 1;
+      if (n > 0) this.pendingSlicesPerSvc.set(prev, n);
+      else this.pendingSlicesPerSvc.delete(prev);
+      this.pendingSlice.delete(sliceId);
+    }
+    if (svcId !== undefined) {
+      this.pendingSlice.set(sliceId, svcId);
+      this.pendingSlicesPerSvc.set(svcId, (this.pendingSlicesPerSvc.get(svcId) ?? 0) + 1);
+    }
   }
 
   // --- helpers --------------------------------------------------------------

@@ -110,11 +110,17 @@ impl Stmt {
                 expr::cmp(b, R0, NFT_CMP_EQ, &[*p]);
             }
             Stmt::SaddrNotIn(c) => {
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), alen as u32, R0);
-                if (c.prefix as usize) < alen * 8 {
+                // As nft does: a byte-aligned prefix loads just its bytes; any other loads the
+                // whole address and masks it.
+                if c.prefix % 8 == 0 {
+                    let n = c.prefix as usize / 8;
+                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), n as u32, R0);
+                    expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes()[..n]);
+                } else {
+                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), alen as u32, R0);
                     expr::bitwise(b, R0, &c.mask_bytes(), &vec![0; alen]);
+                    expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes());
                 }
-                expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes());
             }
             Stmt::DaddrIn(s) => {
                 expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, R0);

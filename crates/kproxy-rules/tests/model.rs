@@ -43,6 +43,23 @@ fn golden_ipv4_ruleset() {
 }
 
 #[test]
+fn golden_ipv6_ruleset() {
+    let mut m = Model::new(cfg(Family::Ip6));
+    m.update(
+        &[
+            spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+            spec("demo", "empty", "", "UDP", "fd00:96::99", 53, &[]),
+        ],
+        &[],
+    );
+    let text = m.render_text();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ipv6.nft"), &text).unwrap();
+    }
+    assert_eq!(text, include_str!("golden/ipv6.nft"), "rendered ruleset differs from tests/golden/ipv6.nft:\n{text}");
+}
+
+#[test]
 fn invalid_specs_are_rejected_with_reasons() {
     let mut m = Model::new(cfg(Family::Ip));
     let cases = [
