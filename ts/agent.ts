@@ -14,6 +14,7 @@ import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
 import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
+import { UnsupportedReporter } from './tracker/unsupported.js';
 
 /** Upstream (1.36) forces a full resync this often even without failures. */
 export const FULL_SYNC_PERIOD_MS = 60 * 60 * 1000;
@@ -36,6 +37,7 @@ export class Agent {
   private readonly tracker: ChangeTracker;
   private readonly runner: BoundedFrequencyRunner;
   private readonly clock: Clock;
+  private readonly unsupported: UnsupportedReporter;
   private readonly needFull = new Map<IPFamily, boolean>();
   private lastFullSync = 0;
   private synced = false;
@@ -51,6 +53,9 @@ export class Agent {
     this.metrics = createMetrics(this.registry);
     this.health = new ProxyHealth({ syncPeriodMs: opts.config.syncPeriodMs, clock: this.clock });
     for (const dp of opts.dataplanes) this.needFull.set(dp.family, true);
+    this.unsupported = new UnsupportedReporter((service, feature) =>
+      opts.logger.warn({ service, feature }, 'Service uses a feature kproxy does not implement yet'),
+    );
     this.tracker = new ChangeTracker({
       families: opts.dataplanes.map((d) => d.family),
       onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
@@ -114,8 +119,10 @@ export class Agent {
       this.health.setNode(type === 'DELETED' ? undefined : obj);
       return;
     }
-    if (kind === 'Service') this.metrics.serviceChangesTotal.inc();
-    else this.metrics.endpointChangesTotal.inc();
+    if (kind === 'Service') {
+      this.metrics.serviceChangesTotal.inc();
+      if (type !== 'DELETED') this.unsupported.check(obj);
+    } else this.metrics.endpointChangesTotal.inc();
     this.tracker.onEvent(kind, type, obj, old);
     this.metrics.serviceChangesPending.set(this.tracker.pendingServiceChanges());
     this.metrics.endpointChangesPending.set(this.tracker.pendingEndpointChanges());

@@ -16,11 +16,17 @@ interface Args {
   services: number;
   endpoints: number;
   changes: number;
+  /** Also time `nft -f` of the same cluster in upstream kube-proxy's ruleset shape. */
+  upstreamBaseline: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { services: 1000, endpoints: 10, changes: 200 };
+  const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--upstream-baseline') {
+      a.upstreamBaseline = true;
+      continue;
+    }
     const [flag, inline] = argv[i].split('=', 2);
     const value = inline ?? argv[++i];
     const n = Number(value);
@@ -28,7 +34,7 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--services') a.services = n;
     else if (flag === '--endpoints') a.endpoints = n;
     else if (flag === '--changes') a.changes = n;
-    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K`);
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline`);
   }
   return a;
 }
@@ -50,6 +56,49 @@ function spec(svc: number, endpoints: number, generation = 0, bumped = -1): Serv
     port: 80,
     endpoints: Array.from({ length: endpoints }, (_, e) => ({ ip: endpointIP(svc, e, e === bumped ? generation : 0), port: 8080 })),
   };
+}
+
+/**
+ * The same cluster in upstream kube-proxy's nftables shape (a chain per Service
+ * with a numgen vmap, a chain per endpoint): what `nft -f` costs upstream.
+ */
+function upstreamShapedText(specs: ServicePortSpec[]): string {
+  const out = [
+    'add table ip kube-proxy { comment "rules for kube-proxy" ; }',
+    'add chain ip kube-proxy mark-for-masquerade',
+    'add rule ip kube-proxy mark-for-masquerade mark set mark or 0x4000',
+    'add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }',
+    'add chain ip kube-proxy services',
+    'add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips',
+  ];
+  specs.forEach((s, i) => {
+    const svcChain = `service-${i.toString(36).toUpperCase().padStart(8, 'X')}-${s.key}`;
+    out.push(`add chain ip kube-proxy ${svcChain}`);
+    out.push(`add rule ip kube-proxy ${svcChain} ip daddr ${s.clusterIP} ip saddr != 10.64.0.0/10 jump mark-for-masquerade`);
+    const targets = s.endpoints.map((e, j) => {
+      const epChain = `endpoint-${i.toString(36).toUpperCase().padStart(8, 'X')}-${s.key}__${e.ip}/${e.port}`;
+      out.push(`add chain ip kube-proxy ${epChain}`);
+      out.push(`add rule ip kube-proxy ${epChain} ip saddr ${e.ip} jump mark-for-masquerade`);
+      out.push(`add rule ip kube-proxy ${epChain} meta l4proto tcp dnat to ${e.ip}:${e.port}`);
+      return `${j} : goto ${epChain}`;
+    });
+    out.push(`add rule ip kube-proxy ${svcChain} numgen random mod ${s.endpoints.length} vmap { ${targets.join(' , ')} }`);
+    out.push(`add element ip kube-proxy service-ips { ${s.clusterIP} . tcp . 80 : goto ${svcChain} }`);
+  });
+  return out.join('\n') + '\n';
+}
+
+function timeNftFile(text: string): number {
+  const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-'));
+  const file = join(dir, 'ruleset.nft');
+  writeFileSync(file, text);
+  const t = performance.now();
+  const res = spawnSync(NFT, ['-f', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const ms = performance.now() - t;
+  rmSync(dir, { recursive: true, force: true });
+  if (res.status !== 0) throw new Error(`nft -f failed: ${res.stderr}`);
+  execFileSync(NFT, ['delete', 'table', 'ip', 'kube-proxy']);
+  return ms;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -80,15 +129,8 @@ async function run(args: Args): Promise<void> {
   // Baseline: the same ruleset as text through nft -f, into an empty table.
   const text = dp.render();
   await dp.cleanup();
-  const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-'));
-  const file = join(dir, 'ruleset.nft');
-  writeFileSync(file, text);
-  const n0 = performance.now();
-  const res = spawnSync(NFT, ['-f', file], { encoding: 'utf8' });
-  const nftMs = performance.now() - n0;
-  rmSync(dir, { recursive: true, force: true });
-  if (res.status !== 0) throw new Error(`nft -f failed: ${res.stderr}`);
-  execFileSync(NFT, ['delete', 'table', 'ip', 'kube-proxy']);
+  const nftMs = timeNftFile(text);
+  const upstreamMs = args.upstreamBaseline ? timeNftFile(upstreamShapedText(specs)) : undefined;
 
   const lines = [
     `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
@@ -98,6 +140,9 @@ async function run(args: Args): Promise<void> {
     `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each`,
     `agent RSS after load:              ${rssMiB.toFixed(0)} MiB`,
   ];
+  if (upstreamMs !== undefined) {
+    lines.push(`upstream-shaped ruleset via nft -f: ${upstreamMs.toFixed(1)} ms  (ratio to the addon: ${(upstreamMs / fullMs).toFixed(1)}x)`);
+  }
   console.log(lines.join('\n'));
 }
 
