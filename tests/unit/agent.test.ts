@@ -70,6 +70,18 @@ function setup(failures = 0) {
   return { source, dp, agent };
 }
 
+/** Starts an agent, feeds it `objects`, marks the source synced and waits for the first sync. */
+async function started(t: { teardown(fn: () => unknown): void }, objects: [('Service' | 'EndpointSlice'), KubeObject][], failures = 0) {
+  const s = setup(failures);
+  await s.agent.start();
+  t.teardown(() => s.agent.stop());
+  const next = s.agent.nextSync();
+  for (const [kind, obj] of objects) s.source.handler!.onEvent(kind, 'ADDED', obj);
+  s.source.handler!.onSynced();
+  await next;
+  return s;
+}
+
 test('nothing is programmed until Services and EndpointSlices have synced', async (t) => {
   const { source, dp, agent } = setup();
   await agent.start();
@@ -87,14 +99,8 @@ test('nothing is programmed until Services and EndpointSlices have synced', asyn
 });
 
 test('a change after the initial sync is programmed as a partial sync', async (t) => {
-  const { source, dp, agent } = setup();
-  await agent.start();
-  t.teardown(() => agent.stop());
-  let next = agent.nextSync();
-  source.handler!.onEvent('Service', 'ADDED', service('web', '10.96.0.10'));
-  source.handler!.onSynced();
-  await next;
-  next = agent.nextSync();
+  const { source, dp, agent } = await started(t, [['Service', service('web', '10.96.0.10')]]);
+  const next = agent.nextSync();
   source.handler!.onEvent('EndpointSlice', 'ADDED', slice('web', ['10.244.1.2']));
   await next;
   const last = dp.seen.at(-1)!;
@@ -104,14 +110,10 @@ test('a change after the initial sync is programmed as a partial sync', async (t
 });
 
 test('invalid objects are skipped, logged and counted, and never reach the dataplane', async (t) => {
-  const { source, dp, agent } = setup();
-  await agent.start();
-  t.teardown(() => agent.stop());
-  const next = agent.nextSync();
-  source.handler!.onEvent('Service', 'ADDED', service('bad', '10.96.0.300'));
-  source.handler!.onEvent('Service', 'ADDED', service('good', '10.96.0.11'));
-  source.handler!.onSynced();
-  await next;
+  const { dp, agent } = await started(t, [
+    ['Service', service('bad', '10.96.0.300')],
+    ['Service', service('good', '10.96.0.11')],
+  ]);
   const metrics = await agent.registry.getSingleMetricAsString('kproxy_invalid_objects_total');
   t.regex(metrics, /kproxy_invalid_objects_total\{kind="Service",reason="[a-z-]+"\} 1/);
   t.false(dp.inner.fakeDump().includes('10.96.0.300'));
@@ -119,18 +121,12 @@ test('invalid objects are skipped, logged and counted, and never reach the datap
 });
 
 test('a failed sync is counted and retried as a full sync that loses nothing', async (t) => {
-  const { source, dp, agent } = setup(1);
-  await agent.start();
-  t.teardown(() => agent.stop());
-  let next = agent.nextSync();
-  source.handler!.onEvent('Service', 'ADDED', service('web', '10.96.0.10'));
-  source.handler!.onSynced();
-  await next;
+  const { source, dp, agent } = await started(t, [['Service', service('web', '10.96.0.10')]], 1);
   t.is(dp.seen.length, 1);
   const failures = await agent.registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_sync_failures_total');
   t.regex(failures, /ip_family="IPv4"\} 1/);
-  // The failed request's changes are not lost: the dataplane held them. A new event triggers the retry.
-  next = agent.nextSync();
+  // A new event triggers the retry (the periodic one would, an hour from now).
+  const next = agent.nextSync();
   source.handler!.onEvent('Service', 'ADDED', service('other', '10.96.0.12'));
   await next;
   const retry = dp.seen.at(-1)!;

@@ -1,26 +1,11 @@
 //! The rule model against the fake dataplane: golden text, and partial syncs
 //! that must always land on exactly what a full sync would build.
 
-use kproxy_nftables::{Cidr, Fake, Family};
-use kproxy_rules::{LayoutConfig, Model, ServicePortSpec};
+mod common;
 
-fn cfg(family: Family) -> LayoutConfig {
-    let cidr = if family == Family::Ip { "10.244.0.0/16" } else { "fd00:244::/48" };
-    LayoutConfig { family, cluster_cidr: Some(cidr.parse::<Cidr>().unwrap()), masquerade_all: false, masquerade_bit: 14 }
-}
-
-fn spec(ns: &str, name: &str, port_name: &str, proto: &str, cip: &str, port: u32, eps: &[(&str, u32)]) -> ServicePortSpec {
-    ServicePortSpec {
-        key: format!("{ns}/{name}/{}/{port_name}", proto.to_lowercase()),
-        namespace: ns.into(),
-        name: name.into(),
-        port_name: port_name.into(),
-        protocol: proto.into(),
-        cluster_ip: cip.into(),
-        port,
-        endpoints: eps.iter().map(|(i, p)| (i.to_string(), *p)).collect(),
-    }
-}
+use common::{cfg, spec};
+use kproxy_nftables::{Fake, Family};
+use kproxy_rules::{Model, ServicePortSpec};
 
 #[test]
 fn golden_ipv4_ruleset() {

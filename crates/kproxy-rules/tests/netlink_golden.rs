@@ -6,33 +6,24 @@
 use kproxy_netlink::{attrs, messages, Attr};
 use kproxy_nftables::consts::*;
 use kproxy_nftables::encode::encode_batch;
-use kproxy_nftables::{Cidr, Family};
-use kproxy_rules::{LayoutConfig, Model, ServicePortSpec};
+use kproxy_nftables::Family;
+use kproxy_rules::Model;
+
+mod common;
+use common::{cfg, spec};
 
 fn model(family: Family) -> Model {
-    let v4 = family == Family::Ip;
-    let cidr: Cidr = (if v4 { "10.244.0.0/16" } else { "fd00:244::/48" }).parse().unwrap();
-    let mut m = Model::new(LayoutConfig { family, cluster_cidr: Some(cidr), masquerade_all: false, masquerade_bit: 14 });
-    let spec = |name: &str, port_name: &str, proto: &str, cip: &str, port, eps: &[(&str, u32)]| ServicePortSpec {
-        key: format!("demo/{name}/{}/{port_name}", proto.to_lowercase()),
-        namespace: "demo".into(),
-        name: name.into(),
-        port_name: port_name.into(),
-        protocol: proto.into(),
-        cluster_ip: cip.into(),
-        port,
-        endpoints: eps.iter().map(|(i, p)| (i.to_string(), *p)).collect(),
-    };
-    let specs = if v4 {
+    let mut m = Model::new(cfg(family));
+    let specs = if family == Family::Ip {
         vec![
-            spec("web", "http", "TCP", "10.96.0.10", 80, &[("10.244.1.2", 8080), ("10.244.2.2", 8080), ("10.244.3.2", 8080)]),
-            spec("dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]),
-            spec("empty", "", "TCP", "10.96.0.99", 443, &[]),
+            spec("demo", "web", "http", "TCP", "10.96.0.10", 80, &[("10.244.1.2", 8080), ("10.244.2.2", 8080), ("10.244.3.2", 8080)]),
+            spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]),
+            spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]),
         ]
     } else {
         vec![
-            spec("web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
-            spec("empty", "", "UDP", "fd00:96::99", 53, &[]),
+            spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+            spec("demo", "empty", "", "UDP", "fd00:96::99", 53, &[]),
         ]
     };
     m.update(&specs, &[]);
