@@ -1,6 +1,6 @@
 // kproxy's command line: `kproxy [flags]` runs the proxy, `kproxy plan [flags]`
 // prints the nft text it would program, `kproxy --cleanup` removes its tables.
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import pino from 'pino';
 import { Agent } from './agent.js';
 import { ConfigError, loadConfig, usage, type ProxyConfig } from './config/index.js';
@@ -12,7 +12,8 @@ import { ManifestsSource } from './sources/manifests.js';
 import type { Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
 
-const FAMILIES: IPFamily[] = ['IPv4', 'IPv6'];
+/** Both families, unless this kernel has no IPv6 (then an ip6 table could never be programmed). */
+const FAMILIES: IPFamily[] = existsSync('/proc/sys/net/ipv6') ? ['IPv4', 'IPv6'] : ['IPv4'];
 
 function clusterCIDRFor(config: ProxyConfig, family: IPFamily): string | undefined {
   return config.clusterCIDRs.find((c) => c.includes(':') === (family === 'IPv6'));
@@ -103,7 +104,7 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
       process.exit(1);
     });
   }
-  logger.info({ mode: config.mode, node: config.hostnameOverride, source: config.manifests ? `manifests ${config.manifests}` : 'kubernetes' }, 'Starting kproxy');
+  logger.info({ mode: config.mode, families: FAMILIES, node: config.hostnameOverride, source: config.manifests ? `manifests ${config.manifests}` : 'kubernetes' }, 'Starting kproxy');
   await agent.start();
 }
 
