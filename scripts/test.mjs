@@ -7,6 +7,8 @@ const suites = [
   { name: 'rust (cargo test)', cmd: 'cargo', args: ['test', '--workspace', '--locked'], parse: parseCargo },
   { name: 'unit (ava)', cmd: 'npx', args: ['ava', '--tap', 'tests/unit'], parse: parseTap },
   { name: 'netns (ava, real kernel)', cmd: 'npx', args: ['ava', '--tap', '--serial', 'tests/netns'], parse: parseTap, root: true },
+  // Opt-in (CI sets it): the demo on Debian's LTS kernel in a qemu VM.
+  { name: 'vm (Debian LTS kernel)', cmd: 'bash', args: ['tests/vm/lts-kernel.sh'], parse: parseTap, root: true, optIn: 'KPROXY_TEST_VM' },
 ];
 
 function parseCargo(out) {
@@ -29,6 +31,10 @@ let failed = 0;
 const only = process.argv.slice(2);
 for (const s of suites) {
   if (only.length && !only.some((o) => s.name.startsWith(o))) continue;
+  if (s.optIn && !process.env[s.optIn]) {
+    console.log(`\n== ${s.name}: skipped (set ${s.optIn}=1 to run it)`);
+    continue;
+  }
   if (s.root && process.getuid?.() !== 0) {
     console.log(`\n== ${s.name}: needs root (network namespaces, nftables); counted as 1 failure`);
     failed += 1;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The demo end to end on Debian's LTS kernel (6.1 at the time of writing), in
+# a qemu VM: kproxy's netlink batches must work on the kernels nodes run, not
+# only on this machine's newer one. Prints TAP for scripts/test.mjs.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && node bin/kproxy-demo.js --once" 2>&1 | tr -d '\r')"
+rc=$?
+kernel="$(printf '%s\n' "$out" | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' || echo unknown)"
+pass=0; fail=0; n=0
+check() { # name, command
+  n=$((n + 1))
+  if eval "$2"; then echo "ok $n - kernel $kernel: $1"; pass=$((pass + 1)); else echo "not ok $n - kernel $kernel: $1"; fail=$((fail + 1)); fi
+}
+echo "TAP version 13"
+check "the demo exits 0" '[ "$rc" = 0 ]'
+check "every backend answers the ClusterIP" '[ "$(printf "%s\n" "$out" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
+check "UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$out" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
+check "IPv6 through the ClusterIP is answered" 'printf "%s\n" "$out" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
+if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi
+echo "1..$n"
+echo "# pass $pass"
+echo "# fail $fail"
+[ "$fail" = 0 ]
