@@ -7,7 +7,6 @@ import { ConfigError, loadConfig, usage, type ProxyConfig } from './config/index
 import { DataplaneError, NftDataplane } from './dataplane/addon.js';
 import type { IPFamily } from './dataplane/types.js';
 import { createLogger, type Logger } from './log.js';
-import { KubernetesSource } from './sources/kubernetes.js';
 import { ManifestsSource } from './sources/manifests.js';
 import type { Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
@@ -32,8 +31,10 @@ function dataplanes(config: ProxyConfig, fake: boolean): NftDataplane[] {
   );
 }
 
-function makeSource(config: ProxyConfig, logger: Logger): Source {
+async function makeSource(config: ProxyConfig, logger: Logger): Promise<Source> {
   if (config.manifests) return new ManifestsSource({ dir: config.manifests, nodeName: config.hostnameOverride, logger });
+  // Loaded only when used: @kubernetes/client-node costs ~30 MiB of heap.
+  const { KubernetesSource } = await import('./sources/kubernetes.js');
   return new KubernetesSource({
     kubeconfig: config.kubeconfig || undefined,
     master: config.master || undefined,
@@ -45,7 +46,7 @@ function makeSource(config: ProxyConfig, logger: Logger): Source {
 
 /** Loads every object once, renders the rulesets with the in-memory fake, prints them. */
 async function plan(config: ProxyConfig, logger: Logger): Promise<void> {
-  const source = makeSource(config, logger);
+  const source = await makeSource(config, logger);
   const tracker = new ChangeTracker({
     families: FAMILIES,
     onInvalid: (kind, reason, ref) => logger.warn({ kind, reason, object: ref }, 'Skipping invalid object'),
@@ -80,7 +81,7 @@ async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
 
 async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming nftables needs CAP_NET_ADMIN');
-  const agent = new Agent({ config, logger, source: makeSource(config, logger), dataplanes: dataplanes(config, false) });
+  const agent = new Agent({ config, logger, source: await makeSource(config, logger), dataplanes: dataplanes(config, false) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

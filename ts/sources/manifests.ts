@@ -6,6 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { fingerprint } from '../fingerprint.js';
 import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
 
 export interface ManifestsSourceOptions {
@@ -242,7 +243,7 @@ export class ManifestsSource implements Source {
     if (!this.selected(kind, obj)) return;
     const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
     if (out.has(key)) return this.invalid(kind, 'duplicate-object', ref);
-    out.set(key, { kind, obj, json: canonical(obj) });
+    out.set(key, { kind, obj, json: fingerprint(canonical(obj)) });
   }
 
   /** The label and field selectors kube-proxy's informers use. */

@@ -4,6 +4,7 @@
 
 import type { EventType, Kind, KubeObject } from '../sources/types.js';
 import type { IPFamily, ServicePortSpec } from '../dataplane/types.js';
+import { fingerprint } from '../fingerprint.js';
 import { buildServicePorts, servicePortHeads } from './service-ports.js';
 import { isObject, objectRef, parseEndpointSlice, validateService, type OnInvalid, type SliceInfo } from './validate.js';
 
@@ -94,7 +95,7 @@ export class ChangeTracker {
         const before = perSvc.get(svcId) ?? new Map<string, Applied>();
         const after = new Map<string, Applied>();
         for (const spec of this.compute(svcId, family)) {
-          const json = JSON.stringify(spec);
+          const json = fingerprint(JSON.stringify(spec));
           after.set(spec.key, { spec, json });
           if (before.get(spec.key)?.json !== json) changes.upserts.push(spec);
         }
@@ -230,7 +231,7 @@ export class ChangeTracker {
   private serviceFp(svcId: string): string | undefined {
     const svc = this.services.get(svcId);
     if (!svc) return undefined;
-    return JSON.stringify(this.families.map((f) => servicePortHeads(svc, f)));
+    return fingerprint(JSON.stringify(this.families.map((f) => servicePortHeads(svc, f))));
   }
 
   private sliceFp(sliceId: string): string | undefined {
@@ -239,7 +240,7 @@ export class ChangeTracker {
     const info = this.slicesBySvc.get(svcId)?.get(sliceId.slice(sliceId.indexOf('/') + 1));
     if (!info) return undefined;
     const { triggerTime: _ignored, ...rest } = info;
-    return JSON.stringify(rest);
+    return fingerprint(JSON.stringify(rest));
   }
 
   private setFp(map: Map<string, string>, id: string, fp: string | undefined): void {

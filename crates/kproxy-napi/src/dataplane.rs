@@ -224,6 +224,9 @@ impl Inner {
         let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
         let plan_ms = (planned - start).as_secs_f64() * 1000.0;
         drop(tx);
+        if full {
+            kproxy_netlink::release_free_memory();
+        }
         let cleanup = self.model.plan_stale_cleanup(now);
         let stale_chains_deleted = cleanup.ops.iter().filter(|o| matches!(o, Op::DeleteChain(_))).count() as u32;
         let cleanup_error = match self.commit(&cleanup) {

@@ -41,3 +41,14 @@ pub const NETLINK_NETFILTER: i32 = 12;
 pub const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
+
+/// Hands freed heap memory back to the kernel. A full sync allocates tens of
+/// MiB that are freed at once; glibc keeps them otherwise, inflating RSS.
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
