@@ -27,4 +27,4 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/native ./native
 COPY --from=build /src/bin ./bin
 COPY LICENSE README.md ./
-ENTRYPOINT ["node", "/opt/kproxy/bin/kproxy.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "/opt/kproxy/bin/kproxy.js"]

@@ -1,8 +1,8 @@
 // npm run bench -- --services N --endpoints M [--changes K]
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +18,16 @@ interface Args {
   changes: number;
   /** Also time `nft -f` of the same cluster in upstream kube-proxy's ruleset shape. */
   upstreamBaseline: boolean;
+  /** Also run the whole agent on the cluster (as manifests) and report its RSS. */
+  agent: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false };
+  const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false, agent: false };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--upstream-baseline') {
-      a.upstreamBaseline = true;
+    if (argv[i] === '--upstream-baseline' || argv[i] === '--agent') {
+      if (argv[i] === '--agent') a.agent = true;
+      else a.upstreamBaseline = true;
       continue;
     }
     const [flag, inline] = argv[i].split('=', 2);
@@ -34,7 +37,7 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--services') a.services = n;
     else if (flag === '--endpoints') a.endpoints = n;
     else if (flag === '--changes') a.changes = n;
-    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline`);
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline --agent`);
   }
   return a;
 }
@@ -101,6 +104,62 @@ function timeNftFile(text: string): number {
   return ms;
 }
 
+/** The synthetic cluster as Kubernetes objects (one List), for the agent run. */
+function manifests(specs: ServicePortSpec[]): string {
+  const items = specs.flatMap((s) => [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { namespace: s.namespace, name: s.name, uid: s.key },
+      spec: { clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ports: [{ name: s.portName, port: s.port, protocol: s.protocol, targetPort: 8080 }] },
+    },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { namespace: s.namespace, name: `${s.name}-x`, labels: { 'kubernetes.io/service-name': s.name } },
+      addressType: 'IPv4',
+      ports: [{ name: s.portName, port: 8080, protocol: s.protocol }],
+      endpoints: s.endpoints.map((e) => ({ addresses: [e.ip], conditions: { ready: true } })),
+    },
+  ]);
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
+}
+
+/** Runs the built agent on `specs` (from a manifests directory); resolves when IPv4 is programmed. */
+async function runAgent(specs: ServicePortSpec[]): Promise<{ programmedMs: number; rssMiB: number; syncMs: number }> {
+  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+  if (!existsSync(cli)) throw new Error(`--agent needs the built agent (${cli}); run: npm run build`);
+  const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-agent-'));
+  writeFileSync(join(dir, 'cluster.json'), manifests(specs));
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', cli, '--manifests', dir, '--cluster-cidr', '10.64.0.0/10', '--metrics-bind-address=', '--healthz-bind-address=', '-v', '2'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const syncMs = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line.includes('"ipFamily":"IPv4"') && line.includes('"durationMs"')) resolve(JSON.parse(line).durationMs);
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`the agent exited (${code}) before programming`)));
+    });
+    const programmedMs = performance.now() - started;
+    // Let the startup garbage (parsed files, first full sync) be collected before sampling.
+    await new Promise((r) => setTimeout(r, 10000));
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const rssMiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+    return { programmedMs, rssMiB, syncMs };
+  } finally {
+    child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -131,6 +190,7 @@ async function run(args: Args): Promise<void> {
   await dp.cleanup();
   const nftMs = timeNftFile(text);
   const upstreamMs = args.upstreamBaseline ? timeNftFile(upstreamShapedText(specs)) : undefined;
+  const agent = args.agent ? await runAgent(specs) : undefined;
 
   const lines = [
     `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
@@ -138,8 +198,14 @@ async function run(args: Args): Promise<void> {
     `same ruleset via nft -f:           ${nftMs.toFixed(1)} ms  (${text.split('\n').length - 1} lines)`,
     `ratio nft -f / addon:              ${(nftMs / fullMs).toFixed(1)}x`,
     `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each`,
-    `agent RSS after load:              ${rssMiB.toFixed(0)} MiB`,
+    `bench process RSS (addon + specs): ${rssMiB.toFixed(0)} MiB`,
   ];
+  if (agent) {
+    lines.push(
+      `whole agent (--manifests, 10k objects parsed, tracked, synced): programmed ${agent.programmedMs.toFixed(0)} ms after start ` +
+        `(its IPv4 sync: ${agent.syncMs.toFixed(0)} ms), RSS ${agent.rssMiB.toFixed(0)} MiB`,
+    );
+  }
   if (upstreamMs !== undefined) {
     lines.push(`upstream-shaped ruleset via nft -f: ${upstreamMs.toFixed(1)} ms  (ratio to the addon: ${(upstreamMs / fullMs).toFixed(1)}x)`);
   }
