@@ -46,7 +46,8 @@ mount -t tmpfs tmpfs /t; mkdir -p /t/upper /t/work
 mount -t overlay overlay -o lowerdir=/host,upperdir=/t/upper,workdir=/t/work /root
 mount --move /proc /root/proc; mount --move /sys /root/sys; mount --move /dev /root/dev
 mkdir -p /root/lib/modules; mount --bind /root$cache/kernel/lib/modules /root/lib/modules
-mount -t tmpfs tmpfs /root/tmp; mount -t tmpfs tmpfs /root/run
+# /tmp stays the host's (copy-on-write through the overlay): the repo may live there.
+mount -t tmpfs tmpfs /root/run
 echo /modprobe > /root/proc/sys/kernel/modprobe
 chroot /root /bin/bash -c "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root; . $cache/cmd"
 echo "KPROXY-VM-EXIT \$?"
