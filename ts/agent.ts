@@ -172,7 +172,7 @@ export class Agent {
       const started = this.clock.now();
       let report: SyncReport;
       try {
-        report = await dp.sync({ full, upserts: c.upserts, deletes: c.deletes });
+        report = await dp.sync({ full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 });
       } catch (err) {
         // The dataplane keeps the changes it was given; the retry replaces the whole table.
         this.needFull.set(family, true);
@@ -202,6 +202,7 @@ export class Agent {
       this.metrics.nftablesCleanupFailuresTotal.inc(labels);
       this.opts.logger.warn({ ipFamily: family, err: report.cleanupError }, 'Failed to delete stale chains');
     }
+    if (report.text) this.opts.logger.trace({ ipFamily: family, nft: report.text }, 'Committed transaction');
     logSync(this.opts.logger, {
       ipFamily: family,
       full: report.full,

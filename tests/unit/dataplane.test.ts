@@ -98,6 +98,24 @@ test('a full sync carries the complete desired state and drops what it lacks', a
   t.true(dp.fakeDump().includes('10.96.0.2'));
 });
 
+test('explain returns the committed transaction as nft text', async (t) => {
+  const dp = fake();
+  await dp.sync({ full: false, upserts: [spec('a', '10.96.0.1', ['10.244.1.2'])], deletes: [] });
+  const r = await dp.sync({ full: false, upserts: [spec('a', '10.96.0.1', ['10.244.1.3'])], deletes: [], explain: true });
+  t.is(
+    r.text,
+    [
+      'delete element ip kube-proxy endpoint-addrs { 10.96.0.1 . tcp . 80 . 0 }',
+      'delete element ip kube-proxy hairpin-connections { 10.244.1.2 . 10.244.1.2 }',
+      'add element ip kube-proxy endpoint-addrs { 10.96.0.1 . tcp . 80 . 0 : 10.244.1.3 . 8080 }',
+      'add element ip kube-proxy hairpin-connections { 10.244.1.3 . 10.244.1.3 }',
+      '',
+    ].join('\n'),
+  );
+  const quiet = await dp.sync({ full: false, upserts: [], deletes: [] });
+  t.falsy(quiet.text);
+});
+
 test('IPv6 tables use ip6 matches and addresses', async (t) => {
   const dp = fake('IPv6');
   await dp.sync({ full: false, upserts: [spec('a', 'fd00:96::1', ['fd00:244:0:1::2'])], deletes: [] });

@@ -18,7 +18,7 @@ export function toDataplaneError(e: unknown): DataplaneError {
 }
 
 interface NativeDataplane {
-  sync(req: { full: boolean; upserts: string; deletes: string[] }): Promise<NftSyncReport>;
+  sync(req: { full: boolean; upserts: string; deletes: string[]; explain?: boolean }): Promise<NftSyncReport>;
   render(): string;
   fakeDump(): string;
   fakeDeleteTable(): void;
@@ -61,7 +61,7 @@ export interface NftDataplaneOptions {
   fake?: boolean;
 }
 
-export type NftSyncReport = SyncReport & { staleChainsDeleted: number; cleanupError?: string };
+export type NftSyncReport = SyncReport & { staleChainsDeleted: number; cleanupError?: string; text?: string | null };
 
 export class NftDataplane implements Dataplane {
   readonly family: IPFamily;
@@ -87,7 +87,7 @@ export class NftDataplane implements Dataplane {
     const { text, rejected } = encodeUpserts(req.upserts);
     let report: NftSyncReport;
     try {
-      report = await this.dp.sync({ full: req.full, upserts: text, deletes: req.deletes });
+      report = await this.dp.sync({ full: req.full, upserts: text, deletes: req.deletes, explain: req.explain });
     } catch (e) {
       throw toDataplaneError(e);
     }

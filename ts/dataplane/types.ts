@@ -34,6 +34,8 @@ export interface SyncRequest {
   upserts: ServicePortSpec[];
   /** Keys of ServicePorts that no longer exist in this family (partial syncs). */
   deletes: string[];
+  /** Return the transaction as nft text in the report (debug logging). */
+  explain?: boolean;
 }
 
 export interface RejectedSpec {
@@ -51,6 +53,8 @@ export interface SyncReport {
   durationMs: number;
   /** Specs the dataplane refused; they never reach the kernel. */
   rejected: RejectedSpec[];
+  /** The transaction as nft text, when the request asked to explain. */
+  text?: string;
 }
 
 export interface Dataplane {

@@ -20,6 +20,8 @@ pub struct SyncRequest {
     pub full: bool,
     pub upserts: String,
     pub deletes: Vec<String>,
+    /// Also return the transaction as nft text (for debug logs; costs time at scale).
+    pub explain: Option<bool>,
 }
 
 #[napi(object)]
@@ -43,6 +45,8 @@ pub struct SyncReport {
     pub stale_chains_deleted: u32,
     /// Set when deleting stale chains failed (counted as a cleanup failure).
     pub cleanup_error: Option<String>,
+    /// The committed transaction as nft text, when `explain` was set.
+    pub text: Option<String>,
 }
 
 #[napi(object)]
@@ -194,6 +198,7 @@ impl Inner {
 
     fn sync(&mut self, req: SyncRequest) -> napi::Result<SyncReport> {
         let start = Instant::now();
+        let req_explain = req.explain.unwrap_or(false);
         let (upserts, mut rejected) = crate::wire::parse_upserts(&req.upserts);
         if req.full {
             rejected.extend(self.model.replace_all(&upserts));
@@ -221,6 +226,7 @@ impl Inner {
             }
         };
         self.model.committed(true);
+        let text = req_explain.then(|| kproxy_nftables::text::render_tx(&tx));
         let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
         let plan_ms = (planned - start).as_secs_f64() * 1000.0;
         drop(tx);
@@ -249,6 +255,7 @@ impl Inner {
             rejected: rejected.into_iter().map(|r| RejectedSpec { key: r.key, reason: r.reason }).collect(),
             stale_chains_deleted: if cleanup_error.is_some() { 0 } else { stale_chains_deleted },
             cleanup_error,
+            text,
         })
     }
 }
