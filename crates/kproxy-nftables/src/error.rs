@@ -17,8 +17,17 @@ pub enum NftError {
 pub const ERESTART: i32 = 85;
 
 fn errno_text(errno: i32) -> String {
-    std::io::Error::from_raw_os_error(errno).to_string()
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    // io::Error appends " (os error N)"; the errno is printed once, by the caller.
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    if errno == EPERM {
+        format!("{text}; programming nftables needs CAP_NET_ADMIN (run as root)")
+    } else {
+        text
+    }
 }
+
+const EPERM: i32 = 1;
 
 impl NftError {
     pub fn code(&self) -> &'static str {
