@@ -108,7 +108,8 @@ impl NftDataplane {
             return Err(coded("E_INVALID_OPTION", format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
         }
         let cfg = LayoutConfig { family, cluster_cidr, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit };
-        let backend = if opts.fake.unwrap_or(false) { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
+        let backend =
+            if opts.fake.unwrap_or(false) { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
         Ok(Self { inner: Arc::new(Mutex::new(Inner { model: Model::new(cfg), backend, started: Instant::now() })) })
     }
 

@@ -133,7 +133,6 @@ impl MsgBuffer {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! Zero-copy readers for netlink messages, attributes and error replies.
 
-use crate::{align4, NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS, NLMSG_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED};
+use crate::{
+    align4, NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS, NLMSG_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct NlMsg<'a> {
@@ -97,7 +99,9 @@ impl NlMsgError {
                 for a in attrs(tlvs) {
                     match a.ty {
                         NLMSGERR_ATTR_MSG => out.ext_msg = a.str().map(str::to_owned),
-                        NLMSGERR_ATTR_OFFS => out.ext_offset = a.payload.get(0..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]))),
+                        NLMSGERR_ATTR_OFFS => {
+                            out.ext_offset = a.payload.get(0..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4])))
+                        }
                         _ => {}
                     }
                 }

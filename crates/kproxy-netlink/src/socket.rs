@@ -42,7 +42,13 @@ impl NetlinkSocket {
     fn setsockopt_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
         // SAFETY: value lives across the call; its size is passed alongside.
         let rc = unsafe {
-            libc::setsockopt(self.fd.as_raw_fd(), level, name, &value as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                &value as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
         };
         if rc < 0 {
             Err(io::Error::last_os_error())
@@ -54,12 +60,14 @@ impl NetlinkSocket {
     /// Raises the send buffer so one batch fits a single send(); FORCE needs CAP_NET_ADMIN.
     pub fn ensure_send_buffer(&self, bytes: usize) -> io::Result<()> {
         let v = bytes.min(i32::MAX as usize) as libc::c_int;
-        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUF, v))
+        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v)
+            .or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUF, v))
     }
 
     pub fn ensure_recv_buffer(&self, bytes: usize) -> io::Result<()> {
         let v = bytes.min(i32::MAX as usize) as libc::c_int;
-        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUF, v))
+        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
+            .or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_RCVBUF, v))
     }
 
     /// Sends the whole buffer as one datagram to the kernel.

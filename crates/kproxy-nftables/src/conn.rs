@@ -1,6 +1,6 @@
 //! A connection to nf_tables: reads the generation id and commits batches.
 
-use kproxy_netlink::{messages, NetlinkSocket, NlMsgError, MsgBuffer, NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_REQUEST};
+use kproxy_netlink::{messages, MsgBuffer, NetlinkSocket, NlMsgError, NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_REQUEST};
 
 use crate::consts::*;
 use crate::encode::encode_batch;

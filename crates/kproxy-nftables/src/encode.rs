@@ -123,7 +123,7 @@ impl<'a> Encoder<'a> {
                 }
             }
             Op::AddElements { set, elems } => self.elements(NFT_MSG_NEWSETELEM, set, elems.iter().map(Elem::Add)),
-            Op::DeleteElements { set, keys } => self.elements(NFT_MSG_DELSETELEM, set, keys.iter().map(|k| Elem::Del(k))),
+            Op::DeleteElements { set, keys } => self.elements(NFT_MSG_DELSETELEM, set, keys.iter().map(Elem::Del)),
         }
         self.b.end_msg();
     }
@@ -221,4 +221,3 @@ pub fn encode_batch(tx: &Transaction, first_seq: u32, genid: Option<u32>) -> Enc
     bytes.end_msg();
     EncodedBatch { bytes, msgs: enc.msgs, last_seq }
 }
-

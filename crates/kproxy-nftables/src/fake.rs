@@ -120,9 +120,8 @@ impl Fake {
 
 fn chain_referenced(t: &TableState, name: &str) -> bool {
     let in_rules = t.chains.values().any(|c| c.rules.iter().flatten().any(|s| s.chain_ref() == Some(name)));
-    let in_maps = t.sets.values().any(|s| {
-        s.elems.values().any(|(d, _)| matches!(d, Some(ElemData::Verdict(v)) if v.chain() == Some(name)))
-    });
+    let in_maps =
+        t.sets.values().any(|s| s.elems.values().any(|(d, _)| matches!(d, Some(ElemData::Verdict(v)) if v.chain() == Some(name))));
     in_rules || in_maps
 }
 

@@ -41,7 +41,10 @@ pub enum Stmt {
     Reject,
     /// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @map`:
     /// picks slot 0..N-1 of the destination ServicePort in a shared map.
-    DnatSlot { modulus: u32, map: String },
+    DnatSlot {
+        modulus: u32,
+        map: String,
+    },
     Verdict(Verdict),
 }
 

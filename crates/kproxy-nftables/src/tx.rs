@@ -12,8 +12,14 @@ pub enum Op {
     DeleteChain(String),
     AddRule(Rule),
     AddSet(SetDef),
-    AddElements { set: String, elems: Vec<Element> },
-    DeleteElements { set: String, keys: Vec<Tuple> },
+    AddElements {
+        set: String,
+        elems: Vec<Element>,
+    },
+    DeleteElements {
+        set: String,
+        keys: Vec<Tuple>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -292,7 +292,10 @@ pub enum SetData {
     None,
     Verdict,
     /// Data map: nft datatype id and byte length of the value.
-    Value { ty: u32, len: u32 },
+    Value {
+        ty: u32,
+        len: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,12 +40,28 @@ fn fake_rejects_what_the_kernel_rejects_and_applies_nothing() {
     // (case, transaction after `base`, expected errno)
     let cases: Vec<(&str, Transaction, i32)> = vec![
         ("rule in a missing chain", tx(vec![Op::AddRule(Rule { chain: "nope".into(), stmts: vec![Stmt::Verdict(Verdict::Accept)] })]), 2),
-        ("jump to a missing chain", tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::Verdict(Verdict::Jump("nope".into()))] })]), 2),
+        (
+            "jump to a missing chain",
+            tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::Verdict(Verdict::Jump("nope".into()))] })]),
+            2,
+        ),
         ("lookup in a missing set", tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::DaddrIn("nope".into())] })]), 2),
         ("element pointing at a missing chain", tx(vec![Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "nope")] }]), 2),
-        ("deleting a missing element", tx(vec![Op::DeleteElements { set: "m".into(), keys: vec![Tuple::new(&[Val::V4([9, 9, 9, 9].into())])] }]), 2),
-        ("deleting a chain a map points at", tx(vec![Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "a")] }, Op::DeleteChain("a".into())]), 16),
-        ("the same key with other data", tx(vec![chain("b"), Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "a"), elem([1, 1, 1, 1], "b")] }]), 17),
+        (
+            "deleting a missing element",
+            tx(vec![Op::DeleteElements { set: "m".into(), keys: vec![Tuple::new(&[Val::V4([9, 9, 9, 9].into())])] }]),
+            2,
+        ),
+        (
+            "deleting a chain a map points at",
+            tx(vec![Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "a")] }, Op::DeleteChain("a".into())]),
+            16,
+        ),
+        (
+            "the same key with other data",
+            tx(vec![chain("b"), Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "a"), elem([1, 1, 1, 1], "b")] }]),
+            17,
+        ),
     ];
     for (what, t, errno) in cases {
         let mut f = Fake::new();
@@ -97,7 +113,10 @@ fn batch_is_framed_with_subsystem_genid_and_one_ack() {
 fn text_rendering_matches_nft_syntax() {
     let t = tx(vec![
         table(),
-        Op::AddChain(Chain { name: "nat-prerouting".into(), base: Some(BaseChain { ty: ChainType::Nat, hook: Hook::Prerouting, priority: -100 }) }),
+        Op::AddChain(Chain {
+            name: "nat-prerouting".into(),
+            base: Some(BaseChain { ty: ChainType::Nat, hook: Hook::Prerouting, priority: -100 }),
+        }),
         chain("a"),
         Op::FlushChain("a".into()),
         Op::AddElements { set: "m".into(), elems: vec![Element { comment: Some("ns/svc:\"p\"".into()), ..elem([10, 96, 0, 1], "a") }] },

@@ -8,7 +8,12 @@ use kproxy_rules::{LayoutConfig, Model, ServicePortSpec};
 fn main() {
     let services: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let eps: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let mut m = Model::new(LayoutConfig { family: Family::Ip, cluster_cidr: "10.64.0.0/10".parse().ok(), masquerade_all: false, masquerade_bit: 14 });
+    let mut m = Model::new(LayoutConfig {
+        family: Family::Ip,
+        cluster_cidr: "10.64.0.0/10".parse().ok(),
+        masquerade_all: false,
+        masquerade_bit: 14,
+    });
     let specs: Vec<ServicePortSpec> = (0..services)
         .map(|s| ServicePortSpec {
             key: format!("bench/svc-{s}/tcp/http"),
@@ -52,6 +57,12 @@ fn main() {
     let t_commit = t.elapsed();
     println!(
         "update {:?} plan {:?} encode {:?} commit(encode+kernel) {:?}; {} objects {} bytes {} msgs",
-        t_update, t_plan, t_encode, t_commit, stats.objects, b.bytes.len(), stats.messages
+        t_update,
+        t_plan,
+        t_encode,
+        t_commit,
+        stats.objects,
+        b.bytes.len(),
+        stats.messages
     );
 }

@@ -359,7 +359,8 @@ impl Model {
     /// A separate transaction deleting chains flushed at least STALE_CHAIN_DELAY_MS ago.
     pub fn plan_stale_cleanup(&mut self, now_ms: u64) -> Transaction {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
-        let due: Vec<String> = self.stale.iter().filter(|(_, t)| now_ms.saturating_sub(**t) >= STALE_CHAIN_DELAY_MS).map(|(n, _)| n.clone()).collect();
+        let due: Vec<String> =
+            self.stale.iter().filter(|(_, t)| now_ms.saturating_sub(**t) >= STALE_CHAIN_DELAY_MS).map(|(n, _)| n.clone()).collect();
         for name in due {
             self.stale.remove(&name);
             tx.push(Op::DeleteChain(name));

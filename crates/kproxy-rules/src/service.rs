@@ -70,7 +70,14 @@ impl ServicePort {
         }
         endpoints.sort_unstable();
         endpoints.dedup();
-        Ok(ServicePort { key: s.key.clone(), display: format!("{}/{}:{}", s.namespace, s.name, s.port_name), protocol, cluster_ip, port: svc_port, endpoints })
+        Ok(ServicePort {
+            key: s.key.clone(),
+            display: format!("{}/{}:{}", s.namespace, s.name, s.port_name),
+            protocol,
+            cluster_ip,
+            port: svc_port,
+            endpoints,
+        })
     }
 
     /// This ServicePort with its endpoints ordered to keep each surviving
@@ -165,10 +172,13 @@ mod tests {
         }
     }
 
+    /// (endpoints now, expected slot order), as (last octet, port) pairs.
+    type SlotCase<'a> = (&'a [(u8, u16)], &'a [(u8, u16)]);
+
     #[test]
     fn surviving_endpoints_keep_their_slots() {
         let prev = sp(&[(1, 80), (2, 80), (3, 80), (4, 80)]).endpoints;
-        let cases: &[(&[(u8, u16)], &[(u8, u16)])] = &[
+        let cases: &[SlotCase] = &[
             // replace one: the newcomer takes the freed slot
             (&[(1, 80), (3, 80), (4, 80), (9, 80)], &[(1, 80), (9, 80), (3, 80), (4, 80)]),
             // remove one: the tail moves into the hole

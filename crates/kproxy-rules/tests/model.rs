@@ -102,7 +102,10 @@ fn normalize_slots(dump: &str) -> String {
     let mut groups: std::collections::BTreeMap<String, Vec<(u32, String)>> = Default::default();
     let mut out = Vec::new();
     for l in dump.lines() {
-        if let Some(rest) = l.strip_prefix("add element ip kube-proxy endpoint-addrs { ").or_else(|| l.strip_prefix("add element ip6 kube-proxy endpoint-addrs { ")) {
+        if let Some(rest) = l
+            .strip_prefix("add element ip kube-proxy endpoint-addrs { ")
+            .or_else(|| l.strip_prefix("add element ip6 kube-proxy endpoint-addrs { "))
+        {
             let (k, v) = rest.trim_end_matches(" }").split_once(" : ").unwrap();
             let (vip, slot) = k.rsplit_once(" . ").unwrap();
             groups.entry(vip.to_string()).or_default().push((slot.parse().unwrap(), v.to_string()));

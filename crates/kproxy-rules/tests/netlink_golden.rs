@@ -33,7 +33,7 @@ fn model(family: Family) -> Model {
 /// nft names 16-byte-aligned registers NFT_REG_1..4 and the others NFT_REG32_xx.
 fn reg(a: &Attr<'_>) -> String {
     let r = a.u32_be().unwrap_or(u32::MAX);
-    if r >= NFT_REG32_00 && (r - NFT_REG32_00) % 4 == 0 {
+    if r >= NFT_REG32_00 && (r - NFT_REG32_00).is_multiple_of(4) {
         format!("{}", (r - NFT_REG32_00) / 4 + 1)
     } else {
         format!("{r}")
@@ -83,7 +83,12 @@ fn expr_line(name: &str, data: &[u8], family: Family) -> String {
     match name {
         "payload" => {
             let base = ["link layer", "network", "transport", "inner"][num(NFTA_PAYLOAD_BASE) as usize];
-            format!("payload load {}b @ {base} header + {} => reg {}", num(NFTA_PAYLOAD_LEN), num(NFTA_PAYLOAD_OFFSET), reg(&get(NFTA_PAYLOAD_DREG).unwrap()))
+            format!(
+                "payload load {}b @ {base} header + {} => reg {}",
+                num(NFTA_PAYLOAD_LEN),
+                num(NFTA_PAYLOAD_OFFSET),
+                reg(&get(NFTA_PAYLOAD_DREG).unwrap())
+            )
         }
         "meta" => {
             let key = match num(NFTA_META_KEY) {
