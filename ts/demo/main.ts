@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import {
-  CLIENT_LINK, CLUSTER_CIDRS, GiveUp, REPO_ROOT, createTopology, waitFor, type NsProcess, type Topology,
+  CLIENT_LINK, CLUSTER_CIDRS, GiveUp, REPO_ROOT, createTopology, systemTool, waitFor, type NsProcess, type Topology,
 } from './topology.js';
 
 const CLUSTER_IP = '10.96.0.10';
@@ -111,6 +111,12 @@ function describeTopology(topo: Topology): void {
 async function main(argv: string[]): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error(NEEDS_ROOT);
+    return 1;
+  }
+  // ip builds the namespaces; nft and curl show what kproxy did. Say what to install.
+  const missing = ['ip', 'nft', 'curl'].filter((tool) => !systemTool(tool).includes('/'));
+  if (missing.length > 0) {
+    console.error(`kproxy's demo needs ${missing.join(', ')}; on Debian or Ubuntu: apt-get install -y iproute2 nftables curl`);
     return 1;
   }
   const once = argv.includes('--once');
