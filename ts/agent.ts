@@ -40,6 +40,8 @@ export class Agent {
   private readonly unsupported: UnsupportedReporter;
   private readonly needFull = new Map<IPFamily, boolean>();
   private lastFullSync = 0;
+  /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
+  private fullSyncRequests = 0;
   private synced = false;
   private servers: RunningServer[] = [];
   private stopped = false;
@@ -136,6 +138,7 @@ export class Agent {
 
   /** Replace every table atomically at the next sync (SIGHUP, tests). */
   forceFullSync(): void {
+    this.fullSyncRequests++;
     for (const f of this.needFull.keys()) this.needFull.set(f, true);
     this.runner.run();
   }
@@ -158,6 +161,7 @@ export class Agent {
 
   private async syncAll(): Promise<void> {
     const now = this.clock.now();
+    const requestsAtStart = this.fullSyncRequests;
     const hourly = now - this.lastFullSync >= FULL_SYNC_PERIOD_MS;
     const changes = this.tracker.drain();
     const trigger = this.tracker.lastDrainTriggerTime;
@@ -181,7 +185,7 @@ export class Agent {
         failure ??= err;
         continue;
       }
-      this.needFull.set(family, false);
+      if (this.fullSyncRequests === requestsAtStart) this.needFull.set(family, false);
       this.record(family, report, started, trigger);
     }
     if (failure !== undefined) throw failure;

@@ -135,3 +135,25 @@ test('a failed sync is counted and retried as a full sync that loses nothing', a
   // The failed request never reached the inner dataplane: the full retry carries web again.
   t.true(dp.inner.fakeDump().includes('10.96.0.10'), 'the Service from the failed sync is programmed');
 });
+
+test('a full sync requested while a sync is running is not lost', async (t) => {
+  const { source, dp, agent } = await started(t, [['Service', service('web', '10.96.0.10')]]);
+  // Make the next sync slow, and ask for a full sync while it runs.
+  const inner = dp.inner;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  dp.sync = async (req) => {
+    dp.seen.push(req);
+    await gate;
+    return inner.sync(req);
+  };
+  const first = agent.nextSync();
+  source.handler!.onEvent('Service', 'ADDED', service('other', '10.96.0.12'));
+  await new Promise((r) => setTimeout(r, 20));
+  t.false(dp.seen.at(-1)!.full, 'the running sync is partial');
+  const second = first.then(() => agent.nextSync());
+  agent.forceFullSync();
+  release();
+  await second;
+  t.true(dp.seen.at(-1)!.full, 'the requested full sync still happens');
+});

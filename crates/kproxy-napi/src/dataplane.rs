@@ -162,37 +162,51 @@ impl Inner {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Commits `tx`, tracking the ruleset generation so foreign changes are noticed.
-    fn commit(&mut self, tx: &Transaction) -> Result<kproxy_nftables::CommitStats, NftError> {
+    fn conn(conn: &mut Option<Conn>) -> Result<&mut Conn, NftError> {
+        Ok(match conn {
+            Some(c) => c,
+            None => conn.insert(Conn::open()?),
+        })
+    }
+
+    /// The kernel's ruleset generation now (None for the fake).
+    fn read_genid(&mut self) -> Result<Option<u32>, NftError> {
+        match &mut self.backend {
+            Backend::Fake(_) => Ok(None),
+            Backend::Kernel { conn, .. } => Ok(Some(Self::conn(conn)?.genid()?)),
+        }
+    }
+
+    /// Has anyone else committed to nftables since our last batch (`now` is the current genid)?
+    fn foreign_change(&self, now: Option<u32>) -> bool {
+        match &self.backend {
+            Backend::Fake(f) => !f.has_table(self.model.config().family, kproxy_rules::layout::TABLE),
+            Backend::Kernel { last_genid, .. } => last_genid.is_none() || *last_genid != now,
+        }
+    }
+
+    /// Commits `tx` as one batch that the kernel refuses (ERESTART) unless the
+    /// ruleset is still at generation `expected`. Empty transactions send nothing
+    /// and leave the recorded generation alone, so foreign commits stay visible.
+    fn commit(&mut self, tx: &Transaction, expected: Option<u32>) -> Result<kproxy_nftables::CommitStats, NftError> {
         match &mut self.backend {
             Backend::Fake(f) => {
                 f.apply(tx).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None })?;
                 Ok(kproxy_nftables::CommitStats { messages: tx.ops.len(), bytes: 0, objects: tx.object_count() })
             }
             Backend::Kernel { conn, last_genid } => {
-                let c = match conn {
-                    Some(c) => c,
-                    None => conn.insert(Conn::open()?),
+                if tx.is_empty() {
+                    return Ok(kproxy_nftables::CommitStats::default());
+                }
+                let c = Self::conn(conn)?;
+                let genid = match expected {
+                    Some(g) => g,
+                    None => c.genid()?,
                 };
-                let genid = c.genid()?;
                 let stats = c.commit(tx, Some(genid))?;
-                *last_genid = Some(if tx.is_empty() { genid } else { genid.wrapping_add(1) });
+                // Batches commit one at a time, so ours moved the generation by exactly one.
+                *last_genid = Some(genid.wrapping_add(1));
                 Ok(stats)
-            }
-        }
-    }
-
-    /// Has anyone else committed to nftables since our last batch?
-    fn foreign_change(&mut self) -> Result<bool, NftError> {
-        match &mut self.backend {
-            Backend::Fake(f) => Ok(!f.has_table(self.model.config().family, kproxy_rules::layout::TABLE)),
-            Backend::Kernel { conn, last_genid } => {
-                let c = match conn {
-                    Some(c) => c,
-                    None => conn.insert(Conn::open()?),
-                };
-                let g = c.genid()?;
-                Ok(last_genid.map(|l| l != g).unwrap_or(true))
             }
         }
     }
@@ -206,18 +220,22 @@ impl Inner {
         } else {
             rejected.extend(self.model.update(&upserts, &req.deletes));
         }
-        if self.foreign_change().map_err(|e| from_nft(&e))? {
+        // One generation read decides "did someone else change nftables?" and is the
+        // generation the batch must still find, so nothing slips in between.
+        let genid = self.read_genid().map_err(|e| from_nft(&e))?;
+        if self.foreign_change(genid) {
             self.model.invalidate();
         }
         let now = self.now_ms();
         let (mut tx, mut full) = self.model.plan(req.full, now);
         let planned = Instant::now();
-        let mut result = self.commit(&tx);
+        let mut result = self.commit(&tx, genid);
         if matches!(result, Err(NftError::GenerationChanged)) {
             // Someone committed between our read and our batch: rebuild from scratch once.
             self.model.committed(false);
             (tx, full) = self.model.plan(true, now);
-            result = self.commit(&tx);
+            let again = self.read_genid().map_err(|e| from_nft(&e))?;
+            result = self.commit(&tx, again);
         }
         let stats = match result {
             Ok(s) => s,
@@ -236,12 +254,15 @@ impl Inner {
         }
         let cleanup = self.model.plan_stale_cleanup(now);
         let stale_chains_deleted = cleanup.ops.iter().filter(|o| matches!(o, Op::DeleteChain(_))).count() as u32;
-        let cleanup_error = match self.commit(&cleanup) {
+        let expected = match &self.backend {
+            Backend::Kernel { last_genid, .. } => *last_genid,
+            Backend::Fake(_) => None,
+        };
+        let cleanup_error = match self.commit(&cleanup, expected) {
             Ok(_) => None,
             Err(e) => {
-                if matches!(e, NftError::GenerationChanged) {
-                    self.model.invalidate();
-                }
+                // The chains it meant to delete are forgotten: the next full sync removes them.
+                self.model.invalidate();
                 Some(format!("[{}] {e}", e.code()))
             }
         };
@@ -268,7 +289,13 @@ impl Task for SyncTask {
     fn compute(&mut self) -> napi::Result<SyncReport> {
         let req = self.req.take().ok_or_else(|| coded("E_INTERNAL", "sync task ran twice"))?;
         let inner = self.inner.clone();
-        no_panic(move || lock(&inner).sync(req))
+        let task_inner = self.inner.clone();
+        let result = no_panic(move || lock(&task_inner).sync(req));
+        if result.is_err() {
+            // After any failure (a caught panic included) the kernel state is unknown.
+            lock(&inner).model.invalidate();
+        }
+        result
     }
 
     fn resolve(&mut self, _env: Env, output: SyncReport) -> napi::Result<SyncReport> {
@@ -291,7 +318,7 @@ impl Task for CleanupTask {
             let mut tx = Transaction::new(g.model.config().family, kproxy_rules::layout::TABLE);
             tx.push(Op::DeleteTable);
             g.model.invalidate();
-            match g.commit(&tx) {
+            match g.commit(&tx, None) {
                 Ok(_) => Ok(()),
                 Err(NftError::Kernel { errno: 2, .. }) => Ok(()), // ENOENT: nothing to clean
                 Err(e) => Err(from_nft(&e)),

@@ -36,6 +36,8 @@ impl NetlinkSocket {
         // Extended acks name the offending attribute; capped acks keep replies small.
         let _ = s.setsockopt_int(SOL_NETLINK, NETLINK_EXT_ACK, 1);
         let _ = s.setsockopt_int(SOL_NETLINK, NETLINK_CAP_ACK, 1);
+        // A blocking receive must not hang a sync forever if a reply never comes.
+        s.set_recv_timeout(std::time::Duration::from_secs(5))?;
         Ok(s)
     }
 
@@ -48,6 +50,25 @@ impl NetlinkSocket {
                 name,
                 &value as *const _ as *const libc::c_void,
                 std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn set_recv_timeout(&self, d: std::time::Duration) -> io::Result<()> {
+        let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
+        // SAFETY: tv lives across the call; its size is passed alongside.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
             )
         };
         if rc < 0 {
@@ -95,7 +116,8 @@ impl NetlinkSocket {
         Ok(())
     }
 
-    /// Receives one datagram. With `nonblocking`, returns Ok(None) when none is queued.
+    /// Receives one datagram. Returns Ok(None) when none is queued (`nonblocking`)
+    /// or none arrived within the receive timeout.
     pub fn recv(&mut self, nonblocking: bool) -> io::Result<Option<&[u8]>> {
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         loop {

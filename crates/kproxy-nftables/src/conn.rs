@@ -45,7 +45,9 @@ impl Conn {
         b.end_msg();
         self.sock.send(b.as_bytes())?;
         loop {
-            let Some(dgram) = self.sock.recv(false)? else { continue };
+            let Some(dgram) = self.sock.recv(false)? else {
+                return Err(NftError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to the generation request")));
+            };
             for m in messages(dgram) {
                 if m.seq != seq {
                     continue;

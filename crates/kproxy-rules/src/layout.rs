@@ -154,7 +154,8 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     // ClusterIP traffic from outside the cluster is masqueraded (one rule for all Services).
     if cfg.masquerade_all {
         ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), jump(MARK_FOR_MASQ)]));
-    } else if let Some(cidr) = cfg.cluster_cidr {
+    } else if let Some(cidr) = cfg.cluster_cidr.filter(|c| c.prefix > 0) {
+        // (A /0 cluster CIDR leaves no source outside it: no rule.)
         ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
     }
     ops.push(rule(SERVICES, vec![Stmt::DaddrProtoPortVmap(SERVICE_IPS.into())]));

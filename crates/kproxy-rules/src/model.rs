@@ -36,6 +36,9 @@ pub struct Rejected {
 pub struct Model {
     cfg: LayoutConfig,
     desired: HashMap<String, ServicePort>,
+    /// Which ServicePort owns each (ClusterIP, protocol, port): two owners would
+    /// make the kernel refuse every batch (the same map key twice).
+    vip_owner: HashMap<(IpAddr, u8, u16), String>,
     dirty: BTreeSet<String>,
     /// What the kernel holds, per ServicePort (re-rendered when diffing).
     committed: HashMap<String, ServicePort>,
@@ -100,6 +103,7 @@ impl Model {
         Model {
             cfg,
             desired: HashMap::new(),
+            vip_owner: HashMap::new(),
             dirty: BTreeSet::new(),
             committed: HashMap::new(),
             cluster_refs: HashMap::new(),
@@ -137,20 +141,33 @@ impl Model {
     pub fn update(&mut self, upserts: &[ServicePortSpec], deletes: &[String]) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         for key in deletes {
-            if self.desired.remove(key).is_some() {
+            if let Some(old) = self.desired.remove(key) {
+                self.vip_owner.remove(&old.vip());
                 self.dirty.insert(key.clone());
             }
         }
         for s in upserts {
-            match ServicePort::validate(s, self.cfg.family) {
-                Ok(sp) => {
-                    if self.desired.get(&sp.key) != Some(&sp) {
-                        self.dirty.insert(sp.key.clone());
-                        self.desired.insert(sp.key.clone(), sp);
-                    }
+            let sp = match ServicePort::validate(s, self.cfg.family) {
+                Ok(sp) => sp,
+                Err(reason) => {
+                    rejected.push(Rejected { key: s.key.clone(), reason });
+                    continue;
                 }
-                Err(reason) => rejected.push(Rejected { key: s.key.clone(), reason }),
+            };
+            if let Some(owner) = self.vip_owner.get(&sp.vip()).filter(|o| **o != sp.key) {
+                let (ip, _, port) = sp.vip();
+                rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
+                continue;
             }
+            if self.desired.get(&sp.key) == Some(&sp) {
+                continue;
+            }
+            if let Some(old) = self.desired.get(&sp.key) {
+                self.vip_owner.remove(&old.vip());
+            }
+            self.vip_owner.insert(sp.vip(), sp.key.clone());
+            self.dirty.insert(sp.key.clone());
+            self.desired.insert(sp.key.clone(), sp);
         }
         rejected
     }
@@ -376,6 +393,7 @@ impl Model {
     fn scratch(&self) -> Model {
         let mut m = Model::new(self.cfg.clone());
         m.desired = self.desired.clone();
+        m.vip_owner = self.vip_owner.clone();
         m.sizes = self.sizes.clone();
         m
     }

@@ -108,6 +108,11 @@ impl ServicePort {
         ServicePort { endpoints, ..self.clone() }
     }
 
+    /// (ClusterIP, protocol, port): what the kernel maps must hold once.
+    pub fn vip(&self) -> (IpAddr, u8, u16) {
+        (self.cluster_ip, self.protocol, self.port)
+    }
+
     fn vip_key(&self) -> Tuple {
         Tuple::new(&[Val::ip(self.cluster_ip), Val::Proto(self.protocol), Val::Port(self.port)])
     }

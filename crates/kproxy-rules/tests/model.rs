@@ -174,6 +174,32 @@ fn partial_syncs_converge_to_the_full_render() {
 }
 
 #[test]
+fn a_service_address_has_one_owner() {
+    let mut m = Model::new(cfg(Family::Ip));
+    let a = spec("a", "a", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)]);
+    let b = spec("b", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.2", 80)]);
+    assert!(m.update(std::slice::from_ref(&a), &[]).is_empty());
+    let r = m.update(std::slice::from_ref(&b), &[]);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].reason.contains("already used by a/a/tcp/p"), "{}", r[0].reason);
+    // Another protocol or port on the same IP is fine; once a is gone, b may take the address.
+    assert!(m.update(&[spec("c", "c", "p", "UDP", "10.96.0.1", 80, &[])], &[]).is_empty());
+    assert!(m.update(&[b], &[a.key]).is_empty());
+    let mut fake = Fake::new();
+    fake.apply(&m.plan(false, 0).0).unwrap();
+    assert!(fake.dump(Family::Ip, "kube-proxy").contains("10.96.0.1 . tcp . 80 . 0 : 10.244.0.2 . 80"));
+}
+
+#[test]
+fn a_zero_length_cluster_cidr_masquerades_nothing_and_still_programs() {
+    let mut c = cfg(Family::Ip);
+    c.cluster_cidr = Some("0.0.0.0/0".parse().unwrap());
+    let mut m = Model::new(c);
+    m.update(&[spec("a", "a", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)])], &[]);
+    assert!(!m.render_text().contains("saddr !="));
+}
+
+#[test]
 fn failed_commit_forces_a_full_replace() {
     let mut m = Model::new(cfg(Family::Ip));
     m.update(&[spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)])], &[]);
