@@ -4,7 +4,7 @@
 # inside, and exits with its status. Used to test on kernels other than the
 # host's (Debian 6.1 LTS; IPVS later). Needs root, qemu-system-x86,
 # busybox-static, cpio, kmod, xz-utils. Cached in .cache/vm/.
-#   tests/vm/run.sh 'cd /work/main && node bin/kproxy-demo.js --once'
+#   tests/vm/run.sh 'cd /path/to/kproxy && node bin/kproxy-demo.js --once'
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$repo/.cache/vm"
