@@ -192,7 +192,7 @@ export class Agent {
     if (hourly) this.lastFullSync = now;
   }
 
-  private record(family: IPFamily, report: SyncReport & { cleanupError?: string }, started: number, trigger: number | undefined): void {
+  private record(family: IPFamily, report: SyncReport, started: number, trigger: number | undefined): void {
     const done = this.clock.now();
     const seconds = (done - started) / 1000;
     const labels = { ip_family: family };
@@ -202,10 +202,6 @@ export class Agent {
     if (trigger !== undefined && done > trigger) this.metrics.networkProgrammingDuration.observe(labels, (done - trigger) / 1000);
     this.health.updated(family);
     for (const r of report.rejected) this.invalid('ServicePort', 'dataplane-rejected', `${r.key}: ${r.reason}`);
-    if (report.cleanupError) {
-      this.metrics.nftablesCleanupFailuresTotal.inc(labels);
-      this.opts.logger.warn({ ipFamily: family, err: report.cleanupError }, 'Failed to delete stale chains');
-    }
     if (report.text) this.opts.logger.trace({ ipFamily: family, nft: report.text }, 'Committed transaction');
     logSync(this.opts.logger, {
       ipFamily: family,

@@ -194,7 +194,7 @@ async function run(args: Args): Promise<void> {
 
   const lines = [
     `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
-    `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (in Rust: ${full.durationMs.toFixed(1)} ms = plan ${(full as any).planMs.toFixed(1)} + commit ${(full as any).commitMs.toFixed(1)})`,
+    `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (in Rust: ${full.durationMs.toFixed(1)} ms = plan ${full.planMs.toFixed(1)} + commit ${full.commitMs.toFixed(1)})`,
     `same ruleset via nft -f:           ${nftMs.toFixed(1)} ms  (${text.split('\n').length - 1} lines)`,
     `ratio nft -f / addon:              ${(nftMs / fullMs).toFixed(1)}x`,
     `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each`,

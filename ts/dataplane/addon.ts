@@ -61,7 +61,7 @@ export interface NftDataplaneOptions {
   fake?: boolean;
 }
 
-export type NftSyncReport = SyncReport & { staleChainsDeleted: number; cleanupError?: string; text?: string | null };
+export type NftSyncReport = SyncReport & { planMs: number; commitMs: number; text?: string | null };
 
 export class NftDataplane implements Dataplane {
   readonly family: IPFamily;

@@ -41,10 +41,6 @@ pub struct SyncReport {
     pub plan_ms: f64,
     pub commit_ms: f64,
     pub rejected: Vec<RejectedSpec>,
-    /// Stale service chains deleted in a follow-up transaction.
-    pub stale_chains_deleted: u32,
-    /// Set when deleting stale chains failed (counted as a cleanup failure).
-    pub cleanup_error: Option<String>,
     /// The committed transaction as nft text, when `explain` was set.
     pub text: Option<String>,
 }
@@ -68,7 +64,6 @@ enum Backend {
 struct Inner {
     model: Model,
     backend: Backend,
-    started: Instant,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -110,7 +105,7 @@ impl NftDataplane {
         let cfg = LayoutConfig { family, cluster_cidr, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit };
         let backend =
             if opts.fake.unwrap_or(false) { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
-        Ok(Self { inner: Arc::new(Mutex::new(Inner { model: Model::new(cfg), backend, started: Instant::now() })) })
+        Ok(Self { inner: Arc::new(Mutex::new(Inner { model: Model::new(cfg), backend })) })
     }
 
     /// Applies the changes and programs them as one atomic transaction.
@@ -158,10 +153,6 @@ pub struct SyncTask {
 }
 
 impl Inner {
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
     fn conn(conn: &mut Option<Conn>) -> Result<&mut Conn, NftError> {
         Ok(match conn {
             Some(c) => c,
@@ -226,14 +217,13 @@ impl Inner {
         if self.foreign_change(genid) {
             self.model.invalidate();
         }
-        let now = self.now_ms();
-        let (mut tx, mut full) = self.model.plan(req.full, now);
+        let (mut tx, mut full) = self.model.plan(req.full);
         let planned = Instant::now();
         let mut result = self.commit(&tx, genid);
         if matches!(result, Err(NftError::GenerationChanged)) {
             // Someone committed between our read and our batch: rebuild from scratch once.
             self.model.committed(false);
-            (tx, full) = self.model.plan(true, now);
+            (tx, full) = self.model.plan(true);
             let again = self.read_genid().map_err(|e| from_nft(&e))?;
             result = self.commit(&tx, again);
         }
@@ -252,20 +242,6 @@ impl Inner {
         if full {
             kproxy_netlink::release_free_memory();
         }
-        let cleanup = self.model.plan_stale_cleanup(now);
-        let stale_chains_deleted = cleanup.ops.iter().filter(|o| matches!(o, Op::DeleteChain(_))).count() as u32;
-        let expected = match &self.backend {
-            Backend::Kernel { last_genid, .. } => *last_genid,
-            Backend::Fake(_) => None,
-        };
-        let cleanup_error = match self.commit(&cleanup, expected) {
-            Ok(_) => None,
-            Err(e) => {
-                // The chains it meant to delete are forgotten: the next full sync removes them.
-                self.model.invalidate();
-                Some(format!("[{}] {e}", e.code()))
-            }
-        };
         Ok(SyncReport {
             full,
             objects: stats.objects as u32,
@@ -275,8 +251,6 @@ impl Inner {
             plan_ms,
             commit_ms,
             rejected: rejected.into_iter().map(|r| RejectedSpec { key: r.key, reason: r.reason }).collect(),
-            stale_chains_deleted: if cleanup_error.is_some() { 0 } else { stale_chains_deleted },
-            cleanup_error,
             text,
         })
     }

@@ -41,16 +41,10 @@ impl NetlinkSocket {
         Ok(s)
     }
 
-    fn setsockopt_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-        // SAFETY: value lives across the call; its size is passed alongside.
+    fn setsockopt<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+        // SAFETY: `value` is a live, initialised T for the duration of the call, and its size is passed alongside.
         let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                &value as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
+            libc::setsockopt(self.fd.as_raw_fd(), level, name, value as *const T as *const libc::c_void, std::mem::size_of::<T>() as u32)
         };
         if rc < 0 {
             Err(io::Error::last_os_error())
@@ -59,23 +53,13 @@ impl NetlinkSocket {
         }
     }
 
+    fn setsockopt_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        self.setsockopt(level, name, &value)
+    }
+
     fn set_recv_timeout(&self, d: std::time::Duration) -> io::Result<()> {
         let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
-        // SAFETY: tv lives across the call; its size is passed alongside.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        self.setsockopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
     }
 
     /// Raises the send buffer so one batch fits a single send(); FORCE needs CAP_NET_ADMIN.

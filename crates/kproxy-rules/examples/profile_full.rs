@@ -30,7 +30,7 @@ fn main() {
     m.update(&specs, &[]);
     let t_update = t.elapsed();
     let t = Instant::now();
-    let (tx, _) = m.plan(true, 0);
+    let (tx, _) = m.plan(true);
     let t_plan = t.elapsed();
     let t = Instant::now();
     let b = encode_batch(&tx, 1, None);

@@ -5,7 +5,6 @@
 
 pub mod layout;
 pub mod model;
-pub mod naming;
 pub mod service;
 
 pub use layout::LayoutConfig;

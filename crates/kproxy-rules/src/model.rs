@@ -9,10 +9,6 @@ use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Stmt, Transactio
 use crate::layout::{fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
 use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
 
-/// Stale chains are deleted this long after being flushed: kernels before 6.2
-/// release map-element references to chains lazily.
-pub const STALE_CHAIN_DELAY_MS: u64 = 1000;
-
 /// Smallest set size requested from the kernel (see `set_size`).
 const MIN_SET_SIZE: usize = 16 * 1024;
 
@@ -49,7 +45,6 @@ pub struct Model {
     /// Element counts and kernel caps of the dynamic sets.
     counts: HashMap<&'static str, usize>,
     sizes: HashMap<&'static str, usize>,
-    stale: BTreeMap<String, u64>,
     needs_full: bool,
 }
 
@@ -111,7 +106,6 @@ impl Model {
             mod_chains: BTreeSet::new(),
             counts: HashMap::new(),
             sizes: HashMap::new(),
-            stale: BTreeMap::new(),
             needs_full: true,
         }
     }
@@ -186,11 +180,11 @@ impl Model {
 
     /// Builds the next transaction and whether it is a full replace. The model
     /// assumes it commits; call `committed(false)` if it did not.
-    pub fn plan(&mut self, force_full: bool, now_ms: u64) -> (Transaction, bool) {
+    pub fn plan(&mut self, force_full: bool) -> (Transaction, bool) {
         if force_full || self.needs_full {
             return (self.plan_full(), true);
         }
-        match self.plan_partial(now_ms) {
+        match self.plan_partial() {
             Some(tx) => (tx, false),
             // A set would outgrow its kernel cap: a full sync recreates it bigger.
             None => (self.plan_full(), true),
@@ -208,7 +202,6 @@ impl Model {
         self.committed.clear();
         self.cluster_refs.clear();
         self.hairpin_refs.clear();
-        self.stale.clear();
         self.dirty.clear();
         let mut els = ElementOps::default();
         let endpoints: usize = self.desired.values().map(|sp| sp.endpoints.len()).sum();
@@ -227,10 +220,6 @@ impl Model {
         }
         for sp in &specs {
             let r = render(sp);
-            if let Some((name, stmts)) = &r.chain {
-                tx.push(Op::AddChain(Chain { name: name.clone(), base: None }));
-                rules.push(Op::AddRule(Rule { chain: name.clone(), stmts: stmts.clone() }));
-            }
             self.add_refs(&r, &mut els);
             els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
@@ -298,10 +287,9 @@ impl Model {
 
     /// The diff for the ServicePorts changed since the last sync, or None if a
     /// set would overflow its kernel cap.
-    fn plan_partial(&mut self, now_ms: u64) -> Option<Transaction> {
+    fn plan_partial(&mut self) -> Option<Transaction> {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
-        let mut chain_ops = Vec::new();
         let mut mod_ops = Vec::new();
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
@@ -333,22 +321,6 @@ impl Model {
                     els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
                 }
             }
-            match (&o.chain, &n.chain) {
-                (None, Some((name, stmts))) => {
-                    self.stale.remove(name);
-                    chain_ops.push(Op::AddChain(Chain { name: name.clone(), base: None }));
-                    chain_ops.push(Op::AddRule(Rule { chain: name.clone(), stmts: stmts.clone() }));
-                }
-                (Some((_, os)), Some((name, ns))) if os != ns => {
-                    chain_ops.push(Op::FlushChain(name.clone()));
-                    chain_ops.push(Op::AddRule(Rule { chain: name.clone(), stmts: ns.clone() }));
-                }
-                (Some((name, _)), None) => {
-                    chain_ops.push(Op::FlushChain(name.clone()));
-                    self.stale.insert(name.clone(), now_ms);
-                }
-                _ => {}
-            }
             self.drop_refs(o, &mut els);
             self.add_refs(n, &mut els);
             if let Some(sp) = new_sp {
@@ -368,25 +340,8 @@ impl Model {
             tx.push(Op::DeleteElements { set: set.into(), keys });
         }
         tx.ops.extend(mod_ops);
-        tx.ops.extend(chain_ops);
         push_elements(&mut tx, els);
         Some(tx)
-    }
-
-    /// A separate transaction deleting chains flushed at least STALE_CHAIN_DELAY_MS ago.
-    pub fn plan_stale_cleanup(&mut self, now_ms: u64) -> Transaction {
-        let mut tx = Transaction::new(self.cfg.family, TABLE);
-        let due: Vec<String> =
-            self.stale.iter().filter(|(_, t)| now_ms.saturating_sub(**t) >= STALE_CHAIN_DELAY_MS).map(|(n, _)| n.clone()).collect();
-        for name in due {
-            self.stale.remove(&name);
-            tx.push(Op::DeleteChain(name));
-        }
-        tx
-    }
-
-    pub fn stale_chain_count(&self) -> usize {
-        self.stale.len()
     }
 
     /// A model with the same desired state and set sizes, for rendering.

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use kproxy_nftables::{ElemData, Element, Family, Stmt, Tuple, Val, Verdict};
+use kproxy_nftables::{ElemData, Element, Family, Tuple, Val, Verdict};
 
 use crate::layout::{slots_chain, REJECT_CHAIN};
 
@@ -121,7 +121,6 @@ impl ServicePort {
 /// The dynamic objects one ServicePort owns, as last programmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rendered {
-    pub chain: Option<(String, Vec<Stmt>)>,
     pub service_ip: Option<Element>,
     pub no_endpoint: Option<Element>,
     /// Endpoint slots: (ServicePort VIP key . slot, endpoint address . port).
@@ -131,10 +130,8 @@ pub struct Rendered {
 }
 
 /// Renders `sp`: its VIP goes straight to the shared `endpoints-mod-N` chain,
-/// and its N endpoints fill slots 0..N-1 of the shared endpoint map. A
-/// per-ServicePort chain is only made for features that need one (none yet:
-/// session affinity and traffic policies will), which keeps a full sync at
-/// a few objects per endpoint.
+/// and its N endpoints fill slots 0..N-1 of the shared endpoint map, which
+/// keeps a full sync at a few objects per endpoint and no chain per Service.
 pub fn render(sp: &ServicePort) -> Rendered {
     let mut r = Rendered { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
     if sp.endpoints.is_empty() {

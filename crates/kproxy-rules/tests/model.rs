@@ -142,7 +142,6 @@ fn partial_syncs_converge_to_the_full_render() {
         let mut r = Lcg(42);
         let mut m = Model::new(cfg(family));
         let mut fake = Fake::new();
-        let mut now = 0u64;
         for step in 0..300 {
             let mut upserts = Vec::new();
             let mut deletes = Vec::new();
@@ -155,13 +154,10 @@ fn partial_syncs_converge_to_the_full_render() {
                 }
             }
             m.update(&upserts, &deletes);
-            let (tx, full) = m.plan(false, now);
+            let (tx, full) = m.plan(false);
             assert_eq!(full, step == 0, "only the first sync is full");
             fake.apply(&tx).unwrap_or_else(|e| panic!("step {step}: {e:?}\n{}", kproxy_nftables::text::render_tx(&tx)));
-            now += 600;
-            let cleanup = m.plan_stale_cleanup(now);
-            fake.apply(&cleanup).unwrap_or_else(|e| panic!("cleanup at step {step}: {e:?}"));
-            if m.stale_chain_count() == 0 {
+            {
                 let want = m.render_text();
                 assert_eq!(
                     normalize_slots(&without_unused_mod_chains(&fake.dump(family, "kube-proxy"), &want)),
@@ -186,7 +182,7 @@ fn a_service_address_has_one_owner() {
     assert!(m.update(&[spec("c", "c", "p", "UDP", "10.96.0.1", 80, &[])], &[]).is_empty());
     assert!(m.update(&[b], &[a.key]).is_empty());
     let mut fake = Fake::new();
-    fake.apply(&m.plan(false, 0).0).unwrap();
+    fake.apply(&m.plan(false).0).unwrap();
     assert!(fake.dump(Family::Ip, "kube-proxy").contains("10.96.0.1 . tcp . 80 . 0 : 10.244.0.2 . 80"));
 }
 
@@ -203,16 +199,16 @@ fn a_zero_length_cluster_cidr_masquerades_nothing_and_still_programs() {
 fn failed_commit_forces_a_full_replace() {
     let mut m = Model::new(cfg(Family::Ip));
     m.update(&[spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)])], &[]);
-    let (_, full) = m.plan(false, 0);
+    let (_, full) = m.plan(false);
     assert!(full);
     m.committed(true);
     m.update(&[spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.2", 80)])], &[]);
-    let (tx, full) = m.plan(false, 0);
+    let (tx, full) = m.plan(false);
     assert!(!full);
     // one slot rewritten (delete + add) and the hairpin entry swapped (delete + add)
     assert_eq!(tx.object_count(), 4, "a one-endpoint change is a handful of objects:\n{}", kproxy_nftables::text::render_tx(&tx));
     m.committed(false);
-    let (_, full) = m.plan(false, 0);
+    let (_, full) = m.plan(false);
     assert!(full, "after a failure the next sync is full");
 }
 
@@ -221,9 +217,9 @@ fn someone_deleting_the_table_is_repaired_by_a_full_sync() {
     let mut m = Model::new(cfg(Family::Ip));
     let mut fake = Fake::new();
     m.update(&[spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)])], &[]);
-    fake.apply(&m.plan(false, 0).0).unwrap();
+    fake.apply(&m.plan(false).0).unwrap();
     fake.remove_table(Family::Ip, "kube-proxy");
     m.invalidate();
-    fake.apply(&m.plan(false, 0).0).unwrap();
+    fake.apply(&m.plan(false).0).unwrap();
     assert_eq!(fake.dump(Family::Ip, "kube-proxy"), m.render_text());
 }
