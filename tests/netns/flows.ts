@@ -2,6 +2,7 @@
 // backend set or error, plus how the backend must see the source address.
 import type { ExecutionContext } from 'ava';
 import { isIPv6 } from 'node:net';
+import { splitHostPort } from '../../ts/server/address.js';
 import {
   CLIENT_LINK, createTopology, listNamespaces, type FlowError, type FlowResult, type Topology, type TopologyOptions,
 } from '../../ts/demo/topology.js';
@@ -36,10 +37,10 @@ export async function topologyFor(t: ExecutionContext, opts: TopologyOptions): P
   return topo;
 }
 
-export function splitHostPort(to: string): { host: string; port: number } {
-  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(to);
-  if (!match) throw new Error(`bad destination ${to}`);
-  return { host: match[1], port: Number(match[2]) };
+/** A flow's "ip:port" / "[ip6]:port" destination, parsed as the servers parse addresses. */
+export function destination(to: string): { host: string; port: number } {
+  const { host, port } = splitHostPort(to);
+  return { host, port: Number(port) };
 }
 
 export function namespaceOf(topo: Topology, who: string): string {
@@ -57,7 +58,7 @@ function senderAddress(topo: Topology, who: string, v6: boolean): string {
 }
 
 export async function runFlow(topo: Topology, flow: Flow): Promise<FlowResult[]> {
-  const { host, port } = splitHostPort(flow.to);
+  const { host, port } = destination(flow.to);
   const opts = { count: flow.count ?? 1, timeoutMs: flow.timeoutMs ?? 2000 };
   const ns = namespaceOf(topo, flow.from);
   return flow.proto === 'tcp' ? topo.tcpRequests(ns, host, port, opts) : topo.udpRequests(ns, host, port, opts);
@@ -72,7 +73,7 @@ export function outcome(topo: Topology, flow: Flow, results: FlowResult[]): { an
   // Answers within the allowed set print as that set: only a stray backend shows up as a difference.
   const expectedAnswered = answered.every((b) => flow.expect.includes(b)) ? [...flow.expect].sort() : answered;
   if (!flow.source) return { answered: expectedAnswered };
-  const v6 = isIPv6(splitHostPort(flow.to).host);
+  const v6 = isIPv6(destination(flow.to).host);
   const wrong = results.filter((r) => {
     if (!r.ok) return false;
     const backend = topo.backends.find((b) => b.name === r.backend);

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NftDataplane } from '../dataplane/addon.js';
 import type { ServicePortSpec } from '../dataplane/types.js';
+import { systemTool } from '../system-tools.js';
 
-// By absolute path: under npm, node_modules/.bin/nft is an unrelated package.
-const NFT = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => existsSync(p)) ?? 'nft';
+const NFT = systemTool('nft');
 
 interface Args {
   services: number;
@@ -227,16 +227,16 @@ function main(): void {
   }
   // Re-run this script inside a throwaway namespace so the host ruleset is untouched.
   const ns = `kproxy-bench-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
+  execFileSync(systemTool('ip'), ['netns', 'add', ns]);
   try {
     const self = fileURLToPath(import.meta.url);
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, self, ...process.argv.slice(2)], {
+    const r = spawnSync(systemTool('ip'), ['netns', 'exec', ns, process.execPath, ...process.execArgv, self, ...process.argv.slice(2)], {
       stdio: 'inherit',
       env: { ...process.env, KPROXY_BENCH_INNER: '1' },
     });
     process.exitCode = r.status ?? 1;
   } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
+    execFileSync(systemTool('ip'), ['netns', 'del', ns]);
   }
 }
 

@@ -13,7 +13,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { systemTool } from '../system-tools.js';
+
+export { systemTool };
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -106,20 +109,6 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 function demoScript(file: string): string {
   const sibling = fileURLToPath(new URL(`./${file}`, import.meta.url));
   return existsSync(sibling) ? sibling : join(REPO_ROOT, 'ts', 'demo', file);
-}
-
-// npm puts node_modules/.bin first on PATH, where @vercel/nft's "nft" shadows nftables' nft.
-const toolPaths = new Map<string, string>();
-export function systemTool(name: string): string {
-  if (name === 'node') return process.execPath;
-  if (name.includes('/')) return name;
-  let found = toolPaths.get(name);
-  if (!found) {
-    const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d && !d.includes('node_modules'));
-    found = [...dirs, '/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => join(d, name)).find(existsSync) ?? name;
-    toolPaths.set(name, found);
-  }
-  return found;
 }
 
 /** Runs a command on the host (outside any namespace). */
