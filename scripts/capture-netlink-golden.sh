@@ -1,9 +1,9 @@
 #!/bin/sh
 # Records how nft itself encodes kproxy's rules: `nft --debug=netlink` output
-# for the golden rulesets, used by crates/kproxy-rules/tests/netlink_golden.rs.
+# for the golden rulesets, used by crates/kproxy-proxier/tests/netlink_golden.rs.
 # Usage (root, needs nft): scripts/capture-netlink-golden.sh
 set -e
-dir="$(dirname "$0")/../crates/kproxy-rules/tests/golden"
+dir="$(dirname "$0")/../crates/kproxy-proxier/tests/golden"
 ns=kp-golden-$$
 ip netns add "$ns"
 trap 'ip netns del "$ns"' EXIT

@@ -1,13 +1,14 @@
-//! Every error that reaches JS is `[CODE] message`; the TS side splits the code off.
+//! Every error that reaches JS carries the catalogue's JSON as its message:
+//! {"code","errno","message"}; ts/addon/errors.ts turns it back into fields.
 
-use kproxy_nftables::NftError;
+use kproxy_proxier::{Code, ProxierError};
 
-pub fn coded(code: &str, msg: impl std::fmt::Display) -> napi::Error {
-    napi::Error::from_reason(format!("[{code}] {msg}"))
+pub fn to_napi(e: ProxierError) -> napi::Error {
+    napi::Error::from_reason(e.to_json())
 }
 
-pub fn from_nft(e: &NftError) -> napi::Error {
-    coded(e.code(), e)
+pub fn coded(code: Code, msg: impl std::fmt::Display) -> napi::Error {
+    to_napi(ProxierError::new(code, msg))
 }
 
 /// Runs `f`, turning a panic into a coded error instead of aborting Node.
@@ -16,7 +17,7 @@ pub fn no_panic<T>(f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
         Ok(r) => r,
         Err(p) => {
             let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
-            Err(coded("E_PANIC", format!("internal error in the dataplane addon: {msg}")))
+            Err(coded(Code::Panic, format!("internal error in the proxier addon: {msg}")))
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The N-API boundary: plain data in (ServicePort deltas), a typed report or
-//! a coded error out. Syncs run on the libuv pool; no panic crosses into Node.
+//! The N-API boundary: plain data in (wire text of ServicePort deltas), a typed
+//! report or a coded error out. One thin file per mode over the shared sync
+//! tasks; syncs run on the libuv pool and no panic crosses into Node.
 // napi-rs macros expand to unsafe FFI glue (they need `allow`), so this crate can
 // only deny hand-written unsafe; `forbid` would reject the generated code.
 #![deny(unsafe_code)]
 
-mod dataplane;
 mod errors;
-mod wire;
+mod nftables;
+mod sync_task;
 
-pub use dataplane::*;
+pub use nftables::*;
+pub use sync_task::{RejectedServicePort, SyncReport, SyncRequest};

@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_EXT_ACK: libc::c_int = 11;
 const NETLINK_CAP_ACK: libc::c_int = 10;
+const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 
 pub struct NetlinkSocket {
     fd: OwnedFd,
@@ -60,6 +61,25 @@ impl NetlinkSocket {
     fn set_recv_timeout(&self, d: std::time::Duration) -> io::Result<()> {
         let tv = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
         self.setsockopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// The port id the kernel gave this socket: notifications caused by our own
+    /// requests carry it in nlmsg_pid.
+    pub fn port_id(&self) -> io::Result<u32> {
+        // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: addr and len are live and writable, and len holds addr's size.
+        let rc = unsafe { libc::getsockname(self.fd.as_raw_fd(), &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(addr.nl_pid)
+    }
+
+    /// Subscribes to a multicast group (e.g. NFNLGRP_NFTABLES for ruleset changes).
+    pub fn join_group(&self, group: u32) -> io::Result<()> {
+        self.setsockopt_int(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group as libc::c_int)
     }
 
     /// Raises the send buffer so one batch fits a single send(); FORCE needs CAP_NET_ADMIN.

@@ -34,6 +34,15 @@ impl Cidr {
         };
         raw.iter().zip(self.mask_bytes()).map(|(a, m)| a & m).collect()
     }
+    /// Is `ip` inside this prefix (same family only)?
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let c = Cidr { addr: *ip, prefix: self.prefix };
+        c.network_bytes() == self.network_bytes()
+    }
+
     /// The prefix with host bits cleared, as nft prints it.
     pub fn network(&self) -> IpAddr {
         let b = self.network_bytes();

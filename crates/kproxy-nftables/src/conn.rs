@@ -27,6 +27,11 @@ impl Conn {
         Ok(Self { sock, seq: 1 })
     }
 
+    /// This connection's netlink port id (notifications of its batches carry it).
+    pub fn port_id(&self) -> Result<u32, NftError> {
+        Ok(self.sock.port_id()?)
+    }
+
     fn next_seq(&mut self, n: u32) -> u32 {
         let s = self.seq;
         self.seq = self.seq.wrapping_add(n.max(1));

@@ -5,7 +5,8 @@ use kproxy_netlink::{MsgBuffer, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQ
 use crate::consts::*;
 use crate::expr::verdict_data;
 use crate::tx::{Op, Transaction};
-use crate::types::{put_vals, ElemData, Element, SetData, Tuple, Val};
+use crate::atoms::{put_vals, Tuple, Val};
+use crate::objects::{ElemData, Element, SetData};
 use crate::udata;
 
 /// Element messages are split well below nla_len's 64 KiB.
@@ -67,7 +68,7 @@ impl<'a> Encoder<'a> {
                     self.b.attr_u32_be(NFTA_HOOK_PRIORITY, base.priority as u32);
                     self.b.nest_end(h);
                     self.b.attr_u32_be(NFTA_CHAIN_POLICY, NF_ACCEPT as u32);
-                    self.b.attr_str(NFTA_CHAIN_TYPE, if base.ty == crate::types::ChainType::Nat { "nat" } else { "filter" });
+                    self.b.attr_str(NFTA_CHAIN_TYPE, if base.ty == crate::objects::ChainType::Nat { "nat" } else { "filter" });
                 }
             }
             Op::FlushChain(name) => {

@@ -4,7 +4,7 @@
 use kproxy_netlink::MsgBuffer;
 
 use crate::consts::*;
-use crate::types::Verdict;
+use crate::atoms::Verdict;
 
 fn expr(b: &mut MsgBuffer, name: &str, body: impl FnOnce(&mut MsgBuffer)) {
     let elem = b.nest_start(NFTA_LIST_ELEM);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use crate::stmt::{render_rule, Stmt};
 use crate::text::{chain_line, element_line, quote, set_line};
 use crate::tx::{Op, Transaction};
-use crate::types::{BaseChain, Chain, ElemData, Element, Family, SetDef, Tuple};
+use crate::atoms::{Family, Tuple};
+use crate::objects::{BaseChain, Chain, ElemData, Element, SetDef};
 
 const ENOENT: i32 = 2;
 const EEXIST: i32 = 17;
@@ -22,22 +23,22 @@ pub struct FakeError {
 }
 
 #[derive(Debug, Clone, Default)]
-struct ChainState {
-    base: Option<BaseChain>,
-    rules: Vec<Vec<Stmt>>,
+pub(crate) struct ChainState {
+    pub(crate) base: Option<BaseChain>,
+    pub(crate) rules: Vec<Vec<Stmt>>,
 }
 
 #[derive(Debug, Clone)]
-struct SetState {
+pub(crate) struct SetState {
     def: SetDef,
-    elems: BTreeMap<Tuple, (Option<ElemData>, Option<String>)>,
+    pub(crate) elems: BTreeMap<Tuple, (Option<ElemData>, Option<String>)>,
 }
 
 #[derive(Debug, Clone, Default)]
-struct TableState {
+pub(crate) struct TableState {
     comment: Option<String>,
-    chains: BTreeMap<String, ChainState>,
-    sets: BTreeMap<String, SetState>,
+    pub(crate) chains: BTreeMap<String, ChainState>,
+    pub(crate) sets: BTreeMap<String, SetState>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,6 +53,11 @@ fn err(errno: i32, op_index: usize, what: impl Into<String>) -> FakeError {
 impl Fake {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The tables of one family, for the tracer.
+    pub(crate) fn tables_of(&self, f: Family) -> impl Iterator<Item = (&str, &TableState)> {
+        self.tables.iter().filter(move |((tf, _), _)| *tf == f).map(|((_, n), t)| (n.as_str(), t))
     }
 
     pub fn has_table(&self, f: Family, name: &str) -> bool {

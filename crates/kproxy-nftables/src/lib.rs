@@ -1,8 +1,11 @@
-//! nf_tables for kproxy: plain-data objects, statements that render both to
-//! netlink expressions and to nft text, transactions encoded as one NFNL
-//! batch, a connection that commits them, and a fake with kernel semantics.
+//! nf_tables for kproxy, layered without cycles:
+//! atoms (families, verdicts, values) → expr (netlink expressions) → stmt
+//! (statements, rendered both to expressions and to nft text) → objects
+//! (tables, chains, rules, sets) → tx (transactions) → encode / text / conn /
+//! fake / trace. Nothing here knows kproxy's ruleset; the proxier builds it.
 #![forbid(unsafe_code)]
 
+pub mod atoms;
 pub mod cidr;
 pub mod conn;
 pub mod consts;
@@ -10,16 +13,20 @@ pub mod encode;
 pub mod error;
 pub mod expr;
 pub mod fake;
+pub mod monitor;
+pub mod objects;
 pub mod stmt;
 pub mod text;
+pub mod trace;
 pub mod tx;
-pub mod types;
 pub mod udata;
 
+pub use atoms::*;
 pub use cidr::Cidr;
 pub use conn::{CommitStats, Conn};
 pub use error::NftError;
 pub use fake::{Fake, FakeError};
-pub use stmt::Stmt;
+pub use monitor::{Drained, Monitor};
+pub use objects::*;
+pub use stmt::{Field, Stmt};
 pub use tx::{Op, Transaction};
-pub use types::*;

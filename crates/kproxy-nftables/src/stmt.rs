@@ -1,15 +1,64 @@
-//! Rule statements: the only way rules are written. Each renders to nft
-//! text and to netlink expressions, so both stay in step by construction.
+//! Rule statements: the only way rules are written. Each renders to nft text
+//! and to netlink expressions, so both stay in step by construction. They are
+//! generic nf_tables building blocks; kproxy's rule shapes are composed from
+//! them in the proxier crate.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use kproxy_netlink::MsgBuffer;
 
+use crate::atoms::{proto_name, Family, Verdict};
 use crate::cidr::Cidr;
 use crate::consts::*;
 use crate::expr;
-use crate::types::{proto_name, Family, Verdict};
+
+/// A value a statement loads into a register: a header field or a generated number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    /// `ip saddr` / `ip6 saddr`
+    Saddr,
+    /// `ip daddr` / `ip6 daddr`
+    Daddr,
+    /// `meta l4proto`
+    L4Proto,
+    /// `th dport`
+    Dport,
+    /// `numgen random mod N`
+    NumgenRandom(u32),
+}
+
+impl Field {
+    /// Bytes the field occupies in a register (before 4-byte padding).
+    pub fn len(self, f: Family) -> usize {
+        match self {
+            Field::Saddr | Field::Daddr => f.addr_len(),
+            Field::L4Proto => 1,
+            Field::Dport => 2,
+            Field::NumgenRandom(_) => 4,
+        }
+    }
+
+    fn render(self, f: Family, out: &mut String) {
+        let ip = f.keyword();
+        let _ = match self {
+            Field::Saddr => write!(out, "{ip} saddr"),
+            Field::Daddr => write!(out, "{ip} daddr"),
+            Field::L4Proto => write!(out, "meta l4proto"),
+            Field::Dport => write!(out, "th dport"),
+            Field::NumgenRandom(n) => write!(out, "numgen random mod {n}"),
+        };
+    }
+
+    fn encode(self, f: Family, b: &mut MsgBuffer, reg: u32) {
+        match self {
+            Field::Saddr => expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), f.addr_len() as u32, reg),
+            Field::Daddr => expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), f.addr_len() as u32, reg),
+            Field::L4Proto => expr::meta_load(b, NFT_META_L4PROTO, reg),
+            Field::Dport => expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg),
+            Field::NumgenRandom(n) => expr::numgen_random(b, reg, n, 0),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stmt {
@@ -21,14 +70,14 @@ pub enum Stmt {
     L4Proto(u8),
     /// `ip saddr != 10.0.0.0/8`
     SaddrNotIn(Cidr),
-    /// `ip daddr @set`
-    DaddrIn(String),
-    /// `ip saddr . ip daddr @set`
-    SaddrDaddrIn(String),
+    /// `ip saddr . ip daddr @set`: the concatenated fields are in the set.
+    InSet { fields: Vec<Field>, set: String },
+    /// `ip daddr . meta l4proto . th dport vmap @map`
+    Vmap { fields: Vec<Field>, map: String },
+    /// `dnat to ip daddr . th dport map @map`: the map's value is `address . port`.
+    DnatMap { fields: Vec<Field>, map: String },
     /// `mark and 0x4000 == 0`
     MarkBitsClear(u32),
-    /// `ip daddr . meta l4proto . th dport vmap @map`
-    DaddrProtoPortVmap(String),
     /// `mark set mark or 0x4000`
     MarkOr(u32),
     /// `mark set mark xor 0x4000`
@@ -39,12 +88,6 @@ pub enum Stmt {
     RejectTcpReset,
     /// `reject` (ICMP / ICMPv6 port unreachable)
     Reject,
-    /// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @map`:
-    /// picks slot 0..N-1 of the destination ServicePort in a shared map.
-    DnatSlot {
-        modulus: u32,
-        map: String,
-    },
     Verdict(Verdict),
 }
 
@@ -68,6 +111,24 @@ fn saddr_offset(f: Family) -> u32 {
     }
 }
 
+fn render_fields(f: Family, fields: &[Field], out: &mut String) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" . ");
+        }
+        field.render(f, out);
+    }
+}
+
+/// Loads the fields into consecutive registers from R0, as nft lays out a concatenation.
+fn encode_fields(f: Family, fields: &[Field], b: &mut MsgBuffer) {
+    let mut reg = R0;
+    for field in fields {
+        field.encode(f, b, reg);
+        reg = reg_after(reg, field.len(f));
+    }
+}
+
 impl Stmt {
     pub fn render(&self, f: Family, out: &mut String) {
         let ip = f.keyword();
@@ -79,18 +140,25 @@ impl Stmt {
                 None => write!(out, "meta l4proto {p}"),
             },
             Stmt::SaddrNotIn(c) => write!(out, "{ip} saddr != {c}"),
-            Stmt::DaddrIn(s) => write!(out, "{ip} daddr @{s}"),
-            Stmt::SaddrDaddrIn(s) => write!(out, "{ip} saddr . {ip} daddr @{s}"),
+            Stmt::InSet { fields, set } => {
+                render_fields(f, fields, out);
+                write!(out, " @{set}")
+            }
+            Stmt::Vmap { fields, map } => {
+                render_fields(f, fields, out);
+                write!(out, " vmap @{map}")
+            }
+            Stmt::DnatMap { fields, map } => {
+                out.push_str("dnat to ");
+                render_fields(f, fields, out);
+                write!(out, " map @{map}")
+            }
             Stmt::MarkBitsClear(m) => write!(out, "mark and {m:#x} == 0"),
-            Stmt::DaddrProtoPortVmap(m) => write!(out, "{ip} daddr . meta l4proto . th dport vmap @{m}"),
             Stmt::MarkOr(m) => write!(out, "mark set mark or {m:#x}"),
             Stmt::MarkXor(m) => write!(out, "mark set mark xor {m:#x}"),
             Stmt::MasqueradeFullyRandom => write!(out, "masquerade fully-random"),
             Stmt::RejectTcpReset => write!(out, "reject with tcp reset"),
             Stmt::Reject => write!(out, "reject"),
-            Stmt::DnatSlot { modulus, map } => {
-                write!(out, "dnat to {ip} daddr . meta l4proto . th dport . numgen random mod {modulus} map @{map}")
-            }
             Stmt::Verdict(v) => write!(out, "{v}"),
         };
     }
@@ -125,28 +193,23 @@ impl Stmt {
                     expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes());
                 }
             }
-            Stmt::DaddrIn(s) => {
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, R0);
-                expr::lookup(b, s, R0, None);
+            Stmt::InSet { fields, set } => {
+                encode_fields(f, fields, b);
+                expr::lookup(b, set, R0, None);
             }
-            Stmt::SaddrDaddrIn(s) => {
-                let r1 = reg_after(R0, alen);
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), alen as u32, R0);
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, r1);
-                expr::lookup(b, s, R0, None);
+            Stmt::Vmap { fields, map } => {
+                encode_fields(f, fields, b);
+                expr::lookup(b, map, R0, Some(NFT_REG_VERDICT));
+            }
+            Stmt::DnatMap { fields, map } => {
+                encode_fields(f, fields, b);
+                expr::lookup(b, map, R0, Some(R0));
+                expr::dnat(b, f.nfproto(), R0, reg_after(R0, alen));
             }
             Stmt::MarkBitsClear(m) => {
                 expr::meta_load(b, NFT_META_MARK, R0);
                 expr::bitwise(b, R0, &m.to_ne_bytes(), &[0; 4]);
                 expr::cmp(b, R0, NFT_CMP_EQ, &[0; 4]);
-            }
-            Stmt::DaddrProtoPortVmap(m) => {
-                let r1 = reg_after(R0, alen);
-                let r2 = r1 + 1;
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, R0);
-                expr::meta_load(b, NFT_META_L4PROTO, r1);
-                expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r2);
-                expr::lookup(b, m, R0, Some(NFT_REG_VERDICT));
             }
             Stmt::MarkOr(m) => {
                 expr::meta_load(b, NFT_META_MARK, R0);
@@ -164,15 +227,6 @@ impl Stmt {
                 let code = if f == Family::Ip { ICMP_PORT_UNREACH } else { ICMPV6_PORT_UNREACH };
                 expr::reject(b, NFT_REJECT_ICMP_UNREACH, code)
             }
-            Stmt::DnatSlot { modulus, map } => {
-                let r1 = reg_after(R0, alen);
-                expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), alen as u32, R0);
-                expr::meta_load(b, NFT_META_L4PROTO, r1);
-                expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1 + 1);
-                expr::numgen_random(b, r1 + 2, *modulus, 0);
-                expr::lookup(b, map, R0, Some(R0));
-                expr::dnat(b, f.nfproto(), R0, reg_after(R0, alen));
-            }
             Stmt::Verdict(v) => expr::immediate_verdict(b, v),
         }
     }
@@ -188,8 +242,8 @@ impl Stmt {
     /// Sets and maps this statement refers to.
     pub fn set_ref(&self) -> Option<&str> {
         match self {
-            Stmt::DaddrIn(s) | Stmt::SaddrDaddrIn(s) | Stmt::DaddrProtoPortVmap(s) => Some(s),
-            Stmt::DnatSlot { map, .. } => Some(map),
+            Stmt::InSet { set, .. } => Some(set),
+            Stmt::Vmap { map, .. } | Stmt::DnatMap { map, .. } => Some(map),
             _ => None,
         }
     }
@@ -204,9 +258,4 @@ pub fn render_rule(f: Family, stmts: &[Stmt]) -> String {
         s.render(f, &mut out);
     }
     out
-}
-
-/// Is `ip` in the family `f`?
-pub fn same_family(f: Family, ip: &IpAddr) -> bool {
-    Family::of(ip) == f
 }

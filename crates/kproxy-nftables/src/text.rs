@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use crate::stmt::render_rule;
 use crate::tx::{Op, Transaction};
-use crate::types::{render_vals, Chain, ChainType, Element, Family, SetDef};
+use crate::atoms::{render_vals, Family};
+use crate::objects::{Chain, ChainType, Element, SetDef};
 
 /// Comments are quoted strings in nft syntax; drop characters that would end them.
 pub fn quote(s: &str) -> String {

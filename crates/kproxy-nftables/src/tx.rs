@@ -1,6 +1,7 @@
 //! A transaction: the ordered operations of one atomic batch on one table.
 
-use crate::types::{Chain, Element, Family, Rule, SetDef, Table, Tuple};
+use crate::atoms::{Family, Tuple};
+use crate::objects::{Chain, Element, Rule, SetDef, Table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {

@@ -7,7 +7,7 @@ use kproxy_netlink::{attrs, messages, Attr};
 use kproxy_nftables::consts::*;
 use kproxy_nftables::encode::encode_batch;
 use kproxy_nftables::Family;
-use kproxy_rules::Model;
+use common::Model;
 
 mod common;
 use common::{cfg, spec};

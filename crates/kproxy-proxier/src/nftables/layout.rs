@@ -3,7 +3,7 @@
 //! and why kproxy deviates (one shared endpoint map, no per-endpoint chains).
 
 use kproxy_nftables::consts::*;
-use kproxy_nftables::{BaseChain, Chain, ChainType, Cidr, Family, Hook, Op, Rule, SetData, SetDef, Stmt, Table, Verdict};
+use kproxy_nftables::{BaseChain, Chain, ChainType, Cidr, Family, Field, Hook, Op, Rule, SetData, SetDef, Stmt, Table, Verdict};
 
 pub const TABLE: &str = "kube-proxy";
 pub const TABLE_COMMENT: &str = "rules for kube-proxy";
@@ -128,6 +128,26 @@ fn jump(c: &str) -> Stmt {
     Stmt::Verdict(Verdict::Jump(c.into()))
 }
 
+fn goto(c: &str) -> Stmt {
+    Stmt::Verdict(Verdict::Goto(c.into()))
+}
+
+/// `ip daddr @set`
+fn daddr_in(set: &str) -> Stmt {
+    Stmt::InSet { fields: vec![Field::Daddr], set: set.into() }
+}
+
+/// `ip daddr . meta l4proto . th dport vmap @map`: a ServicePort's VIP picks the verdict.
+fn vip_vmap(map: &str) -> Stmt {
+    Stmt::Vmap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport], map: map.into() }
+}
+
+/// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @endpoint-addrs`:
+/// picks slot 0..N-1 of the destination ServicePort in the shared endpoint map.
+pub fn dnat_slot(n: u32) -> Stmt {
+    Stmt::DnatMap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport, Field::NumgenRandom(n)], map: ENDPOINT_ADDRS.into() }
+}
+
 /// Ops that create the fixed ruleset in an empty table.
 pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     let mark = cfg.mark();
@@ -147,20 +167,22 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
         ops.push(Op::AddChain(c));
     }
     ops.push(rule(MARK_FOR_MASQ, vec![Stmt::MarkOr(mark)]));
-    ops.push(rule(MASQUERADING, vec![Stmt::CtStatusDnat, Stmt::SaddrDaddrIn(HAIRPIN.into()), jump(MARK_FOR_MASQ)]));
+    ops.push(rule(MASQUERADING, vec![Stmt::CtStatusDnat, Stmt::InSet { fields: vec![Field::Saddr, Field::Daddr], set: HAIRPIN.into() }, jump(MARK_FOR_MASQ)]));
     ops.push(rule(MASQUERADING, vec![Stmt::MarkBitsClear(mark), Stmt::Verdict(Verdict::Return)]));
     ops.push(rule(MASQUERADING, vec![Stmt::MarkXor(mark)]));
     ops.push(rule(MASQUERADING, vec![Stmt::MasqueradeFullyRandom]));
     // ClusterIP traffic from outside the cluster is masqueraded (one rule for all Services).
     if cfg.masquerade_all {
-        ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), jump(MARK_FOR_MASQ)]));
+        ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), jump(MARK_FOR_MASQ)]));
     } else if let Some(cidr) = cfg.cluster_cidr.filter(|c| c.prefix > 0) {
         // (A /0 cluster CIDR leaves no source outside it: no rule.)
-        ops.push(rule(SERVICES, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
+        ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
     }
-    ops.push(rule(SERVICES, vec![Stmt::DaddrProtoPortVmap(SERVICE_IPS.into())]));
-    ops.push(rule(SERVICE_ENDPOINTS_CHECK, vec![Stmt::DaddrProtoPortVmap(NO_ENDPOINT_SERVICES.into())]));
-    ops.push(rule(CLUSTER_IPS_CHECK, vec![Stmt::DaddrIn(CLUSTER_IPS.into()), Stmt::Reject]));
+    ops.push(rule(SERVICES, vec![vip_vmap(SERVICE_IPS)]));
+    ops.push(rule(SERVICE_ENDPOINTS_CHECK, vec![vip_vmap(NO_ENDPOINT_SERVICES)]));
+    // An undefined port on a ClusterIP: TCP gets a reset at once (upstream: ICMP, which the
+    // kernel rate-limits together with redirects, so repeated connects stall).
+    ops.push(rule(CLUSTER_IPS_CHECK, vec![daddr_in(CLUSTER_IPS), goto(REJECT_CHAIN)]));
     ops.push(rule(REJECT_CHAIN, vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]));
     ops.push(rule(REJECT_CHAIN, vec![Stmt::Reject]));
     ops.push(rule("filter-input", vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));

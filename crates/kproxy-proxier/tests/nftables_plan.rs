@@ -5,7 +5,8 @@ mod common;
 
 use common::{cfg, spec};
 use kproxy_nftables::{Fake, Family};
-use kproxy_rules::{Model, ServicePortSpec};
+use common::Model;
+use kproxy_proxier::ServicePortRecord as ServicePortSpec;
 
 #[test]
 fn golden_ipv4_ruleset() {
@@ -60,7 +61,7 @@ fn invalid_specs_are_rejected_with_reasons() {
         assert_eq!(r.len(), 1);
         assert!(r[0].reason.contains(want), "{} !~ {want}", r[0].reason);
     }
-    assert_eq!(m.service_port_count(), 0);
+    assert_eq!(m.desired.len(), 0);
 }
 
 /// A small deterministic generator, so failures reproduce.
@@ -83,16 +84,8 @@ fn random_spec(r: &mut Lcg, family: Family, svc: u64) -> ServicePortSpec {
         .collect();
     let cip = if family == Family::Ip { format!("10.96.0.{}", svc % 5 + 1) } else { format!("fd00:96::{:x}", svc % 5 + 1) };
     let proto = ["TCP", "UDP", "SCTP"][(svc % 3) as usize];
-    ServicePortSpec {
-        key: format!("ns/svc{svc}/{}/p", proto.to_lowercase()),
-        namespace: "ns".into(),
-        name: format!("svc{svc}"),
-        port_name: "p".into(),
-        protocol: proto.into(),
-        cluster_ip: cip,
-        port: 80 + svc as u32,
-        endpoints: eps,
-    }
+    let eps: Vec<(&str, u32)> = eps.iter().map(|(i, p)| (i.as_str(), *p)).collect();
+    spec("ns", &format!("svc{svc}"), "p", proto, &cip, 80 + svc as u32, &eps)
 }
 
 /// Partial syncs keep endpoints in their slots, so slot numbers depend on

@@ -1,13 +1,15 @@
-//! The desired state of one family's table, and the plans that move the
-//! kernel to it: a full replace, or a partial diff of what changed.
+//! The plans that move one family's kproxy table to the desired state: a full
+//! replace, or a partial diff of what changed. It remembers what the kernel
+//! holds per ServicePort, to diff against.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Stmt, Transaction, Tuple, Val};
+use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Transaction, Tuple, Val};
 
-use crate::layout::{fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
-use crate::service::{render, Rendered, ServicePort, ServicePortSpec};
+use super::layout::{dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
+use super::objects::{objects_of, ServicePort, ServicePortObjects};
+use crate::desired::Desired;
 
 /// Smallest set size requested from the kernel (see `set_size`).
 const MIN_SET_SIZE: usize = 16 * 1024;
@@ -23,19 +25,8 @@ fn set_size(count: usize, previous: Option<usize>) -> usize {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    pub key: String,
-    pub reason: String,
-}
-
-pub struct Model {
+pub struct Planner {
     cfg: LayoutConfig,
-    desired: HashMap<String, ServicePort>,
-    /// Which ServicePort owns each (ClusterIP, protocol, port): two owners would
-    /// make the kernel refuse every batch (the same map key twice).
-    vip_owner: HashMap<(IpAddr, u8, u16), String>,
-    dirty: BTreeSet<String>,
     /// What the kernel holds, per ServicePort (re-rendered when diffing).
     committed: HashMap<String, ServicePort>,
     cluster_refs: HashMap<IpAddr, usize>,
@@ -89,17 +80,14 @@ fn mod_chain_ops(n: usize) -> [Op; 2] {
     let name = slots_chain(n);
     [
         Op::AddChain(Chain { name: name.clone(), base: None }),
-        Op::AddRule(Rule { chain: name, stmts: vec![Stmt::DnatSlot { modulus: n as u32, map: ENDPOINT_ADDRS.into() }] }),
+        Op::AddRule(Rule { chain: name, stmts: vec![dnat_slot(n as u32)] }),
     ]
 }
 
-impl Model {
+impl Planner {
     pub fn new(cfg: LayoutConfig) -> Self {
-        Model {
+        Planner {
             cfg,
-            desired: HashMap::new(),
-            vip_owner: HashMap::new(),
-            dirty: BTreeSet::new(),
             committed: HashMap::new(),
             cluster_refs: HashMap::new(),
             hairpin_refs: HashMap::new(),
@@ -114,56 +102,8 @@ impl Model {
         &self.cfg
     }
 
-    pub fn service_port_count(&self) -> usize {
-        self.desired.len()
-    }
-
     pub fn needs_full(&self) -> bool {
         self.needs_full
-    }
-
-    /// Makes `specs` the complete desired state: ServicePorts not among them are
-    /// deleted. A full sync sends everything, so nothing can be lost in between.
-    pub fn replace_all(&mut self, specs: &[ServicePortSpec]) -> Vec<Rejected> {
-        let keep: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
-        let gone: Vec<String> = self.desired.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
-        self.update(specs, &gone)
-    }
-
-    /// Validates and records changes. Invalid specs are returned and leave the
-    /// previous state of that ServicePort untouched.
-    pub fn update(&mut self, upserts: &[ServicePortSpec], deletes: &[String]) -> Vec<Rejected> {
-        let mut rejected = Vec::new();
-        for key in deletes {
-            if let Some(old) = self.desired.remove(key) {
-                self.vip_owner.remove(&old.vip());
-                self.dirty.insert(key.clone());
-            }
-        }
-        for s in upserts {
-            let sp = match ServicePort::validate(s, self.cfg.family) {
-                Ok(sp) => sp,
-                Err(reason) => {
-                    rejected.push(Rejected { key: s.key.clone(), reason });
-                    continue;
-                }
-            };
-            if let Some(owner) = self.vip_owner.get(&sp.vip()).filter(|o| **o != sp.key) {
-                let (ip, _, port) = sp.vip();
-                rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
-                continue;
-            }
-            if self.desired.get(&sp.key) == Some(&sp) {
-                continue;
-            }
-            if let Some(old) = self.desired.get(&sp.key) {
-                self.vip_owner.remove(&old.vip());
-            }
-            self.vip_owner.insert(sp.vip(), sp.key.clone());
-            self.dirty.insert(sp.key.clone());
-            self.desired.insert(sp.key.clone(), sp);
-        }
-        rejected
     }
 
     /// Marks the kernel state unknown: the next plan replaces the whole table.
@@ -171,27 +111,21 @@ impl Model {
         self.needs_full = true;
     }
 
-    /// Records the outcome of committing the last plan.
-    pub fn committed(&mut self, ok: bool) {
-        if !ok {
-            self.needs_full = true;
-        }
-    }
-
-    /// Builds the next transaction and whether it is a full replace. The model
-    /// assumes it commits; call `committed(false)` if it did not.
-    pub fn plan(&mut self, force_full: bool) -> (Transaction, bool) {
+    /// Builds the next transaction for `desired` and whether it is a full replace.
+    /// The planner assumes it commits; call `invalidate` if it did not.
+    pub fn plan(&mut self, desired: &mut Desired, force_full: bool) -> (Transaction, bool) {
+        let dirty = desired.take_dirty();
         if force_full || self.needs_full {
-            return (self.plan_full(), true);
+            return (self.plan_full(desired), true);
         }
-        match self.plan_partial() {
+        match self.plan_partial(desired, &dirty) {
             Some(tx) => (tx, false),
             // A set would outgrow its kernel cap: a full sync recreates it bigger.
-            None => (self.plan_full(), true),
+            None => (self.plan_full(desired), true),
         }
     }
 
-    fn plan_full(&mut self) -> Transaction {
+    fn plan_full(&mut self, desired: &Desired) -> Transaction {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let fixed = fixed_ops(&self.cfg);
         // Ensure, delete, recreate: one atomic replace whether or not the table exists.
@@ -202,34 +136,30 @@ impl Model {
         self.committed.clear();
         self.cluster_refs.clear();
         self.hairpin_refs.clear();
-        self.dirty.clear();
         let mut els = ElementOps::default();
-        let endpoints: usize = self.desired.values().map(|sp| sp.endpoints.len()).sum();
-        els.adds.insert(ENDPOINT_ADDRS, Vec::with_capacity(endpoints));
-        els.adds.insert(SERVICE_IPS, Vec::with_capacity(self.desired.len()));
-        let mut rules = Vec::with_capacity(self.desired.len() + 8);
-        tx.ops.reserve(self.desired.len() * 2 + 64);
-        let desired = std::mem::take(&mut self.desired);
-        let mut specs: Vec<&ServicePort> = desired.values().collect();
+        let mut specs: Vec<ServicePort> = desired.values().map(ServicePort::from_model).collect();
         specs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let endpoints: usize = specs.iter().map(|sp| sp.endpoints.len()).sum();
+        els.adds.insert(ENDPOINT_ADDRS, Vec::with_capacity(endpoints));
+        els.adds.insert(SERVICE_IPS, Vec::with_capacity(specs.len()));
+        let mut rules = Vec::with_capacity(8);
+        tx.ops.reserve(64);
         for n in specs.iter().map(|sp| sp.endpoints.len()).filter(|n| *n > 0).collect::<BTreeSet<_>>() {
             self.mod_chains.insert(n);
             let [chain, rule] = mod_chain_ops(n);
             tx.push(chain);
             rules.push(rule);
         }
-        for sp in &specs {
-            let r = render(sp);
+        for sp in specs {
+            let r = objects_of(&sp);
             self.add_refs(&r, &mut els);
             els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
             for (k, v) in &r.slots {
                 els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
             }
-            self.committed.insert(sp.key.clone(), (*sp).clone());
+            self.committed.insert(sp.key.clone(), sp);
         }
-        drop(specs);
-        self.desired = desired;
         tx.ops.extend(rules);
         for set in DYNAMIC_SETS {
             let count = els.net_change(set) as usize;
@@ -247,7 +177,7 @@ impl Model {
         tx
     }
 
-    fn add_refs(&mut self, r: &Rendered, els: &mut ElementOps) {
+    fn add_refs(&mut self, r: &ServicePortObjects, els: &mut ElementOps) {
         if let Some(ip) = r.cluster_ip {
             let n = self.cluster_refs.entry(ip).or_insert(0);
             *n += 1;
@@ -264,7 +194,7 @@ impl Model {
         }
     }
 
-    fn drop_refs(&mut self, r: &Rendered, els: &mut ElementOps) {
+    fn drop_refs(&mut self, r: &ServicePortObjects, els: &mut ElementOps) {
         if let Some(ip) = r.cluster_ip {
             if let Some(n) = self.cluster_refs.get_mut(&ip) {
                 *n -= 1;
@@ -287,25 +217,24 @@ impl Model {
 
     /// The diff for the ServicePorts changed since the last sync, or None if a
     /// set would overflow its kernel cap.
-    fn plan_partial(&mut self) -> Option<Transaction> {
+    fn plan_partial(&mut self, desired: &Desired, dirty: &BTreeSet<String>) -> Option<Transaction> {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
         let mut mod_ops = Vec::new();
-        let dirty = std::mem::take(&mut self.dirty);
-        for key in &dirty {
+        for key in dirty {
             let old_sp = self.committed.remove(key);
-            let new_sp = self.desired.get(key).map(|sp| match &old_sp {
+            let new_sp = desired.get(key).map(ServicePort::from_model).map(|sp| match &old_sp {
                 Some(o) => sp.keeping_slots_of(&o.endpoints),
-                None => sp.clone(),
+                None => sp,
             });
-            let old = old_sp.as_ref().map(render);
-            let new = new_sp.as_ref().map(render);
+            let old = old_sp.as_ref().map(objects_of);
+            let new = new_sp.as_ref().map(objects_of);
             if let Some(n) = new.as_ref().map(|r| r.slots.len()).filter(|n| *n > 0) {
                 if self.mod_chains.insert(n) {
                     mod_ops.extend(mod_chain_ops(n));
                 }
             }
-            let empty = Rendered::default();
+            let empty = ServicePortObjects::default();
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
             els.diff_one(SERVICE_IPS, o.service_ip.as_ref(), n.service_ip.as_ref());
             els.diff_one(NO_ENDPOINT_SERVICES, o.no_endpoint.as_ref(), n.no_endpoint.as_ref());
@@ -344,18 +273,16 @@ impl Model {
         Some(tx)
     }
 
-    /// A model with the same desired state and set sizes, for rendering.
-    fn scratch(&self) -> Model {
-        let mut m = Model::new(self.cfg.clone());
-        m.desired = self.desired.clone();
-        m.vip_owner = self.vip_owner.clone();
-        m.sizes = self.sizes.clone();
-        m
+    /// A planner with the same set sizes and nothing committed, for rendering.
+    fn scratch(&self) -> Planner {
+        let mut p = Planner::new(self.cfg.clone());
+        p.sizes = self.sizes.clone();
+        p
     }
 
     /// The desired ruleset as canonical sorted nft text.
-    pub fn render_text(&self) -> String {
-        let tx = self.scratch().plan_full();
+    pub fn render_text(&self, desired: &Desired) -> String {
+        let tx = self.full_transaction(desired);
         let mut fake = Fake::new();
         match fake.apply(&tx) {
             Ok(()) => fake.dump(self.cfg.family, TABLE),
@@ -363,9 +290,9 @@ impl Model {
         }
     }
 
-    /// The full transaction for the desired state, without touching this model.
-    pub fn full_transaction(&self) -> Transaction {
-        self.scratch().plan_full()
+    /// The full transaction for the desired state, without touching this planner.
+    pub fn full_transaction(&self, desired: &Desired) -> Transaction {
+        self.scratch().plan_full(desired)
     }
 }
 

@@ -3,19 +3,22 @@
 use std::time::Instant;
 
 use kproxy_nftables::{encode::encode_batch, Conn, Family};
-use kproxy_rules::{LayoutConfig, Model, ServicePortSpec};
+use kproxy_proxier::nftables::{LayoutConfig, Planner};
+use kproxy_proxier::wire::{EndpointRecord, ServicePortRecord};
+use kproxy_proxier::Desired;
 
 fn main() {
     let services: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let eps: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let mut m = Model::new(LayoutConfig {
+    let mut desired = Desired::new(Family::Ip);
+    let mut m = Planner::new(LayoutConfig {
         family: Family::Ip,
         cluster_cidr: "10.64.0.0/10".parse().ok(),
         masquerade_all: false,
         masquerade_bit: 14,
     });
-    let specs: Vec<ServicePortSpec> = (0..services)
-        .map(|s| ServicePortSpec {
+    let specs: Vec<ServicePortRecord> = (0..services)
+        .map(|s| ServicePortRecord {
             key: format!("bench/svc-{s}/tcp/http"),
             namespace: "bench".into(),
             name: format!("svc-{s}"),
@@ -23,14 +26,23 @@ fn main() {
             protocol: "TCP".into(),
             cluster_ip: format!("172.20.{}.{}", s >> 8, s & 255),
             port: 80,
-            endpoints: (0..eps).map(|e| (format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255), 8080)).collect(),
+            endpoints: (0..eps)
+                .map(|e| EndpointRecord {
+                    ip: format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255),
+                    port: 8080,
+                    ready: true,
+                    cluster: true,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
         })
         .collect();
     let t = Instant::now();
-    m.update(&specs, &[]);
+    desired.update(&specs, &[]);
     let t_update = t.elapsed();
     let t = Instant::now();
-    let (tx, _) = m.plan(true);
+    let (tx, _) = m.plan(&mut desired, true);
     let t_plan = t.elapsed();
     let t = Instant::now();
     let b = encode_batch(&tx, 1, None);

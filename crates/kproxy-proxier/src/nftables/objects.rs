@@ -1,28 +1,15 @@
-//! One ServicePort, validated, and the dynamic objects it contributes.
+//! What one ServicePort puts in the nftables ruleset: its VIP and the
+//! endpoint slots of the shared map.
 
 use std::net::IpAddr;
 
-use kproxy_nftables::{ElemData, Element, Family, Tuple, Val, Verdict};
+use kproxy_nftables::{ElemData, Element, Tuple, Val, Verdict};
 
-use crate::layout::{slots_chain, REJECT_CHAIN};
+use super::layout::{slots_chain, REJECT_CHAIN};
+use crate::service::ServicePort as ModelPort;
 
-/// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
-const MAX_KEY_LEN: usize = 256;
-
-/// A ServicePort as the agent sends it (one IP family).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServicePortSpec {
-    pub key: String,
-    pub namespace: String,
-    pub name: String,
-    pub port_name: String,
-    pub protocol: String,
-    pub cluster_ip: String,
-    pub port: u32,
-    pub endpoints: Vec<(String, u32)>,
-}
-
-/// A validated ServicePort.
+/// The part of a ServicePort that nftables mode programs today: the ClusterIP
+/// and the endpoints for cluster traffic, in slot order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {
     pub key: String,
@@ -36,48 +23,12 @@ pub struct ServicePort {
     pub endpoints: Vec<(IpAddr, u16)>,
 }
 
-fn port(p: u32, what: &str) -> Result<u16, String> {
-    if (1..=65535).contains(&p) {
-        Ok(p as u16)
-    } else {
-        Err(format!("{what} {p} out of range 1-65535"))
-    }
-}
-
 impl ServicePort {
-    pub fn validate(s: &ServicePortSpec, family: Family) -> Result<ServicePort, String> {
-        if s.key.is_empty() || s.key.len() > MAX_KEY_LEN || s.key.chars().any(|c| c.is_whitespace() || c == '"') {
-            return Err(format!("invalid key {:?}", s.key.chars().take(80).collect::<String>()));
-        }
-        let protocol = match s.protocol.as_str() {
-            "TCP" => 6,
-            "UDP" => 17,
-            "SCTP" => 132,
-            p => return Err(format!("unknown protocol {p:?}")),
-        };
-        let cluster_ip: IpAddr = s.cluster_ip.parse().map_err(|_| format!("bad clusterIP {:?}", s.cluster_ip))?;
-        if Family::of(&cluster_ip) != family {
-            return Err(format!("clusterIP {cluster_ip} is not {}", family.keyword()));
-        }
-        let svc_port = port(s.port, "port")?;
-        let mut endpoints = Vec::with_capacity(s.endpoints.len());
-        for (ip, p) in &s.endpoints {
-            let addr: IpAddr = ip.parse().map_err(|_| format!("bad endpoint address {ip:?}"))?;
-            if Family::of(&addr) != family {
-                return Err(format!("endpoint {addr} is not {}", family.keyword()));
-            }
-            endpoints.push((addr, port(*p, "endpoint port")?));
-        }
+    pub fn from_model(sp: &ModelPort) -> ServicePort {
+        let mut endpoints: Vec<(IpAddr, u16)> = sp.cluster_endpoints().collect();
         endpoints.sort_unstable();
         endpoints.dedup();
-        Ok(ServicePort {
-            key: s.key.clone(),
-            display: format!("{}/{}:{}", s.namespace, s.name, s.port_name),
-            protocol,
-            cluster_ip,
-            port: svc_port,
-            endpoints,
-        })
+        ServicePort { key: sp.key.clone(), display: sp.display.clone(), protocol: sp.protocol, cluster_ip: sp.cluster_ip, port: sp.port, endpoints }
     }
 
     /// This ServicePort with its endpoints ordered to keep each surviving
@@ -108,11 +59,6 @@ impl ServicePort {
         ServicePort { endpoints, ..self.clone() }
     }
 
-    /// (ClusterIP, protocol, port): what the kernel maps must hold once.
-    pub fn vip(&self) -> (IpAddr, u8, u16) {
-        (self.cluster_ip, self.protocol, self.port)
-    }
-
     fn vip_key(&self) -> Tuple {
         Tuple::new(&[Val::ip(self.cluster_ip), Val::Proto(self.protocol), Val::Port(self.port)])
     }
@@ -120,7 +66,7 @@ impl ServicePort {
 
 /// The dynamic objects one ServicePort owns, as last programmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Rendered {
+pub struct ServicePortObjects {
     pub service_ip: Option<Element>,
     pub no_endpoint: Option<Element>,
     /// Endpoint slots: (ServicePort VIP key . slot, endpoint address . port).
@@ -132,8 +78,8 @@ pub struct Rendered {
 /// Renders `sp`: its VIP goes straight to the shared `endpoints-mod-N` chain,
 /// and its N endpoints fill slots 0..N-1 of the shared endpoint map, which
 /// keeps a full sync at a few objects per endpoint and no chain per Service.
-pub fn render(sp: &ServicePort) -> Rendered {
-    let mut r = Rendered { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
+pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
+    let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
     if sp.endpoints.is_empty() {
         r.no_endpoint = Some(Element {
             key: sp.vip_key(),

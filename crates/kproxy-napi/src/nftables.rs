@@ -1,0 +1,102 @@
+//! The nftables mode's binding: options in, the shared sync tasks out.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::AsyncTask;
+use napi_derive::napi;
+
+use kproxy_nftables::{Cidr, Family};
+use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, NftablesMode};
+use kproxy_proxier::{sync::parse_family, Code, Syncer};
+
+use crate::errors::{coded, to_napi};
+use crate::sync_task::{lock, CleanupTask, Shared, SyncRequest, SyncTask};
+
+#[napi(object)]
+pub struct NftablesOptions {
+    /// "IPv4" or "IPv6".
+    pub family: String,
+    pub cluster_cidr: Option<String>,
+    pub masquerade_all: Option<bool>,
+    pub masquerade_bit: Option<u32>,
+    /// Apply to an in-memory fake with kernel semantics instead of the kernel.
+    pub fake: Option<bool>,
+}
+
+#[napi]
+pub struct NftablesProxier {
+    syncer: Shared<NftablesMode>,
+}
+
+fn layout(opts: &NftablesOptions) -> napi::Result<LayoutConfig> {
+    let family = parse_family(&opts.family).map_err(to_napi)?;
+    let cluster_cidr = match opts.cluster_cidr.as_deref() {
+        None | Some("") => None,
+        Some(s) => {
+            let c: Cidr = s.parse().map_err(|e| coded(Code::InvalidOption, e))?;
+            if Family::of(&c.addr) != family {
+                return Err(coded(Code::InvalidOption, format!("clusterCidr {c} is not {}", opts.family)));
+            }
+            Some(c)
+        }
+    };
+    let masquerade_bit = opts.masquerade_bit.unwrap_or(14);
+    if masquerade_bit > 31 {
+        return Err(coded(Code::InvalidOption, format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
+    }
+    Ok(LayoutConfig { family, cluster_cidr, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit })
+}
+
+#[napi]
+impl NftablesProxier {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(opts: NftablesOptions) -> napi::Result<Self> {
+        let cfg = layout(&opts)?;
+        let syncer = Syncer::new(NftablesMode::new(cfg), opts.fake.unwrap_or(false));
+        Ok(Self { syncer: Arc::new(Mutex::new(syncer)) })
+    }
+
+    /// Applies the changes and programs them as one atomic transaction.
+    #[napi(ts_return_type = "Promise<SyncReport>")]
+    pub fn sync(&self, req: SyncRequest) -> AsyncTask<SyncTask<NftablesMode>> {
+        AsyncTask::new(SyncTask { syncer: self.syncer.clone(), req: Some(req) })
+    }
+
+    /// The desired ruleset as canonical sorted `nft -f` text.
+    #[napi(catch_unwind)]
+    pub fn render(&self) -> String {
+        lock(&self.syncer).render()
+    }
+
+    /// Traces one new connection through the desired ruleset; JSON (see ts/proxier/types.ts TraceResult).
+    #[napi(catch_unwind)]
+    pub fn explain(&self, src: String, dst: String, port: u32, protocol: String, from_node: bool) -> napi::Result<String> {
+        let g = lock(&self.syncer);
+        let tx = g.full_transaction();
+        kproxy_proxier::nftables::trace::explain(&tx, &src, &dst, port, &protocol, from_node).map_err(to_napi)
+    }
+
+    /// The fake backend's current table (sorted text); empty for the kernel backend.
+    #[napi(catch_unwind)]
+    pub fn fake_dump(&self) -> String {
+        let g = lock(&self.syncer);
+        let family = g.desired().family();
+        g.fake().map(|f| f.dump(family, TABLE)).unwrap_or_default()
+    }
+
+    /// Test hook for the fake backend: another process deleted our table.
+    #[napi(catch_unwind)]
+    pub fn fake_delete_table(&self) {
+        let mut g = lock(&self.syncer);
+        let family = g.desired().family();
+        if let Some(f) = g.fake_mut() {
+            f.remove_table(family, TABLE);
+        }
+    }
+
+    /// Deletes this family's kproxy table (missing is fine).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn cleanup(&self) -> AsyncTask<CleanupTask<NftablesMode>> {
+        AsyncTask::new(CleanupTask { syncer: self.syncer.clone() })
+    }
+}

@@ -1,0 +1,111 @@
+//! The async tasks every mode's binding shares: sync and cleanup run a
+//! `Syncer` on the libuv pool, and no panic crosses into Node.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use napi::{Env, Task};
+use napi_derive::napi;
+
+use kproxy_proxier::{Code, Mode, Outcome, Syncer};
+
+use crate::errors::{coded, no_panic, to_napi};
+
+/// One sync's changes. `upserts` is wire text (crates/kproxy-proxier/src/wire.rs).
+/// With `full`, `upserts` is the complete desired state and the rules are replaced.
+#[napi(object)]
+pub struct SyncRequest {
+    pub full: bool,
+    pub upserts: String,
+    pub deletes: Vec<String>,
+    /// Also return the transaction as text (for debug logs; costs time at scale).
+    pub explain: Option<bool>,
+}
+
+#[napi(object)]
+pub struct RejectedServicePort {
+    pub key: String,
+    pub reason: String,
+}
+
+#[napi(object)]
+pub struct SyncReport {
+    pub full: bool,
+    pub objects: u32,
+    pub messages: u32,
+    pub bytes: u32,
+    pub duration_ms: f64,
+    pub plan_ms: f64,
+    pub commit_ms: f64,
+    pub rejected: Vec<RejectedServicePort>,
+    pub text: Option<String>,
+}
+
+impl From<Outcome> for SyncReport {
+    fn from(o: Outcome) -> Self {
+        SyncReport {
+            full: o.full,
+            objects: o.stats.objects as u32,
+            messages: o.stats.messages as u32,
+            bytes: o.stats.bytes as u32,
+            duration_ms: o.duration_ms,
+            plan_ms: o.plan_ms,
+            commit_ms: o.commit_ms,
+            rejected: o.rejected.into_iter().map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect(),
+            text: o.text,
+        }
+    }
+}
+
+pub type Shared<M> = Arc<Mutex<Syncer<M>>>;
+
+pub fn lock<M: Mode>(m: &Mutex<Syncer<M>>) -> MutexGuard<'_, Syncer<M>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct SyncTask<M: Mode> {
+    pub syncer: Shared<M>,
+    pub req: Option<SyncRequest>,
+}
+
+impl<M: Mode> Task for SyncTask<M> {
+    type Output = SyncReport;
+    type JsValue = SyncReport;
+
+    fn compute(&mut self) -> napi::Result<SyncReport> {
+        let req = self.req.take().ok_or_else(|| coded(Code::Internal, "sync task ran twice"))?;
+        let syncer = self.syncer.clone();
+        let result = no_panic(|| {
+            lock(&syncer)
+                .sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false))
+                .map(SyncReport::from)
+                .map_err(to_napi)
+        });
+        if result.is_err() {
+            // After any failure (a caught panic included) the kernel state is unknown.
+            lock(&self.syncer).invalidate();
+        }
+        result
+    }
+
+    fn resolve(&mut self, _env: Env, output: SyncReport) -> napi::Result<SyncReport> {
+        Ok(output)
+    }
+}
+
+pub struct CleanupTask<M: Mode> {
+    pub syncer: Shared<M>,
+}
+
+impl<M: Mode> Task for CleanupTask<M> {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<()> {
+        let syncer = self.syncer.clone();
+        no_panic(|| lock(&syncer).cleanup().map_err(to_napi))
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! Listens to the kernel's ruleset notifications (the NFNLGRP_NFTABLES group,
+//! what `nft monitor` reads) to learn which tables other processes changed.
+//! Every object notification's first attribute is its table's name, and its
+//! nlmsg_pid is the port id of the socket whose batch caused it.
+
+use kproxy_netlink::{attrs, messages, NetlinkSocket, NETLINK_NETFILTER};
+
+use crate::consts::*;
+use crate::error::NftError;
+
+const NFNLGRP_NFTABLES: u32 = 7;
+const ENOBUFS: i32 = 105;
+/// Our own full syncs queue one notification per element; room for them.
+const RECV_BUFFER: usize = 64 << 20;
+
+pub struct Monitor {
+    sock: NetlinkSocket,
+}
+
+/// What one drain saw.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// (nfproto family, table) changed by a batch from a socket not ours.
+    pub foreign: Vec<(u8, String)>,
+    /// Notifications were lost (the queue overflowed): anything may have changed.
+    pub overflowed: bool,
+}
+
+impl Monitor {
+    pub fn open() -> Result<Self, NftError> {
+        let sock = NetlinkSocket::open(NETLINK_NETFILTER)?;
+        sock.join_group(NFNLGRP_NFTABLES)?;
+        sock.ensure_recv_buffer(RECV_BUFFER)?;
+        Ok(Self { sock })
+    }
+
+    /// Reads every queued notification without blocking. `is_own(portid)` says
+    /// which sockets are ours; their changes are not reported.
+    pub fn drain(&mut self, is_own: &dyn Fn(u32) -> bool) -> Result<Drained, NftError> {
+        let mut out = Drained::default();
+        loop {
+            let dgram = match self.sock.recv(true) {
+                Ok(Some(d)) => d,
+                Ok(None) => return Ok(out),
+                Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
+                    out.overflowed = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for m in messages(dgram) {
+                if m.ty >> 8 != NFNL_SUBSYS_NFTABLES || m.ty & 0xff == NFT_MSG_NEWGEN || is_own(m.pid) {
+                    continue;
+                }
+                let Some(family) = m.payload.first().copied() else { continue };
+                let table = attrs(m.payload.get(4..).unwrap_or(&[])).find(|a| a.ty == 1).and_then(|a| a.str());
+                if let Some(t) = table {
+                    if !out.foreign.iter().any(|(f, n)| *f == family && n == t) {
+                        out.foreign.push((family, t.to_owned()));
+                    }
+                }
+            }
+        }
+    }
+}

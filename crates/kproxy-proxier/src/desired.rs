@@ -1,0 +1,93 @@
+//! The desired state of one family, shared by every mode: validated
+//! ServicePorts by key, which of them changed since the last plan, and the
+//! rule that one Service address has one owner (two would make any kernel
+//! refuse every batch).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+
+use kproxy_nftables::Family;
+
+use crate::service::ServicePort;
+use crate::wire::{Rejected, ServicePortRecord};
+
+pub struct Desired {
+    family: Family,
+    ports: HashMap<String, ServicePort>,
+    owner: HashMap<(IpAddr, u8, u16), String>,
+    dirty: BTreeSet<String>,
+}
+
+impl Desired {
+    pub fn new(family: Family) -> Self {
+        Self { family, ports: HashMap::new(), owner: HashMap::new(), dirty: BTreeSet::new() }
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&ServicePort> {
+        self.ports.get(key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &ServicePort> {
+        self.ports.values()
+    }
+
+    /// The keys changed since the last call.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Makes `records` the complete desired state: ServicePorts not among them are deleted.
+    pub fn replace_all(&mut self, records: &[ServicePortRecord]) -> Vec<Rejected> {
+        let keep: HashSet<&str> = records.iter().map(|s| s.key.as_str()).collect();
+        let gone: Vec<String> = self.ports.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
+        self.update(records, &gone)
+    }
+
+    /// Validates and records changes. Invalid records are returned and leave the
+    /// previous state of that ServicePort untouched.
+    pub fn update(&mut self, upserts: &[ServicePortRecord], deletes: &[String]) -> Vec<Rejected> {
+        let mut rejected = Vec::new();
+        for key in deletes {
+            if let Some(old) = self.ports.remove(key) {
+                self.owner.remove(&old.vip());
+                self.dirty.insert(key.clone());
+            }
+        }
+        for s in upserts {
+            let sp = match ServicePort::validate(s, self.family) {
+                Ok(sp) => sp,
+                Err(reason) => {
+                    rejected.push(Rejected { key: s.key.clone(), reason });
+                    continue;
+                }
+            };
+            if let Some(owner) = self.owner.get(&sp.vip()).filter(|o| **o != sp.key) {
+                let (ip, _, port) = sp.vip();
+                rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
+                continue;
+            }
+            if self.ports.get(&sp.key) == Some(&sp) {
+                continue;
+            }
+            if let Some(old) = self.ports.get(&sp.key) {
+                self.owner.remove(&old.vip());
+            }
+            self.owner.insert(sp.vip(), sp.key.clone());
+            self.dirty.insert(sp.key.clone());
+            self.ports.insert(sp.key.clone(), sp);
+        }
+        rejected
+    }
+}

@@ -1,0 +1,19 @@
+//! The proxier core, shared by every mode: the wire codec, the validated
+//! model, the desired state with its one-owner rule, the error catalogue and
+//! the sync loop (generation guard, foreign changes, retry). Each mode adds a
+//! module that only plans rules from the desired state (nftables/ today).
+#![forbid(unsafe_code)]
+
+pub mod desired;
+pub mod error;
+pub mod foreign;
+pub mod nftables;
+pub mod service;
+pub mod sync;
+pub mod wire;
+
+pub use desired::Desired;
+pub use error::{Code, ProxierError};
+pub use service::{Endpoint, ServicePort};
+pub use sync::{Mode, Outcome, Syncer};
+pub use wire::{Rejected, ServicePortRecord};

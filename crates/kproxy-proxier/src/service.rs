@@ -1,0 +1,151 @@
+//! One ServicePort, validated for one family: what every mode's rule builder
+//! reads. The agent has already validated the Kubernetes objects and selected
+//! the endpoints; this checks what the kernel would choke on.
+
+use std::net::IpAddr;
+
+use kproxy_nftables::{Cidr, Family};
+
+use crate::wire::ServicePortRecord;
+
+/// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
+const MAX_KEY_LEN: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub is_local: bool,
+    /// Serves cluster-policy traffic (the agent's endpoint selection).
+    pub cluster: bool,
+    /// Serves local-policy traffic.
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    pub key: String,
+    /// `ns/name:portName`, upstream's ServicePortName string, for comments.
+    pub display: String,
+    pub protocol: u8,
+    pub service_type: String,
+    pub cluster_ip: IpAddr,
+    pub port: u16,
+    /// 0 when none.
+    pub node_port: u16,
+    pub external_ips: Vec<IpAddr>,
+    pub load_balancer_vips: Vec<IpAddr>,
+    pub load_balancer_source_ranges: Vec<Cidr>,
+    /// 0 without ClientIP affinity.
+    pub sticky_max_age_seconds: u32,
+    pub external_policy_local: bool,
+    pub internal_policy_local: bool,
+    pub health_check_node_port: u16,
+    pub traffic_distribution: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+fn port(p: u32, what: &str) -> Result<u16, String> {
+    if (1..=65535).contains(&p) {
+        Ok(p as u16)
+    } else {
+        Err(format!("{what} {p} out of range 1-65535"))
+    }
+}
+
+fn optional_port(p: u32, what: &str) -> Result<u16, String> {
+    if p == 0 {
+        Ok(0)
+    } else {
+        port(p, what)
+    }
+}
+
+fn addr_of(s: &str, what: &str, family: Family) -> Result<IpAddr, String> {
+    let addr: IpAddr = s.parse().map_err(|_| format!("bad {what} {s:?}"))?;
+    if Family::of(&addr) != family {
+        return Err(format!("{what} {addr} is not {}", family.keyword()));
+    }
+    Ok(addr)
+}
+
+pub fn protocol_number(p: &str) -> Option<u8> {
+    match p {
+        "TCP" => Some(6),
+        "UDP" => Some(17),
+        "SCTP" => Some(132),
+        _ => None,
+    }
+}
+
+impl ServicePort {
+    pub fn validate(s: &ServicePortRecord, family: Family) -> Result<ServicePort, String> {
+        if s.key.is_empty() || s.key.len() > MAX_KEY_LEN || s.key.chars().any(|c| c.is_whitespace() || c == '"') {
+            return Err(format!("invalid key {:?}", s.key.chars().take(80).collect::<String>()));
+        }
+        let protocol = protocol_number(&s.protocol).ok_or_else(|| format!("unknown protocol {:?}", s.protocol))?;
+        let cluster_ip: IpAddr = s.cluster_ip.parse().map_err(|_| format!("bad clusterIP {:?}", s.cluster_ip))?;
+        if Family::of(&cluster_ip) != family {
+            return Err(format!("clusterIP {cluster_ip} is not {}", family.keyword()));
+        }
+        let mut endpoints = Vec::with_capacity(s.endpoints.len());
+        for e in &s.endpoints {
+            let addr: IpAddr = e.ip.parse().map_err(|_| format!("bad endpoint address {:?}", e.ip))?;
+            if Family::of(&addr) != family {
+                return Err(format!("endpoint {addr} is not {}", family.keyword()));
+            }
+            endpoints.push(Endpoint {
+                addr,
+                port: port(e.port, "endpoint port")?,
+                ready: e.ready,
+                serving: e.serving,
+                terminating: e.terminating,
+                is_local: e.is_local,
+                cluster: e.cluster,
+                local: e.local,
+            });
+        }
+        endpoints.sort_unstable();
+        endpoints.dedup_by(|a, b| (a.addr, a.port) == (b.addr, b.port));
+        let ips = |v: &[String], what: &str| v.iter().map(|s| addr_of(s, what, family)).collect::<Result<Vec<_>, _>>();
+        let mut ranges = Vec::with_capacity(s.load_balancer_source_ranges.len());
+        for r in &s.load_balancer_source_ranges {
+            let c: Cidr = r.parse().map_err(|e| format!("bad loadBalancerSourceRange {r:?}: {e}"))?;
+            if Family::of(&c.addr) != family {
+                return Err(format!("loadBalancerSourceRange {c} is not {}", family.keyword()));
+            }
+            ranges.push(c);
+        }
+        Ok(ServicePort {
+            key: s.key.clone(),
+            display: format!("{}/{}:{}", s.namespace, s.name, s.port_name),
+            protocol,
+            service_type: s.service_type.clone(),
+            cluster_ip,
+            port: port(s.port, "port")?,
+            node_port: optional_port(s.node_port, "nodePort")?,
+            external_ips: ips(&s.external_ips, "externalIP")?,
+            load_balancer_vips: ips(&s.load_balancer_vips, "loadBalancer IP")?,
+            load_balancer_source_ranges: ranges,
+            sticky_max_age_seconds: s.sticky_max_age_seconds,
+            external_policy_local: s.external_policy_local,
+            internal_policy_local: s.internal_policy_local,
+            health_check_node_port: optional_port(s.health_check_node_port, "healthCheckNodePort")?,
+            traffic_distribution: s.traffic_distribution.clone(),
+            endpoints,
+        })
+    }
+
+    /// (ClusterIP, protocol, port): what the kernel must see owned by one ServicePort.
+    pub fn vip(&self) -> (IpAddr, u8, u16) {
+        (self.cluster_ip, self.protocol, self.port)
+    }
+
+    /// The endpoints that serve cluster-policy traffic, as address and port.
+    pub fn cluster_endpoints(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        self.endpoints.iter().filter(|e| e.cluster).map(|e| (e.addr, e.port))
+    }
+}

@@ -1,0 +1,221 @@
+//! The sync loop every mode shares: validate the changes into the desired
+//! state, notice foreign changes to our tables, plan, commit one atomic batch
+//! guarded by the ruleset generation, and rebuild once as full if someone
+//! committed in between. A mode only plans; it never talks to the kernel.
+
+use std::time::Instant;
+
+use kproxy_nftables::{text, CommitStats, Conn, Fake, Family, NftError, Transaction};
+
+use crate::desired::Desired;
+use crate::error::{Code, ProxierError};
+use crate::foreign;
+use crate::wire::{self, Rejected};
+
+/// What a mode provides: its rules, planned from the desired state.
+pub trait Mode: Send + 'static {
+    fn name(&self) -> &'static str;
+    fn family(&self) -> Family;
+    /// The nf_tables table this mode owns in its family.
+    fn table(&self) -> &'static str;
+    /// The next transaction and whether it replaces everything. The mode assumes
+    /// it commits; `invalidate` is called when it did not.
+    fn plan(&mut self, desired: &mut Desired, force_full: bool) -> (Transaction, bool);
+    /// The kernel state is unknown: the next plan must be full.
+    fn invalidate(&mut self);
+    /// Canonical text of the desired ruleset.
+    fn render_text(&self, desired: &Desired) -> String;
+    /// The full transaction for the desired state, without changing the mode.
+    fn full_transaction(&self, desired: &Desired) -> Transaction;
+    /// The transaction that removes the mode's rules.
+    fn cleanup(&self) -> Transaction;
+}
+
+pub enum Backend {
+    Kernel { conn: Option<Conn>, last_genid: Option<u32> },
+    /// In-memory nf_tables with kernel semantics (tests, `plan`, `trace`).
+    Fake(Fake),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub full: bool,
+    pub stats: CommitStats,
+    pub duration_ms: f64,
+    /// Time spent planning (validate, diff, build) and committing (encode, kernel).
+    pub plan_ms: f64,
+    pub commit_ms: f64,
+    pub rejected: Vec<Rejected>,
+    pub text: Option<String>,
+}
+
+pub struct Syncer<M: Mode> {
+    mode: M,
+    desired: Desired,
+    backend: Backend,
+}
+
+impl<M: Mode> Syncer<M> {
+    pub fn new(mode: M, fake: bool) -> Self {
+        let desired = Desired::new(mode.family());
+        let backend = if fake { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
+        Self { mode, desired, backend }
+    }
+
+    pub fn mode(&self) -> &M {
+        &self.mode
+    }
+
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    pub fn fake(&self) -> Option<&Fake> {
+        match &self.backend {
+            Backend::Fake(f) => Some(f),
+            Backend::Kernel { .. } => None,
+        }
+    }
+
+    pub fn fake_mut(&mut self) -> Option<&mut Fake> {
+        match &mut self.backend {
+            Backend::Fake(f) => Some(f),
+            Backend::Kernel { .. } => None,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        self.mode.render_text(&self.desired)
+    }
+
+    /// Marks the kernel state unknown (after any failure, a caught panic included).
+    pub fn invalidate(&mut self) {
+        self.mode.invalidate();
+    }
+
+    fn conn<'a>(conn: &'a mut Option<Conn>, family: Family, table: &str) -> Result<&'a mut Conn, NftError> {
+        Ok(match conn {
+            Some(c) => c,
+            None => {
+                let c = Conn::open()?;
+                foreign::register(family, table, c.port_id().ok());
+                conn.insert(c)
+            }
+        })
+    }
+
+    /// The ruleset generation now (None for the fake).
+    fn read_genid(&mut self) -> Result<Option<u32>, NftError> {
+        let (family, table) = (self.mode.family(), self.mode.table());
+        match &mut self.backend {
+            Backend::Fake(_) => Ok(None),
+            Backend::Kernel { conn, .. } => Ok(Some(Self::conn(conn, family, table)?.genid()?)),
+        }
+    }
+
+    /// Has anyone else changed our table since our last batch (`now` is the current genid)?
+    fn foreign_change(&self, now: Option<u32>) -> bool {
+        let (family, table) = (self.mode.family(), self.mode.table());
+        match &self.backend {
+            Backend::Fake(f) => !f.has_table(family, table),
+            Backend::Kernel { last_genid, .. } => now.is_none_or(|n| foreign::changed(family, table, *last_genid, n)),
+        }
+    }
+
+    /// Commits `tx` as one batch the kernel refuses (ERESTART) unless the ruleset is
+    /// still at generation `expected`. Empty transactions send nothing.
+    fn commit(&mut self, tx: &Transaction, expected: Option<u32>, full: bool) -> Result<CommitStats, NftError> {
+        let (family, table) = (self.mode.family(), self.mode.table());
+        match &mut self.backend {
+            Backend::Fake(f) => {
+                f.apply(tx).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None })?;
+                Ok(CommitStats { messages: tx.ops.len(), bytes: 0, objects: tx.object_count() })
+            }
+            Backend::Kernel { conn, last_genid } => {
+                if tx.is_empty() {
+                    return Ok(CommitStats::default());
+                }
+                let c = Self::conn(conn, family, table)?;
+                let genid = match expected {
+                    Some(g) => g,
+                    None => c.genid()?,
+                };
+                let stats = c.commit(tx, Some(genid))?;
+                // Batches commit one at a time, so ours moved the generation by exactly one.
+                let ours = genid.wrapping_add(1);
+                *last_genid = Some(ours);
+                foreign::committed(ours, family, table, full);
+                Ok(stats)
+            }
+        }
+    }
+
+    /// Applies one sync request: `upserts` is wire text; with `full` it is the whole state.
+    pub fn sync(&mut self, full: bool, upserts: &str, deletes: &[String], explain: bool) -> Result<Outcome, ProxierError> {
+        let start = Instant::now();
+        let (records, mut rejected) = wire::decode(upserts)?;
+        if full {
+            rejected.extend(self.desired.replace_all(&records));
+        } else {
+            rejected.extend(self.desired.update(&records, deletes));
+        }
+        drop(records);
+        let nft = |e: NftError| ProxierError::from(&e);
+        // One generation read decides "did someone else change our table?" and is the
+        // generation the batch must still find, so nothing slips in between.
+        let genid = self.read_genid().map_err(nft)?;
+        if self.foreign_change(genid) {
+            self.mode.invalidate();
+        }
+        let (mut tx, mut was_full) = self.mode.plan(&mut self.desired, full);
+        let planned = Instant::now();
+        let mut result = self.commit(&tx, genid, was_full);
+        if matches!(result, Err(NftError::GenerationChanged)) {
+            // Someone committed between our read and our batch: rebuild from scratch once.
+            self.mode.invalidate();
+            (tx, was_full) = self.mode.plan(&mut self.desired, true);
+            let again = self.read_genid().map_err(nft)?;
+            result = self.commit(&tx, again, was_full);
+        }
+        let stats = match result {
+            Ok(s) => s,
+            Err(e) => {
+                self.mode.invalidate();
+                return Err(nft(e));
+            }
+        };
+        let text = explain.then(|| text::render_tx(&tx));
+        let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
+        let plan_ms = (planned - start).as_secs_f64() * 1000.0;
+        drop(tx);
+        if was_full {
+            kproxy_netlink::release_free_memory();
+        }
+        Ok(Outcome { full: was_full, stats, duration_ms: start.elapsed().as_secs_f64() * 1000.0, plan_ms, commit_ms, rejected, text })
+    }
+
+    /// Removes the mode's rules (missing ones are fine).
+    pub fn cleanup(&mut self) -> Result<(), ProxierError> {
+        let tx = self.mode.cleanup();
+        self.mode.invalidate();
+        match self.commit(&tx, None, false) {
+            Ok(_) => Ok(()),
+            Err(NftError::Kernel { errno: 2, .. }) => Ok(()), // ENOENT: nothing to clean
+            Err(e) => Err(ProxierError::from(&e)),
+        }
+    }
+
+    /// The full transaction for the desired state (tracer, benchmarks).
+    pub fn full_transaction(&self) -> Transaction {
+        self.mode.full_transaction(&self.desired)
+    }
+}
+
+/// Parses "IPv4"/"IPv6".
+pub fn parse_family(s: &str) -> Result<Family, ProxierError> {
+    match s {
+        "IPv4" => Ok(Family::Ip),
+        "IPv6" => Ok(Family::Ip6),
+        _ => Err(ProxierError::new(Code::InvalidOption, format!("family must be IPv4 or IPv6, got {s:?}"))),
+    }
+}
