@@ -1,10 +1,12 @@
-// The proxier loop: sources → tracker → runner → dataplane, with the
-// metrics and health servers beside it. Everything with I/O is injected.
+// The proxier loop: sources → tracker → runner → proxiers (one per IP family, of one
+// mode, behind the Proxier seam), with the metrics and health servers beside it.
+// Everything with I/O is injected; the agent imports no mode's code.
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config/index.js';
-import type { Dataplane, IPFamily, SyncReport } from './dataplane/types.js';
 import { logSync } from './log.js';
+import type { IPFamily } from './model/types.js';
+import type { Feature, Proxier, SyncReport } from './proxier/types.js';
 import { BoundedFrequencyRunner } from './runner/bounded-frequency.js';
 import { realClock, type Clock } from './runner/clock.js';
 import { startHealthServer } from './server/health-server.js';
@@ -16,6 +18,13 @@ import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
 import { UnsupportedReporter } from './tracker/unsupported.js';
 
+/** Features every proxier supports (they share one model, so this is the mode's set). */
+function supportedByAll(proxiers: readonly Proxier[]): ReadonlySet<Feature> {
+  const [first, ...rest] = proxiers;
+  if (!first) return new Set();
+  return new Set([...first.features].filter((f) => rest.every((p) => p.features.has(f))));
+}
+
 /** Upstream (1.36) forces a full resync this often even without failures. */
 export const FULL_SYNC_PERIOD_MS = 60 * 60 * 1000;
 /** Upstream retries a failed metrics/healthz listen this often. */
@@ -25,7 +34,7 @@ export interface AgentOptions {
   config: ProxyConfig;
   logger: Logger;
   source: Source;
-  dataplanes: Dataplane[];
+  proxiers: Proxier[];
   clock?: Clock;
   registry?: Registry;
 }
@@ -54,12 +63,14 @@ export class Agent {
     this.registry = opts.registry ?? new Registry();
     this.metrics = createMetrics(this.registry);
     this.health = new ProxyHealth({ syncPeriodMs: opts.config.syncPeriodMs, clock: this.clock });
-    for (const dp of opts.dataplanes) this.needFull.set(dp.family, true);
-    this.unsupported = new UnsupportedReporter((service, feature) =>
-      opts.logger.warn({ service, feature }, 'Service uses a feature kproxy does not implement yet'),
+    for (const p of opts.proxiers) this.needFull.set(p.family, true);
+    const mode = opts.proxiers[0]?.mode ?? opts.config.mode;
+    this.unsupported = new UnsupportedReporter(supportedByAll(opts.proxiers), (service, feature) =>
+      opts.logger.warn({ service, feature, mode }, 'Service uses a feature this proxy mode does not implement yet'),
     );
     this.tracker = new ChangeTracker({
-      families: opts.dataplanes.map((d) => d.family),
+      families: opts.proxiers.map((p) => p.family),
+      nodeName: opts.config.hostnameOverride,
       onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
     });
     this.runner = new BoundedFrequencyRunner({
@@ -81,7 +92,7 @@ export class Agent {
   async start(): Promise<void> {
     const { config, logger } = this.opts;
     // As upstream's SyncLoop: the families count as updated when the loop starts.
-    for (const dp of this.opts.dataplanes) this.health.updated(dp.family);
+    for (const p of this.opts.proxiers) this.health.updated(p.family);
     if (config.healthzBindAddress) {
       this.listen('healthz', () => startHealthServer({ address: config.healthzBindAddress, health: this.health, metrics: this.metrics, logger }));
     }
@@ -118,7 +129,13 @@ export class Agent {
 
   private onEvent(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void {
     if (kind === 'Node') {
-      this.health.setNode(type === 'DELETED' ? undefined : obj);
+      // Only this node's object matters (the API source watches only it; manifests may hold more).
+      const name = obj?.metadata?.name ?? old?.metadata?.name;
+      if (name !== this.opts.config.hostnameOverride) return;
+      this.health.onNodeEvent(type, obj, old);
+      // The node's labels (zone) steer topology: the tracker recomputes what they affect.
+      this.tracker.onEvent(kind, type, obj, old);
+      if (this.synced) this.runner.run();
       return;
     }
     if (kind === 'Service') {
@@ -129,9 +146,9 @@ export class Agent {
     this.metrics.serviceChangesPending.set(this.tracker.pendingServiceChanges());
     this.metrics.endpointChangesPending.set(this.tracker.pendingEndpointChanges());
     const now = this.clock.now();
-    for (const dp of this.opts.dataplanes) {
-      this.health.queued(dp.family);
-      this.metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: dp.family }, now / 1000);
+    for (const p of this.opts.proxiers) {
+      this.health.queued(p.family);
+      this.metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: p.family }, now / 1000);
     }
     if (this.synced) this.runner.run();
   }
@@ -168,20 +185,19 @@ export class Agent {
     this.metrics.serviceChangesPending.set(0);
     this.metrics.endpointChangesPending.set(0);
     let failure: unknown;
-    for (const dp of this.opts.dataplanes) {
-      const family = dp.family;
+    for (const proxier of this.opts.proxiers) {
+      const family = proxier.family;
       const full = hourly || this.needFull.get(family) === true;
       // A full sync carries the complete desired state, so a failed sync loses nothing.
       const c = full ? { upserts: this.tracker.all(family), deletes: [] } : (changes.get(family) ?? { upserts: [], deletes: [] });
       const started = this.clock.now();
       let report: SyncReport;
       try {
-        report = await dp.sync({ full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 });
+        report = await proxier.sync({ full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 });
       } catch (err) {
-        // The dataplane keeps the changes it was given; the retry replaces the whole table.
+        // The proxier counted and logged it in its mode's words and keeps the changes it
+        // was given; the retry replaces the whole ruleset.
         this.needFull.set(family, true);
-        this.metrics.nftablesSyncFailuresTotal.inc({ ip_family: family });
-        this.opts.logger.error({ ipFamily: family, code: (err as { code?: string }).code, err: String(err) }, 'Failed to program nftables');
         failure ??= err;
         continue;
       }
@@ -201,8 +217,8 @@ export class Agent {
     this.metrics.syncProxyRulesLastTimestamp.set(labels, done / 1000);
     if (trigger !== undefined && done > trigger) this.metrics.networkProgrammingDuration.observe(labels, (done - trigger) / 1000);
     this.health.updated(family);
-    for (const r of report.rejected) this.invalid('ServicePort', 'dataplane-rejected', `${r.key}: ${r.reason}`);
-    if (report.text) this.opts.logger.trace({ ipFamily: family, nft: report.text }, 'Committed transaction');
+    for (const r of report.rejected) this.invalid('ServicePort', 'proxier-rejected', `${r.key}: ${r.reason}`);
+    if (report.text) this.opts.logger.trace({ ipFamily: family, transaction: report.text }, 'Committed transaction');
     logSync(this.opts.logger, {
       ipFamily: family,
       full: report.full,

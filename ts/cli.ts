@@ -1,34 +1,33 @@
-// kproxy's command line: `kproxy [flags]` runs the proxy, `kproxy plan [flags]`
-// prints the nft text it would program, `kproxy --cleanup` removes its tables.
+// kproxy's command line: `kproxy [flags]` runs the proxy, `kproxy plan [flags]` prints
+// the rules it would program, `kproxy trace [flags] --from IP --to IP:PORT/PROTO` says
+// what those rules do to one connection, `kproxy --cleanup` removes its rules.
 import { existsSync, watch } from 'node:fs';
+import { Registry } from 'prom-client';
 import pino from 'pino';
 import { Agent } from './agent.js';
+import { ProxierError } from './addon/errors.js';
 import { ConfigError, loadConfig, usage, type ProxyConfig } from './config/index.js';
-import { DataplaneError, NftDataplane } from './dataplane/addon.js';
-import type { IPFamily } from './dataplane/types.js';
 import { createLogger, type Logger } from './log.js';
+import type { IPFamily } from './model/types.js';
+import { createProxiers } from './proxier/registry.js';
+import type { Proxier } from './proxier/types.js';
 import { ManifestsSource } from './sources/manifests.js';
 import type { Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
+import { parseTraceArgs, printTrace, type TraceArgs } from './trace.js';
 
 /** Both families, unless this kernel has no IPv6 (then an ip6 table could never be programmed). */
 const FAMILIES: IPFamily[] = existsSync('/proc/sys/net/ipv6') ? ['IPv4', 'IPv6'] : ['IPv4'];
 
-function clusterCIDRFor(config: ProxyConfig, family: IPFamily): string | undefined {
-  return config.clusterCIDRs.find((c) => c.includes(':') === (family === 'IPv6'));
-}
-
-function dataplanes(config: ProxyConfig, fake: boolean): NftDataplane[] {
-  return FAMILIES.map(
-    (family) =>
-      new NftDataplane({
-        family,
-        clusterCIDR: clusterCIDRFor(config, family),
-        masqueradeAll: config.masqueradeAll,
-        masqueradeBit: config.masqueradeBit,
-        fake,
-      }),
-  );
+function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry = new Registry()): Promise<Proxier[]> {
+  return createProxiers(config.mode, FAMILIES, {
+    clusterCIDRs: config.clusterCIDRs,
+    masqueradeAll: config.masqueradeAll,
+    masqueradeBit: config.masqueradeBit,
+    fake,
+    registry,
+    logger,
+  });
 }
 
 async function makeSource(config: ProxyConfig, logger: Logger): Promise<Source> {
@@ -44,44 +43,45 @@ async function makeSource(config: ProxyConfig, logger: Logger): Promise<Source> 
   });
 }
 
-/** Loads every object once, renders the rulesets with the in-memory fake, prints them. */
+/**
+ * Loads every object once and programs the in-memory fakes with them, through the same
+ * agent loop as `run` (one full sync), for `plan` and `trace`.
+ */
+async function loadIntoFakes(config: ProxyConfig, logger: Logger): Promise<Proxier[]> {
+  const fakes = await proxiers(config, logger, true);
+  const agent = new Agent({ config: { ...config, metricsBindAddress: '', healthzBindAddress: '' }, logger, source: await makeSource(config, logger), proxiers: fakes });
+  const synced = agent.nextSync();
+  await agent.start();
+  await synced;
+  await agent.stop();
+  return fakes;
+}
+
+/** Prints the rulesets kproxy would program, as the mode's canonical text. */
 async function plan(config: ProxyConfig, logger: Logger): Promise<void> {
-  const source = await makeSource(config, logger);
-  const tracker = new ChangeTracker({
-    families: FAMILIES,
-    onInvalid: (kind, reason, ref) => logger.warn({ kind, reason, object: ref }, 'Skipping invalid object'),
-  });
-  await new Promise<void>((resolve, reject) => {
-    source
-      .start({
-        onEvent: (kind, type, obj, old) => {
-          if (kind !== 'Node') tracker.onEvent(kind, type, obj, old);
-        },
-        onSynced: () => resolve(),
-        onInvalid: (kind, reason, ref) => logger.warn({ kind, reason, object: ref }, 'Skipping invalid object'),
-      })
-      .catch(reject);
-  });
-  await source.stop();
-  const changes = tracker.drain();
-  for (const dp of dataplanes(config, true)) {
-    const c = changes.get(dp.family) ?? { upserts: [], deletes: [] };
-    const report = await dp.sync({ full: true, upserts: c.upserts, deletes: c.deletes });
-    for (const r of report.rejected) logger.warn({ key: r.key, reason: r.reason }, 'Skipping invalid ServicePort');
-    process.stdout.write(`# kproxy plan: ${dp.family}\n${dp.render()}`);
-  }
+  for (const p of await loadIntoFakes(config, logger)) process.stdout.write(`# kproxy plan: ${config.mode} ${p.family}\n${p.render()}`);
+}
+
+/** Says what the rules do to one new connection, and why. */
+async function trace(config: ProxyConfig, logger: Logger, args: TraceArgs): Promise<void> {
+  const family: IPFamily = args.to.host.includes(':') ? 'IPv6' : 'IPv4';
+  const p = (await loadIntoFakes(config, logger)).find((x) => x.family === family);
+  if (!p) throw new ProxierError('E_INVALID_OPTION', `no ${family} proxier on this node`);
+  const packet = { src: args.from, dst: args.to.host, port: args.to.port, protocol: args.to.protocol, fromNode: args.fromNode };
+  process.stdout.write(printTrace(packet, p.explain(packet), args.json));
 }
 
 async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
-  for (const dp of dataplanes(config, false)) {
-    await dp.cleanup();
-    logger.info({ ipFamily: dp.family }, 'Deleted kproxy table');
+  for (const p of await proxiers(config, logger, false)) {
+    await p.cleanup();
+    logger.info({ ipFamily: p.family, mode: p.mode }, 'Deleted kproxy rules');
   }
 }
 
 async function run(config: ProxyConfig, logger: Logger): Promise<void> {
-  if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming nftables needs CAP_NET_ADMIN');
-  const agent = new Agent({ config, logger, source: await makeSource(config, logger), dataplanes: dataplanes(config, false) });
+  if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming the kernel needs CAP_NET_ADMIN');
+  const registry = new Registry();
+  const agent = new Agent({ config, logger, registry, source: await makeSource(config, logger), proxiers: await proxiers(config, logger, false, registry) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -110,10 +110,13 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const isPlan = argv[0] === 'plan';
+  const command = argv[0] === 'plan' || argv[0] === 'trace' ? argv[0] : 'run';
   let config: ProxyConfig;
+  let traceArgs: TraceArgs | undefined;
   try {
-    config = loadConfig(isPlan ? argv.slice(1) : argv);
+    let rest = command === 'run' ? argv : argv.slice(1);
+    if (command === 'trace') ({ trace: traceArgs, rest } = parseTraceArgs(rest));
+    config = loadConfig(rest);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`kproxy: ${e.message}\nRun 'kproxy --help' for the accepted flags.\n`);
@@ -125,15 +128,18 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  // plan prints nft text on stdout, so its logs go to stderr.
-  const logger = createLogger(config.verbosity, isPlan ? pino.destination(2) : undefined);
+  // `kproxy plan | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+  // plan and trace print their answer on stdout, so their logs go to stderr.
+  const logger = createLogger(config.verbosity, command === 'run' ? undefined : pino.destination(2));
   for (const w of config.warnings) logger.warn({}, w);
   try {
-    if (isPlan) await plan(config, logger);
+    if (command === 'plan') await plan(config, logger);
+    else if (command === 'trace') await trace(config, logger, traceArgs!);
     else if (config.cleanup) await cleanup(config, logger);
     else await run(config, logger);
   } catch (e) {
-    const code = e instanceof DataplaneError ? e.code : undefined;
+    const code = e instanceof ProxierError ? e.code : undefined;
     logger.fatal({ code, err: e instanceof Error ? e.message : String(e) }, 'kproxy failed');
     process.exit(1);
   }

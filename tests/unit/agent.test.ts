@@ -5,8 +5,9 @@ import test from 'ava';
 import pino from 'pino';
 import { Agent } from '../../ts/agent.js';
 import { loadConfig } from '../../ts/config/index.js';
-import { NftDataplane } from '../../ts/dataplane/addon.js';
-import type { Dataplane, SyncReport, SyncRequest } from '../../ts/dataplane/types.js';
+import { Registry } from 'prom-client';
+import { NftablesProxier } from '../../ts/modes/nftables/proxier.js';
+import type { Proxier, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../ts/proxier/types.js';
 import type { KubeObject, Source, SourceHandler } from '../../ts/sources/types.js';
 
 class ScriptedSource implements Source {
@@ -42,21 +43,28 @@ const slice = (svc: string, ips: string[]): KubeObject => ({
   endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
 });
 
-/** Fails its next `failures` syncs, recording every request it sees. */
-class FlakyDataplane implements Dataplane {
+/** nftables mode on the fake, recording every request; its fake refuses the next `failures` batches. */
+class RecordingProxier implements Proxier {
+  readonly mode = 'nftables' as const;
   readonly family = 'IPv4' as const;
   seen: SyncRequest[] = [];
-  constructor(readonly inner: NftDataplane, public failures = 0) {}
+  constructor(readonly inner: NftablesProxier, public failures = 0) {}
+  get features() {
+    return this.inner.features;
+  }
   async sync(req: SyncRequest): Promise<SyncReport> {
     this.seen.push(req);
     if (this.failures > 0) {
       this.failures--;
-      throw Object.assign(new Error('injected kernel failure'), { code: 'E_KERNEL_REJECTED' });
+      this.inner.fakeFailNext(1); // EPERM, as an unprivileged agent would get
     }
     return this.inner.sync(req);
   }
   render(): string {
     return this.inner.render();
+  }
+  explain(p: TracePacket): TraceResult {
+    return this.inner.explain(p);
   }
   cleanup(): Promise<void> {
     return this.inner.cleanup();
@@ -65,8 +73,11 @@ class FlakyDataplane implements Dataplane {
 
 function setup(failures = 0) {
   const source = new ScriptedSource();
-  const dp = new FlakyDataplane(new NftDataplane({ family: 'IPv4', clusterCIDR: '10.244.0.0/16', fake: true }), failures);
-  const agent = new Agent({ config, logger: pino({ level: 'silent' }), source, dataplanes: [dp] });
+  const registry = new Registry();
+  const logger = pino({ level: 'silent' });
+  const inner = new NftablesProxier({ family: 'IPv4', clusterCIDR: '10.244.0.0/16', masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger });
+  const dp = new RecordingProxier(inner, failures);
+  const agent = new Agent({ config, logger, source, proxiers: [dp], registry });
   return { source, dp, agent };
 }
 
@@ -132,7 +143,7 @@ test('a failed sync is counted and retried as a full sync that loses nothing', a
   const retry = dp.seen.at(-1)!;
   t.true(retry.full, 'the retry after a failure is a full sync');
   t.true(dp.inner.fakeDump().includes('10.96.0.12'));
-  // The failed request never reached the inner dataplane: the full retry carries web again.
+  // The failed request never reached the fake's table: the full retry carries web again.
   t.true(dp.inner.fakeDump().includes('10.96.0.10'), 'the Service from the failed sync is programmed');
 });
 

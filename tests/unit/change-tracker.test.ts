@@ -1,10 +1,12 @@
 import test from 'ava';
-import type { IPFamily } from '../../ts/dataplane/types.js';
+import type { IPFamily } from '../../ts/model/types.js';
 import { ChangeTracker } from '../../ts/tracker/change-tracker.js';
 
 const START = Date.UTC(2025, 0, 1);
 const V4 = '172.30.0.41';
 const V6 = 'fd00:30::41';
+const NODE = 'node-a';
+const ZONE = 'topology.kubernetes.io/zone';
 
 function svc(name: string, patch: (s: any) => void = () => {}): any {
   const s: any = {
@@ -26,9 +28,11 @@ function slice(name: string, service: string, ips: string[], patch: (s: any) => 
   return s;
 }
 
+const ipPort = (list: Array<{ ip: string; port: number }>) => list.map(({ ip, port }) => ({ ip, port }));
+
 function tracker(families: IPFamily[] = ['IPv4']) {
   const invalid: string[] = [];
-  const tr = new ChangeTracker({ families, onInvalid: (k, r, ref) => invalid.push(`${k} ${r} ${ref}`), startTime: START });
+  const tr = new ChangeTracker({ families, nodeName: NODE, onInvalid: (k, r, ref) => invalid.push(`${k} ${r} ${ref}`), startTime: START });
   const drain = (family: IPFamily = 'IPv4') => tr.drain().get(family)!;
   const summary = (family: IPFamily = 'IPv4') => {
     const d = drain(family);
@@ -92,7 +96,8 @@ const changeCases: Array<[string, (tr: ChangeTracker) => void, { up: string[]; d
     { up: ['ns1/a/tcp/p80=10.180.0.0,10.180.0.1'], del: [] }, [0, 1]],
   ['slice turns FQDN (dropped)', (tr) => tr.onEvent('EndpointSlice', 'MODIFIED', slice('a-1', 'a', ['10.180.0.1'], (s) => (s.addressType = 'FQDN'))),
     { up: ['ns1/a/tcp/p80='], del: [] }, [0, 1]],
-  ['Node events ignored', (tr) => tr.onEvent('Node', 'MODIFIED', { metadata: { name: 'n1' } }), { up: [], del: [] }, [0, 0]],
+  ['another Node\'s events ignored', (tr) => tr.onEvent('Node', 'MODIFIED', { metadata: { name: 'n1', labels: { [ZONE]: 'zone-b' } } }), { up: [], del: [] }, [0, 0]],
+  ['our Node without hinted endpoints: nothing to send', (tr) => tr.onEvent('Node', 'ADDED', { metadata: { name: NODE, labels: { [ZONE]: 'zone-b' } } }), { up: [], del: [] }, [0, 0]],
   ['malformed update keeps the last good version', (tr) => tr.onEvent('Service', 'MODIFIED', svc('a', (s) => (s.spec.clusterIP = 'garbage'))),
     { up: [], del: [] }, [0, 0]],
 ];
@@ -118,9 +123,9 @@ test('dual-stack: one drain, per-family results', (t) => {
   const d = tr.drain();
   t.deepEqual([...d.keys()], ['IPv4', 'IPv6']);
   t.is(d.get('IPv4')!.upserts[0].clusterIP, V4);
-  t.deepEqual(d.get('IPv4')!.upserts[0].endpoints, [{ ip: '10.180.0.1', port: 8080 }]);
+  t.deepEqual(ipPort(d.get('IPv4')!.upserts[0].endpoints), [{ ip: '10.180.0.1', port: 8080 }]);
   t.is(d.get('IPv6')!.upserts[0].clusterIP, V6);
-  t.deepEqual(d.get('IPv6')!.upserts[0].endpoints, [{ ip: 'fd00:180::1', port: 8080 }]);
+  t.deepEqual(ipPort(d.get('IPv6')!.upserts[0].endpoints), [{ ip: 'fd00:180::1', port: 8080 }]);
   // An IPv6-only endpoint change leaves IPv4 untouched.
   tr.onEvent('EndpointSlice', 'MODIFIED', slice('a-6', 'a', ['fd00:180::2']));
   const d2 = tr.drain();
@@ -208,4 +213,131 @@ test('DELETED identifies the object by metadata, or by old when obj is bare', (t
   tr.drain();
   tr.onEvent('Service', 'DELETED', {} as any, svc('a'));
   t.deepEqual(summary(), { up: [], del: ['ns1/a/tcp/p80'] });
+});
+
+// --- Node labels and topology ----------------------------------------------------
+
+const node = (labels: Record<string, string> = {}, name = NODE) => ({ metadata: { name, labels } });
+
+/** Three endpoints hinted for zone-a, zone-b and zone-a. */
+function hintedSlice(name: string, service: string): any {
+  return slice(name, service, ['10.180.0.1', '10.180.0.2', '10.180.0.3'], (s) =>
+    s.endpoints.forEach((e: any, i: number) => (e.hints = { forZones: [{ name: i === 1 ? 'zone-b' : 'zone-a' }] })),
+  );
+}
+
+test('Node zone change recomputes hinted Services; only real changes are sent', (t) => {
+  const { tr, summary } = tracker();
+  tr.onEvent('Node', 'ADDED', node({ [ZONE]: 'zone-a' }));
+  tr.onEvent('Service', 'ADDED', svc('hinted'));
+  tr.onEvent('EndpointSlice', 'ADDED', hintedSlice('hinted-1', 'hinted'));
+  tr.onEvent('Service', 'ADDED', svc('plain'));
+  tr.onEvent('EndpointSlice', 'ADDED', slice('plain-1', 'plain', ['10.180.0.9']));
+  const clusterOf = () => tr.all('IPv4').map((sp) => `${sp.name}=${sp.clusterEndpoints.map((e) => e.ip).join(',')}`);
+  t.deepEqual(clusterOf(), ['hinted=10.180.0.1,10.180.0.3', 'plain=10.180.0.9']);
+  tr.drain();
+
+  tr.onEvent('Node', 'MODIFIED', node({ [ZONE]: 'zone-b' }));
+  t.deepEqual([tr.pendingServiceChanges(), tr.pendingEndpointChanges()], [0, 0], 'a Node change is neither');
+  t.deepEqual(clusterOf(), ['hinted=10.180.0.2', 'plain=10.180.0.9'], 'all() sees the new zone before the drain');
+  const d = tr.drain().get('IPv4')!;
+  t.deepEqual(d.upserts.map((sp) => sp.key), ['ns1/hinted/tcp/p80']);
+  t.deepEqual(d.upserts[0].clusterEndpoints.map((e) => e.ip), ['10.180.0.2']);
+
+  // Other labels do not matter; a zone no endpoint is hinted for means all endpoints.
+  tr.onEvent('Node', 'MODIFIED', node({ [ZONE]: 'zone-b', team: 'x' }));
+  t.deepEqual(summary(), { up: [], del: [] });
+  tr.onEvent('Node', 'MODIFIED', node({ [ZONE]: 'zone-c' }));
+  t.deepEqual(summary(), { up: ['ns1/hinted/tcp/p80=10.180.0.1,10.180.0.2,10.180.0.3'], del: [] });
+  // Deleting our Node forgets its labels (as upstream's OnNodeDelete).
+  tr.onEvent('Node', 'MODIFIED', node({ [ZONE]: 'zone-a' }));
+  tr.drain();
+  tr.onEvent('Node', 'DELETED', node({ [ZONE]: 'zone-a' }));
+  t.deepEqual(tr.node, { name: NODE, labels: {} });
+  t.deepEqual(summary(), { up: ['ns1/hinted/tcp/p80=10.180.0.1,10.180.0.2,10.180.0.3'], del: [] });
+});
+
+test('local endpoints follow the node name; Local policies select them', (t) => {
+  const { tr, drain } = tracker();
+  tr.onEvent('Service', 'ADDED', svc('a', (s) => (s.spec.internalTrafficPolicy = 'Local')));
+  tr.onEvent('EndpointSlice', 'ADDED', slice('a-1', 'a', ['10.180.0.1', '10.180.0.2'], (s) => {
+    s.endpoints[0].nodeName = 'node-b';
+    s.endpoints[1].nodeName = NODE;
+  }));
+  const [sp] = drain().upserts;
+  t.deepEqual(sp.endpoints.map((e) => [e.ip, e.isLocal]), [['10.180.0.1', false], ['10.180.0.2', true]]);
+  t.deepEqual(sp.localEndpoints.map((e) => e.ip), ['10.180.0.2']);
+  t.deepEqual(sp.clusterEndpoints, [], 'iTP Local on a ClusterIP never uses Cluster endpoints');
+});
+
+test('dual-stack: every new ServicePort field per family; ipMode Proxy skipped', (t) => {
+  const { tr } = tracker(['IPv4', 'IPv6']);
+  tr.onEvent('Service', 'ADDED', svc('lb', (s) => {
+    s.spec.type = 'LoadBalancer';
+    s.spec.clusterIPs = [V4, V6];
+    s.spec.ports[0].nodePort = 30080;
+    s.spec.externalIPs = ['192.168.99.11', 'fd00:99::11'];
+    s.spec.loadBalancerSourceRanges = ['203.0.113.0/24', 'fd00:203::/48'];
+    s.spec.sessionAffinity = 'ClientIP';
+    s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
+    s.spec.externalTrafficPolicy = 'Local';
+    s.spec.healthCheckNodePort = 30999;
+    s.spec.trafficDistribution = 'PreferClose';
+    s.status = { loadBalancer: { ingress: [{ ip: '5.6.7.8', ipMode: 'VIP' }, { ip: '5.6.7.9', ipMode: 'Proxy' }, { ip: 'fd00:5::8' }] } };
+  }));
+  const d = tr.drain();
+  const [v4] = d.get('IPv4')!.upserts;
+  const [v6] = d.get('IPv6')!.upserts;
+  const { endpoints: _a, clusterEndpoints: _b, localEndpoints: _c, ...v4Fields } = v4;
+  t.deepEqual(v4Fields, {
+    key: 'ns1/lb/tcp/p80', namespace: 'ns1', name: 'lb', portName: 'p80', protocol: 'TCP', family: 'IPv4', type: 'LoadBalancer',
+    clusterIP: V4, port: 80, nodePort: 30080, externalIPs: ['192.168.99.11'], loadBalancerVIPs: ['5.6.7.8'],
+    loadBalancerSourceRanges: ['203.0.113.0/24'], sessionAffinity: 'ClientIP', stickyMaxAgeSeconds: 300,
+    externalPolicyLocal: true, internalPolicyLocal: false, healthCheckNodePort: 30999, trafficDistribution: 'PreferClose',
+  });
+  t.deepEqual([v6.family, v6.clusterIP, v6.externalIPs, v6.loadBalancerVIPs, v6.loadBalancerSourceRanges], ['IPv6', V6, ['fd00:99::11'], ['fd00:5::8'], ['fd00:203::/48']]);
+  // The ingress IP switching to Proxy mode removes it from IPv4 only.
+  tr.onEvent('Service', 'MODIFIED', svc('lb', (s) => {
+    Object.assign(s.spec, { type: 'LoadBalancer', clusterIPs: [V4, V6], externalIPs: ['192.168.99.11', 'fd00:99::11'], externalTrafficPolicy: 'Local', healthCheckNodePort: 30999 });
+    s.spec.ports[0].nodePort = 30080;
+    s.spec.loadBalancerSourceRanges = ['203.0.113.0/24', 'fd00:203::/48'];
+    s.spec.sessionAffinity = 'ClientIP';
+    s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
+    s.spec.trafficDistribution = 'PreferClose';
+    s.status = { loadBalancer: { ingress: [{ ip: '5.6.7.8', ipMode: 'Proxy' }, { ip: 'fd00:5::8' }] } };
+  }));
+  const d2 = tr.drain();
+  t.deepEqual(d2.get('IPv4')!.upserts.map((sp) => sp.loadBalancerVIPs), [[]]);
+  t.deepEqual(d2.get('IPv6')!.upserts, []);
+});
+
+test('malformed new fields: counted, the field skipped, the rest programmed', (t) => {
+  const { tr, invalid, drain } = tracker();
+  tr.onEvent('Service', 'ADDED', svc('a', (s) => {
+    s.spec.type = 'NodePort';
+    s.spec.ports[0].nodePort = 99999;
+    s.spec.externalIPs = ['192.168.99.11', '999.1.1.1'];
+    s.status = { loadBalancer: { ingress: [{ ip: 'not-an-ip' }] } };
+  }));
+  tr.onEvent('EndpointSlice', 'ADDED', slice('a-1', 'a', ['10.180.0.1'], (s) => (s.endpoints[0].hints = { forZones: 'zone-a' })));
+  tr.onEvent('Node', 'ADDED', { metadata: { name: NODE, labels: { [ZONE]: 'zone-a', broken: 7 } } });
+  t.deepEqual(invalid, [
+    'Service port-out-of-range ns1/a#ports[0].nodePort',
+    'Service bad-external-ip ns1/a#externalIPs[1]',
+    'Service bad-ingress-ip ns1/a#status.loadBalancer.ingress[0]',
+    'EndpointSlice bad-field ns1/a-1#endpoints[0].hints.forZones',
+    'Node bad-field node-a#labels.broken',
+  ]);
+  const [sp] = drain().upserts;
+  t.deepEqual([sp.nodePort, sp.externalIPs, sp.loadBalancerVIPs], [0, ['192.168.99.11'], []]);
+  t.deepEqual(sp.clusterEndpoints.map((e) => e.ip), ['10.180.0.1']);
+  t.is(sp.endpoints[0].zoneHints, undefined);
+  t.deepEqual(tr.node.labels, { [ZONE]: 'zone-a' });
+  // A refused update (bad source range) keeps the last good version.
+  tr.onEvent('Service', 'MODIFIED', svc('a', (s) => ((s.spec.type = 'LoadBalancer'), (s.spec.loadBalancerSourceRanges = ['10.0.0.0/40']))));
+  t.is(invalid.at(-1), 'Service bad-source-range ns1/a#loadBalancerSourceRanges[0]');
+  t.deepEqual(drain(), { upserts: [], deletes: [] });
+  t.notThrows(() => tr.onEvent('Node', 'MODIFIED', { metadata: { name: NODE, labels: 'zone-a' } }));
+  t.notThrows(() => tr.onEvent('Node', 'MODIFIED', {} as any));
+  t.deepEqual(invalid.slice(-2), ['Node bad-field node-a#labels', 'Node missing-field <unnamed>']);
 });

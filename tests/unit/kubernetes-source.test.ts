@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../../ts/model/service-filter.js';
 import { KubernetesSource, loadKubeConfig } from '../../ts/sources/kubernetes.js';
 import type { EventType, Kind, KubeObject } from '../../ts/sources/types.js';
 import { FakeApiServer, waitFor } from '../helpers/fake-apiserver.js';
@@ -104,6 +105,18 @@ test('lists with kube-proxy selectors, syncs once, then streams the watch', asyn
   await waitFor(() => env.names('EndpointSlice', 'DELETED').length === 1, 'slice DELETED');
   t.is(env.synced(), 1);
   t.deepEqual(env.invalid, []);
+});
+
+test('selectors are kube-proxy\'s, from the one Service filter', async (t) => {
+  const env = await setup(t);
+  await waitFor(() => env.synced() === 1, 'sync');
+  t.is(SERVICE_LABEL_SELECTOR, '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless');
+  t.is(SERVICE_FIELD_SELECTOR, 'spec.clusterIP!=None');
+  const query = (resource: string) => env.fake.requests.find((r) => r.resource === resource && !r.watch)!.query;
+  t.like(query('services'), { labelSelector: SERVICE_LABEL_SELECTOR, fieldSelector: SERVICE_FIELD_SELECTOR });
+  t.like(query('endpointslices'), { labelSelector: SERVICE_LABEL_SELECTOR });
+  t.false('fieldSelector' in query('endpointslices'));
+  t.like(query('nodes'), { fieldSelector: 'metadata.name=node-a' });
 });
 
 test('paged lists are followed to the end', async (t) => {

@@ -209,6 +209,13 @@ test('a label change that leaves the selection is a DELETED', async (t) => {
   t.deepEqual(env.seen('DELETED'), ['Service/ns1/a']);
 });
 
+test('the API selectors only: slices of other proxies dropped, ExternalName left to the tracker', async (t) => {
+  const other = sliceYaml('x-1', 'x').replace('    kubernetes.io/service-name: x\n', '    kubernetes.io/service-name: x\n    service.kubernetes.io/service-proxy-name: other\n');
+  const external = 'apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: ns1}\nspec: {type: ExternalName, externalName: x.example}\n';
+  const env = await setup(t, { 'a.yaml': `${sliceYaml('a-1', 'a')}---\n${other}---\n${external}` });
+  t.deepEqual(env.seen('ADDED'), ['Service/ns1/ext', 'EndpointSlice/ns1/a-1']);
+});
+
 test('after stop, file changes are not delivered', async (t) => {
   const env = await setup(t, { 'a.yaml': serviceYaml('a') });
   await env.source.stop();

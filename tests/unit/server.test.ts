@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { FakeClock } from '../../ts/runner/clock.js';
 import { appendPortIfNeeded, joinHostPort, parseListenAddress, splitHostPort } from '../../ts/server/address.js';
 import { ProxyHealth, formatGoTime, type NodeLike } from '../../ts/server/health.js';
+import type { EventType } from '../../ts/sources/types.js';
 import { createMetrics, NETWORK_PROGRAMMING_BUCKETS, SYNC_DURATION_BUCKETS } from '../../ts/server/metrics.js';
 import { startMetricsServer } from '../../ts/server/metrics-server.js';
 import { startHealthServer } from '../../ts/server/health-server.js';
@@ -97,12 +98,12 @@ test('metric names, types, labels and help match upstream', async (t) => {
     ['kubeproxy_sync_proxy_rules_no_local_endpoints_total', 'gauge', 'Number of services with a Local traffic policy and no endpoints'],
     ['kubeproxy_proxy_healthz_total', 'counter', 'Cumulative proxy healthz HTTP status'],
     ['kubeproxy_proxy_livez_total', 'counter', 'Cumulative proxy livez HTTP status'],
-    ['kubeproxy_sync_proxy_rules_nftables_sync_failures_total', 'counter', 'Cumulative proxy nftables sync failures'],
-    ['kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total', 'counter', 'Cumulative proxy nftables cleanup failures'],
   ];
   for (const [name, type, help] of expected) {
     t.true(text.includes(`# HELP ${name} [ALPHA] ${help}\n# TYPE ${name} ${type}\n`), name);
   }
+  // Mode metrics belong to the modes (tests/unit/nftables-proxier.test.ts).
+  t.false(text.includes('nftables'), 'the shared metrics name no mode');
   t.true(text.includes('# TYPE kproxy_invalid_objects_total counter'));
   t.true(text.includes('kproxy_invalid_objects_total{kind="Service",reason="bad-port"} 1'));
   t.true(text.includes('kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.001",ip_family="IPv4"} 0'));
@@ -147,7 +148,7 @@ test('formatGoTime is RFC3339Nano in UTC with trailing zeros trimmed', (t) => {
   t.is(formatGoTime(T0 + 0.5), '2024-01-01T00:00:00.0005Z');
 });
 
-test('before any sync and without a Node: livez 200, healthz 503 (node not eligible)', (t) => {
+test('before any sync and without a Node: livez and healthz 200 (eligible while starting, as upstream)', (t) => {
   const { health } = healthAt();
   t.is(health.healthTimeoutMs, 60_000);
   t.deepEqual(health.status('livez'), {
@@ -155,16 +156,27 @@ test('before any sync and without a Node: livez 200, healthz 503 (node not eligi
     body: `{"lastUpdated":"${T0_TEXT}","currentTime":"${T0_TEXT}","healthy":true}`,
   });
   t.deepEqual(health.status('healthz'), {
+    code: 200,
+    body: `{"lastUpdated":"${T0_TEXT}","currentTime":"${T0_TEXT}","nodeEligible":true,"healthy":true}`,
+  });
+});
+
+test('unhealthy and ineligible: healthz 503 keeps the real lastUpdated (zero before any sync)', async (t) => {
+  const { clock, health } = healthAt();
+  health.syncNode({ metadata: { deletionTimestamp: T0_TEXT } });
+  t.deepEqual(health.status('healthz'), {
     code: 503,
     body: `{"lastUpdated":"${ZERO_TIME}","currentTime":"${T0_TEXT}","nodeEligible":false,"healthy":true}`,
   });
+  await clock.advance(1);
+  t.is(health.status('livez').code, 200, 'livez ignores the node');
 });
 
 test('healthy dual-stack: 200 with lastUpdated rewritten to now and per-family status', async (t) => {
   const { clock, health } = healthAt();
   health.updated('IPv6');
   health.updated('IPv4');
-  health.setNode(READY_NODE);
+  health.syncNode(READY_NODE);
   await clock.advance(1_500);
   const now = '2024-01-01T00:00:01.5Z';
   t.deepEqual(health.status('healthz'), {
@@ -183,7 +195,7 @@ test('a change queued for healthTimeout (2 × syncPeriod) makes its family unhea
   const { clock, health } = healthAt();
   health.updated('IPv4');
   health.updated('IPv6');
-  health.setNode(READY_NODE);
+  health.syncNode(READY_NODE);
   await clock.advance(1_000);
   health.queued('IPv4');
   await clock.advance(30_000);
@@ -215,18 +227,28 @@ test('a queued change for a family that never synced does not count (as upstream
   t.true(health.isHealthy());
 });
 
-const NODES: Array<[string, NodeLike | undefined, boolean]> = [
-  ['ready node', READY_NODE, true],
-  ['node without spec', {}, true],
-  ['missing node', undefined, false],
-  ['deleting node', { metadata: { deletionTimestamp: '2024-01-01T00:00:00Z' } }, false],
-  ['node tainted by the cluster autoscaler', { spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } }, false],
+const DELETING: NodeLike = { metadata: { name: 'node-a', deletionTimestamp: '2024-01-01T00:00:00Z' } };
+const TAINTED: NodeLike = { metadata: { name: 'node-a' }, spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } };
+type NodeEvent = [EventType, NodeLike | undefined, NodeLike?];
+
+// [name, Node events in order, eligible after them]
+const NODES: Array<[string, NodeEvent[], boolean]> = [
+  ['no Node event yet (e.g. --manifests without a Node)', [], true],
+  ['ready node', [['ADDED', READY_NODE]], true],
+  ['node without spec', [['ADDED', { metadata: {} }]], true],
+  ['deleting node', [['MODIFIED', DELETING]], false],
+  ['node tainted by the cluster autoscaler', [['ADDED', TAINTED]], false],
+  ['taint removed again: any other event makes it eligible', [['ADDED', TAINTED], ['MODIFIED', READY_NODE]], true],
+  ['deleted with a deletionTimestamp', [['ADDED', READY_NODE], ['DELETED', DELETING]], false],
+  ['deleted as it was: decided from its last state (upstream SyncNode)', [['ADDED', READY_NODE], ['DELETED', READY_NODE]], true],
+  ['bare DELETED decided from the previous version', [['ADDED', TAINTED], ['DELETED', {}, TAINTED]], false],
+  ['unusable event changes nothing', [['ADDED', TAINTED], ['MODIFIED', undefined]], false],
 ];
-for (const [name, node, eligible] of NODES) {
+for (const [name, events, eligible] of NODES) {
   test(`eligibility: ${name}`, (t) => {
     const { health } = healthAt();
     health.updated('IPv4');
-    health.setNode(node);
+    for (const [type, node, old] of events) health.onNodeEvent(type, node, old);
     t.is(health.nodeEligible(), eligible);
     t.is(health.status('healthz').code, eligible ? 200 : 503);
     t.is(health.status('livez').code, 200, 'livez ignores the node');
@@ -243,6 +265,7 @@ test('health server: /healthz and /livez bodies, headers, codes and counters', a
   const server = await startHealthServer({ address: '127.0.0.1:0', health, metrics });
   try {
     health.updated('IPv4');
+    health.syncNode(TAINTED);
     let reply = await request(server.port, '/healthz');
     t.is(reply.status, 503);
     t.is(reply.headers['content-type'], 'application/json');
@@ -251,7 +274,7 @@ test('health server: /healthz and /livez bodies, headers, codes and counters', a
       `"status":{"IPv4":{"lastUpdated":"${T0_TEXT}","healthy":true}}}`);
     t.is(reply.headers['content-length'], String(Buffer.byteLength(reply.body)));
 
-    health.setNode(READY_NODE);
+    health.syncNode(READY_NODE);
     await clock.advance(2_000);
     reply = await request(server.port, '/healthz');
     t.is(reply.status, 200);

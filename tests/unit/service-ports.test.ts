@@ -1,6 +1,6 @@
 import test from 'ava';
-import type { IPFamily } from '../../ts/dataplane/types.js';
-import { clusterIPForFamily, endpointString, servicePortsFromObjects } from '../../ts/tracker/service-ports.js';
+import type { IPFamily, NodeInfo } from '../../ts/model/types.js';
+import { clusterIPForFamily, endpointString, servicePortKey, servicePortsFromObjects } from '../../ts/tracker/service-ports.js';
 
 // Address plan (as upstream's proxier tests): ClusterIPs 172.30.0.4x / fd00:30::4x,
 // pods 10.180.0.x / fd00:180::x.
@@ -29,8 +29,10 @@ function slice(name: string, eps: Ep[], ports: any[] = [{ name: 'p80', port: 808
   return s;
 }
 
+// The usable endpoints: with no topology and Cluster policy, clusterEndpoints.
 const eps = (family: IPFamily, service: any, slices: any[]) =>
-  servicePortsFromObjects(service, slices, family).map((sp) => sp.endpoints.map((e) => endpointString(e.ip, e.port)));
+  servicePortsFromObjects(service, slices, family).map((sp) => sp.clusterEndpoints.map((e) => endpointString(e.ip, e.port)));
+const ipPort = (list: Array<{ ip: string; port: number }>) => list.map(({ ip, port }) => ({ ip, port }));
 
 // --- Service filtering ---------------------------------------------------------
 
@@ -63,7 +65,13 @@ test('spec shape: key, protocol default TCP, sorted by key', (t) => {
   const service = svc((s) => (s.spec.ports = [{ name: 'p80', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }, { name: 'sctp', port: 9, protocol: 'SCTP' }]));
   const specs = servicePortsFromObjects(service, [], 'IPv4');
   t.deepEqual(specs.map((s) => s.key), ['ns1/svc1/sctp/sctp', 'ns1/svc1/tcp/p80', 'ns1/svc1/udp/dns']);
-  t.deepEqual(specs[1], { key: 'ns1/svc1/tcp/p80', namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'TCP', clusterIP: V4_CIP, port: 80, endpoints: [] });
+  t.deepEqual(specs[1], {
+    key: 'ns1/svc1/tcp/p80', namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'TCP', family: 'IPv4', type: 'ClusterIP',
+    clusterIP: V4_CIP, port: 80, nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [],
+    sessionAffinity: 'None', stickyMaxAgeSeconds: 0, externalPolicyLocal: false, internalPolicyLocal: false,
+    healthCheckNodePort: 0, trafficDistribution: '', endpoints: [], clusterEndpoints: [], localEndpoints: [],
+  });
+  t.is(servicePortKey('ns1', 'svc1', 'SCTP', 'x'), 'ns1/svc1/sctp/x');
   const unnamed = servicePortsFromObjects(svc((s) => (s.spec.ports = [{ port: 80 }])), [], 'IPv4');
   t.is(unnamed[0].key, 'ns1/svc1/tcp/');
 });
@@ -129,7 +137,7 @@ for (const [name, slices, expected] of endpointCases) {
 test('endpoints: IPv6 canonical and bracketed in sort order', (t) => {
   const service = svc((s) => ((s.spec.clusterIP = V6_CIP), (s.spec.clusterIPs = [V6_CIP])));
   const specs = servicePortsFromObjects(service, [slice('a', [{ ip: 'fd00:180:0::0002' }, { ip: 'fd00:180::10' }])], 'IPv6');
-  t.deepEqual(specs[0].endpoints, [{ ip: 'fd00:180::10', port: 8080 }, { ip: 'fd00:180::2', port: 8080 }]);
+  t.deepEqual(ipPort(specs[0].endpoints), [{ ip: 'fd00:180::10', port: 8080 }, { ip: 'fd00:180::2', port: 8080 }]);
 });
 
 test('endpoints: dual-stack Service gets each family from its own slices', (t) => {
@@ -153,4 +161,152 @@ test('malformed Services yield no spec and are reported', (t) => {
   const bad = [svc((s) => (s.spec.clusterIP = 'bogus')), svc((s) => (s.spec.ports[0].port = 99999)), svc((s) => delete s.metadata)];
   for (const b of bad) t.deepEqual(servicePortsFromObjects(b, [slice('a', [{ ip: '10.180.0.1' }])], 'IPv4', (k, r) => reports.push(`${k}:${r}`)), []);
   t.deepEqual(reports, ['Service:bad-cluster-ip', 'Service:port-out-of-range', 'Service:missing-field']);
+});
+
+// --- Service fields per family -------------------------------------------------
+
+const NODE_A: NodeInfo = { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'zone-a' } };
+
+/** A dual-stack LoadBalancer using every field; each family must see only its own addresses. */
+function fullService(patch: (s: any) => void = () => {}): any {
+  return svc((s) => {
+    s.spec.type = 'LoadBalancer';
+    s.spec.clusterIPs = [V4_CIP, V6_CIP];
+    s.spec.ports[0].nodePort = 30080;
+    s.spec.externalIPs = ['192.168.99.11', 'FD00:99:0::11', '192.168.99.11'];
+    s.spec.loadBalancerSourceRanges = [' 203.0.113.7/24 ', '2001:db8::1/64', '198.51.100.0/24'];
+    s.spec.sessionAffinity = 'ClientIP';
+    s.spec.externalTrafficPolicy = 'Local';
+    s.spec.internalTrafficPolicy = 'Local';
+    s.spec.healthCheckNodePort = 30999;
+    s.spec.trafficDistribution = 'PreferClose';
+    s.status = {
+      loadBalancer: {
+        ingress: [{ ip: '5.6.7.8' }, { ip: '5.6.7.9', ipMode: 'Proxy' }, { ip: 'fd00:5::8', ipMode: 'VIP' }, { hostname: 'lb.example' }, { ip: 'fd00:5::9', ipMode: 'Proxy' }],
+      },
+    };
+    patch(s);
+  });
+}
+
+test('every Service field, per family: canonical, filtered, ipMode Proxy skipped', (t) => {
+  const common = {
+    type: 'LoadBalancer', nodePort: 30080, sessionAffinity: 'ClientIP', stickyMaxAgeSeconds: 10800,
+    externalPolicyLocal: true, internalPolicyLocal: true, healthCheckNodePort: 30999, trafficDistribution: 'PreferClose',
+  };
+  const pick = (sp: any) => Object.fromEntries(
+    ['family', 'clusterIP', 'externalIPs', 'loadBalancerVIPs', 'loadBalancerSourceRanges', ...Object.keys(common)].map((k) => [k, sp[k]]),
+  );
+  const [v4] = servicePortsFromObjects(fullService(), [], 'IPv4');
+  const [v6] = servicePortsFromObjects(fullService(), [], 'IPv6');
+  t.deepEqual(pick(v4), {
+    family: 'IPv4', clusterIP: V4_CIP, externalIPs: ['192.168.99.11'], loadBalancerVIPs: ['5.6.7.8'],
+    loadBalancerSourceRanges: ['203.0.113.0/24', '198.51.100.0/24'], ...common,
+  });
+  t.deepEqual(pick(v6), {
+    family: 'IPv6', clusterIP: V6_CIP, externalIPs: ['fd00:99::11'], loadBalancerVIPs: ['fd00:5::8'],
+    loadBalancerSourceRanges: ['2001:db8::/64'], ...common,
+  });
+});
+
+// [name, patch of a plain ClusterIP Service, externalPolicyLocal, healthCheckNodePort, stickyMaxAgeSeconds]
+const policyCases: Array<[string, (s: any) => void, boolean, number, number]> = [
+  ['eTP Local on a ClusterIP without externalIPs is meaningless', (s) => (s.spec.externalTrafficPolicy = 'Local'), false, 0, 0],
+  ['eTP Local with externalIPs', (s) => ((s.spec.externalTrafficPolicy = 'Local'), (s.spec.externalIPs = ['192.168.99.11'])), true, 0, 0],
+  ['eTP Local with only other-family externalIPs still counts (Service-wide)', (s) => ((s.spec.externalTrafficPolicy = 'Local'), (s.spec.externalIPs = ['fd00:99::11'])), true, 0, 0],
+  ['eTP Local NodePort: no health check port', (s) => ((s.spec.type = 'NodePort'), (s.spec.externalTrafficPolicy = 'Local'), (s.spec.healthCheckNodePort = 30999)), true, 0, 0],
+  ['eTP Cluster LoadBalancer: no health check port', (s) => ((s.spec.type = 'LoadBalancer'), (s.spec.healthCheckNodePort = 30999)), false, 0, 0],
+  ['eTP Local LoadBalancer', (s) => ((s.spec.type = 'LoadBalancer'), (s.spec.externalTrafficPolicy = 'Local'), (s.spec.healthCheckNodePort = 30999)), true, 30999, 0],
+  ['eTP Local LoadBalancer without its port', (s) => ((s.spec.type = 'LoadBalancer'), (s.spec.externalTrafficPolicy = 'Local')), true, 0, 0],
+  ['ClientIP with a timeout', (s) => ((s.spec.sessionAffinity = 'ClientIP'), (s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 600 } })), false, 0, 600],
+  ['None ignores a timeout', (s) => ((s.spec.sessionAffinity = 'None'), (s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 600 } })), false, 0, 0],
+];
+for (const [name, patch, etpLocal, hc, sticky] of policyCases) {
+  test(`service fields: ${name}`, (t) => {
+    const [sp] = servicePortsFromObjects(svc(patch), [], 'IPv4');
+    t.deepEqual([sp.externalPolicyLocal, sp.healthCheckNodePort, sp.stickyMaxAgeSeconds], [etpLocal, hc, sticky]);
+  });
+}
+
+test('endpoints carry conditions, node, zone and hints; isLocal from the node name', (t) => {
+  const s = slice('a', [
+    { ip: '10.180.0.1', raw: { addresses: ['10.180.0.1'], nodeName: 'node-a', zone: 'zone-a', hints: { forZones: [{ name: 'zone-a' }], forNodes: [{ name: 'node-a' }] } } },
+    { ip: '10.180.0.2', raw: { addresses: ['10.180.0.2'], nodeName: 'node-b', conditions: { ready: false, serving: true, terminating: true } } },
+  ]);
+  const [sp] = servicePortsFromObjects(svc(), [s], 'IPv4', undefined, NODE_A);
+  t.deepEqual(sp.endpoints, [
+    { ip: '10.180.0.1', port: 8080, ready: true, serving: true, terminating: false, isLocal: true, nodeName: 'node-a', zone: 'zone-a', zoneHints: ['zone-a'], nodeHints: ['node-a'] },
+    { ip: '10.180.0.2', port: 8080, ready: false, serving: true, terminating: true, isLocal: false, nodeName: 'node-b' },
+  ]);
+  t.deepEqual(ipPort(sp.clusterEndpoints), [{ ip: '10.180.0.1', port: 8080 }], 'the terminating one is known but not used');
+  t.deepEqual(sp.localEndpoints, [], 'Local policy unused by a plain ClusterIP');
+  const [noNode] = servicePortsFromObjects(svc(), [s], 'IPv4');
+  t.false(noNode.endpoints[0].isLocal, 'no node, nothing is local');
+});
+
+test('endpoints: topology and Local policy chosen by endpoint selection', (t) => {
+  const hinted = (ip: string, zone: string, node: string) => ({ ip, raw: { addresses: [ip], nodeName: node, hints: { forZones: [{ name: zone }] } } });
+  const s = slice('a', [hinted('10.180.0.1', 'zone-a', 'node-b'), hinted('10.180.0.2', 'zone-b', 'node-a'), hinted('10.180.0.3', 'zone-a', 'node-c')]);
+  const service = svc((x) => ((x.spec.type = 'NodePort'), (x.spec.ports[0].nodePort = 30080), (x.spec.externalTrafficPolicy = 'Local')));
+  const [sp] = servicePortsFromObjects(service, [s], 'IPv4', undefined, NODE_A);
+  t.deepEqual(sp.clusterEndpoints.map((e) => e.ip), ['10.180.0.1', '10.180.0.3']);
+  t.deepEqual(sp.localEndpoints.map((e) => e.ip), ['10.180.0.2']);
+});
+
+test('endpoints: a terminating duplicate keeps the non-terminating conditions', (t) => {
+  const slices = [
+    slice('a', [{ ip: '10.180.0.1', ready: true }]),
+    slice('b', [{ ip: '10.180.0.1', ready: false, serving: true, terminating: true }]),
+  ];
+  const [sp] = servicePortsFromObjects(svc(), slices, 'IPv4');
+  t.is(sp.endpoints.length, 1);
+  t.false(sp.endpoints[0].terminating);
+});
+
+// --- malformed optional fields ---------------------------------------------------
+
+// [name, patch of fullService, reasons reported, check on the IPv4 ServicePort (undefined: none built)]
+const malformed: Array<[string, (s: any) => void, string[], ((sp: any) => unknown) | undefined, unknown]> = [
+  ['bad externalIP dropped, others kept', (s) => s.spec.externalIPs.push('192.168.99.300'), ['bad-external-ip'], (sp) => sp.externalIPs, ['192.168.99.11']],
+  ['externalIPs not a list', (s) => (s.spec.externalIPs = '192.168.99.11'), ['bad-field'], (sp) => sp.externalIPs, []],
+  ['nodePort out of range', (s) => (s.spec.ports[0].nodePort = 70000), ['port-out-of-range'], (sp) => sp.nodePort, 0],
+  ['bad ingress IP dropped', (s) => s.status.loadBalancer.ingress.push({ ip: 'lb' }), ['bad-ingress-ip'], (sp) => sp.loadBalancerVIPs, ['5.6.7.8']],
+  ['unknown ipMode dropped', (s) => (s.status.loadBalancer.ingress[0].ipMode = 'Tunnel'), ['bad-field'], (sp) => sp.loadBalancerVIPs, []],
+  ['ingress not a list', (s) => (s.status.loadBalancer.ingress = {}), ['bad-field'], (sp) => sp.loadBalancerVIPs, []],
+  ['bad timeout: default', (s) => (s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 0 } }), ['bad-field'], (sp) => sp.stickyMaxAgeSeconds, 10800],
+  ['unknown affinity: None', (s) => (s.spec.sessionAffinity = 'Cookie'), ['bad-field'], (sp) => [sp.sessionAffinity, sp.stickyMaxAgeSeconds], ['None', 0]],
+  ['unknown eTP: Cluster', (s) => (s.spec.externalTrafficPolicy = 'Nearby'), ['bad-field'], (sp) => [sp.externalPolicyLocal, sp.healthCheckNodePort], [false, 0]],
+  ['unknown iTP: Cluster', (s) => (s.spec.internalTrafficPolicy = 'local'), ['bad-field'], (sp) => sp.internalPolicyLocal, false],
+  ['healthCheckNodePort out of range', (s) => (s.spec.healthCheckNodePort = -1), ['port-out-of-range'], (sp) => sp.healthCheckNodePort, 0],
+  ['trafficDistribution not a string', (s) => (s.spec.trafficDistribution = 7), ['bad-field'], (sp) => sp.trafficDistribution, ''],
+  ['bad source range refuses the Service', (s) => s.spec.loadBalancerSourceRanges.push('10.0.0.0/33'), ['bad-source-range'], undefined, undefined],
+  ['source ranges not a list', (s) => (s.spec.loadBalancerSourceRanges = '10.0.0.0/8'), ['bad-source-range'], undefined, undefined],
+  ['unknown type refuses the Service', (s) => (s.spec.type = 'Ingress'), ['bad-field'], undefined, undefined],
+  ['bad source range on a NodePort: dropped, unused anyway', (s) => ((s.spec.type = 'NodePort'), s.spec.loadBalancerSourceRanges.push('x')), ['bad-source-range'], (sp) => sp.loadBalancerSourceRanges, ['203.0.113.0/24', '198.51.100.0/24']],
+];
+for (const [name, patch, reasons, get, expected] of malformed) {
+  test(`malformed field: ${name}`, (t) => {
+    const reported: string[] = [];
+    const specs = servicePortsFromObjects(fullService(patch), [], 'IPv4', (_k, r) => reported.push(r));
+    t.deepEqual(reported, reasons);
+    if (!get) return t.deepEqual(specs, []);
+    t.deepEqual(get(specs[0]), expected);
+  });
+}
+
+test('malformed endpoint fields drop only the field', (t) => {
+  const reported: string[] = [];
+  const s = slice('a', [
+    { ip: '10.180.0.1', raw: { addresses: ['10.180.0.1'], nodeName: 7, zone: ['z'], hints: { forZones: [{ name: 'zone-a' }, {}], forNodes: [{ name: 'node-a' }] } } },
+    { ip: '10.180.0.2', raw: { addresses: ['10.180.0.2'], hints: 'zone-a' } },
+  ]);
+  const [sp] = servicePortsFromObjects(svc(), [s], 'IPv4', (_k, r, ref) => reported.push(`${r} ${ref}`), NODE_A);
+  t.deepEqual(reported, [
+    'bad-field ns1/a#endpoints[0].nodeName',
+    'bad-field ns1/a#endpoints[0].zone',
+    'bad-field ns1/a#endpoints[0].hints.forZones',
+    'bad-field ns1/a#endpoints[1].hints',
+  ]);
+  t.deepEqual(sp.endpoints.map((e) => e.ip), ['10.180.0.1', '10.180.0.2']);
+  t.deepEqual(sp.endpoints[0], { ip: '10.180.0.1', port: 8080, ready: true, serving: true, terminating: false, isLocal: false, nodeHints: ['node-a'] });
 });

@@ -1,28 +1,54 @@
 import test from 'ava';
-import { UnsupportedReporter, unsupportedFeatures } from '../../ts/tracker/unsupported.js';
+import type { Feature } from '../../ts/proxier/types.js';
+import { UnsupportedReporter, unsupportedFeatures, usedFeatures } from '../../ts/tracker/unsupported.js';
 
-const svc = (spec: Record<string, unknown>) => ({ metadata: { namespace: 'ns', name: 's' }, spec: { clusterIP: '10.96.0.1', ...spec } });
+const svc = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
+  metadata: { namespace: 'ns', name: 's', ...metadata },
+  spec: { clusterIP: '10.96.0.1', ...spec },
+});
 
-const cases: [string, Record<string, unknown>, RegExp[]][] = [
-  ['plain ClusterIP', {}, []],
-  ['NodePort', { type: 'NodePort' }, [/NodePort/]],
-  ['affinity and external IPs', { sessionAffinity: 'ClientIP', externalIPs: ['1.2.3.4'] }, [/externalIPs/, /sessionAffinity/]],
-  ['internal Local policy', { internalTrafficPolicy: 'Local' }, [/internalTrafficPolicy/]],
+/** What the nftables slice supported before the other features arrived. */
+const CLUSTER_IP_ONLY: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'TerminatingFallback']);
+const EVERYTHING: ReadonlySet<Feature> = new Set<Feature>([
+  'ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalIPs', 'SessionAffinity',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+]);
+
+// [name, spec, metadata, unsupported by a ClusterIP-only mode]
+const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, Feature[]]> = [
+  ['plain ClusterIP', {}, {}, []],
+  ['NodePort', { type: 'NodePort' }, {}, ['NodePort']],
+  ['LoadBalancer with NodePorts', { type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }] }, {}, ['NodePort', 'LoadBalancer']],
+  ['LoadBalancer without NodePorts', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ports: [{ port: 80 }] }, {}, ['LoadBalancer']],
+  ['affinity and external IPs', { sessionAffinity: 'ClientIP', externalIPs: ['1.2.3.4'] }, {}, ['ExternalIPs', 'SessionAffinity']],
+  ['internal Local policy', { internalTrafficPolicy: 'Local' }, {}, ['InternalTrafficPolicyLocal']],
+  ['external Local policy on a NodePort', { type: 'NodePort', externalTrafficPolicy: 'Local' }, {}, ['NodePort', 'ExternalTrafficPolicyLocal']],
+  ['external Local policy on a plain ClusterIP means nothing', { externalTrafficPolicy: 'Local' }, {}, []],
+  ['trafficDistribution', { trafficDistribution: 'PreferClose' }, {}, ['TopologyHints']],
+  ['topology-mode annotation', {}, { annotations: { 'service.kubernetes.io/topology-mode': 'Auto' } }, ['TopologyHints']],
+  ['topology-mode Disabled', {}, { annotations: { 'service.kubernetes.io/topology-mode': 'Disabled' } }, []],
+  ['headless Services are not proxied', { clusterIP: 'None', type: 'NodePort' }, {}, []],
+  ['ExternalName Services are not proxied', { type: 'ExternalName', externalIPs: ['1.2.3.4'] }, {}, []],
 ];
 
-for (const [what, spec, want] of cases) {
+for (const [what, spec, metadata, want] of cases) {
   test(`unsupported features: ${what}`, (t) => {
-    const got = unsupportedFeatures(svc(spec));
-    t.is(got.length, want.length);
-    for (const re of want) t.true(got.some((g) => re.test(g)), `${re}`);
+    t.deepEqual(unsupportedFeatures(svc(spec, metadata), CLUSTER_IP_ONLY), want);
+    t.deepEqual(unsupportedFeatures(svc(spec, metadata), EVERYTHING), [], 'a mode supporting everything reports nothing');
   });
 }
 
-test('each Service/feature pair is reported once', (t) => {
+test('used features always include ClusterIP for a proxied Service; never TerminatingFallback', (t) => {
+  t.deepEqual(usedFeatures(svc({ sessionAffinity: 'ClientIP' })), ['ClusterIP', 'SessionAffinity']);
+  t.deepEqual(unsupportedFeatures(svc({}), new Set()), ['ClusterIP']);
+  t.deepEqual(usedFeatures(null as any), []);
+});
+
+test('each Service/feature pair is reported once, for the given mode only', (t) => {
   const seen: string[] = [];
-  const r = new UnsupportedReporter((ref, f) => seen.push(`${ref} ${f}`));
-  r.check(svc({ type: 'LoadBalancer' }));
-  r.check(svc({ type: 'LoadBalancer' }));
+  const r = new UnsupportedReporter(new Set<Feature>(['ClusterIP', 'NodePort']), (ref, f) => seen.push(`${ref} ${f}`));
+  r.check(svc({ type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }] }));
+  r.check(svc({ type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }] }));
   r.check(svc({ type: 'LoadBalancer', sessionAffinity: 'ClientIP' }));
-  t.is(seen.length, 2);
+  t.deepEqual(seen, ['ns/s LoadBalancer', 'ns/s SessionAffinity']);
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { canonicalIP, ipFamilyOf, parseEndpointSlice, validateService } from '../../ts/tracker/validate.js';
+import { canonicalIP, ipFamilyOf, parseCIDR, parseEndpointSlice, parseService, validateService } from '../../ts/tracker/validate.js';
 
 const long = (n: number) => 'a'.repeat(n);
 
@@ -57,6 +57,12 @@ const serviceCases: Array<[string, unknown, string | undefined]> = [
   ['port name bad', svc((s) => (s.spec.ports[0].name = 'P_80')), 'bad-name'],
   ['unnamed port among two', svc((s) => s.spec.ports.push({ port: 81 })), 'missing-field'],
   ['duplicate port name', svc((s) => s.spec.ports.push({ name: 'p80', port: 81 })), 'duplicate-port'],
+  ['LoadBalancer type', svc((s) => (s.spec.type = 'LoadBalancer')), undefined],
+  ['unknown type', svc((s) => (s.spec.type = 'Ingress')), 'bad-field'],
+  ['source ranges with blanks', svc((s) => (s.spec.loadBalancerSourceRanges = [' 10.0.0.0/8', 'fd00::/8 '])), undefined],
+  ['bad source range on a LoadBalancer', svc((s) => ((s.spec.type = 'LoadBalancer'), (s.spec.loadBalancerSourceRanges = ['10.0.0.0/8', '10.0.0.0']))), 'bad-source-range'],
+  ['bad source range elsewhere is unused', svc((s) => (s.spec.loadBalancerSourceRanges = ['10.0.0.0'])), undefined],
+  ['malformed optional fields do not refuse', svc((s) => ((s.spec.externalIPs = ['nope']), (s.spec.sessionAffinity = 'x'))), undefined],
 ];
 
 for (const [name, input, reason] of serviceCases) {
@@ -157,6 +163,64 @@ test('validation never throws on hostile shapes', (t) => {
   hostile.push(cyclic, Object.create(null));
   for (const h of hostile) {
     t.notThrows(() => validateService(h));
+    t.notThrows(() => parseService(h));
     t.notThrows(() => parseEndpointSlice(h));
   }
+});
+
+// [input, canonical CIDR or undefined]
+const cidrCases: Array<[unknown, string | undefined]> = [
+  ['10.0.0.0/8', '10.0.0.0/8'],
+  ['10.1.2.3/8', '10.0.0.0/8'],
+  [' 192.168.1.77/25\t', '192.168.1.0/25'],
+  ['1.2.3.4/32', '1.2.3.4/32'],
+  ['1.2.3.4/0', '0.0.0.0/0'],
+  ['FD00:0:0:0::1/64', 'fd00::/64'],
+  ['2001:db8:1234:5678:9abc::1/52', '2001:db8:1234:5000::/52'],
+  ['::1/128', '::1/128'],
+  ['::/0', '::/0'],
+  ['10.0.0.0', undefined],
+  ['10.0.0.0/33', undefined],
+  ['fd00::/129', undefined],
+  ['10.0.0.0/08', undefined],
+  ['10.0.0.0/-1', undefined],
+  ['/8', undefined],
+  ['010.0.0.0/8', undefined],
+  [8, undefined],
+];
+for (const [input, cidr] of cidrCases) {
+  test(`parseCIDR(${JSON.stringify(input)})`, (t) => {
+    t.is(parseCIDR(input)?.cidr, cidr);
+  });
+}
+
+test('parseService: skipped, refused and partially dropped', (t) => {
+  t.deepEqual(parseService(svc((s) => (s.metadata.labels = { 'service.kubernetes.io/headless': '' }))), { skipped: true, issues: [] });
+  t.deepEqual(parseService(svc((s) => (s.spec.type = 'ExternalName'))), { skipped: true, issues: [] });
+  t.deepEqual(parseService(svc((s) => (s.spec.clusterIP = 'x'))), { skipped: false, issues: [{ reason: 'bad-cluster-ip', ref: 'ns1/svc1#clusterIP' }] });
+  const partial = parseService(svc((s) => {
+    s.spec.externalIPs = ['1.2.3.4', 'bogus'];
+    s.spec.ports[0].nodePort = 0.5;
+    s.status = { loadBalancer: { ingress: [7] } };
+  }));
+  t.truthy(partial.info);
+  t.deepEqual(partial.issues, [
+    { reason: 'port-out-of-range', ref: 'ns1/svc1#ports[0].nodePort' },
+    { reason: 'bad-external-ip', ref: 'ns1/svc1#externalIPs[1]' },
+    { reason: 'bad-field', ref: 'ns1/svc1#status.loadBalancer.ingress[0]' },
+  ]);
+  t.deepEqual(partial.info?.families.IPv4?.externalIPs, ['1.2.3.4']);
+  t.is(partial.info?.families.IPv6, undefined, 'no IPv6 ClusterIP, no IPv6 addresses');
+});
+
+test('parseEndpointSlice: nodeName, zone and hints kept; empty hints are none', (t) => {
+  const r = parseEndpointSlice(slice((s) => (s.endpoints = [
+    { addresses: ['10.180.0.1'], nodeName: 'node-a', zone: 'zone-a', hints: { forZones: [{ name: 'zone-a' }], forNodes: [{ name: 'node-a' }] } },
+    { addresses: ['10.180.0.2'], nodeName: '', hints: { forZones: [] } },
+  ])));
+  t.deepEqual(r.issues, []);
+  t.deepEqual(r.info?.endpoints, [
+    { ip: '10.180.0.1', ready: true, serving: true, terminating: false, nodeName: 'node-a', zone: 'zone-a', zoneHints: ['zone-a'], nodeHints: ['node-a'] },
+    { ip: '10.180.0.2', ready: true, serving: true, terminating: false },
+  ]);
 });

@@ -6,8 +6,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NftDataplane } from '../dataplane/addon.js';
-import type { ServicePortSpec } from '../dataplane/types.js';
+import { Registry } from 'prom-client';
+import pino from 'pino';
+import { clusterIPServicePort, readyEndpoint } from '../model/build.js';
+import type { ServicePort } from '../model/types.js';
+import { NftablesProxier } from '../modes/nftables/proxier.js';
 import { systemTool } from '../system-tools.js';
 
 const NFT = systemTool('nft');
@@ -48,24 +51,28 @@ function endpointIP(svc: number, ep: number, generation: number): string {
   return `10.${64 + (generation % 128)}.${(n >> 8) & 255}.${n & 255}`;
 }
 
-function spec(svc: number, endpoints: number, generation = 0, bumped = -1): ServicePortSpec {
-  return {
-    key: `bench/svc-${svc}/tcp/http`,
+function endpointIPv6(svc: number, ep: number, generation: number): string {
+  return `fd00:${64 + (generation % 128)}::${svc.toString(16)}:${ep.toString(16)}`;
+}
+
+function spec(svc: number, endpoints: number, generation = 0, bumped = -1, v6 = false): ServicePort {
+  const ip = v6 ? endpointIPv6 : endpointIP;
+  return clusterIPServicePort({
     namespace: 'bench',
     name: `svc-${svc}`,
     portName: 'http',
     protocol: 'TCP',
-    clusterIP: `172.20.${svc >> 8}.${svc & 255}`,
+    clusterIP: v6 ? `fd00:172:20::${svc.toString(16)}` : `172.20.${svc >> 8}.${svc & 255}`,
     port: 80,
-    endpoints: Array.from({ length: endpoints }, (_, e) => ({ ip: endpointIP(svc, e, e === bumped ? generation : 0), port: 8080 })),
-  };
+    endpoints: Array.from({ length: endpoints }, (_, e) => readyEndpoint(ip(svc, e, e === bumped ? generation : 0), 8080)),
+  });
 }
 
 /**
  * The same cluster in upstream kube-proxy's nftables shape (a chain per Service
  * with a numgen vmap, a chain per endpoint): what `nft -f` costs upstream.
  */
-function upstreamShapedText(specs: ServicePortSpec[]): string {
+function upstreamShapedText(specs: ServicePort[]): string {
   const out = [
     'add table ip kube-proxy { comment "rules for kube-proxy" ; }',
     'add chain ip kube-proxy mark-for-masquerade',
@@ -105,7 +112,7 @@ function timeNftFile(text: string): number {
 }
 
 /** The synthetic cluster as Kubernetes objects (one List), for the agent run. */
-function manifests(specs: ServicePortSpec[]): string {
+function manifests(specs: ServicePort[]): string {
   const items = specs.flatMap((s) => [
     {
       apiVersion: 'v1',
@@ -126,7 +133,7 @@ function manifests(specs: ServicePortSpec[]): string {
 }
 
 /** Runs the built agent on `specs` (from a manifests directory); resolves when IPv4 is programmed. */
-async function runAgent(specs: ServicePortSpec[]): Promise<{ programmedMs: number; rssMiB: number; syncMs: number }> {
+async function runAgent(specs: ServicePort[]): Promise<{ programmedMs: number; rssMiB: number; syncMs: number }> {
   const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
   if (!existsSync(cli)) throw new Error(`--agent needs the built agent (${cli}); run: npm run build`);
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-agent-'));
@@ -166,14 +173,21 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function run(args: Args): Promise<void> {
-  const dp = new NftDataplane({ family: 'IPv4', clusterCIDR: '10.64.0.0/10' });
+  const common = { masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }) };
+  const dp = new NftablesProxier({ ...common, family: 'IPv4', clusterCIDR: '10.64.0.0/10' });
+  // Both families are on, as on any node with IPv6: each family's commits must not
+  // look foreign to the other, or every sync would be full.
+  const dp6 = new NftablesProxier({ ...common, family: 'IPv6', clusterCIDR: 'fd00::/8' });
   const specs = Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints));
+  const specs6 = Array.from({ length: Math.min(args.services, 1000) }, (_, s) => spec(s, args.endpoints, 0, -1, true));
+  await dp6.sync({ full: true, upserts: specs6, deletes: [] });
   const t0 = performance.now();
   const full = await dp.sync({ full: true, upserts: specs, deletes: [] });
   const fullMs = performance.now() - t0;
 
   const times: number[] = [];
   let objects = 0;
+  let fullAfterOther = 0;
   for (let i = 0; i < args.changes; i++) {
     const svc = (i * 7919) % args.services;
     const s = spec(svc, args.endpoints, i + 1, i % Math.max(1, args.endpoints));
@@ -181,7 +195,11 @@ async function run(args: Args): Promise<void> {
     const r = await dp.sync({ full: false, upserts: [s], deletes: [] });
     times.push(performance.now() - t);
     objects += r.objects;
+    if (r.full) fullAfterOther++;
+    // The other family commits in between, as the agent's loop does.
+    await dp6.sync({ full: false, upserts: [spec(svc % specs6.length, args.endpoints, i + 1, i % Math.max(1, args.endpoints), true)], deletes: [] });
   }
+  await dp6.cleanup();
   times.sort((x, y) => x - y);
   const rssMiB = process.memoryUsage().rss / 2 ** 20;
 
@@ -197,7 +215,7 @@ async function run(args: Args): Promise<void> {
     `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (in Rust: ${full.durationMs.toFixed(1)} ms = plan ${full.planMs.toFixed(1)} + commit ${full.commitMs.toFixed(1)})`,
     `same ruleset via nft -f:           ${nftMs.toFixed(1)} ms  (${text.split('\n').length - 1} lines)`,
     `ratio nft -f / addon:              ${(nftMs / fullMs).toFixed(1)}x`,
-    `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each`,
+    `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each, ${fullAfterOther} of them full (IPv6 committing in between)`,
     `bench process RSS (addon + specs): ${rssMiB.toFixed(0)} MiB`,
   ];
   if (agent) {

@@ -1,17 +1,18 @@
 // The proxier's health, as upstream's ProxyHealthServer keeps it (pkg/proxy/healthcheck):
 // per IP family, when rules were last synced and the oldest change still waiting. A family is
 // unhealthy once a change has waited healthTimeout (2 × syncPeriod) or longer. /healthz also
-// needs the node to be eligible: known, not being deleted, not tainted for deletion.
+// needs the node to be eligible: not being deleted, not tainted for deletion by the autoscaler.
 
-import type { IPFamily } from '../dataplane/types.js';
+import type { IPFamily } from '../model/types.js';
 import { realClock, type Clock } from '../runner/clock.js';
+import type { EventType } from '../sources/types.js';
 
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 
 /** The parts of a Node that eligibility reads. */
 export interface NodeLike {
-  metadata?: { deletionTimestamp?: string | null };
-  spec?: { taints?: Array<{ key?: string }> | null };
+  metadata?: { name?: string; deletionTimestamp?: string | null } | null;
+  spec?: { taints?: Array<{ key?: string } | null> | null } | null;
 }
 
 export interface FamilyHealth {
@@ -43,7 +44,9 @@ export class ProxyHealth {
   private readonly clock: Clock;
   private readonly lastUpdated = new Map<IPFamily, number>();
   private readonly oldestQueued = new Map<IPFamily, number>();
-  private node: NodeLike | undefined;
+  // As upstream: eligible while starting and until a Node event says otherwise, so that
+  // without any Node object (--manifests, no RBAC for nodes) /healthz still answers 200.
+  private eligible = true;
 
   constructor(options: ProxyHealthOptions) {
     this.healthTimeoutMs = 2 * options.syncPeriodMs;
@@ -61,16 +64,24 @@ export class ProxyHealth {
     this.lastUpdated.set(family, this.clock.now());
   }
 
-  /** The current Node object, or undefined when it is missing. */
-  setNode(node: NodeLike | undefined): void {
-    this.node = node;
+  /** Upstream's SyncNode: every Node event decides anew, from that version of the Node. */
+  syncNode(node: NodeLike): void {
+    this.eligible = isNodeEligible(node);
+  }
+
+  /**
+   * One event of our Node (the caller filters by name). DELETED decides from the deleted
+   * object's last state, as upstream's NodeEligibleHandler calls SyncNode on it; a bare DELETED
+   * falls back to the previous version, and with neither nothing changes.
+   */
+  onNodeEvent(type: EventType, node: NodeLike | undefined, old?: NodeLike): void {
+    const usable = (n: NodeLike | undefined): n is NodeLike => typeof n === 'object' && n !== null && typeof n.metadata === 'object' && n.metadata !== null;
+    const target = usable(node) ? node : type === 'DELETED' && usable(old) ? old : undefined;
+    if (target) this.syncNode(target);
   }
 
   nodeEligible(): boolean {
-    const node = this.node;
-    if (!node) return false;
-    if (node.metadata?.deletionTimestamp) return false;
-    return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+    return this.eligible;
   }
 
   /** Proxier health, without node eligibility (what /livez and service health checks use). */
@@ -118,6 +129,13 @@ export class ProxyHealth {
     }
     return { code: ok ? 200 : 503, body: JSON.stringify(body) };
   }
+}
+
+/** Not being deleted and not tainted ToBeDeletedByClusterAutoscaler. */
+export function isNodeEligible(node: NodeLike): boolean {
+  if (node.metadata?.deletionTimestamp) return false;
+  const taints = node.spec?.taints;
+  return !(Array.isArray(taints) && taints.some((t) => t?.key === TO_BE_DELETED_TAINT));
 }
 
 /**

@@ -1,6 +1,7 @@
-// kube-proxy's Prometheus metrics for nftables mode (pkg/proxy/metrics): same names, types,
-// labels and buckets, with component-base's "[ALPHA] " help prefix. Plus kproxy's own
-// kproxy_invalid_objects_total and the default process metrics.
+// kube-proxy's Prometheus metrics that every mode shares (pkg/proxy/metrics): same names,
+// types, labels and buckets, with component-base's "[ALPHA] " help prefix. Plus kproxy's own
+// kproxy_invalid_objects_total and the default process metrics. Each mode registers its
+// own metrics (ts/modes/<mode>/metrics.ts).
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, exponentialBuckets, linearBuckets, type Registry } from 'prom-client';
 
@@ -19,8 +20,6 @@ export interface ProxyMetrics {
   noLocalEndpointsTotal: Gauge<'ip_family' | 'traffic_policy'>;
   proxyHealthzTotal: Counter<'code'>;
   proxyLivezTotal: Counter<'code'>;
-  nftablesSyncFailuresTotal: Counter<'ip_family'>;
-  nftablesCleanupFailuresTotal: Counter<'ip_family'>;
   /** kproxy only: objects rejected by validation, by kind and reason. */
   invalidObjectsTotal: Counter<'kind' | 'reason'>;
 }
@@ -47,8 +46,6 @@ export function createMetrics(registry: Registry, options: CreateMetricsOptions 
   const registers = [registry];
   const histogram = (name: string, help: string, buckets: number[]) =>
     new Histogram({ name, help: alpha(help), labelNames: ['ip_family'] as const, buckets, registers });
-  const familyCounter = (name: string, help: string) =>
-    new Counter({ name, help: alpha(help), labelNames: ['ip_family'] as const, registers });
   const familyGauge = (name: string, help: string) =>
     new Gauge({ name, help: alpha(help), labelNames: ['ip_family'] as const, registers });
   const codeCounter = (name: string, help: string) =>
@@ -80,10 +77,6 @@ export function createMetrics(registry: Registry, options: CreateMetricsOptions 
       labelNames: ['ip_family', 'traffic_policy'] as const, registers }),
     proxyHealthzTotal: codeCounter('kubeproxy_proxy_healthz_total', 'Cumulative proxy healthz HTTP status'),
     proxyLivezTotal: codeCounter('kubeproxy_proxy_livez_total', 'Cumulative proxy livez HTTP status'),
-    nftablesSyncFailuresTotal: familyCounter('kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
-      'Cumulative proxy nftables sync failures'),
-    nftablesCleanupFailuresTotal: familyCounter('kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
-      'Cumulative proxy nftables cleanup failures'),
     invalidObjectsTotal: new Counter({ name: 'kproxy_invalid_objects_total',
       help: 'Service, EndpointSlice and Node objects kproxy rejected, by kind and reason',
       labelNames: ['kind', 'reason'] as const, registers }),

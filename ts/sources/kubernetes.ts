@@ -10,6 +10,7 @@ import https from 'node:https';
 import { setTimeout as sleepAbortable } from 'node:timers/promises';
 import { KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../model/service-filter.js';
 import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
 
 export interface BackoffOptions {
@@ -34,8 +35,8 @@ export interface KubernetesSourceOptions {
   pageSize?: number;
 }
 
-export const SERVICE_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
-export const SERVICE_FIELD_SELECTOR = 'spec.clusterIP!=None';
+// Re-exported for callers that knew them here; model/service-filter.ts owns them.
+export { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR };
 
 interface Resource {
   kind: Kind;

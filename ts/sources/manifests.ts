@@ -7,6 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { fingerprint } from '../fingerprint.js';
+import { matchesLabelSelector, selectedService } from '../model/service-filter.js';
 import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
 
 export interface ManifestsSourceOptions {
@@ -22,8 +23,6 @@ export interface ManifestsSourceOptions {
 
 const API_VERSIONS: Record<Kind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1' };
 const KIND_ORDER: Record<Kind, number> = { Service: 0, EndpointSlice: 1, Node: 2 };
-const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
-const LABEL_HEADLESS = 'service.kubernetes.io/headless';
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 interface Entry {
@@ -249,10 +248,7 @@ export class ManifestsSource implements Source {
   /** The label and field selectors kube-proxy's informers use. */
   private selected(kind: Kind, obj: KubeObject): boolean {
     if (kind === 'Node') return this.nodeName === undefined || obj.metadata.name === this.nodeName;
-    const labels = obj.metadata.labels ?? {};
-    if (typeof labels === 'object' && (LABEL_PROXY_NAME in labels || LABEL_HEADLESS in labels)) return false;
-    if (kind === 'Service' && obj.spec?.clusterIP === 'None') return false;
-    return true;
+    return kind === 'Service' ? selectedService(obj) : matchesLabelSelector(obj);
   }
 
   /** Merges all files (first file in name order wins a duplicate) and emits the difference. */

@@ -1,39 +1,54 @@
-// The change tracker: accumulates Service/EndpointSlice events and hands the runner only
+// The change tracker: accumulates Service/EndpointSlice/Node events and hands the runner only
 // what really changed since the last drain, per IP family (upstream's ServiceChangeTracker
-// and EndpointsChangeTracker folded into one, since our specs carry their endpoints).
+// and EndpointsChangeTracker folded into one, since our ServicePorts carry their endpoints).
 
 import type { EventType, Kind, KubeObject } from '../sources/types.js';
-import type { IPFamily, ServicePortSpec } from '../dataplane/types.js';
+import { LABEL_TOPOLOGY_ZONE, type IPFamily, type NodeInfo, type ServicePort } from '../model/types.js';
 import { fingerprint } from '../fingerprint.js';
 import { buildServicePorts, servicePortHeads } from './service-ports.js';
-import { isObject, objectRef, parseEndpointSlice, validateService, type OnInvalid, type SliceInfo } from './validate.js';
+import { isObject, objectRef, parseEndpointSlice, parseService, type OnInvalid, type ServiceInfo, type SliceInfo } from './validate.js';
 
 export interface ChangeTrackerOptions {
   families: IPFamily[];
+  /** This node's name: marks local endpoints, matches node hints, selects our Node's events. */
+  nodeName: string;
   onInvalid: OnInvalid;
   /** Trigger times older than this (epoch ms) are not latencies we caused; default: construction time. */
   startTime?: number;
 }
 
 export interface FamilyChanges {
-  upserts: ServicePortSpec[];
+  upserts: ServicePort[];
   deletes: string[];
 }
 
 interface Applied {
-  spec: ServicePortSpec;
+  spec: ServicePort;
   json: string;
 }
 
-const byKey = (a: ServicePortSpec, b: ServicePortSpec) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+const byKey = (a: ServicePort, b: ServicePort) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
+ * The digest that decides "changed?". The Cluster and Local lists are subsets of `endpoints`
+ * and are written as indices into it: the text stays near one copy of the endpoints.
+ */
+export function servicePortFingerprint(sp: ServicePort): string {
+  const index = new Map(sp.endpoints.map((ep, i) => [ep, i]));
+  const idx = (list: ServicePort['endpoints']) => list.map((ep) => index.get(ep) ?? ep);
+  return fingerprint(JSON.stringify({ ...sp, clusterEndpoints: idx(sp.clusterEndpoints), localEndpoints: idx(sp.localEndpoints) }));
+}
 
 export class ChangeTracker {
   private readonly families: IPFamily[];
+  private readonly nodeName: string;
   private readonly onInvalid: OnInvalid;
   private readonly startTime: number;
+  /** Our Node's labels; empty until its first event and after it is deleted. */
+  private nodeLabels: Record<string, string> = {};
 
-  /** Current desired state, by "ns/name" of the Service. */
-  private readonly services = new Map<string, KubeObject>();
+  /** Current desired state, by "ns/name" of the Service (proxied Services only). */
+  private readonly services = new Map<string, ServiceInfo>();
   private readonly slicesBySvc = new Map<string, Map<string, SliceInfo>>();
   /** "ns/sliceName" -> "ns/serviceName": a slice may be relabelled to another Service. */
   private readonly sliceOwner = new Map<string, string>();
@@ -55,6 +70,7 @@ export class ChangeTracker {
 
   constructor(opts: ChangeTrackerOptions) {
     this.families = [...opts.families];
+    this.nodeName = opts.nodeName;
     this.onInvalid = opts.onInvalid;
     this.startTime = opts.startTime ?? Date.now();
     for (const f of this.families) this.applied.set(f, new Map());
@@ -64,7 +80,7 @@ export class ChangeTracker {
     try {
       if (kind === 'Service') this.onService(type, obj, old);
       else if (kind === 'EndpointSlice') this.onSlice(type, obj, old);
-      // Node events matter to health and topology, not to ServicePort specs.
+      else if (kind === 'Node') this.onNode(type, obj, old);
     } catch (err) {
       // Validation should make this unreachable; a bug must not take the agent down.
       this.onInvalid(kind, 'internal-error', `${objectRef(obj)}: ${(err as Error)?.message ?? err}`);
@@ -81,6 +97,11 @@ export class ChangeTracker {
     return this.pendingSlicesPerSvc.size;
   }
 
+  /** What endpoint selection knows of this node. */
+  get node(): NodeInfo {
+    return { name: this.nodeName, labels: this.nodeLabels };
+  }
+
   /** The earliest last-change-trigger-time of the slice changes in the last drain (epoch ms). */
   get lastDrainTriggerTime(): number | undefined {
     return this.triggerTime;
@@ -95,7 +116,7 @@ export class ChangeTracker {
         const before = perSvc.get(svcId) ?? new Map<string, Applied>();
         const after = new Map<string, Applied>();
         for (const spec of this.compute(svcId, family)) {
-          const json = fingerprint(JSON.stringify(spec));
+          const json = servicePortFingerprint(spec);
           after.set(spec.key, { spec, json });
           if (before.get(spec.key)?.json !== json) changes.upserts.push(spec);
         }
@@ -126,10 +147,10 @@ export class ChangeTracker {
   }
 
   /** Everything currently desired in one family (including undrained changes), sorted by key. */
-  all(family: IPFamily): ServicePortSpec[] {
+  all(family: IPFamily): ServicePort[] {
     const perSvc = this.applied.get(family);
     if (!perSvc) return [];
-    const out: ServicePortSpec[] = [];
+    const out: ServicePort[] = [];
     for (const [svcId, specs] of perSvc) {
       if (this.dirty.has(svcId)) continue;
       for (const a of specs.values()) out.push(a.spec);
@@ -147,11 +168,14 @@ export class ChangeTracker {
       this.services.delete(id);
       return this.touchService(id);
     }
-    const issue = validateService(obj);
+    const parsed = parseService(obj);
+    for (const i of parsed.issues) this.onInvalid('Service', i.reason, i.ref);
     // A malformed update is skipped: the last good version stays in force.
-    if (issue) return this.onInvalid('Service', issue.reason, issue.ref);
+    if (!parsed.info && !parsed.skipped) return;
     const id = this.identity(obj)!;
-    this.services.set(id, obj);
+    // A skipped Service (headless, another proxy's...) has no ServicePorts: as if deleted.
+    if (parsed.info) this.services.set(id, parsed.info);
+    else this.services.delete(id);
     this.touchService(id);
   }
 
@@ -180,6 +204,31 @@ export class ChangeTracker {
       const prev = this.triggerBySlice.get(sliceId);
       if (prev === undefined || info.triggerTime < prev) this.triggerBySlice.set(sliceId, info.triggerTime);
     }
+  }
+
+  /**
+   * Only our Node's labels matter here (health reads the rest). A change of zone can change
+   * every hinted Service's endpoints, so all are recomputed; the diff keeps only real changes.
+   */
+  private onNode(type: EventType, obj: KubeObject, old?: KubeObject): void {
+    const node = type === 'DELETED' && !isObject(obj?.metadata) ? old : obj;
+    const name = isObject(node) && isObject(node.metadata) ? node.metadata.name : undefined;
+    if (typeof name !== 'string' || name === '') return this.onInvalid('Node', 'missing-field', objectRef(node));
+    if (name !== this.nodeName) return;
+    let labels: Record<string, string> = {};
+    const raw = node!.metadata.labels;
+    if (type !== 'DELETED' && raw !== undefined && raw !== null) {
+      if (!isObject(raw)) this.onInvalid('Node', 'bad-field', `${name}#labels`);
+      else {
+        for (const [k, v] of Object.entries(raw)) {
+          if (typeof v === 'string') labels[k] = v;
+          else this.onInvalid('Node', 'bad-field', `${name}#labels.${k}`);
+        }
+      }
+    }
+    const zoneBefore = this.nodeLabels[LABEL_TOPOLOGY_ZONE];
+    this.nodeLabels = labels;
+    if (labels[LABEL_TOPOLOGY_ZONE] !== zoneBefore) for (const id of this.services.keys()) this.dirty.add(id);
   }
 
   private removeSlice(sliceId: string): void {
@@ -220,11 +269,11 @@ export class ChangeTracker {
 
   // --- helpers --------------------------------------------------------------
 
-  private compute(svcId: string, family: IPFamily): ServicePortSpec[] {
+  private compute(svcId: string, family: IPFamily): ServicePort[] {
     const svc = this.services.get(svcId);
     if (!svc) return [];
     const slices = [...(this.slicesBySvc.get(svcId)?.values() ?? [])];
-    return buildServicePorts(svc, slices, family);
+    return buildServicePorts(svc, slices, family, this.node);
   }
 
   /** Only what shapes rules: the ServicePorts without endpoints, in every family. */

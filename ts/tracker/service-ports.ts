@@ -1,21 +1,15 @@
-// Pure functions: a Service and its EndpointSlices -> ServicePortSpec[] for one IP family.
-// Semantics follow upstream pkg/proxy (serviceport.go, endpointslicecache.go, topology.go).
+// Pure functions: a Service and its EndpointSlices -> ServicePort[] for one IP family, with
+// the endpoints chosen for this node. Semantics follow upstream pkg/proxy (serviceport.go,
+// endpointslicecache.go); the choice itself is model/endpoint-selection.ts.
 
-import type { EndpointSpec, IPFamily, Protocol, ServicePortSpec } from '../dataplane/types.js';
-import { servicePortKey } from '../dataplane/keys.js';
-import {
-  canonicalIP,
-  ipFamilyOf,
-  isObject,
-  parseEndpointSlice,
-  shouldSkipService,
-  validateService,
-  type OnInvalid,
-  type SliceEndpoint,
-  type SliceInfo,
-} from './validate.js';
+import { canonicalIP, ipFamilyOf } from '../model/ip.js';
+import { policyUse, selectEndpoints } from '../model/endpoint-selection.js';
+import { servicePortKey, type Endpoint, type IPFamily, type NodeInfo, type Protocol, type ServicePort } from '../model/types.js';
+import { isObject, parseEndpointSlice, parseService, type OnInvalid, type ServiceInfo, type SliceInfo } from './validate.js';
 
-/** The Service's ClusterIP of this family: spec.clusterIPs, falling back to spec.clusterIP. */
+export { servicePortKey };
+
+/** A raw Service's ClusterIP of this family: spec.clusterIPs, falling back to spec.clusterIP. */
 export function clusterIPForFamily(svc: Record<string, any>, family: IPFamily): string | undefined {
   const spec = isObject(svc.spec) ? svc.spec : {};
   const ips: unknown[] = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0 ? spec.clusterIPs : [spec.clusterIP];
@@ -25,30 +19,34 @@ export function clusterIPForFamily(svc: Record<string, any>, family: IPFamily): 
   return undefined;
 }
 
-/** The ServicePorts of a (validated) Service in one family, endpoints left empty. */
-export function servicePortHeads(svc: Record<string, any>, family: IPFamily): ServicePortSpec[] {
-  if (!isObject(svc.metadata) || !isObject(svc.spec) || shouldSkipService(svc)) return [];
-  const clusterIP = clusterIPForFamily(svc, family);
-  if (!clusterIP) return [];
-  const { namespace, name } = svc.metadata;
-  const ports: unknown[] = Array.isArray(svc.spec.ports) ? svc.spec.ports : [];
-  const out: ServicePortSpec[] = [];
-  for (const p of ports) {
-    if (!isObject(p)) continue;
-    const protocol: Protocol = p.protocol ?? 'TCP';
-    const portName: string = p.name ?? '';
-    out.push({
-      key: servicePortKey(namespace, name, protocol, portName),
-      namespace,
-      name,
-      portName,
-      protocol,
-      clusterIP,
-      port: p.port,
-      endpoints: [],
-    });
-  }
-  return out;
+/** The ServicePorts of a parsed Service in one family, without endpoints. */
+export function servicePortHeads(info: ServiceInfo, family: IPFamily): ServicePort[] {
+  const addrs = info.families[family];
+  if (!addrs) return [];
+  return info.ports.map((p) => ({
+    key: servicePortKey(info.namespace, info.name, p.protocol, p.name),
+    namespace: info.namespace,
+    name: info.name,
+    portName: p.name,
+    protocol: p.protocol,
+    family,
+    type: info.type,
+    clusterIP: addrs.clusterIP,
+    port: p.port,
+    nodePort: p.nodePort,
+    externalIPs: addrs.externalIPs,
+    loadBalancerVIPs: addrs.loadBalancerVIPs,
+    loadBalancerSourceRanges: addrs.loadBalancerSourceRanges,
+    sessionAffinity: info.sessionAffinity,
+    stickyMaxAgeSeconds: info.stickyMaxAgeSeconds,
+    externalPolicyLocal: info.externalPolicyLocal,
+    internalPolicyLocal: info.internalPolicyLocal,
+    healthCheckNodePort: info.healthCheckNodePort,
+    trafficDistribution: info.trafficDistribution,
+    endpoints: [],
+    clusterEndpoints: [],
+    localEndpoints: [],
+  }));
 }
 
 /** Upstream Endpoint.String(): net.JoinHostPort(ip, port). Also the sort key. */
@@ -56,61 +54,65 @@ export function endpointString(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-interface Candidate extends SliceEndpoint {
-  port: number;
-}
+const byName = (a: SliceInfo, b: SliceInfo) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /**
- * The usable endpoints of one ServicePort: slice ports are matched by name and protocol
- * (the EndpointSlice controller names them after the ServicePort, resolving named
- * targetPorts). Ready endpoints are used; if there are none, the serving+terminating ones.
+ * Every endpoint of one ServicePort in one family, whatever its conditions: slice ports are
+ * matched by name and protocol (the EndpointSlice controller names them after the
+ * ServicePort, resolving named targetPorts). Deduplicated by IP:port and sorted by it.
  */
-export function endpointsForPort(slices: readonly SliceInfo[], family: IPFamily, portName: string, protocol: Protocol): EndpointSpec[] {
-  const byString = new Map<string, Candidate>();
+export function endpointsForPort(slices: readonly SliceInfo[], family: IPFamily, portName: string, protocol: Protocol, nodeName: string | undefined): Endpoint[] {
+  const byString = new Map<string, Endpoint>();
   // Slices in name order, so that ties resolve the same way on every run.
-  const ordered = [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const ordered = slices.length > 1 ? [...slices].sort(byName) : slices;
   for (const slice of ordered) {
     if (slice.addressType !== family) continue;
     for (const sp of slice.ports) {
       if (sp.name !== portName || sp.protocol !== protocol) continue;
-      for (const ep of slice.endpoints) {
-        const s = endpointString(ep.ip, sp.port);
+      for (const se of slice.endpoints) {
+        const s = endpointString(se.ip, sp.port);
         // The same IP:port in two slices: a non-terminating endpoint wins (IP reuse by a new pod).
-        if (!byString.has(s) || !ep.terminating) byString.set(s, { ...ep, port: sp.port });
+        if (byString.has(s) && se.terminating) continue;
+        const ep: Endpoint = { ip: se.ip, port: sp.port, ready: se.ready, serving: se.serving, terminating: se.terminating, isLocal: false };
+        if (se.nodeName !== undefined) ep.nodeName = se.nodeName;
+        if (se.zone !== undefined) ep.zone = se.zone;
+        if (se.zoneHints !== undefined) ep.zoneHints = se.zoneHints;
+        if (se.nodeHints !== undefined) ep.nodeHints = se.nodeHints;
+        ep.isLocal = nodeName !== undefined && nodeName !== '' && se.nodeName === nodeName;
+        byString.set(s, ep);
       }
     }
   }
-  const all = [...byString.entries()];
-  let usable = all.filter(([, c]) => c.ready);
-  if (usable.length === 0) usable = all.filter(([, c]) => c.serving && c.terminating);
-  usable.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return usable.map(([, c]) => ({ ip: c.ip, port: c.port }));
+  const keys = [...byString.keys()].sort();
+  return keys.map((k) => byString.get(k)!);
 }
 
-/** All ServicePortSpecs of a validated Service and its parsed slices, sorted by key. */
-export function buildServicePorts(svc: Record<string, any>, slices: readonly SliceInfo[], family: IPFamily): ServicePortSpec[] {
-  const heads = servicePortHeads(svc, family);
-  for (const h of heads) h.endpoints = endpointsForPort(slices, family, h.portName, h.protocol);
-  return heads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+/** All ServicePorts of a parsed Service and its parsed slices, for `node`, sorted by key. */
+export function buildServicePorts(info: ServiceInfo, slices: readonly SliceInfo[], family: IPFamily, node: NodeInfo | undefined): ServicePort[] {
+  const ports = servicePortHeads(info, family);
+  for (const sp of ports) {
+    sp.endpoints = endpointsForPort(slices, family, sp.portName, sp.protocol, node?.name);
+    const sel = selectEndpoints(sp.endpoints, node, policyUse(sp));
+    sp.clusterEndpoints = sel.clusterEndpoints;
+    sp.localEndpoints = sel.localEndpoints;
+  }
+  return ports.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /**
  * Convenience over raw API objects: validates the Service and the slices (reporting
- * through onInvalid), keeps only the slices of this Service, and builds the specs.
+ * through onInvalid), keeps only the slices of this Service, and builds the ServicePorts.
  */
-export function servicePortsFromObjects(svc: unknown, sliceObjs: readonly unknown[], family: IPFamily, onInvalid?: OnInvalid): ServicePortSpec[] {
-  const issue = validateService(svc);
-  if (issue) {
-    onInvalid?.('Service', issue.reason, issue.ref);
-    return [];
-  }
-  const s = svc as Record<string, any>;
+export function servicePortsFromObjects(svc: unknown, sliceObjs: readonly unknown[], family: IPFamily, onInvalid?: OnInvalid, node?: NodeInfo): ServicePort[] {
+  const parsed = parseService(svc);
+  for (const i of parsed.issues) onInvalid?.('Service', i.reason, i.ref);
+  const info = parsed.info;
+  if (!info) return [];
   const slices: SliceInfo[] = [];
   for (const obj of sliceObjs) {
-    const parsed = parseEndpointSlice(obj);
-    for (const i of parsed.issues) onInvalid?.('EndpointSlice', i.reason, i.ref);
-    const info = parsed.info;
-    if (info && info.namespace === s.metadata.namespace && info.serviceName === s.metadata.name) slices.push(info);
+    const ps = parseEndpointSlice(obj);
+    for (const i of ps.issues) onInvalid?.('EndpointSlice', i.reason, i.ref);
+    if (ps.info && ps.info.namespace === info.namespace && ps.info.serviceName === info.name) slices.push(ps.info);
   }
-  return buildServicePorts(s, slices, family);
+  return buildServicePorts(info, slices, family, node);
 }

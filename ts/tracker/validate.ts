@@ -2,8 +2,11 @@
 // The API server validates too, but manifests files and odd clients do not, and a
 // malformed object must cost us one skipped object, never a crash or a bad rule.
 
-import { isIPv4, isIPv6 } from 'node:net';
-import type { IPFamily, Protocol } from '../dataplane/types.js';
+import { canonicalIP, ipFamilyOf, parseCIDR } from '../model/ip.js';
+import type { IPFamily, Protocol, ServiceType, SessionAffinity } from '../model/types.js';
+import { LABEL_SERVICE_NAME, shouldSkipService } from '../model/service-filter.js';
+
+export { canonicalIP, ipFamilyOf, parseCIDR };
 
 /** Stable short tokens: they end up in logs and metric labels. */
 export type InvalidReason =
@@ -18,7 +21,10 @@ export type InvalidReason =
   | 'duplicate-port'
   | 'unknown-address-type'
   | 'wrong-family'
-  | 'bad-endpoint-ip';
+  | 'bad-endpoint-ip'
+  | 'bad-external-ip'
+  | 'bad-ingress-ip'
+  | 'bad-source-range';
 
 export type OnInvalid = (kind: string, reason: string, ref: string) => void;
 
@@ -28,9 +34,6 @@ export interface Issue {
   ref: string;
 }
 
-export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
-export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
-export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
 export const ANNOTATION_TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time';
 
 // Limits from apimachinery: DNS-1123/1035 labels are 63, subdomains 253.
@@ -40,24 +43,13 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
+const SERVICE_TYPES: readonly string[] = ['ClusterIP', 'NodePort', 'LoadBalancer'];
+/** apiserver defaults sessionAffinityConfig.clientIP.timeoutSeconds to 3 hours; 1 day is the maximum. */
+export const DEFAULT_STICKY_MAX_AGE_SECONDS = 10800;
+const MAX_STICKY_MAX_AGE_SECONDS = 86400;
 
 export function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** The family of a literal IP, or undefined if it is not one (zones are refused). */
-export function ipFamilyOf(ip: unknown): IPFamily | undefined {
-  if (typeof ip !== 'string' || ip.includes('%')) return undefined;
-  if (isIPv4(ip)) return 'IPv4';
-  if (isIPv6(ip)) return 'IPv6';
-  return undefined;
-}
-
-/** Canonical text form (RFC 5952 for IPv6), as upstream's net.IP.String() prints it. */
-export function canonicalIP(ip: string): string {
-  if (!isIPv6(ip)) return ip;
-  const host = new URL(`http://[${ip}]/`).hostname;
-  return host.slice(1, -1);
 }
 
 /** "ns/name" for messages; tolerant of anything. */
@@ -79,15 +71,6 @@ function isPortNumber(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
 }
 
-/** Headless, ExternalName and other-proxy Services are valid but never proxied. */
-export function shouldSkipService(svc: Record<string, any>): boolean {
-  const labels = isObject(svc.metadata?.labels) ? svc.metadata.labels : {};
-  if (LABEL_SERVICE_PROXY_NAME in labels || LABEL_HEADLESS in labels) return true;
-  const spec = isObject(svc.spec) ? svc.spec : {};
-  if (spec.type === 'ExternalName') return true;
-  return spec.clusterIP === undefined || spec.clusterIP === null || spec.clusterIP === '' || spec.clusterIP === 'None';
-}
-
 /** Returns the first problem of a Service, or undefined if it can be used. */
 export function validateService(obj: unknown): Issue | undefined {
   if (!isObject(obj)) return { reason: 'not-an-object', ref: '<unknown>' };
@@ -99,6 +82,7 @@ export function validateService(obj: unknown): Issue | undefined {
   // Skipped Services need no further checks: nothing of them is programmed.
   if (shouldSkipService(obj)) return undefined;
   const spec = obj.spec;
+  if (spec.type !== undefined && spec.type !== null && !SERVICE_TYPES.includes(spec.type)) return { reason: 'bad-field', ref: `${ref}#type` };
 
   if (typeof spec.clusterIP !== 'string' || !ipFamilyOf(spec.clusterIP)) return { reason: 'bad-cluster-ip', ref: `${ref}#clusterIP` };
   if (spec.clusterIPs !== undefined && spec.clusterIPs !== null) {
@@ -109,6 +93,14 @@ export function validateService(obj: unknown): Issue | undefined {
     if (ips.length === 2 && families[0] === families[1]) return { reason: 'bad-cluster-ip', ref: `${ref}#clusterIPs` };
     // clusterIPs[0] is by definition the primary clusterIP.
     if (canonicalIP(ips[0]) !== canonicalIP(spec.clusterIP)) return { reason: 'bad-cluster-ip', ref: `${ref}#clusterIPs` };
+  }
+  // An allowlist: dropping a malformed entry could leave none, which would open the load
+  // balancer to everyone, so a LoadBalancer is refused instead. Elsewhere they are unused.
+  const ranges = spec.loadBalancerSourceRanges;
+  if (spec.type === 'LoadBalancer' && ranges !== undefined && ranges !== null) {
+    if (!Array.isArray(ranges)) return { reason: 'bad-source-range', ref: `${ref}#loadBalancerSourceRanges` };
+    const i = ranges.findIndex((r) => !parseCIDR(r));
+    if (i >= 0) return { reason: 'bad-source-range', ref: `${ref}#loadBalancerSourceRanges[${i}]` };
   }
 
   if (spec.ports === undefined || spec.ports === null) return undefined;
@@ -135,6 +127,186 @@ export function validateService(obj: unknown): Issue | undefined {
   return undefined;
 }
 
+/** One spec.ports entry, validated. */
+export interface ServicePortInfo {
+  name: string;
+  protocol: Protocol;
+  port: number;
+  /** 0 when unset or malformed. */
+  nodePort: number;
+}
+
+/** The addresses of one IP family in which the Service has a ClusterIP; all canonical. */
+export interface FamilyAddresses {
+  clusterIP: string;
+  externalIPs: string[];
+  /** status.loadBalancer.ingress[].ip in VIP mode. */
+  loadBalancerVIPs: string[];
+  loadBalancerSourceRanges: string[];
+}
+
+/** What the tracker keeps of a proxied Service: only the fields that shape rules, normalised. */
+export interface ServiceInfo {
+  namespace: string;
+  name: string;
+  type: ServiceType;
+  ports: ServicePortInfo[];
+  families: Partial<Record<IPFamily, FamilyAddresses>>;
+  sessionAffinity: SessionAffinity;
+  /** 0 without ClientIP affinity. */
+  stickyMaxAgeSeconds: number;
+  externalPolicyLocal: boolean;
+  internalPolicyLocal: boolean;
+  /** Only when the Service needs one (LoadBalancer with eTP Local); else 0. */
+  healthCheckNodePort: number;
+  trafficDistribution: string;
+}
+
+export interface ParsedService {
+  /** Undefined when the Service is unusable (the last issue says why) or skipped. */
+  info?: ServiceInfo;
+  /** Valid, but never proxied (headless, ExternalName, another proxy's). */
+  skipped: boolean;
+  issues: Issue[];
+}
+
+/** A list of IPs (externalIPs); bad entries are dropped with an issue, duplicates silently. */
+function parseIPList(raw: unknown, ref: string, reason: InvalidReason, issues: Issue[]): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    issues.push({ reason: 'bad-field', ref });
+    return [];
+  }
+  const out = new Set<string>();
+  raw.forEach((ip, i) => {
+    if (ipFamilyOf(ip)) out.add(canonicalIP(ip));
+    else issues.push({ reason, ref: `${ref}[${i}]` });
+  });
+  return [...out];
+}
+
+/** VIP-mode ingress IPs; hostname-only and ipMode Proxy entries are not ours to program. */
+function parseIngress(status: unknown, ref: string, issues: Issue[]): string[] {
+  const lb = isObject(status) ? status.loadBalancer : undefined;
+  const raw = isObject(lb) ? lb.ingress : undefined;
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    issues.push({ reason: 'bad-field', ref });
+    return [];
+  }
+  const out = new Set<string>();
+  raw.forEach((ing, i) => {
+    const iref = `${ref}[${i}]`;
+    if (!isObject(ing)) return void issues.push({ reason: 'bad-field', ref: iref });
+    if (ing.ip === undefined || ing.ip === null || ing.ip === '') return;
+    if (!ipFamilyOf(ing.ip)) return void issues.push({ reason: 'bad-ingress-ip', ref: iref });
+    if (ing.ipMode === 'Proxy') return;
+    if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== 'VIP') return void issues.push({ reason: 'bad-field', ref: `${iref}.ipMode` });
+    out.add(canonicalIP(ing.ip));
+  });
+  return [...out];
+}
+
+/** A Local/Cluster policy field; anything else counts as Cluster, with an issue. */
+function isLocalPolicy(v: unknown, ref: string, issues: Issue[]): boolean {
+  if (v === undefined || v === null || v === 'Cluster') return false;
+  if (v === 'Local') return true;
+  issues.push({ reason: 'bad-field', ref });
+  return false;
+}
+
+/**
+ * Validates a Service and reduces it to ServiceInfo. Structural problems (validateService)
+ * refuse it; a malformed optional field drops only that field, with an issue.
+ */
+export function parseService(obj: unknown): ParsedService {
+  const fatal = validateService(obj);
+  if (fatal) return { skipped: false, issues: [fatal] };
+  const svc = obj as Record<string, any>;
+  if (shouldSkipService(svc)) return { skipped: true, issues: [] };
+  const ref = objectRef(svc);
+  const spec = svc.spec;
+  const issues: Issue[] = [];
+  const type: ServiceType = spec.type ?? 'ClusterIP';
+
+  const ports: ServicePortInfo[] = [];
+  (Array.isArray(spec.ports) ? spec.ports : []).forEach((p: Record<string, any>, i: number) => {
+    let nodePort = 0;
+    if (p.nodePort !== undefined && p.nodePort !== null && p.nodePort !== 0) {
+      if (isPortNumber(p.nodePort)) nodePort = p.nodePort;
+      else issues.push({ reason: 'port-out-of-range', ref: `${ref}#ports[${i}].nodePort` });
+    }
+    ports.push({ name: p.name ?? '', protocol: p.protocol ?? 'TCP', port: p.port, nodePort });
+  });
+
+  const externalIPs = parseIPList(spec.externalIPs, `${ref}#externalIPs`, 'bad-external-ip', issues);
+  const ingress = parseIngress(svc.status, `${ref}#status.loadBalancer.ingress`, issues);
+  const ranges: Array<{ family: IPFamily; cidr: string }> = [];
+  const rawRanges = spec.loadBalancerSourceRanges ?? [];
+  if (!Array.isArray(rawRanges)) issues.push({ reason: 'bad-source-range', ref: `${ref}#loadBalancerSourceRanges` });
+  else {
+    rawRanges.forEach((r, i) => {
+      const c = parseCIDR(r);
+      if (c) ranges.push(c);
+      else issues.push({ reason: 'bad-source-range', ref: `${ref}#loadBalancerSourceRanges[${i}]` });
+    });
+  }
+  const clusterIPs: unknown[] = Array.isArray(spec.clusterIPs) ? spec.clusterIPs : [spec.clusterIP];
+  const families: Partial<Record<IPFamily, FamilyAddresses>> = {};
+  for (const ip of clusterIPs) {
+    const family = ipFamilyOf(ip)!;
+    families[family] = {
+      clusterIP: canonicalIP(ip as string),
+      externalIPs: externalIPs.filter((e) => ipFamilyOf(e) === family),
+      loadBalancerVIPs: ingress.filter((e) => ipFamilyOf(e) === family),
+      loadBalancerSourceRanges: [...new Set(ranges.filter((r) => r.family === family).map((r) => r.cidr))],
+    };
+  }
+
+  let sessionAffinity: SessionAffinity = 'None';
+  let stickyMaxAgeSeconds = 0;
+  if (spec.sessionAffinity === 'ClientIP') {
+    sessionAffinity = 'ClientIP';
+    stickyMaxAgeSeconds = DEFAULT_STICKY_MAX_AGE_SECONDS;
+    const t = isObject(spec.sessionAffinityConfig) && isObject(spec.sessionAffinityConfig.clientIP) ? spec.sessionAffinityConfig.clientIP.timeoutSeconds : undefined;
+    if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= MAX_STICKY_MAX_AGE_SECONDS) stickyMaxAgeSeconds = t;
+    else if (t !== undefined && t !== null) issues.push({ reason: 'bad-field', ref: `${ref}#sessionAffinityConfig.clientIP.timeoutSeconds` });
+  } else if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== null && spec.sessionAffinity !== 'None') {
+    issues.push({ reason: 'bad-field', ref: `${ref}#sessionAffinity` });
+  }
+
+  // apiservice.ExternallyAccessible: the type, or externalIPs of any family.
+  const externallyAccessible = type !== 'ClusterIP' || externalIPs.length > 0;
+  const externalPolicyLocal = isLocalPolicy(spec.externalTrafficPolicy, `${ref}#externalTrafficPolicy`, issues) && externallyAccessible;
+  const internalPolicyLocal = isLocalPolicy(spec.internalTrafficPolicy, `${ref}#internalTrafficPolicy`, issues);
+
+  let healthCheckNodePort = 0;
+  const hc = spec.healthCheckNodePort;
+  if (type === 'LoadBalancer' && externalPolicyLocal && hc !== undefined && hc !== null && hc !== 0) {
+    if (isPortNumber(hc)) healthCheckNodePort = hc;
+    else issues.push({ reason: 'port-out-of-range', ref: `${ref}#healthCheckNodePort` });
+  }
+
+  let trafficDistribution = '';
+  if (typeof spec.trafficDistribution === 'string') trafficDistribution = spec.trafficDistribution;
+  else if (spec.trafficDistribution !== undefined && spec.trafficDistribution !== null) issues.push({ reason: 'bad-field', ref: `${ref}#trafficDistribution` });
+
+  const info: ServiceInfo = {
+    namespace: svc.metadata.namespace,
+    name: svc.metadata.name,
+    type,
+    ports,
+    families,
+    sessionAffinity,
+    stickyMaxAgeSeconds,
+    externalPolicyLocal,
+    internalPolicyLocal,
+    healthCheckNodePort,
+    trafficDistribution,
+  };
+  return { info, skipped: false, issues };
+}
+
 /** What the tracker keeps of an EndpointSlice: only the fields that shape rules. */
 export interface SliceInfo {
   namespace: string;
@@ -159,6 +331,12 @@ export interface SliceEndpoint {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  /** The optional fields are absent (not undefined) when unset or dropped as malformed. */
+  nodeName?: string;
+  zone?: string;
+  /** Non-empty when present: an empty hint list means "no hints" upstream. */
+  zoneHints?: string[];
+  nodeHints?: string[];
 }
 
 export interface ParsedSlice {
@@ -166,6 +344,24 @@ export interface ParsedSlice {
   info?: SliceInfo;
   /** Everything dropped, whole slice or parts of it. */
   issues: Issue[];
+}
+
+/** A non-empty string field, or undefined when unset; anything else is dropped with an issue. */
+function optionalString(v: unknown, ref: string, issues: Issue[]): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'string') return v;
+  issues.push({ reason: 'bad-field', ref });
+  return undefined;
+}
+
+/** hints.forZones / forNodes: [{name}], as names; a malformed list is dropped whole (partial hints would skew topology). */
+function hintNames(v: unknown, ref: string, issues: Issue[]): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((h) => isObject(h) && typeof h.name === 'string' && h.name !== '')) {
+    issues.push({ reason: 'bad-field', ref });
+    return undefined;
+  }
+  return v.length > 0 ? v.map((h) => h.name as string) : undefined;
 }
 
 /**
@@ -226,12 +422,26 @@ export function parseEndpointSlice(obj: unknown): ParsedSlice {
     if (!family) { issues.push({ reason: 'bad-endpoint-ip', ref: eref }); continue; }
     if (family !== addressType) { issues.push({ reason: 'wrong-family', ref: eref }); continue; }
     const c = isObject(ep.conditions) ? ep.conditions : {};
-    endpoints.push({
+    const out: SliceEndpoint = {
       ip: canonicalIP(ip),
       ready: c.ready !== false,
       serving: c.serving !== false,
       terminating: c.terminating === true,
-    });
+    };
+    const nodeName = optionalString(ep.nodeName, `${eref}.nodeName`, issues);
+    if (nodeName !== undefined) out.nodeName = nodeName;
+    const zone = optionalString(ep.zone, `${eref}.zone`, issues);
+    if (zone !== undefined) out.zone = zone;
+    if (ep.hints !== undefined && ep.hints !== null) {
+      if (!isObject(ep.hints)) issues.push({ reason: 'bad-field', ref: `${eref}.hints` });
+      else {
+        const zoneHints = hintNames(ep.hints.forZones, `${eref}.hints.forZones`, issues);
+        if (zoneHints) out.zoneHints = zoneHints;
+        const nodeHints = hintNames(ep.hints.forNodes, `${eref}.hints.forNodes`, issues);
+        if (nodeHints) out.nodeHints = nodeHints;
+      }
+    }
+    endpoints.push(out);
   }
 
   const rawTrigger = isObject(md.annotations) ? md.annotations[ANNOTATION_TRIGGER_TIME] : undefined;

@@ -94,6 +94,14 @@ impl NftablesProxier {
         }
     }
 
+    /// Test hook for the fake backend: the next batch is refused with `errno`.
+    #[napi(catch_unwind)]
+    pub fn fake_fail_next(&self, errno: i32) {
+        if let Some(f) = lock(&self.syncer).fake_mut() {
+            f.fail_next(errno);
+        }
+    }
+
     /// Deletes this family's kproxy table (missing is fine).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn cleanup(&self) -> AsyncTask<CleanupTask<NftablesMode>> {

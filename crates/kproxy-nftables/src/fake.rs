@@ -44,6 +44,8 @@ pub(crate) struct TableState {
 #[derive(Debug, Clone, Default)]
 pub struct Fake {
     tables: BTreeMap<(Family, String), TableState>,
+    /// Refuse the next transaction with this errno (tests of failure handling).
+    fail_next: Option<i32>,
 }
 
 fn err(errno: i32, op_index: usize, what: impl Into<String>) -> FakeError {
@@ -69,8 +71,16 @@ impl Fake {
         self.tables.remove(&(f, name.to_owned()));
     }
 
+    /// Makes the next `apply` fail with `errno`, as a kernel refusing the batch would.
+    pub fn fail_next(&mut self, errno: i32) {
+        self.fail_next = Some(errno);
+    }
+
     /// Applies the whole transaction, or nothing.
     pub fn apply(&mut self, tx: &Transaction) -> Result<(), FakeError> {
+        if let Some(errno) = self.fail_next.take() {
+            return Err(err(errno, 0, "injected failure"));
+        }
         let mut next = self.tables.clone();
         let key = (tx.family, tx.table.clone());
         for (i, op) in tx.ops.iter().enumerate() {

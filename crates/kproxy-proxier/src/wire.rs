@@ -63,11 +63,19 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// A decimal u32: digits only (no sign), as the TS codec reads it too.
+fn digits(v: &str) -> Option<u32> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u32>().ok()
+}
+
 fn num(v: &str, what: &str) -> Result<u32, String> {
     if v.is_empty() {
         return Ok(0);
     }
-    v.parse::<u32>().map_err(|_| format!("bad {what} {v:?}"))
+    digits(v).ok_or_else(|| format!("bad {what} {v:?}"))
 }
 
 fn flag(v: &str, what: &str) -> Result<bool, String> {
@@ -87,11 +95,11 @@ fn endpoint(tok: &str) -> Result<EndpointRecord, String> {
     let (Some(ip), Some(port)) = (parts.next(), parts.next()) else { return Err(format!("malformed endpoint {tok:?}")) };
     let flags = parts.next().unwrap_or("");
     if let Some(c) = flags.chars().find(|c| !"RSTNCL".contains(*c)) {
-        return Err(format!("malformed endpoint {tok:?}: unknown flag {c:?}"));
+        return Err(format!("malformed endpoint {tok:?}: unknown flag {:?}", c.to_string()));
     }
     Ok(EndpointRecord {
         ip: ip.to_owned(),
-        port: port.parse::<u32>().map_err(|_| format!("bad endpoint port {port:?}"))?,
+        port: digits(port).ok_or_else(|| format!("bad endpoint port {port:?}"))?,
         ready: flags.contains('R'),
         serving: flags.contains('S'),
         terminating: flags.contains('T'),

@@ -1,26 +1,31 @@
-// The addon's in-memory backend (kernel semantics, no kernel): what a sync
-// leaves in the table, what it rejects, and how it recovers.
+// nftables mode behind the Proxier seam, on the addon's in-memory backend (kernel
+// semantics, no kernel): what a sync leaves in the table, what it rejects, and how it recovers.
 import test from 'ava';
-import { NftDataplane, toDataplaneError } from '../../ts/dataplane/addon.js';
-import { encodeUpserts } from '../../ts/dataplane/wire.js';
-import type { ServicePortSpec } from '../../ts/dataplane/types.js';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { fromAddonError } from '../../ts/addon/errors.js';
+import { encodeServicePorts } from '../../ts/addon/wire.js';
+import { clusterIPServicePort, readyEndpoint } from '../../ts/model/build.js';
+import type { ServicePort } from '../../ts/model/types.js';
+import { NftablesProxier } from '../../ts/modes/nftables/proxier.js';
 
-function spec(name: string, clusterIP: string, endpoints: string[], over: Partial<ServicePortSpec> = {}): ServicePortSpec {
-  return {
-    key: `ns/${name}/tcp/http`,
-    namespace: 'ns',
-    name,
-    portName: 'http',
-    protocol: 'TCP',
-    clusterIP,
-    port: 80,
-    endpoints: endpoints.map((ip) => ({ ip, port: 8080 })),
-    ...over,
-  };
+function spec(name: string, clusterIP: string, endpoints: string[], over: Partial<ServicePort> = {}): ServicePort {
+  const eps = over.endpoints ?? endpoints.map((ip) => readyEndpoint(ip, 8080));
+  return clusterIPServicePort({ namespace: 'ns', name, portName: 'http', protocol: 'TCP', clusterIP, port: 80, ...over, endpoints: eps });
 }
 
-const fake = (family: 'IPv4' | 'IPv6' = 'IPv4') =>
-  new NftDataplane({ family, clusterCIDR: family === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/48', fake: true });
+type Opts = { family?: 'IPv4' | 'IPv6'; clusterCIDR?: string; masqueradeBit?: number };
+const nft = (o: Opts = {}) =>
+  new NftablesProxier({
+    family: o.family ?? 'IPv4',
+    clusterCIDR: o.clusterCIDR ?? ((o.family ?? 'IPv4') === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/48'),
+    masqueradeAll: false,
+    masqueradeBit: o.masqueradeBit ?? 14,
+    fake: true,
+    registry: new Registry(),
+    logger: pino({ level: 'silent' }),
+  });
+const fake = (family: 'IPv4' | 'IPv6' = 'IPv4') => nft({ family });
 
 const lines = (dump: string, what: string) => dump.split('\n').filter((l) => l.startsWith('add element') && l.includes(what));
 
@@ -58,14 +63,14 @@ test('deleting a ServicePort removes every trace of it', async (t) => {
   for (const set of ['service-ips {', 'endpoint-addrs {', 'cluster-ips {', 'hairpin-connections {']) t.deepEqual(lines(dump, set), [], set);
 });
 
-const badSpecs: [string, ServicePortSpec, RegExp][] = [
+const badSpecs: [string, ServicePort, RegExp][] = [
   ['bad cluster IP', spec('x', '10.96.0.300', []), /bad clusterIP/],
   ['wrong family', spec('x', 'fd00::1', []), /not ip/],
   ['port out of range', spec('x', '10.96.0.1', [], { port: 70000 }), /out of range/],
   ['unknown protocol', spec('x', '10.96.0.1', [], { protocol: 'ICMP' as never }), /unknown protocol/],
   ['bad endpoint', spec('x', '10.96.0.1', ['10.244.1.999']), /bad endpoint/],
-  ['endpoint port 0', spec('x', '10.96.0.1', [], { endpoints: [{ ip: '10.244.1.2', port: 0 }] }), /out of range/],
-  ['tab in a name', spec('x\ty', '10.96.0.1', []), /tab or newline/],
+  ['endpoint port 0', spec('x', '10.96.0.1', [], { endpoints: [readyEndpoint('10.244.1.2', 0)] }), /out of range/],
+  ['tab in a name', spec('x\ty', '10.96.0.1', []), /tab, space or newline/],
 ];
 
 for (const [what, bad, reason] of badSpecs) {
@@ -126,21 +131,54 @@ test('IPv6 tables use ip6 matches and addresses', async (t) => {
 });
 
 test('invalid options fail with a coded error', (t) => {
-  const e = t.throws(() => new NftDataplane({ family: 'IPv4', clusterCIDR: 'fd00::/8', fake: true }));
+  const e = t.throws(() => nft({ family: 'IPv4', clusterCIDR: 'fd00::/8' }));
   t.is((e as { code?: string }).code, 'E_INVALID_OPTION');
-  const e2 = t.throws(() => new NftDataplane({ family: 'IPv4', masqueradeBit: 40, fake: true }));
+  const e2 = t.throws(() => nft({ family: 'IPv4', masqueradeBit: 40 }));
   t.regex(e2!.message, /masqueradeBit/);
 });
 
-test('errors from the addon keep their code', (t) => {
-  const e = toDataplaneError(new Error('[E_KERNEL_REJECTED] kernel rejected `add rule ip kube-proxy x`: No such file or directory (errno 2)'));
+test('errors from the addon keep their code, and the errno as a field', (t) => {
+  const e = fromAddonError(new Error(JSON.stringify({ code: 'E_KERNEL_REJECTED', errno: 2, message: 'kernel rejected `add rule ip kube-proxy x`: No such file or directory (errno 2)' })));
   t.is(e.code, 'E_KERNEL_REJECTED');
+  t.is(e.errno, 2);
   t.regex(e.message, /errno 2/);
-  t.is(toDataplaneError('boom').code, 'E_UNKNOWN');
+  t.is(fromAddonError('boom').code, 'E_UNKNOWN');
+});
+
+test('a refused batch is counted in nftables mode\'s own failure metric, with code and errno', async (t) => {
+  const registry = new Registry();
+  const dp = new NftablesProxier({ family: 'IPv4', masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger: pino({ level: 'silent' }) });
+  dp.fakeFailNext(17);
+  const e = await t.throwsAsync(dp.sync({ full: false, upserts: [spec('a', '10.96.0.1', ['10.244.1.2'])], deletes: [] }));
+  t.is((e as { code?: string }).code, 'E_KERNEL_REJECTED');
+  t.is((e as { errno?: number }).errno, 17);
+  t.regex(await registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_sync_failures_total'), /ip_family="IPv4"\} 1/);
+  const r = await dp.sync({ full: false, upserts: [], deletes: [] });
+  t.true(r.full, 'the next sync repairs with a full one');
+  t.true(dp.fakeDump().includes('10.96.0.1'), 'nothing from the failed sync is lost');
 });
 
 test('the wire text keeps fields apart and refuses separators inside them', (t) => {
-  const { text, rejected } = encodeUpserts([spec('a', '10.96.0.1', ['10.244.1.2', 'fd00::1']), spec('b\nc', '10.96.0.2', [])]);
-  t.is(text, 'ns/a/tcp/http\tns\ta\thttp\tTCP\t10.96.0.1\t80\t10.244.1.2,8080 fd00::1,8080');
+  const { text, rejected } = encodeServicePorts([spec('a', '10.96.0.1', ['10.244.1.2', 'fd00::1']), spec('b\nc', '10.96.0.2', [])]);
+  const [header, row, ...more] = text.split('\n');
+  t.regex(header, /^kproxy-wire 1\tkey\tnamespace\t/);
+  t.is(row.split('\t').length, header.split('\t').length - 1, 'one value per column');
+  t.true(row.startsWith('ns/a/tcp/http\tns\ta\thttp\tTCP\tClusterIP\t10.96.0.1\t80\t'));
+  t.true(row.endsWith('\t10.244.1.2,8080,RSC fd00::1,8080,RSC'));
+  t.deepEqual(more, []);
   t.is(rejected.length, 1);
+});
+
+test('nftables mode registers its own metrics once per registry, with upstream names and help', async (t) => {
+  const registry = new Registry();
+  const common = { masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger: pino({ level: 'silent' }) };
+  new NftablesProxier({ ...common, family: 'IPv4' });
+  new NftablesProxier({ ...common, family: 'IPv6' });
+  const text = await registry.metrics();
+  for (const [name, help] of [
+    ['kubeproxy_sync_proxy_rules_nftables_sync_failures_total', 'Cumulative proxy nftables sync failures'],
+    ['kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total', 'Cumulative proxy nftables cleanup failures'],
+  ]) {
+    t.true(text.includes(`# HELP ${name} [ALPHA] ${help}\n# TYPE ${name} counter\n`), name);
+  }
 });

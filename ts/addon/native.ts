@@ -1,0 +1,62 @@
+// The only module that loads the native addon (native/index.cjs, built by napi-rs).
+// Each mode's binding class is declared here as the addon exports it.
+import { createRequire } from 'node:module';
+import { ProxierError } from './errors.js';
+
+export interface NativeSyncRequest {
+  full: boolean;
+  /** Wire text (ts/addon/wire.ts). */
+  upserts: string;
+  deletes: string[];
+  explain?: boolean;
+}
+
+export interface NativeSyncReport {
+  full: boolean;
+  objects: number;
+  messages: number;
+  bytes: number;
+  durationMs: number;
+  planMs: number;
+  commitMs: number;
+  rejected: { key: string; reason: string }[];
+  text?: string | null;
+}
+
+export interface NativeNftablesProxier {
+  sync(req: NativeSyncRequest): Promise<NativeSyncReport>;
+  render(): string;
+  /** TraceResult as JSON. */
+  explain(src: string, dst: string, port: number, protocol: string, fromNode: boolean): string;
+  fakeDump(): string;
+  fakeDeleteTable(): void;
+  fakeFailNext(errno: number): void;
+  cleanup(): Promise<void>;
+}
+
+export interface NativeModule {
+  NftablesProxier: new (opts: {
+    family: string;
+    clusterCidr?: string;
+    masqueradeAll?: boolean;
+    masqueradeBit?: number;
+    fake?: boolean;
+  }) => NativeNftablesProxier;
+}
+
+let native: NativeModule | undefined;
+
+export function loadAddon(): NativeModule {
+  if (!native) {
+    const require = createRequire(import.meta.url);
+    try {
+      native = require('../../native/index.cjs') as NativeModule;
+    } catch (e) {
+      throw new ProxierError(
+        'E_ADDON_MISSING',
+        `the kproxy proxier addon is not built (${(e as Error).message.split('\n')[0]}); run: npm run build`,
+      );
+    }
+  }
+  return native;
+}

@@ -1,0 +1,105 @@
+// nftables mode behind the Proxier seam: the model goes out as wire text, the addon's
+// NftablesProxier programs one `ip`/`ip6` kube-proxy table per family over netlink.
+import type { Logger } from 'pino';
+import { fromAddonError, ProxierError } from '../../addon/errors.js';
+import { loadAddon, type NativeNftablesProxier, type NativeSyncReport } from '../../addon/native.js';
+import { encodeServicePorts } from '../../addon/wire.js';
+import type { IPFamily } from '../../model/types.js';
+import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
+import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
+
+/** What nftables mode programs today; the agent warns about the rest per Service. */
+export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'TopologyHints', 'TerminatingFallback']);
+
+export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };
+
+export class NftablesProxier implements Proxier {
+  readonly mode = 'nftables' as const;
+  readonly family: IPFamily;
+  readonly features = NFTABLES_FEATURES;
+  private readonly native: NativeNftablesProxier;
+  private readonly metrics: NftablesMetrics;
+  private readonly logger: Logger;
+
+  constructor(opts: ProxierOptions) {
+    this.family = opts.family;
+    this.metrics = nftablesMetrics(opts.registry);
+    this.logger = opts.logger;
+    const { NftablesProxier: Native } = loadAddon();
+    try {
+      this.native = new Native({
+        family: opts.family,
+        clusterCidr: opts.clusterCIDR,
+        masqueradeAll: opts.masqueradeAll,
+        masqueradeBit: opts.masqueradeBit,
+        fake: opts.fake,
+      });
+    } catch (e) {
+      throw fromAddonError(e);
+    }
+  }
+
+  async sync(req: SyncRequest): Promise<NftablesSyncReport> {
+    const { text, rejected } = encodeServicePorts(req.upserts);
+    let report: NativeSyncReport;
+    try {
+      report = await this.native.sync({ full: req.full, upserts: text, deletes: req.deletes, explain: req.explain });
+    } catch (e) {
+      const err = fromAddonError(e);
+      this.metrics.syncFailuresTotal.inc({ ip_family: this.family });
+      this.logger.error({ ipFamily: this.family, code: err.code, errno: err.errno, err: err.message }, 'Failed to program nftables');
+      throw err;
+    }
+    return {
+      full: report.full,
+      objects: report.objects,
+      messages: report.messages,
+      bytes: report.bytes,
+      durationMs: report.durationMs,
+      planMs: report.planMs,
+      commitMs: report.commitMs,
+      rejected: [...rejected, ...report.rejected],
+      text: report.text ?? undefined,
+    };
+  }
+
+  render(): string {
+    return this.native.render();
+  }
+
+  explain(p: TracePacket): TraceResult {
+    try {
+      return JSON.parse(this.native.explain(p.src, p.dst, p.port, p.protocol, p.fromNode ?? false)) as TraceResult;
+    } catch (e) {
+      throw e instanceof SyntaxError ? new ProxierError('E_INTERNAL', `explain returned bad JSON: ${e.message}`) : fromAddonError(e);
+    }
+  }
+
+  /** Contents of the fake backend (empty when programming the kernel). */
+  fakeDump(): string {
+    return this.native.fakeDump();
+  }
+
+  /** Test hook for the fake backend: another process deleted our table. */
+  fakeDeleteTable(): void {
+    this.native.fakeDeleteTable();
+  }
+
+  /** Test hook for the fake backend: the next batch is refused with `errno`. */
+  fakeFailNext(errno: number): void {
+    this.native.fakeFailNext(errno);
+  }
+
+  async cleanup(): Promise<void> {
+    try {
+      await this.native.cleanup();
+    } catch (e) {
+      this.metrics.cleanupFailuresTotal.inc({ ip_family: this.family });
+      throw fromAddonError(e);
+    }
+  }
+}
+
+export function createNftablesProxier(opts: ProxierOptions): NftablesProxier {
+  return new NftablesProxier(opts);
+}

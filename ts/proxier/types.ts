@@ -1,0 +1,107 @@
+// THE SEAM between the agent and a proxy mode. The agent holds Proxier[] (one per IP family)
+// and nothing else of a mode; a mode lives in ts/modes/<mode>/ and is loaded by registry.ts.
+import type { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { IPFamily, ServicePort } from '../model/types.js';
+
+export type ProxyMode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
+
+/** Service features a mode may or may not program; the agent warns per Service about the rest. */
+export type Feature =
+  | 'ClusterIP'
+  | 'NodePort'
+  | 'LoadBalancer'
+  | 'ExternalIPs'
+  | 'SessionAffinity'
+  | 'ExternalTrafficPolicyLocal'
+  | 'InternalTrafficPolicyLocal'
+  | 'TopologyHints'
+  | 'TerminatingFallback';
+
+export interface SyncRequest {
+  /**
+   * Replace the whole ruleset atomically. `upserts` is then the complete desired
+   * state (anything else is dropped) and `deletes` is ignored.
+   */
+  full: boolean;
+  upserts: ServicePort[];
+  /** Keys of ServicePorts that no longer exist in this family (partial syncs). */
+  deletes: string[];
+  /** Return the transaction as the mode's text in the report (debug logging). */
+  explain?: boolean;
+}
+
+export interface RejectedServicePort {
+  key: string;
+  reason: string;
+}
+
+export interface SyncReport {
+  full: boolean;
+  /** Kernel objects (tables, chains, rules, sets, elements, services...) sent. */
+  objects: number;
+  /** Messages and bytes sent to the kernel. */
+  messages: number;
+  bytes: number;
+  durationMs: number;
+  /** ServicePorts the mode refused; they never reach the kernel. */
+  rejected: RejectedServicePort[];
+  /** The transaction as text, when the request asked to explain. */
+  text?: string;
+}
+
+/** One packet for explain(): a new connection from `src` to `dst`:`port`. */
+export interface TracePacket {
+  src: string;
+  dst: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** Sent by the node itself (output path), not received from a pod or the network. */
+  fromNode?: boolean;
+}
+
+export type TraceVerdict = 'DNAT' | 'DROP' | 'REJECT' | 'ACCEPT';
+
+export interface TraceOutcome {
+  verdict: TraceVerdict;
+  /** "ip:port" (IPv6 in brackets) after DNAT. */
+  endpoint?: string;
+  masquerade: boolean;
+  /** For REJECT: "tcp reset" or "icmp port-unreachable" (or the mode's wording). */
+  rejectWith?: string;
+}
+
+export interface TraceResult {
+  /** Every outcome the packet can have (one per endpoint the load balancer can pick), sorted. */
+  outcomes: TraceOutcome[];
+  /** upstream's ServicePortName, "ns/name:port", when a Service matched. */
+  service?: string;
+  /** The rules the packet passed, "chain: rule", in order (first outcome's path). */
+  path: string[];
+}
+
+export interface Proxier {
+  readonly mode: ProxyMode;
+  readonly family: IPFamily;
+  readonly features: ReadonlySet<Feature>;
+  /** Programs the changes as one atomic transaction. Counts its failures in its own metrics. */
+  sync(req: SyncRequest): Promise<SyncReport>;
+  /** The desired ruleset as the mode's canonical text (golden tests, `plan`, debug). */
+  render(): string;
+  /** Traces one packet through the desired ruleset. */
+  explain(packet: TracePacket): TraceResult;
+  /** Removes this mode's rules for this family; missing rules are fine. */
+  cleanup(): Promise<void>;
+}
+
+/** What a mode's factory gets; everything with I/O is injected. */
+export interface ProxierOptions {
+  family: IPFamily;
+  clusterCIDR?: string;
+  masqueradeAll: boolean;
+  masqueradeBit: number;
+  /** Program an in-memory fake with kernel semantics instead of the kernel. */
+  fake: boolean;
+  registry: Registry;
+  logger: Logger;
+}
