@@ -67,7 +67,7 @@ async function trace(config: ProxyConfig, logger: Logger, args: TraceArgs): Prom
   const family: IPFamily = args.to.host.includes(':') ? 'IPv6' : 'IPv4';
   const p = (await loadIntoFakes(config, logger)).find((x) => x.family === family);
   if (!p) throw new ProxierError('E_INVALID_OPTION', `no ${family} proxier on this node`);
-  const packet = { src: args.from, dst: args.to.host, port: args.to.port, protocol: args.to.protocol, fromNode: args.fromNode };
+  const packet = { src: args.from, dst: args.to.host, port: args.to.port, protocol: args.to.protocol, fromNode: args.fromNode, localCidrs: args.localCidrs };
   process.stdout.write(printTrace(packet, p.explain(packet), args.json));
 }
 

@@ -9,10 +9,12 @@ export interface TraceArgs {
   from: string;
   to: { host: string; port: number; protocol: Protocol };
   fromNode: boolean;
+  /** --local-cidrs: prefixes this node delivers to itself (default none, as on a real node). */
+  localCidrs: string[];
   json: boolean;
 }
 
-export const TRACE_USAGE = 'kproxy trace [flags] --from IP --to IP:PORT[/TCP|UDP|SCTP] [--from-node] [--json]';
+export const TRACE_USAGE = 'kproxy trace [flags] --from IP --to IP:PORT[/TCP|UDP|SCTP] [--from-node] [--local-cidrs CIDR,...] [--json]';
 
 /** Takes trace's own flags out of argv; the rest are kproxy's usual flags (e.g. --manifests). */
 export function parseTraceArgs(argv: string[]): { trace: TraceArgs; rest: string[] } {
@@ -21,6 +23,7 @@ export function parseTraceArgs(argv: string[]): { trace: TraceArgs; rest: string
   let to: string | undefined;
   let fromNode = false;
   let json = false;
+  let localCidrs: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [name, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -31,6 +34,7 @@ export function parseTraceArgs(argv: string[]): { trace: TraceArgs; rest: string
     };
     if (name === '--from') from = value();
     else if (name === '--to') to = value();
+    else if (name === '--local-cidrs') localCidrs = value().split(',').map((c) => c.trim()).filter(Boolean);
     else if (a === '--from-node') fromNode = true;
     else if (a === '--json') json = true;
     else rest.push(a);
@@ -53,7 +57,7 @@ export function parseTraceArgs(argv: string[]): { trace: TraceArgs; rest: string
     throw new ConfigError('--to', `--to must be IP:PORT, with IPv6 in brackets (${TRACE_USAGE})`);
   }
   if ((isIP(host) === 6) !== (isIP(from) === 6)) throw new ConfigError('--to', '--from and --to must be of the same IP family');
-  return { trace: { from, to: { host, port, protocol }, fromNode, json }, rest };
+  return { trace: { from, to: { host, port, protocol }, fromNode, localCidrs, json }, rest };
 }
 
 function describe(o: TraceResult['outcomes'][number]): string {

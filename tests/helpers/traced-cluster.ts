@@ -11,8 +11,8 @@ import { ChangeTracker } from '../../ts/tracker/change-tracker.js';
 export interface TracedCluster {
   proxiers: Map<IPFamily, Proxier>;
   invalid: string[];
-  /** Traces a new connection; the destination's family picks the proxier. */
-  trace(src: string, dst: string, port: number, protocol: 'TCP' | 'UDP' | 'SCTP', fromNode?: boolean): TraceResult;
+  /** Traces a new connection; the destination's family picks the proxier. localCidrs: what the node delivers to itself. */
+  trace(src: string, dst: string, port: number, protocol: 'TCP' | 'UDP' | 'SCTP', fromNode?: boolean, localCidrs?: string[]): TraceResult;
 }
 
 export interface TracedClusterOptions {
@@ -44,8 +44,8 @@ export async function tracedCluster(o: TracedClusterOptions): Promise<TracedClus
   return {
     proxiers,
     invalid,
-    trace: (src, dst, port, protocol, fromNode = false) =>
-      proxiers.get(dst.includes(':') ? 'IPv6' : 'IPv4')!.explain({ src, dst, port, protocol, fromNode }),
+    trace: (src, dst, port, protocol, fromNode = false, localCidrs = []) =>
+      proxiers.get(dst.includes(':') ? 'IPv6' : 'IPv4')!.explain({ src, dst, port, protocol, fromNode, localCidrs }),
   };
 }
 

@@ -51,7 +51,8 @@ export function namespaceOf(topo: Topology, who: string): string {
   return backend.ns;
 }
 
-function senderAddress(topo: Topology, who: string, v6: boolean): string {
+/** The address a flow from `who` leaves with, before any NAT. */
+export function senderAddress(topo: Topology, who: string, v6: boolean): string {
   if (who === 'client') return v6 ? CLIENT_LINK.clientV6 : CLIENT_LINK.clientV4;
   const backend = topo.backends.find((b) => b.name === who)!;
   return v6 ? backend.v6 : backend.v4;

@@ -108,3 +108,11 @@ for (const [name, src, dst, port, proto, verdict, masq, svc] of FLOWS) {
     t.true(r.path.length > 0, 'the answer says which rules decided it');
   });
 }
+
+test('a node that routes the Service range to itself still resets undefined ports (input path)', async (t) => {
+  const c = await traced();
+  const r = c.trace(POD, '172.30.0.41', 81, 'TCP', false, ['172.30.0.0/16']);
+  t.is(verdictCell(r), 'REJECT (tcp reset)');
+  t.true(r.path.some((p) => p.startsWith('kube-proxy filter-input:')), r.path.join('\n'));
+  t.false(r.path.some((p) => p.startsWith('kube-proxy filter-forward:')), 'not forwarded');
+});

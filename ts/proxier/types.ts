@@ -58,6 +58,11 @@ export interface TracePacket {
   protocol: 'TCP' | 'UDP' | 'SCTP';
   /** Sent by the node itself (output path), not received from a pod or the network. */
   fromNode?: boolean;
+  /**
+   * Prefixes the node delivers to itself (input path). Usually none: on a node, ClusterIPs
+   * are not local addresses and unmatched Service traffic is forwarded.
+   */
+  localCidrs?: string[];
 }
 
 export type TraceVerdict = 'DNAT' | 'DROP' | 'REJECT' | 'ACCEPT';

@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use crate::atoms::{Family, Tuple, Val, Verdict};
+use crate::cidr::Cidr;
 use crate::fake::{Fake, TableState};
 use crate::objects::{ElemData, Hook};
 use crate::stmt::{render_rule, Field, Stmt};
@@ -236,7 +237,7 @@ impl<'a> Run<'a> {
     }
 }
 
-fn run_once(fake: &Fake, family: Family, p: &Packet, script: &[u32]) -> (Outcome, Vec<u32>) {
+fn run_once(fake: &Fake, family: Family, p: &Packet, local: &[Cidr], script: &[u32]) -> (Outcome, Vec<u32>) {
     let mut r = Run {
         family,
         fake,
@@ -253,29 +254,47 @@ fn run_once(fake: &Fake, family: Family, p: &Packet, script: &[u32]) -> (Outcome
         comments: Vec::new(),
         path: Vec::new(),
     };
-    // The kernel's order for a new connection. Local delivery after DNAT is not
-    // modelled: destinations are taken to be off-node (pods, other hosts).
-    let hooks: &[Hook] = if p.from_node { &[Hook::Output, Hook::Postrouting] } else { &[Hook::Prerouting, Hook::Forward, Hook::Postrouting] };
+    // The kernel's order for a new connection. After prerouting, routing decides: a
+    // destination the node delivers locally (`local`) goes to input, anything else is forwarded.
     let mut fate = Fate::Accept;
-    for h in hooks {
-        if let Some(f) = r.hook(*h) {
+    let first = if p.from_node { Hook::Output } else { Hook::Prerouting };
+    if let Some(f) = r.hook(first) {
+        fate = f;
+    } else {
+        let next = if p.from_node {
+            Hook::Postrouting
+        } else if local.iter().any(|c| c.contains(&r.dst)) {
+            Hook::Input
+        } else {
+            Hook::Forward
+        };
+        if let Some(f) = r.hook(next) {
             fate = f;
-            break;
+        } else if next == Hook::Forward {
+            if let Some(f) = r.hook(Hook::Postrouting) {
+                fate = f;
+            }
         }
     }
     let out = Outcome { fate, dnat: r.dnat, masquerade: r.masquerade, comments: r.comments, path: r.path };
     (out, r.moduli)
 }
 
-/// Every outcome the packet can have, one per combination of random choices.
+/// Every outcome the packet can have, one per combination of random choices, on a node
+/// that delivers nothing locally but its own traffic (ClusterIPs are not local addresses).
 pub fn trace(fake: &Fake, family: Family, p: &Packet) -> Vec<Outcome> {
+    trace_with_local(fake, family, p, &[])
+}
+
+/// As `trace`, on a node that delivers destinations in `local` to itself (input hook).
+pub fn trace_with_local(fake: &Fake, family: Family, p: &Packet, local: &[Cidr]) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     let mut pending: Vec<Vec<u32>> = vec![Vec::new()];
     while let Some(script) = pending.pop() {
         if outcomes.len() >= MAX_RUNS {
             break;
         }
-        let (out, moduli) = run_once(fake, family, p, &script);
+        let (out, moduli) = run_once(fake, family, p, local, &script);
         outcomes.push(out);
         // New numgen expressions beyond the script: fork on every other value of the first one.
         if let Some(n) = moduli.first() {

@@ -94,3 +94,22 @@ pub fn changed(family: Family, table: &str, since: Option<u32>, now: u32) -> boo
     }
     w.touched.remove(&key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a monitor (none registered in this test binary), only the ledger decides.
+    #[test]
+    fn generations_of_either_family_are_ours_and_gaps_are_not() {
+        let (v4, v6) = (Family::Ip, Family::Ip6);
+        committed(101, v4, "t", false);
+        committed(102, v6, "t", false);
+        committed(103, v4, "t", false);
+        assert!(!changed(v4, "t", Some(101), 103), "the other family's commit in between is ours");
+        assert!(!changed(v6, "t", Some(102), 103));
+        assert!(changed(v4, "t", Some(103), 104), "104 is nobody we know");
+        assert!(changed(v4, "t", None, 103), "never synced: assume the worst");
+        assert!(changed(v4, "t", Some(103), 90), "the generation went backwards");
+    }
+}

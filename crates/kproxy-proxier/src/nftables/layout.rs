@@ -185,8 +185,10 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     ops.push(rule(CLUSTER_IPS_CHECK, vec![daddr_in(CLUSTER_IPS), goto(REJECT_CHAIN)]));
     ops.push(rule(REJECT_CHAIN, vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]));
     ops.push(rule(REJECT_CHAIN, vec![Stmt::Reject]));
-    ops.push(rule("filter-input", vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));
-    for c in ["filter-forward", "filter-output"] {
+    // Upstream checks undefined ClusterIP ports on forward and output only. kproxy also checks
+    // input: where a node routes the Service range to itself, a ClusterIP port no Service has
+    // would otherwise reach whatever listens on the node (its sshd, say).
+    for c in ["filter-input", "filter-forward", "filter-output"] {
         ops.push(rule(c, vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));
         ops.push(rule(c, vec![Stmt::CtStateNew, jump(CLUSTER_IPS_CHECK)]));
     }

@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use kproxy_nftables::trace::{trace, Fate, Packet};
-use kproxy_nftables::{Fake, Family, Transaction};
+use kproxy_nftables::trace::{trace_with_local, Fate, Packet};
+use kproxy_nftables::{Cidr, Fake, Family, Transaction};
 
 use crate::error::{Code, ProxierError};
 use crate::service::protocol_number;
@@ -31,8 +31,9 @@ fn host_port(ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// Traces a new connection `src` → `dst:port/protocol` through the full transaction `tx`.
-pub fn explain(tx: &Transaction, src: &str, dst: &str, port: u32, protocol: &str, from_node: bool) -> Result<String, ProxierError> {
+/// Traces a new connection `src` → `dst:port/protocol` through the full transaction `tx`;
+/// `local` are the prefixes the node delivers to itself (usually none: ClusterIPs are not local).
+pub fn explain(tx: &Transaction, src: &str, dst: &str, port: u32, protocol: &str, from_node: bool, local: &[String]) -> Result<String, ProxierError> {
     let bad = |m: String| ProxierError::new(Code::InvalidOption, m);
     let src: IpAddr = src.parse().map_err(|_| bad(format!("bad source address {src:?}")))?;
     let dst: IpAddr = dst.parse().map_err(|_| bad(format!("bad destination address {dst:?}")))?;
@@ -41,9 +42,13 @@ pub fn explain(tx: &Transaction, src: &str, dst: &str, port: u32, protocol: &str
     }
     let proto = protocol_number(protocol).ok_or_else(|| bad(format!("unknown protocol {protocol:?}")))?;
     let dport = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| bad(format!("port {port} out of range 1-65535")))?;
+    let mut nets = Vec::with_capacity(local.len());
+    for c in local {
+        nets.push(c.parse::<Cidr>().map_err(|e| bad(format!("bad local CIDR {c:?}: {e}")))?);
+    }
     let mut fake = Fake::new();
     fake.apply(tx).map_err(|e| ProxierError::new(Code::Internal, format!("the desired ruleset does not apply: {e:?}")))?;
-    let outcomes = trace(&fake, tx.family, &Packet { src, dst, proto, dport, from_node });
+    let outcomes = trace_with_local(&fake, tx.family, &Packet { src, dst, proto, dport, from_node }, &nets);
     let mut items: Vec<String> = outcomes
         .iter()
         .map(|o| {
