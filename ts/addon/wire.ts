@@ -15,7 +15,10 @@ export const COLUMNS = [
 
 export const HEADER = `kproxy-wire ${WIRE_VERSION}\t${COLUMNS.join('\t')}`;
 
+/** A scalar field must not hold a separator; list items neither hold one nor are empty. */
 const UNSAFE = /[\t\n\r ]/;
+/** What a canonical IP can be made of: an endpoint token must not gain commas or spaces. */
+const IP_CHARS = /^[0-9A-Fa-f:.]+$/;
 
 export interface WireRejected {
   key: string;
@@ -24,44 +27,72 @@ export interface WireRejected {
 
 const ipPort = (e: Endpoint) => `${e.ip},${e.port}`;
 
-function endpointToken(e: Endpoint, cluster: Set<string>, local: Set<string>): string {
-  const id = ipPort(e);
-  let flags = '';
-  if (e.ready) flags += 'R';
-  if (e.serving) flags += 'S';
-  if (e.terminating) flags += 'T';
-  if (e.isLocal) flags += 'N';
-  if (cluster.has(id)) flags += 'C';
-  if (local.has(id)) flags += 'L';
-  return `${id},${flags}`;
+/** The flags string for every combination of the six bits, built once. */
+const FLAGS = Array.from({ length: 64 }, (_, b) => [...'RSTNCL'].filter((_, k) => b & (1 << k)).join(''));
+const CLUSTER_BIT = 16;
+const LOCAL_BIT = 32;
+
+/**
+ * Adds `bit` to marks[i] for each of `all` in `chosen`. The selection keeps the endpoints'
+ * order and objects, so one forward walk suffices; false when `chosen` is not such a subsequence.
+ */
+function markByIdentity(marks: Uint8Array, all: readonly Endpoint[], chosen: readonly Endpoint[], bit: number): boolean {
+  let j = 0;
+  for (let i = 0; i < all.length && j < chosen.length; i++) {
+    if (all[i] === chosen[j]) {
+      marks[i] |= bit;
+      j++;
+    }
+  }
+  return j === chosen.length;
 }
 
-/** `endpoints`, plus any selected endpoint missing from it (the selection is what gets programmed). */
-function allEndpoints(sp: ServicePort): Endpoint[] {
-  const seen = new Set(sp.endpoints.map(ipPort));
-  const extra = [...sp.clusterEndpoints, ...sp.localEndpoints].filter((e) => !seen.has(ipPort(e)) && seen.add(ipPort(e)));
-  return extra.length ? [...sp.endpoints, ...extra] : sp.endpoints;
+/** `endpoints` plus any selected endpoint missing from it, marked by IP:port (hand-built models). */
+function markById(sp: ServicePort): { eps: Endpoint[]; marks: Uint8Array } {
+  const byId = new Map<string, number>();
+  const eps: Endpoint[] = [];
+  for (const e of [...sp.endpoints, ...sp.clusterEndpoints, ...sp.localEndpoints]) {
+    if (!byId.has(ipPort(e))) byId.set(ipPort(e), eps.push(e) - 1);
+  }
+  const marks = new Uint8Array(eps.length);
+  for (const e of sp.clusterEndpoints) marks[byId.get(ipPort(e))!] |= CLUSTER_BIT;
+  for (const e of sp.localEndpoints) marks[byId.get(ipPort(e))!] |= LOCAL_BIT;
+  return { eps, marks };
 }
 
-function row(sp: ServicePort): string[] {
-  const cluster = new Set(sp.clusterEndpoints.map(ipPort));
-  const local = new Set(sp.localEndpoints.map(ipPort));
-  let eps = '';
-  for (const e of allEndpoints(sp)) eps += (eps ? ' ' : '') + endpointToken(e, cluster, local);
+/** The endpoints column, or undefined if an address could corrupt it. */
+function endpointsColumn(sp: ServicePort): string | undefined {
+  let eps: readonly Endpoint[] = sp.endpoints;
+  let marks: Uint8Array = new Uint8Array(eps.length);
+  if (!markByIdentity(marks, eps, sp.clusterEndpoints, CLUSTER_BIT) || !markByIdentity(marks, eps, sp.localEndpoints, LOCAL_BIT)) {
+    ({ eps, marks } = markById(sp));
+  }
+  const out = new Array<string>(eps.length);
+  for (let i = 0; i < eps.length; i++) {
+    const e = eps[i];
+    if (!IP_CHARS.test(e.ip)) return undefined;
+    const bits = marks[i] | (e.ready ? 1 : 0) | (e.serving ? 2 : 0) | (e.terminating ? 4 : 0) | (e.isLocal ? 8 : 0);
+    out[i] = `${e.ip},${e.port},${FLAGS[bits]}`;
+  }
+  return out.join(' ');
+}
+
+function safeList(l: readonly string[]): boolean {
+  for (const v of l) if (v === '' || UNSAFE.test(v)) return false;
+  return true;
+}
+
+function row(sp: ServicePort): string | undefined {
+  const scalars = sp.key + sp.namespace + sp.name + sp.portName + sp.protocol + sp.type + sp.clusterIP + sp.sessionAffinity + sp.trafficDistribution;
+  if (UNSAFE.test(scalars) || !safeList(sp.externalIPs) || !safeList(sp.loadBalancerVIPs) || !safeList(sp.loadBalancerSourceRanges)) return undefined;
+  const eps = endpointsColumn(sp);
+  if (eps === undefined) return undefined;
   return [
-    sp.key, sp.namespace, sp.name, sp.portName, sp.protocol, sp.type, sp.clusterIP, String(sp.port), String(sp.nodePort),
+    sp.key, sp.namespace, sp.name, sp.portName, sp.protocol, sp.type, sp.clusterIP, sp.port, sp.nodePort,
     sp.externalIPs.join(' '), sp.loadBalancerVIPs.join(' '), sp.loadBalancerSourceRanges.join(' '), sp.sessionAffinity,
-    String(sp.stickyMaxAgeSeconds), sp.externalPolicyLocal ? '1' : '0', sp.internalPolicyLocal ? '1' : '0',
-    String(sp.healthCheckNodePort), sp.trafficDistribution, eps,
-  ];
-}
-
-function unsafeValue(sp: ServicePort): boolean {
-  const scalars = [sp.key, sp.namespace, sp.name, sp.portName, sp.protocol, sp.type, sp.clusterIP, sp.sessionAffinity, sp.trafficDistribution];
-  if (scalars.some((v) => UNSAFE.test(v))) return true;
-  const lists = [sp.externalIPs, sp.loadBalancerVIPs, sp.loadBalancerSourceRanges];
-  if (lists.some((l) => l.some((v) => v === '' || UNSAFE.test(v)))) return true;
-  return allEndpoints(sp).some((e) => UNSAFE.test(e.ip) || e.ip.includes(','));
+    sp.stickyMaxAgeSeconds, sp.externalPolicyLocal ? '1' : '0', sp.internalPolicyLocal ? '1' : '0', sp.healthCheckNodePort,
+    sp.trafficDistribution, eps,
+  ].join('\t');
 }
 
 /** Encodes ServicePorts; one that cannot be written safely is refused, not mangled. */
@@ -69,11 +100,9 @@ export function encodeServicePorts(sps: readonly ServicePort[]): { text: string;
   const lines = [HEADER];
   const rejected: WireRejected[] = [];
   for (const sp of sps) {
-    if (unsafeValue(sp)) {
-      rejected.push({ key: sp.key.replace(/[\t\n\r]/g, ' '), reason: 'a field contains a tab, space or newline' });
-      continue;
-    }
-    lines.push(row(sp).join('\t'));
+    const line = row(sp);
+    if (line === undefined) rejected.push({ key: sp.key.replace(/[\t\n\r]/g, ' '), reason: 'a field contains a tab, space or newline' });
+    else lines.push(line);
   }
   return { text: lines.join('\n'), rejected };
 }

@@ -7,6 +7,7 @@ const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_EXT_ACK: libc::c_int = 11;
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
+const NETLINK_DROP_MEMBERSHIP: libc::c_int = 2;
 
 pub struct NetlinkSocket {
     fd: OwnedFd,
@@ -80,6 +81,11 @@ impl NetlinkSocket {
     /// Subscribes to a multicast group (e.g. NFNLGRP_NFTABLES for ruleset changes).
     pub fn join_group(&self, group: u32) -> io::Result<()> {
         self.setsockopt_int(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group as libc::c_int)
+    }
+
+    /// Leaves a multicast group joined with `join_group`.
+    pub fn leave_group(&self, group: u32) -> io::Result<()> {
+        self.setsockopt_int(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group as libc::c_int)
     }
 
     /// Raises the send buffer so one batch fits a single send(); FORCE needs CAP_NET_ADMIN.

@@ -10,8 +10,8 @@ use crate::error::NftError;
 
 const NFNLGRP_NFTABLES: u32 = 7;
 const ENOBUFS: i32 = 105;
-/// Our own full syncs queue one notification per element; room for them.
-const RECV_BUFFER: usize = 64 << 20;
+/// Room for bursts of foreign changes between two syncs (overflow costs a full sync).
+const RECV_BUFFER: usize = 16 << 20;
 
 pub struct Monitor {
     sock: NetlinkSocket,
@@ -32,6 +32,16 @@ impl Monitor {
         sock.join_group(NFNLGRP_NFTABLES)?;
         sock.ensure_recv_buffer(RECV_BUFFER)?;
         Ok(Self { sock })
+    }
+
+    /// Stops listening (the kernel then builds no notifications for us), e.g. during our
+    /// own full replace, whose hundred thousand notifications would cost more than the batch.
+    pub fn pause(&self) -> Result<(), NftError> {
+        Ok(self.sock.leave_group(NFNLGRP_NFTABLES)?)
+    }
+
+    pub fn resume(&self) -> Result<(), NftError> {
+        Ok(self.sock.join_group(NFNLGRP_NFTABLES)?)
     }
 
     /// Reads every queued notification without blocking. `is_own(portid)` says

@@ -19,16 +19,16 @@ fn main() {
     });
     let specs: Vec<ServicePortRecord> = (0..services)
         .map(|s| ServicePortRecord {
-            key: format!("bench/svc-{s}/tcp/http"),
+            key: format!("bench/svc-{s}/tcp/http").into(),
             namespace: "bench".into(),
-            name: format!("svc-{s}"),
+            name: format!("svc-{s}").into(),
             port_name: "http".into(),
             protocol: "TCP".into(),
-            cluster_ip: format!("172.20.{}.{}", s >> 8, s & 255),
+            cluster_ip: format!("172.20.{}.{}", s >> 8, s & 255).into(),
             port: 80,
             endpoints: (0..eps)
                 .map(|e| EndpointRecord {
-                    ip: format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255),
+                    ip: format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255).into(),
                     port: 8080,
                     ready: true,
                     cluster: true,

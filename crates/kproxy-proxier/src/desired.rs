@@ -50,7 +50,7 @@ impl Desired {
 
     /// Makes `records` the complete desired state: ServicePorts not among them are deleted.
     pub fn replace_all(&mut self, records: &[ServicePortRecord]) -> Vec<Rejected> {
-        let keep: HashSet<&str> = records.iter().map(|s| s.key.as_str()).collect();
+        let keep: HashSet<&str> = records.iter().map(|s| s.key.as_ref()).collect();
         let gone: Vec<String> = self.ports.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
         self.update(records, &gone)
     }
@@ -69,7 +69,7 @@ impl Desired {
             let sp = match ServicePort::validate(s, self.family) {
                 Ok(sp) => sp,
                 Err(reason) => {
-                    rejected.push(Rejected { key: s.key.clone(), reason });
+                    rejected.push(Rejected { key: s.key.to_string(), reason });
                     continue;
                 }
             };

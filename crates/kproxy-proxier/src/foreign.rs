@@ -1,11 +1,14 @@
 //! Did anyone else change our tables? Shared by every family's syncer in the
 //! process, so that one family's commits never look foreign to the other.
 //!
-//! The genid rises once per committed batch from anyone. Generations our own
-//! batches produced are recorded here; if every generation since a syncer's
-//! last commit is ours, nothing foreign happened. Otherwise the nf_tables
-//! monitor says which tables the other batches touched: a commit by a CNI or
-//! firewalld to its own table leaves ours alone and keeps syncs partial.
+//! The nf_tables monitor group (what `nft monitor` reads) says which tables
+//! each batch touched and, through the sender's port id, whether the batch
+//! was ours: a commit by a CNI or firewalld to its own table leaves ours
+//! alone and keeps syncs partial. During our own full replace the monitor is
+//! paused (the kernel would build one notification per element); generations
+//! that pass while it is paused and are not ours count as changes to every
+//! kproxy table. Without a monitor, a ledger of the generations our batches
+//! produced decides: any other generation counts as a change.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -17,7 +20,7 @@ const KEEP_GENERATIONS: usize = 4096;
 
 #[derive(Default)]
 struct Watch {
-    /// None until opened; Err-state is remembered so a missing monitor is not retried per sync.
+    /// None until opened; Some(None) when it could not be opened (not retried per sync).
     monitor: Option<Option<Monitor>>,
     own_ports: HashSet<u32>,
     own_generations: BTreeSet<u32>,
@@ -32,7 +35,51 @@ fn watch() -> MutexGuard<'static, Watch> {
     W.get_or_init(|| Mutex::new(Watch::default())).lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts listening (once per process) and records a table as ours. Call before the first commit.
+impl Watch {
+    fn monitor(&self) -> Option<&Monitor> {
+        self.monitor.as_ref().and_then(|m| m.as_ref())
+    }
+
+    fn touch_all(&mut self) {
+        let all: Vec<_> = self.ours.iter().cloned().collect();
+        self.touched.extend(all);
+    }
+
+    fn remember(&mut self, generation: u32) {
+        self.own_generations.insert(generation);
+        while self.own_generations.len() > KEEP_GENERATIONS {
+            self.own_generations.pop_first();
+        }
+    }
+
+    /// Reads what the monitor queued. False when there is no working monitor.
+    fn drain(&mut self) -> bool {
+        let own = &self.own_ports;
+        let Some(Some(m)) = self.monitor.as_mut() else { return false };
+        match m.drain(&|p| own.contains(&p)) {
+            Ok(d) => {
+                if d.overflowed {
+                    self.touch_all();
+                }
+                for t in d.foreign {
+                    if self.ours.contains(&t) {
+                        self.touched.insert(t);
+                    }
+                }
+                true
+            }
+            Err(_) => {
+                // A broken monitor: fall back to the ledger, and assume the worst once.
+                self.monitor = Some(None);
+                self.touch_all();
+                false
+            }
+        }
+    }
+}
+
+/// Starts listening (once per process) and records a table and a socket as ours.
+/// Call when a syncer opens its connection, before its first commit.
 pub fn register(family: Family, table: &str, port_id: Option<u32>) {
     let mut w = watch();
     if w.monitor.is_none() {
@@ -44,37 +91,35 @@ pub fn register(family: Family, table: &str, port_id: Option<u32>) {
     }
 }
 
-/// Our batch committed and moved the ruleset to `generation`. After a full replace
-/// of `table`, earlier foreign changes to it are repaired.
-pub fn committed(generation: u32, family: Family, table: &str, full: bool) {
+/// Our partial batch committed and moved the ruleset to `generation`.
+pub fn committed(generation: u32) {
+    watch().remember(generation);
+}
+
+/// Before our full replace of a table: read what is queued, then stop listening.
+pub fn pause_for_full() {
     let mut w = watch();
-    w.own_generations.insert(generation);
-    while w.own_generations.len() > KEEP_GENERATIONS {
-        w.own_generations.pop_first();
-    }
-    if full {
-        drain(&mut w);
-        w.touched.remove(&(family.nfproto(), table.to_owned()));
+    w.drain();
+    if let Some(m) = w.monitor() {
+        let _ = m.pause();
     }
 }
 
-fn drain(w: &mut Watch) -> bool {
-    let own = w.own_ports.clone();
-    let Some(Some(m)) = w.monitor.as_mut() else { return false };
-    match m.drain(&|p| own.contains(&p)) {
-        Ok(d) => {
-            if d.overflowed {
-                let all: Vec<_> = w.ours.iter().cloned().collect();
-                w.touched.extend(all);
-            }
-            for t in d.foreign {
-                if w.ours.contains(&t) {
-                    w.touched.insert(t);
-                }
-            }
-            true
-        }
-        Err(_) => false,
+/// After our full replace (committed or not). `before` is the generation the batch was
+/// built on, `ours` the one it produced if it committed, `now` the generation read after
+/// listening again: any other generation in between may have touched any of our tables.
+pub fn resume_after_full(family: Family, table: &str, before: u32, ours: Option<u32>, now: Option<u32>) {
+    let mut w = watch();
+    let resumed = w.monitor().map(|m| m.resume().is_ok());
+    if resumed == Some(false) {
+        w.monitor = Some(None);
+    }
+    if let Some(g) = ours {
+        w.remember(g);
+        w.touched.remove(&(family.nfproto(), table.to_owned()));
+    }
+    if now != Some(ours.unwrap_or(before)) {
+        w.touch_all();
     }
 }
 
@@ -83,16 +128,14 @@ fn drain(w: &mut Watch) -> bool {
 pub fn changed(family: Family, table: &str, since: Option<u32>, now: u32) -> bool {
     let Some(since) = since else { return true };
     let mut w = watch();
+    // Drained at every sync: our own partial batches notify too, and must not pile up.
+    let monitored = w.drain();
+    let touched = w.touched.remove(&(family.nfproto(), table.to_owned()));
+    if monitored {
+        return touched;
+    }
     let all_ours = now >= since && (now - since) as usize <= KEEP_GENERATIONS && (since.wrapping_add(1)..=now).all(|g| w.own_generations.contains(&g));
-    let key = (family.nfproto(), table.to_owned());
-    if all_ours && !w.touched.contains(&key) {
-        return false;
-    }
-    // Without a working monitor every foreign generation counts as a change to us.
-    if !drain(&mut w) {
-        return !all_ours || w.touched.contains(&key);
-    }
-    w.touched.remove(&key)
+    touched || !all_ours
 }
 
 #[cfg(test)]
@@ -103,9 +146,9 @@ mod tests {
     #[test]
     fn generations_of_either_family_are_ours_and_gaps_are_not() {
         let (v4, v6) = (Family::Ip, Family::Ip6);
-        committed(101, v4, "t", false);
-        committed(102, v6, "t", false);
-        committed(103, v4, "t", false);
+        committed(101);
+        committed(102);
+        committed(103);
         assert!(!changed(v4, "t", Some(101), 103), "the other family's commit in between is ours");
         assert!(!changed(v6, "t", Some(102), 103));
         assert!(changed(v4, "t", Some(103), 104), "104 is nobody we know");

@@ -110,7 +110,7 @@ impl ServicePort {
         }
         endpoints.sort_unstable();
         endpoints.dedup_by(|a, b| (a.addr, a.port) == (b.addr, b.port));
-        let ips = |v: &[String], what: &str| v.iter().map(|s| addr_of(s, what, family)).collect::<Result<Vec<_>, _>>();
+        let ips = |v: &[std::borrow::Cow<'_, str>], what: &str| v.iter().map(|s| addr_of(s, what, family)).collect::<Result<Vec<_>, _>>();
         let mut ranges = Vec::with_capacity(s.load_balancer_source_ranges.len());
         for r in &s.load_balancer_source_ranges {
             let c: Cidr = r.parse().map_err(|e| format!("bad loadBalancerSourceRange {r:?}: {e}"))?;
@@ -120,10 +120,10 @@ impl ServicePort {
             ranges.push(c);
         }
         Ok(ServicePort {
-            key: s.key.clone(),
+            key: s.key.to_string(),
             display: format!("{}/{}:{}", s.namespace, s.name, s.port_name),
             protocol,
-            service_type: s.service_type.clone(),
+            service_type: s.service_type.to_string(),
             cluster_ip,
             port: port(s.port, "port")?,
             node_port: optional_port(s.node_port, "nodePort")?,
@@ -134,7 +134,7 @@ impl ServicePort {
             external_policy_local: s.external_policy_local,
             internal_policy_local: s.internal_policy_local,
             health_check_node_port: optional_port(s.health_check_node_port, "healthCheckNodePort")?,
-            traffic_distribution: s.traffic_distribution.clone(),
+            traffic_distribution: s.traffic_distribution.to_string(),
             endpoints,
         })
     }

@@ -140,12 +140,22 @@ impl<M: Mode> Syncer<M> {
                     Some(g) => g,
                     None => c.genid()?,
                 };
-                let stats = c.commit(tx, Some(genid))?;
-                // Batches commit one at a time, so ours moved the generation by exactly one.
-                let ours = genid.wrapping_add(1);
-                *last_genid = Some(ours);
-                foreign::committed(ours, family, table, full);
-                Ok(stats)
+                if !full {
+                    let stats = c.commit(tx, Some(genid))?;
+                    // Batches commit one at a time, so ours moved the generation by exactly one.
+                    *last_genid = Some(genid.wrapping_add(1));
+                    foreign::committed(genid.wrapping_add(1));
+                    return Ok(stats);
+                }
+                foreign::pause_for_full();
+                let result = c.commit(tx, Some(genid));
+                let ours = result.as_ref().ok().map(|_| genid.wrapping_add(1));
+                let now = c.genid().ok();
+                foreign::resume_after_full(family, table, genid, ours, now);
+                if ours.is_some() {
+                    *last_genid = ours;
+                }
+                result
             }
         }
     }

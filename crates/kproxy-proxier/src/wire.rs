@@ -9,7 +9,7 @@
 //! Unknown columns are ignored; missing ones take their defaults, except the
 //! required ones. tests/fixtures/wire/ holds examples both codecs decode alike.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use crate::error::{Code, ProxierError};
 
@@ -17,10 +17,11 @@ pub const MAGIC: &str = "kproxy-wire";
 pub const VERSION: u32 = 1;
 const REQUIRED: [&str; 4] = ["key", "protocol", "clusterIP", "port"];
 
-/// One endpoint as sent: conditions and the selection made by the agent.
+/// One endpoint as sent: conditions and the selection made by the agent. Decoded
+/// records borrow from the wire text (no allocation per field); tests may own theirs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EndpointRecord {
-    pub ip: String,
+pub struct EndpointRecord<'a> {
+    pub ip: Cow<'a, str>,
     pub port: u32,
     pub ready: bool,
     pub serving: bool,
@@ -34,26 +35,26 @@ pub struct EndpointRecord {
 
 /// One ServicePort as sent (one IP family), before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServicePortRecord {
-    pub key: String,
-    pub namespace: String,
-    pub name: String,
-    pub port_name: String,
-    pub protocol: String,
-    pub service_type: String,
-    pub cluster_ip: String,
+pub struct ServicePortRecord<'a> {
+    pub key: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub port_name: Cow<'a, str>,
+    pub protocol: Cow<'a, str>,
+    pub service_type: Cow<'a, str>,
+    pub cluster_ip: Cow<'a, str>,
     pub port: u32,
     pub node_port: u32,
-    pub external_ips: Vec<String>,
-    pub load_balancer_vips: Vec<String>,
-    pub load_balancer_source_ranges: Vec<String>,
-    pub session_affinity: String,
+    pub external_ips: Vec<Cow<'a, str>>,
+    pub load_balancer_vips: Vec<Cow<'a, str>>,
+    pub load_balancer_source_ranges: Vec<Cow<'a, str>>,
+    pub session_affinity: Cow<'a, str>,
     pub sticky_max_age_seconds: u32,
     pub external_policy_local: bool,
     pub internal_policy_local: bool,
     pub health_check_node_port: u32,
-    pub traffic_distribution: String,
-    pub endpoints: Vec<EndpointRecord>,
+    pub traffic_distribution: Cow<'a, str>,
+    pub endpoints: Vec<EndpointRecord<'a>>,
 }
 
 /// A row the codec or a mode refused, by key.
@@ -86,11 +87,14 @@ fn flag(v: &str, what: &str) -> Result<bool, String> {
     }
 }
 
-fn list(v: &str) -> Vec<String> {
-    v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+fn list(v: &str) -> Vec<Cow<'_, str>> {
+    if v.is_empty() {
+        return Vec::new();
+    }
+    v.split(' ').filter(|s| !s.is_empty()).map(Cow::Borrowed).collect()
 }
 
-fn endpoint(tok: &str) -> Result<EndpointRecord, String> {
+fn endpoint(tok: &str) -> Result<EndpointRecord<'_>, String> {
     let mut parts = tok.splitn(3, ',');
     let (Some(ip), Some(port)) = (parts.next(), parts.next()) else { return Err(format!("malformed endpoint {tok:?}")) };
     let flags = parts.next().unwrap_or("");
@@ -98,7 +102,7 @@ fn endpoint(tok: &str) -> Result<EndpointRecord, String> {
         return Err(format!("malformed endpoint {tok:?}: unknown flag {:?}", c.to_string()));
     }
     Ok(EndpointRecord {
-        ip: ip.to_owned(),
+        ip: Cow::Borrowed(ip),
         port: digits(port).ok_or_else(|| format!("bad endpoint port {port:?}"))?,
         ready: flags.contains('R'),
         serving: flags.contains('S'),
@@ -109,8 +113,40 @@ fn endpoint(tok: &str) -> Result<EndpointRecord, String> {
     })
 }
 
-/// Column positions, resolved once per batch from the header.
-struct Columns(HashMap<String, usize>);
+/// The columns this side reads; their positions are resolved once per batch.
+const KNOWN: [&str; 19] = [
+    "key", "namespace", "name", "portName", "protocol", "type", "clusterIP", "port", "nodePort", "externalIPs",
+    "loadBalancerVIPs", "loadBalancerSourceRanges", "sessionAffinity", "stickyMaxAgeSeconds", "externalPolicyLocal",
+    "internalPolicyLocal", "healthCheckNodePort", "trafficDistribution", "endpoints",
+];
+// Positions in KNOWN.
+const KEY: usize = 0;
+const NAMESPACE: usize = 1;
+const NAME: usize = 2;
+const PORT_NAME: usize = 3;
+const PROTOCOL: usize = 4;
+const TYPE: usize = 5;
+const CLUSTER_IP: usize = 6;
+const PORT: usize = 7;
+const NODE_PORT: usize = 8;
+const EXTERNAL_IPS: usize = 9;
+const LB_VIPS: usize = 10;
+const LB_SOURCE_RANGES: usize = 11;
+const SESSION_AFFINITY: usize = 12;
+const STICKY_MAX_AGE: usize = 13;
+const EXTERNAL_POLICY_LOCAL: usize = 14;
+const INTERNAL_POLICY_LOCAL: usize = 15;
+const HEALTH_CHECK_NODE_PORT: usize = 16;
+const TRAFFIC_DISTRIBUTION: usize = 17;
+const ENDPOINTS: usize = 18;
+const MISSING: usize = usize::MAX;
+
+struct Columns {
+    /// Fields per row, as the header has them.
+    width: usize,
+    /// Row position of each KNOWN column, or MISSING.
+    at: [usize; KNOWN.len()],
+}
 
 impl Columns {
     fn parse(header: &str) -> Result<Columns, ProxierError> {
@@ -122,65 +158,69 @@ impl Columns {
             Some(v) => return Err(ProxierError::new(Code::WireVersion, format!("wire version {v} is not supported (this addon reads {VERSION})"))),
             None => return Err(ProxierError::new(Code::WireVersion, format!("not a kproxy wire header: {:?}", magic.chars().take(40).collect::<String>()))),
         }
-        let cols: HashMap<String, usize> = f.enumerate().map(|(i, n)| (n.to_owned(), i)).collect();
-        if let Some(missing) = REQUIRED.iter().find(|c| !cols.contains_key(**c)) {
+        let names: Vec<&str> = f.collect();
+        let mut at = [MISSING; KNOWN.len()];
+        for (i, known) in KNOWN.iter().enumerate() {
+            at[i] = names.iter().position(|n| n == known).unwrap_or(MISSING);
+        }
+        if let Some(missing) = REQUIRED.iter().find(|c| !names.contains(c)) {
             return Err(ProxierError::new(Code::WireVersion, format!("wire header lacks the required column {missing:?}")));
         }
-        Ok(Columns(cols))
+        Ok(Columns { width: names.len(), at })
     }
 
-    fn get<'a>(&self, row: &[&'a str], name: &str) -> &'a str {
-        self.0.get(name).and_then(|i| row.get(*i)).copied().unwrap_or("")
+    fn get<'a>(&self, row: &[&'a str], col: usize) -> &'a str {
+        row.get(self.at[col]).copied().unwrap_or("")
     }
 }
 
-fn record(cols: &Columns, row: &[&str]) -> Result<ServicePortRecord, String> {
-    if row.len() != cols.0.len() {
-        return Err(format!("malformed record: {} fields, the header has {}", row.len(), cols.0.len()));
+fn record<'a>(cols: &Columns, row: &[&'a str]) -> Result<ServicePortRecord<'a>, String> {
+    if row.len() != cols.width {
+        return Err(format!("malformed record: {} fields, the header has {}", row.len(), cols.width));
     }
-    let g = |n: &str| cols.get(row, n);
-    let mut endpoints = Vec::new();
-    for tok in g("endpoints").split(' ').filter(|t| !t.is_empty()) {
+    let g = |c: usize| cols.get(row, c);
+    let mut endpoints = Vec::with_capacity(16);
+    for tok in g(ENDPOINTS).split(' ').filter(|t| !t.is_empty()) {
         endpoints.push(endpoint(tok)?);
     }
     Ok(ServicePortRecord {
-        key: g("key").to_owned(),
-        namespace: g("namespace").to_owned(),
-        name: g("name").to_owned(),
-        port_name: g("portName").to_owned(),
-        protocol: g("protocol").to_owned(),
-        service_type: g("type").to_owned(),
-        cluster_ip: g("clusterIP").to_owned(),
-        port: num(g("port"), "port")?,
-        node_port: num(g("nodePort"), "nodePort")?,
-        external_ips: list(g("externalIPs")),
-        load_balancer_vips: list(g("loadBalancerVIPs")),
-        load_balancer_source_ranges: list(g("loadBalancerSourceRanges")),
-        session_affinity: g("sessionAffinity").to_owned(),
-        sticky_max_age_seconds: num(g("stickyMaxAgeSeconds"), "stickyMaxAgeSeconds")?,
-        external_policy_local: flag(g("externalPolicyLocal"), "externalPolicyLocal")?,
-        internal_policy_local: flag(g("internalPolicyLocal"), "internalPolicyLocal")?,
-        health_check_node_port: num(g("healthCheckNodePort"), "healthCheckNodePort")?,
-        traffic_distribution: g("trafficDistribution").to_owned(),
+        key: Cow::Borrowed(g(KEY)),
+        namespace: Cow::Borrowed(g(NAMESPACE)),
+        name: Cow::Borrowed(g(NAME)),
+        port_name: Cow::Borrowed(g(PORT_NAME)),
+        protocol: Cow::Borrowed(g(PROTOCOL)),
+        service_type: Cow::Borrowed(g(TYPE)),
+        cluster_ip: Cow::Borrowed(g(CLUSTER_IP)),
+        port: num(g(PORT), "port")?,
+        node_port: num(g(NODE_PORT), "nodePort")?,
+        external_ips: list(g(EXTERNAL_IPS)),
+        load_balancer_vips: list(g(LB_VIPS)),
+        load_balancer_source_ranges: list(g(LB_SOURCE_RANGES)),
+        session_affinity: Cow::Borrowed(g(SESSION_AFFINITY)),
+        sticky_max_age_seconds: num(g(STICKY_MAX_AGE), "stickyMaxAgeSeconds")?,
+        external_policy_local: flag(g(EXTERNAL_POLICY_LOCAL), "externalPolicyLocal")?,
+        internal_policy_local: flag(g(INTERNAL_POLICY_LOCAL), "internalPolicyLocal")?,
+        health_check_node_port: num(g(HEALTH_CHECK_NODE_PORT), "healthCheckNodePort")?,
+        traffic_distribution: Cow::Borrowed(g(TRAFFIC_DISTRIBUTION)),
         endpoints,
     })
 }
 
 /// Decodes a batch. A bad header refuses the whole batch; a bad row refuses that row.
-pub fn decode(text: &str) -> Result<(Vec<ServicePortRecord>, Vec<Rejected>), ProxierError> {
+pub fn decode(text: &str) -> Result<(Vec<ServicePortRecord<'_>>, Vec<Rejected>), ProxierError> {
     let mut lines = text.split('\n').filter(|l| !l.is_empty());
     let Some(header) = lines.next() else { return Ok((Vec::new(), Vec::new())) };
     let cols = Columns::parse(header)?;
     let mut records = Vec::new();
     let mut rejected = Vec::new();
-    let mut row: Vec<&str> = Vec::with_capacity(cols.0.len());
+    let mut row: Vec<&str> = Vec::with_capacity(cols.width);
     for line in lines {
         row.clear();
         row.extend(line.split('\t'));
         match record(&cols, &row) {
             Ok(r) => records.push(r),
             Err(reason) => {
-                let key = cols.get(&row, "key").chars().take(256).collect();
+                let key = cols.get(&row, KEY).chars().take(256).collect();
                 rejected.push(Rejected { key, reason });
             }
         }
@@ -211,7 +251,7 @@ mod tests {
         let text = "kproxy-wire 1\tport\tfuture\tclusterIP\tprotocol\tkey\n80\tx\t10.96.0.1\tTCP\tns/a/tcp/\n";
         let (recs, rej) = decode(text).unwrap();
         assert!(rej.is_empty());
-        assert_eq!((recs[0].port, recs[0].cluster_ip.as_str(), recs[0].key.as_str()), (80, "10.96.0.1", "ns/a/tcp/"));
+        assert_eq!((recs[0].port, recs[0].cluster_ip.as_ref(), recs[0].key.as_ref()), (80, "10.96.0.1", "ns/a/tcp/"));
         assert!(recs[0].endpoints.is_empty());
     }
 }

@@ -73,7 +73,7 @@ impl Lcg {
     }
 }
 
-fn random_spec(r: &mut Lcg, family: Family, svc: u64) -> ServicePortSpec {
+fn random_spec(r: &mut Lcg, family: Family, svc: u64) -> ServicePortSpec<'static> {
     let n = r.next(7) as usize;
     let eps: Vec<(String, u32)> = (0..n)
         .map(|_| {
@@ -141,7 +141,7 @@ fn partial_syncs_converge_to_the_full_render() {
             for _ in 0..=r.next(3) {
                 let svc = r.next(12);
                 if r.next(4) == 0 {
-                    deletes.push(random_spec(&mut r, family, svc).key);
+                    deletes.push(random_spec(&mut r, family, svc).key.to_string());
                 } else {
                     upserts.push(random_spec(&mut r, family, svc));
                 }
@@ -173,7 +173,7 @@ fn a_service_address_has_one_owner() {
     assert!(r[0].reason.contains("already used by a/a/tcp/p"), "{}", r[0].reason);
     // Another protocol or port on the same IP is fine; once a is gone, b may take the address.
     assert!(m.update(&[spec("c", "c", "p", "UDP", "10.96.0.1", 80, &[])], &[]).is_empty());
-    assert!(m.update(&[b], &[a.key]).is_empty());
+    assert!(m.update(&[b], &[a.key.to_string()]).is_empty());
     let mut fake = Fake::new();
     fake.apply(&m.plan(false).0).unwrap();
     assert!(fake.dump(Family::Ip, "kube-proxy").contains("10.96.0.1 . tcp . 80 . 0 : 10.244.0.2 . 80"));

@@ -13,19 +13,19 @@ pub fn cfg(family: Family) -> LayoutConfig {
 }
 
 /// A ServicePort whose endpoints are all ready and selected for cluster traffic.
-pub fn spec(ns: &str, name: &str, port_name: &str, proto: &str, cip: &str, port: u32, eps: &[(&str, u32)]) -> ServicePortRecord {
+pub fn spec(ns: &str, name: &str, port_name: &str, proto: &str, cip: &str, port: u32, eps: &[(&str, u32)]) -> ServicePortRecord<'static> {
     ServicePortRecord {
-        key: format!("{ns}/{name}/{}/{port_name}", proto.to_lowercase()),
-        namespace: ns.into(),
-        name: name.into(),
-        port_name: port_name.into(),
-        protocol: proto.into(),
+        key: format!("{ns}/{name}/{}/{port_name}", proto.to_lowercase()).into(),
+        namespace: ns.to_string().into(),
+        name: name.to_string().into(),
+        port_name: port_name.to_string().into(),
+        protocol: proto.to_string().into(),
         service_type: "ClusterIP".into(),
-        cluster_ip: cip.into(),
+        cluster_ip: cip.to_string().into(),
         port,
         endpoints: eps
             .iter()
-            .map(|(i, p)| EndpointRecord { ip: i.to_string(), port: *p, ready: true, serving: true, cluster: true, ..Default::default() })
+            .map(|(i, p)| EndpointRecord { ip: i.to_string().into(), port: *p, ready: true, serving: true, cluster: true, ..Default::default() })
             .collect(),
         ..Default::default()
     }
