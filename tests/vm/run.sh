@@ -14,10 +14,12 @@ cd "$cache"
 pkg="$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)"
 [ -n "$pkg" ] || { echo "run.sh: cannot find Debian's kernel package" >&2; exit 2; }
 kver="${pkg#linux-image-}"
-if [ ! -d "kernel/lib/modules/$kver" ]; then
+if [ ! -f "kernel/lib/modules/$kver/modules.dep" ]; then
   ls "$pkg"_*.deb >/dev/null 2>&1 || apt-get download "$pkg" 2>/dev/null
-  rm -rf kernel && mkdir kernel && dpkg -x "$pkg"_*.deb kernel
-  depmod -b kernel "$kver"
+  # Into place only once complete: a failed depmod must not leave a cache that looks ready.
+  rm -rf kernel.new initrd-*.cpio.gz && mkdir kernel.new && dpkg -x "$pkg"_*.deb kernel.new
+  depmod -b kernel.new "$kver"
+  rm -rf kernel && mv kernel.new kernel
 fi
 
 initrd="$cache/initrd-$kver.cpio.gz"

@@ -3,7 +3,7 @@
 // malformed object must cost us one skipped object, never a crash or a bad rule.
 
 import { canonicalIP, ipFamilyOf, parseCIDR } from '../model/ip.js';
-import type { IPFamily, Protocol, ServiceType, SessionAffinity } from '../model/types.js';
+import type { Endpoint, IPFamily, Protocol, ServiceType, SessionAffinity } from '../model/types.js';
 import { LABEL_SERVICE_NAME, shouldSkipService } from '../model/service-filter.js';
 
 export { canonicalIP, ipFamilyOf, parseCIDR };
@@ -325,19 +325,12 @@ export interface SlicePort {
   port: number;
 }
 
-export interface SliceEndpoint {
-  /** addresses[0], canonical. */
-  ip: string;
-  ready: boolean;
-  serving: boolean;
-  terminating: boolean;
-  /** The optional fields are absent (not undefined) when unset or dropped as malformed. */
-  nodeName?: string;
-  zone?: string;
-  /** Non-empty when present: an empty hint list means "no hints" upstream. */
-  zoneHints?: string[];
-  nodeHints?: string[];
-}
+/**
+ * An endpoint of a slice: the model's Endpoint before it meets a port and this node. ip is
+ * addresses[0], canonical; the optional fields are absent (not undefined) when unset or
+ * dropped as malformed, and hint lists are non-empty when present ("no hints" upstream).
+ */
+export type SliceEndpoint = Omit<Endpoint, 'port' | 'isLocal'>;
 
 export interface ParsedSlice {
   /** Undefined when the slice as a whole is unusable. */

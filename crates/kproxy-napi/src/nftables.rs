@@ -70,7 +70,15 @@ impl NftablesProxier {
 
     /// Traces one new connection through the desired ruleset; JSON (see ts/proxier/types.ts TraceResult).
     #[napi(catch_unwind)]
-    pub fn explain(&self, src: String, dst: String, port: u32, protocol: String, from_node: bool, local_cidrs: Vec<String>) -> napi::Result<String> {
+    pub fn explain(
+        &self,
+        src: String,
+        dst: String,
+        port: u32,
+        protocol: String,
+        from_node: bool,
+        local_cidrs: Vec<String>,
+    ) -> napi::Result<String> {
         let g = lock(&self.syncer);
         let tx = g.full_transaction();
         kproxy_proxier::nftables::trace::explain(&tx, &src, &dst, port, &protocol, from_node, &local_cidrs).map_err(to_napi)

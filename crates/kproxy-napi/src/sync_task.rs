@@ -75,10 +75,7 @@ impl<M: Mode> Task for SyncTask<M> {
         let req = self.req.take().ok_or_else(|| coded(Code::Internal, "sync task ran twice"))?;
         let syncer = self.syncer.clone();
         let result = no_panic(|| {
-            lock(&syncer)
-                .sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false))
-                .map(SyncReport::from)
-                .map_err(to_napi)
+            lock(&syncer).sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
         });
         if result.is_err() {
             // After any failure (a caught panic included) the kernel state is unknown.

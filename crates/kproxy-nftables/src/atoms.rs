@@ -222,4 +222,3 @@ pub fn put_vals(out: &mut Vec<u8>, vals: &[Val]) {
 pub fn render_vals(vals: &[Val]) -> String {
     vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" . ")
 }
-

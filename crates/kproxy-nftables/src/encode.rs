@@ -2,11 +2,11 @@
 
 use kproxy_netlink::{MsgBuffer, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 
+use crate::atoms::{put_vals, Tuple, Val};
 use crate::consts::*;
 use crate::expr::verdict_data;
-use crate::tx::{Op, Transaction};
-use crate::atoms::{put_vals, Tuple, Val};
 use crate::objects::{ElemData, Element, SetData};
+use crate::tx::{Op, Transaction};
 use crate::udata;
 
 /// Element messages are split well below nla_len's 64 KiB.

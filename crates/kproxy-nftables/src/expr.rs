@@ -3,8 +3,8 @@
 
 use kproxy_netlink::MsgBuffer;
 
-use crate::consts::*;
 use crate::atoms::Verdict;
+use crate::consts::*;
 
 fn expr(b: &mut MsgBuffer, name: &str, body: impl FnOnce(&mut MsgBuffer)) {
     let elem = b.nest_start(NFTA_LIST_ELEM);

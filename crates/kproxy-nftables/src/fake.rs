@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::atoms::{Family, Tuple};
+use crate::objects::{BaseChain, Chain, ElemData, Element, SetDef};
 use crate::stmt::{render_rule, Stmt};
 use crate::text::{chain_line, element_line, quote, set_line};
 use crate::tx::{Op, Transaction};
-use crate::atoms::{Family, Tuple};
-use crate::objects::{BaseChain, Chain, ElemData, Element, SetDef};
 
 const ENOENT: i32 = 2;
 const EEXIST: i32 = 17;

@@ -71,11 +71,20 @@ pub enum Stmt {
     /// `ip saddr != 10.0.0.0/8`
     SaddrNotIn(Cidr),
     /// `ip saddr . ip daddr @set`: the concatenated fields are in the set.
-    InSet { fields: Vec<Field>, set: String },
+    InSet {
+        fields: Vec<Field>,
+        set: String,
+    },
     /// `ip daddr . meta l4proto . th dport vmap @map`
-    Vmap { fields: Vec<Field>, map: String },
+    Vmap {
+        fields: Vec<Field>,
+        map: String,
+    },
     /// `dnat to ip daddr . th dport map @map`: the map's value is `address . port`.
-    DnatMap { fields: Vec<Field>, map: String },
+    DnatMap {
+        fields: Vec<Field>,
+        map: String,
+    },
     /// `mark and 0x4000 == 0`
     MarkBitsClear(u32),
     /// `mark set mark or 0x4000`

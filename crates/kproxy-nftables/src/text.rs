@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::stmt::render_rule;
-use crate::tx::{Op, Transaction};
 use crate::atoms::{render_vals, Family};
 use crate::objects::{Chain, ChainType, Element, SetDef};
+use crate::stmt::render_rule;
+use crate::tx::{Op, Transaction};
 
 /// Comments are quoted strings in nft syntax; drop characters that would end them.
 pub fn quote(s: &str) -> String {

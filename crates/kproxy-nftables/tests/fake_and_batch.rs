@@ -45,7 +45,11 @@ fn fake_rejects_what_the_kernel_rejects_and_applies_nothing() {
             tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::Verdict(Verdict::Jump("nope".into()))] })]),
             2,
         ),
-        ("lookup in a missing set", tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::InSet { fields: vec![Field::Daddr], set: "nope".into() }] })]), 2),
+        (
+            "lookup in a missing set",
+            tx(vec![Op::AddRule(Rule { chain: "a".into(), stmts: vec![Stmt::InSet { fields: vec![Field::Daddr], set: "nope".into() }] })]),
+            2,
+        ),
         ("element pointing at a missing chain", tx(vec![Op::AddElements { set: "m".into(), elems: vec![elem([1, 1, 1, 1], "nope")] }]), 2),
         (
             "deleting a missing element",

@@ -21,7 +21,16 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 fn map(name: &str, data: SetData) -> Op {
-    Op::AddSet(SetDef { name: name.into(), key_type: 0, key_len: 0, data, decl: String::new(), comment: None, udata_prefix: vec![], size: None })
+    Op::AddSet(SetDef {
+        name: name.into(),
+        key_type: 0,
+        key_len: 0,
+        data,
+        decl: String::new(),
+        comment: None,
+        udata_prefix: vec![],
+        size: None,
+    })
 }
 
 /// prerouting: 10.0.0.1:80/tcp → random of two backends via a vmap and a dnat map;
@@ -46,7 +55,10 @@ fn ruleset() -> Fake {
         rule("lb", vec![Stmt::DnatMap { fields: vec![Field::Daddr, Field::NumgenRandom(2)], map: "backends".into() }]),
         rule("deny", vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]),
         rule("deny", vec![Stmt::Reject]),
-        rule("fwd", vec![Stmt::CtStateNew, Stmt::InSet { fields: vec![Field::Daddr], set: "cluster".into() }, Stmt::Verdict(Verdict::Drop)]),
+        rule(
+            "fwd",
+            vec![Stmt::CtStateNew, Stmt::InSet { fields: vec![Field::Daddr], set: "cluster".into() }, Stmt::Verdict(Verdict::Drop)],
+        ),
         rule("post", vec![Stmt::MarkBitsClear(0x4000), Stmt::Verdict(Verdict::Return)]),
         rule("post", vec![Stmt::MasqueradeFullyRandom]),
         Op::AddElements {
@@ -57,7 +69,10 @@ fn ruleset() -> Fake {
                 Element { key: vip("10.0.0.3"), data: Some(ElemData::Verdict(Verdict::Goto("deny".into()))), comment: None },
             ],
         },
-        Op::AddElements { set: "cluster".into(), elems: vec![Element { key: Tuple::new(&[Val::ip(ip("10.0.0.1"))]), data: None, comment: None }] },
+        Op::AddElements {
+            set: "cluster".into(),
+            elems: vec![Element { key: Tuple::new(&[Val::ip(ip("10.0.0.1"))]), data: None, comment: None }],
+        },
         Op::AddElements {
             set: "backends".into(),
             elems: (0..2u32)
@@ -80,10 +95,22 @@ type Row = (&'static str, &'static str, &'static str, u8, u16, &'static [(Fate, 
 fn connections_meet_their_fate() {
     let f = ruleset();
     let rows: &[Row] = &[
-        ("from a pod: both backends, not masqueraded", "10.244.9.9", "10.0.0.1", 6, 80,
-            &[(Fate::Accept, Some("10.244.1.2:8080"), false), (Fate::Accept, Some("10.244.2.2:8080"), false)]),
-        ("from outside: both backends, masqueraded", "192.0.2.1", "10.0.0.1", 6, 80,
-            &[(Fate::Accept, Some("10.244.1.2:8080"), true), (Fate::Accept, Some("10.244.2.2:8080"), true)]),
+        (
+            "from a pod: both backends, not masqueraded",
+            "10.244.9.9",
+            "10.0.0.1",
+            6,
+            80,
+            &[(Fate::Accept, Some("10.244.1.2:8080"), false), (Fate::Accept, Some("10.244.2.2:8080"), false)],
+        ),
+        (
+            "from outside: both backends, masqueraded",
+            "192.0.2.1",
+            "10.0.0.1",
+            6,
+            80,
+            &[(Fate::Accept, Some("10.244.1.2:8080"), true), (Fate::Accept, Some("10.244.2.2:8080"), true)],
+        ),
         ("a drop verdict in the vmap", "10.244.9.9", "10.0.0.2", 6, 80, &[(Fate::Drop, None, false)]),
         ("goto a reject chain, tcp", "10.244.9.9", "10.0.0.3", 6, 80, &[(Fate::RejectTcpReset, None, false)]),
         ("no vmap match, then the forward filter drops it", "10.244.9.9", "10.0.0.1", 17, 80, &[(Fate::Drop, None, false)]),

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use kproxy_nftables::{encode::encode_batch, Conn, Family};
 use kproxy_proxier::nftables::{LayoutConfig, Planner};
-use kproxy_proxier::wire::{EndpointRecord, ServicePortRecord};
+use kproxy_proxier::wire::{EndpointFlags, EndpointRecord, ServicePortRecord};
 use kproxy_proxier::Desired;
 
 fn main() {
@@ -30,9 +30,7 @@ fn main() {
                 .map(|e| EndpointRecord {
                     ip: format!("10.64.{}.{}", ((s * 64 + e) >> 8) & 255, (s * 64 + e) & 255).into(),
                     port: 8080,
-                    ready: true,
-                    cluster: true,
-                    ..Default::default()
+                    flags: EndpointFlags { ready: true, cluster: true, ..Default::default() },
                 })
                 .collect(),
             ..Default::default()

@@ -134,7 +134,8 @@ pub fn changed(family: Family, table: &str, since: Option<u32>, now: u32) -> boo
     if monitored {
         return touched;
     }
-    let all_ours = now >= since && (now - since) as usize <= KEEP_GENERATIONS && (since.wrapping_add(1)..=now).all(|g| w.own_generations.contains(&g));
+    let all_ours =
+        now >= since && (now - since) as usize <= KEEP_GENERATIONS && (since.wrapping_add(1)..=now).all(|g| w.own_generations.contains(&g));
     touched || !all_ours
 }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use kproxy_nftables::{Cidr, Family};
 
-use crate::wire::ServicePortRecord;
+use crate::wire::{EndpointFlags, ServicePortRecord};
 
 /// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
 const MAX_KEY_LEN: usize = 256;
@@ -15,14 +15,8 @@ const MAX_KEY_LEN: usize = 256;
 pub struct Endpoint {
     pub addr: IpAddr,
     pub port: u16,
-    pub ready: bool,
-    pub serving: bool,
-    pub terminating: bool,
-    pub is_local: bool,
-    /// Serves cluster-policy traffic (the agent's endpoint selection).
-    pub cluster: bool,
-    /// Serves local-policy traffic.
-    pub local: bool,
+    /// Conditions, and which traffic the agent selected it for.
+    pub flags: EndpointFlags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,16 +91,7 @@ impl ServicePort {
             if Family::of(&addr) != family {
                 return Err(format!("endpoint {addr} is not {}", family.keyword()));
             }
-            endpoints.push(Endpoint {
-                addr,
-                port: port(e.port, "endpoint port")?,
-                ready: e.ready,
-                serving: e.serving,
-                terminating: e.terminating,
-                is_local: e.is_local,
-                cluster: e.cluster,
-                local: e.local,
-            });
+            endpoints.push(Endpoint { addr, port: port(e.port, "endpoint port")?, flags: e.flags });
         }
         endpoints.sort_unstable();
         endpoints.dedup_by(|a, b| (a.addr, a.port) == (b.addr, b.port));
@@ -146,6 +131,6 @@ impl ServicePort {
 
     /// The endpoints that serve cluster-policy traffic, as address and port.
     pub fn cluster_endpoints(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
-        self.endpoints.iter().filter(|e| e.cluster).map(|e| (e.addr, e.port))
+        self.endpoints.iter().filter(|e| e.flags.cluster).map(|e| (e.addr, e.port))
     }
 }

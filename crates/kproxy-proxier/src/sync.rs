@@ -32,7 +32,10 @@ pub trait Mode: Send + 'static {
 }
 
 pub enum Backend {
-    Kernel { conn: Option<Conn>, last_genid: Option<u32> },
+    Kernel {
+        conn: Option<Conn>,
+        last_genid: Option<u32>,
+    },
     /// In-memory nf_tables with kernel semantics (tests, `plan`, `trace`).
     Fake(Fake),
 }

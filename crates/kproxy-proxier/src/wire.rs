@@ -17,20 +17,27 @@ pub const MAGIC: &str = "kproxy-wire";
 pub const VERSION: u32 = 1;
 const REQUIRED: [&str; 4] = ["key", "protocol", "clusterIP", "port"];
 
-/// One endpoint as sent: conditions and the selection made by the agent. Decoded
-/// records borrow from the wire text (no allocation per field); tests may own theirs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EndpointRecord<'a> {
-    pub ip: Cow<'a, str>,
-    pub port: u32,
+/// An endpoint's conditions and the selection the agent made for it (the wire's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub struct EndpointFlags {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
+    /// On this node.
     pub is_local: bool,
     /// In the ServicePort's clusterEndpoints.
     pub cluster: bool,
     /// In the ServicePort's localEndpoints.
     pub local: bool,
+}
+
+/// One endpoint as sent. Decoded records borrow from the wire text (no allocation per
+/// field); tests may own theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndpointRecord<'a> {
+    pub ip: Cow<'a, str>,
+    pub port: u32,
+    pub flags: EndpointFlags,
 }
 
 /// One ServicePort as sent (one IP family), before validation.
@@ -104,20 +111,38 @@ fn endpoint(tok: &str) -> Result<EndpointRecord<'_>, String> {
     Ok(EndpointRecord {
         ip: Cow::Borrowed(ip),
         port: digits(port).ok_or_else(|| format!("bad endpoint port {port:?}"))?,
-        ready: flags.contains('R'),
-        serving: flags.contains('S'),
-        terminating: flags.contains('T'),
-        is_local: flags.contains('N'),
-        cluster: flags.contains('C'),
-        local: flags.contains('L'),
+        flags: EndpointFlags {
+            ready: flags.contains('R'),
+            serving: flags.contains('S'),
+            terminating: flags.contains('T'),
+            is_local: flags.contains('N'),
+            cluster: flags.contains('C'),
+            local: flags.contains('L'),
+        },
     })
 }
 
 /// The columns this side reads; their positions are resolved once per batch.
 const KNOWN: [&str; 19] = [
-    "key", "namespace", "name", "portName", "protocol", "type", "clusterIP", "port", "nodePort", "externalIPs",
-    "loadBalancerVIPs", "loadBalancerSourceRanges", "sessionAffinity", "stickyMaxAgeSeconds", "externalPolicyLocal",
-    "internalPolicyLocal", "healthCheckNodePort", "trafficDistribution", "endpoints",
+    "key",
+    "namespace",
+    "name",
+    "portName",
+    "protocol",
+    "type",
+    "clusterIP",
+    "port",
+    "nodePort",
+    "externalIPs",
+    "loadBalancerVIPs",
+    "loadBalancerSourceRanges",
+    "sessionAffinity",
+    "stickyMaxAgeSeconds",
+    "externalPolicyLocal",
+    "internalPolicyLocal",
+    "healthCheckNodePort",
+    "trafficDistribution",
+    "endpoints",
 ];
 // Positions in KNOWN.
 const KEY: usize = 0;
@@ -155,8 +180,15 @@ impl Columns {
         let version = magic.strip_prefix(MAGIC).map(str::trim).and_then(|v| v.parse::<u32>().ok());
         match version {
             Some(VERSION) => {}
-            Some(v) => return Err(ProxierError::new(Code::WireVersion, format!("wire version {v} is not supported (this addon reads {VERSION})"))),
-            None => return Err(ProxierError::new(Code::WireVersion, format!("not a kproxy wire header: {:?}", magic.chars().take(40).collect::<String>()))),
+            Some(v) => {
+                return Err(ProxierError::new(Code::WireVersion, format!("wire version {v} is not supported (this addon reads {VERSION})")))
+            }
+            None => {
+                return Err(ProxierError::new(
+                    Code::WireVersion,
+                    format!("not a kproxy wire header: {:?}", magic.chars().take(40).collect::<String>()),
+                ))
+            }
         }
         let names: Vec<&str> = f.collect();
         let mut at = [MISSING; KNOWN.len()];

@@ -3,11 +3,11 @@
 //! output (scripts/capture-netlink-golden.sh) for tests/golden/*.nft. Our
 //! batch is decoded and printed in that same format, then compared.
 
+use common::Model;
 use kproxy_netlink::{attrs, messages, Attr};
 use kproxy_nftables::consts::*;
 use kproxy_nftables::encode::encode_batch;
 use kproxy_nftables::Family;
-use common::Model;
 
 mod common;
 use common::{cfg, spec};

@@ -3,9 +3,9 @@
 
 mod common;
 
+use common::Model;
 use common::{cfg, spec};
 use kproxy_nftables::{Fake, Family};
-use common::Model;
 use kproxy_proxier::ServicePortRecord as ServicePortSpec;
 
 #[test]

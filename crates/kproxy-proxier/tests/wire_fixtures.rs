@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 fn endpoint(e: &EndpointRecord) -> Value {
     json!({
-        "ip": e.ip, "port": e.port, "ready": e.ready, "serving": e.serving, "terminating": e.terminating,
-        "isLocal": e.is_local, "cluster": e.cluster, "local": e.local,
+        "ip": e.ip, "port": e.port, "ready": e.flags.ready, "serving": e.flags.serving, "terminating": e.flags.terminating,
+        "isLocal": e.flags.is_local, "cluster": e.flags.cluster, "local": e.flags.local,
     })
 }
 

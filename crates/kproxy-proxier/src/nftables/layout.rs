@@ -167,7 +167,10 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
         ops.push(Op::AddChain(c));
     }
     ops.push(rule(MARK_FOR_MASQ, vec![Stmt::MarkOr(mark)]));
-    ops.push(rule(MASQUERADING, vec![Stmt::CtStatusDnat, Stmt::InSet { fields: vec![Field::Saddr, Field::Daddr], set: HAIRPIN.into() }, jump(MARK_FOR_MASQ)]));
+    ops.push(rule(
+        MASQUERADING,
+        vec![Stmt::CtStatusDnat, Stmt::InSet { fields: vec![Field::Saddr, Field::Daddr], set: HAIRPIN.into() }, jump(MARK_FOR_MASQ)],
+    ));
     ops.push(rule(MASQUERADING, vec![Stmt::MarkBitsClear(mark), Stmt::Verdict(Verdict::Return)]));
     ops.push(rule(MASQUERADING, vec![Stmt::MarkXor(mark)]));
     ops.push(rule(MASQUERADING, vec![Stmt::MasqueradeFullyRandom]));

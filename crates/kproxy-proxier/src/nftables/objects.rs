@@ -28,7 +28,14 @@ impl ServicePort {
         let mut endpoints: Vec<(IpAddr, u16)> = sp.cluster_endpoints().collect();
         endpoints.sort_unstable();
         endpoints.dedup();
-        ServicePort { key: sp.key.clone(), display: sp.display.clone(), protocol: sp.protocol, cluster_ip: sp.cluster_ip, port: sp.port, endpoints }
+        ServicePort {
+            key: sp.key.clone(),
+            display: sp.display.clone(),
+            protocol: sp.protocol,
+            cluster_ip: sp.cluster_ip,
+            port: sp.port,
+            endpoints,
+        }
     }
 
     /// This ServicePort with its endpoints ordered to keep each surviving

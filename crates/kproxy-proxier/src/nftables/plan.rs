@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Transaction, Tuple, Val};
 
-use super::layout::{dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE};
+use super::layout::{
+    dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE,
+};
 use super::objects::{objects_of, ServicePort, ServicePortObjects};
 use crate::desired::Desired;
 
@@ -78,10 +80,7 @@ fn slot_element(k: Tuple, v: Tuple) -> Element {
 
 fn mod_chain_ops(n: usize) -> [Op; 2] {
     let name = slots_chain(n);
-    [
-        Op::AddChain(Chain { name: name.clone(), base: None }),
-        Op::AddRule(Rule { chain: name, stmts: vec![dnat_slot(n as u32)] }),
-    ]
+    [Op::AddChain(Chain { name: name.clone(), base: None }), Op::AddRule(Rule { chain: name, stmts: vec![dnat_slot(n as u32)] })]
 }
 
 impl Planner {

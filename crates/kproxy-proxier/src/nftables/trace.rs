@@ -33,7 +33,15 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 
 /// Traces a new connection `src` → `dst:port/protocol` through the full transaction `tx`;
 /// `local` are the prefixes the node delivers to itself (usually none: ClusterIPs are not local).
-pub fn explain(tx: &Transaction, src: &str, dst: &str, port: u32, protocol: &str, from_node: bool, local: &[String]) -> Result<String, ProxierError> {
+pub fn explain(
+    tx: &Transaction,
+    src: &str,
+    dst: &str,
+    port: u32,
+    protocol: &str,
+    from_node: bool,
+    local: &[String],
+) -> Result<String, ProxierError> {
     let bad = |m: String| ProxierError::new(Code::InvalidOption, m);
     let src: IpAddr = src.parse().map_err(|_| bad(format!("bad source address {src:?}")))?;
     let dst: IpAddr = dst.parse().map_err(|_| bad(format!("bad destination address {dst:?}")))?;

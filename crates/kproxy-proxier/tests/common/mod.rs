@@ -4,7 +4,7 @@
 
 use kproxy_nftables::{Cidr, Family, Transaction};
 use kproxy_proxier::nftables::{LayoutConfig, Planner};
-use kproxy_proxier::wire::{EndpointRecord, Rejected, ServicePortRecord};
+use kproxy_proxier::wire::{EndpointFlags, EndpointRecord, Rejected, ServicePortRecord};
 use kproxy_proxier::Desired;
 
 pub fn cfg(family: Family) -> LayoutConfig {
@@ -25,7 +25,11 @@ pub fn spec(ns: &str, name: &str, port_name: &str, proto: &str, cip: &str, port:
         port,
         endpoints: eps
             .iter()
-            .map(|(i, p)| EndpointRecord { ip: i.to_string().into(), port: *p, ready: true, serving: true, cluster: true, ..Default::default() })
+            .map(|(i, p)| EndpointRecord {
+                ip: i.to_string().into(),
+                port: *p,
+                flags: EndpointFlags { ready: true, serving: true, cluster: true, ..Default::default() },
+            })
             .collect(),
         ..Default::default()
     }
