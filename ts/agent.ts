@@ -226,6 +226,7 @@ export class Agent {
       objects: report.objects,
       messages: report.messages,
       bytes: report.bytes,
+      ...report.details,
     });
   }
 

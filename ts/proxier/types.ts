@@ -48,6 +48,8 @@ export interface SyncReport {
   rejected: RejectedServicePort[];
   /** The transaction as text, when the request asked to explain. */
   text?: string;
+  /** Mode-specific timings and counts for the sync log line (e.g. nftables: planMs, commitMs). */
+  details?: Record<string, number>;
 }
 
 /** One packet for explain(): a new connection from `src` to `dst`:`port`. */

@@ -46,6 +46,16 @@ fn main() {
     let b = encode_batch(&tx, 1, None);
     let t_encode = t.elapsed();
     let mut conn = Conn::open().expect("netlink");
+    // MONITOR=active|paused: also listen to ruleset notifications, as the agent does.
+    let monitor = match std::env::var("MONITOR").as_deref() {
+        Ok("active") => Some(kproxy_nftables::Monitor::open().expect("monitor")),
+        Ok("paused") => {
+            let m = kproxy_nftables::Monitor::open().expect("monitor");
+            m.pause().expect("pause");
+            Some(m)
+        }
+        _ => None,
+    };
     // Optional: drop the element ops of one set to see its share of the kernel's time.
     let mut tx = tx;
     if let Some(skip) = std::env::args().nth(3) {
@@ -65,6 +75,7 @@ fn main() {
     let t = Instant::now();
     let stats = conn.commit(&tx, None).expect("commit");
     let t_commit = t.elapsed();
+    drop(monitor);
     println!(
         "update {:?} plan {:?} encode {:?} commit(encode+kernel) {:?}; {} objects {} bytes {} msgs",
         t_update,

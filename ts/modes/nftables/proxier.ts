@@ -40,7 +40,9 @@ export class NftablesProxier implements Proxier {
   }
 
   async sync(req: SyncRequest): Promise<NftablesSyncReport> {
+    const encodeStart = performance.now();
     const { text, rejected } = encodeServicePorts(req.upserts);
+    const encodeMs = performance.now() - encodeStart;
     let report: NativeSyncReport;
     try {
       report = await this.native.sync({ full: req.full, upserts: text, deletes: req.deletes, explain: req.explain });
@@ -60,6 +62,7 @@ export class NftablesProxier implements Proxier {
       commitMs: report.commitMs,
       rejected: [...rejected, ...report.rejected],
       text: report.text ?? undefined,
+      details: { encodeMs: Number(encodeMs.toFixed(3)), planMs: Number(report.planMs.toFixed(3)), commitMs: Number(report.commitMs.toFixed(3)) },
     };
   }
 
