@@ -267,7 +267,8 @@ test('local endpoints follow the node name; Local policies select them', (t) => 
   const [sp] = drain().upserts;
   t.deepEqual(sp.endpoints.map((e) => [e.ip, e.isLocal]), [['10.180.0.1', false], ['10.180.0.2', true]]);
   t.deepEqual(sp.localEndpoints.map((e) => e.ip), ['10.180.0.2']);
-  t.deepEqual(sp.clusterEndpoints, [], 'iTP Local on a ClusterIP never uses Cluster endpoints');
+  // Both lists are always computed; each mode picks the one its policy needs.
+  t.deepEqual(sp.clusterEndpoints.map((e) => e.ip), ['10.180.0.1', '10.180.0.2'], 'cluster endpoints are there for modes without iTP Local');
 });
 
 test('dual-stack: every new ServicePort field per family; ipMode Proxy skipped', (t) => {

@@ -116,3 +116,12 @@ test('a node that routes the Service range to itself still resets undefined port
   t.true(r.path.some((p) => p.startsWith('kube-proxy filter-input:')), r.path.join('\n'));
   t.false(r.path.some((p) => p.startsWith('kube-proxy filter-forward:')), 'not forwarded');
 });
+
+test('internalTrafficPolicy Local, not programmed by nftables mode yet, still reaches every endpoint', async (t) => {
+  // Until the policy is implemented (and logged as unsupported) the ClusterIP behaves as before.
+  const itp = service('itp', '172.30.0.48', [{ port: 80 }]);
+  itp.spec.internalTrafficPolicy = 'Local';
+  const c = await tracedCluster({ objects: [itp, slice('itp', 'IPv4', [{ port: 8080 }], [{ ip: '10.244.1.2' }, { ip: '10.244.2.2' }])] });
+  t.deepEqual(c.invalid, []);
+  t.is(verdictCell(c.trace(POD, '172.30.0.48', 80, 'TCP')), '10.244.1.2:8080, 10.244.2.2:8080');
+});

@@ -239,7 +239,7 @@ test('endpoints carry conditions, node, zone and hints; isLocal from the node na
     { ip: '10.180.0.2', port: 8080, ready: false, serving: true, terminating: true, isLocal: false, nodeName: 'node-b' },
   ]);
   t.deepEqual(ipPort(sp.clusterEndpoints), [{ ip: '10.180.0.1', port: 8080 }], 'the terminating one is known but not used');
-  t.deepEqual(sp.localEndpoints, [], 'Local policy unused by a plain ClusterIP');
+  t.deepEqual(ipPort(sp.localEndpoints), [{ ip: '10.180.0.1', port: 8080 }], 'local endpoints are computed even when no policy uses them');
   const [noNode] = servicePortsFromObjects(svc(), [s], 'IPv4');
   t.false(noNode.endpoints[0].isLocal, 'no node, nothing is local');
 });
@@ -279,6 +279,7 @@ const malformed: Array<[string, (s: any) => void, string[], ((sp: any) => unknow
   ['unknown iTP: Cluster', (s) => (s.spec.internalTrafficPolicy = 'local'), ['bad-field'], (sp) => sp.internalPolicyLocal, false],
   ['healthCheckNodePort out of range', (s) => (s.spec.healthCheckNodePort = -1), ['port-out-of-range'], (sp) => sp.healthCheckNodePort, 0],
   ['trafficDistribution not a string', (s) => (s.spec.trafficDistribution = 7), ['bad-field'], (sp) => sp.trafficDistribution, ''],
+  ['trafficDistribution not a word (it could not cross the wire)', (s) => (s.spec.trafficDistribution = 'Prefer Close'), ['bad-field'], (sp) => sp.trafficDistribution, ''],
   ['bad source range refuses the Service', (s) => s.spec.loadBalancerSourceRanges.push('10.0.0.0/33'), ['bad-source-range'], undefined, undefined],
   ['source ranges not a list', (s) => (s.spec.loadBalancerSourceRanges = '10.0.0.0/8'), ['bad-source-range'], undefined, undefined],
   ['unknown type refuses the Service', (s) => (s.spec.type = 'Ingress'), ['bad-field'], undefined, undefined],

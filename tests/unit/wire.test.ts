@@ -41,3 +41,9 @@ test('a header of another version or without a required column is refused whole'
   t.throws(() => decodeServicePorts('kproxy-wire 2\tkey\tprotocol\tclusterIP\tport\n'), { message: /version 2 is not supported/ });
   t.throws(() => decodeServicePorts('kproxy-wire 1\tkey\tprotocol\tport\n'), { message: /required column "clusterIP"/ });
 });
+
+test('headers are read strictly: the exact magic, no duplicate columns, endpoints required', (t) => {
+  t.throws(() => decodeServicePorts('kproxy-wire1\tkey\tprotocol\tclusterIP\tport\tendpoints\n'), { message: /not a kproxy wire header/ });
+  t.throws(() => decodeServicePorts('kproxy-wire 1\tkey\tprotocol\tclusterIP\tport\tendpoints\tport\n'), { message: /column "port" twice/ });
+  t.throws(() => decodeServicePorts('kproxy-wire 1\tkey\tprotocol\tclusterIP\tport\n'), { message: /required column "endpoints"/ });
+});

@@ -158,12 +158,14 @@ export function decodeServicePorts(text: string): { records: WireRecord[]; rejec
   const lines = text.split('\n').filter((l) => l !== '');
   if (lines.length === 0) return { records: [], rejected: [] };
   const [magic, ...names] = lines[0].split('\t');
-  const m = /^kproxy-wire (\d+)$/.exec(magic.trim());
+  const m = /^kproxy-wire (\d+)$/.exec(magic);
   if (!m) throw new Error(`not a kproxy wire header: ${JSON.stringify(magic.slice(0, 40))}`);
   if (Number(m[1]) !== WIRE_VERSION) throw new Error(`wire version ${m[1]} is not supported (this side reads ${WIRE_VERSION})`);
-  for (const req of ['key', 'protocol', 'clusterIP', 'port']) {
+  for (const req of ['key', 'protocol', 'clusterIP', 'port', 'endpoints']) {
     if (!names.includes(req)) throw new Error(`wire header lacks the required column "${req}"`);
   }
+  const dup = names.findIndex((n, i) => names.indexOf(n) !== i);
+  if (dup >= 0) throw new Error(`wire header names column "${names[dup]}" twice (at ${dup})`);
   const col = new Map(names.map((n, i) => [n, i]));
   const records: WireRecord[] = [];
   const rejected: WireRejected[] = [];

@@ -65,11 +65,12 @@ export interface ServicePort {
   endpoints: Endpoint[];
   /**
    * The endpoints for cluster-policy traffic: usable ones, after topology (endpoint-selection.ts).
-   * Empty when the port never uses Cluster policy (usesClusterEndpoints); hasAnyEndpoints()
-   * there tells "no endpoints anywhere" (reject) from "none for this policy" (drop).
+   * Computed whatever the policies; a mode uses it where the port's traffic follows Cluster
+   * policy (usesClusterEndpoints). hasAnyEndpoints() tells "no endpoints anywhere" (reject)
+   * from "none for this policy" (drop).
    */
   clusterEndpoints: Endpoint[];
-  /** The endpoints for local-policy traffic: usable local ones; empty when Local policy is never used. */
+  /** The endpoints for local-policy traffic: usable local ones, computed whatever the policies. */
   localEndpoints: Endpoint[];
 }
 

@@ -3,7 +3,7 @@
 // endpointslicecache.go); the choice itself is model/endpoint-selection.ts.
 
 import { canonicalIP, ipFamilyOf } from '../model/ip.js';
-import { policyUse, selectEndpoints } from '../model/endpoint-selection.js';
+import { selectEndpoints } from '../model/endpoint-selection.js';
 import { servicePortKey, type Endpoint, type IPFamily, type NodeInfo, type Protocol, type ServicePort } from '../model/types.js';
 import { isObject, parseEndpointSlice, parseService, type OnInvalid, type ServiceInfo, type SliceInfo } from './validate.js';
 
@@ -92,7 +92,9 @@ export function buildServicePorts(info: ServiceInfo, slices: readonly SliceInfo[
   const ports = servicePortHeads(info, family);
   for (const sp of ports) {
     sp.endpoints = endpointsForPort(slices, family, sp.portName, sp.protocol, node?.name);
-    const sel = selectEndpoints(sp.endpoints, node, policyUse(sp));
+    // Both lists, whatever the policies: each mode picks the list its rules use (a mode
+    // without internalTrafficPolicy Local still programs the cluster endpoints).
+    const sel = selectEndpoints(sp.endpoints, node);
     sp.clusterEndpoints = sel.clusterEndpoints;
     sp.localEndpoints = sel.localEndpoints;
   }

@@ -288,7 +288,9 @@ export function parseService(obj: unknown): ParsedService {
   }
 
   let trafficDistribution = '';
-  if (typeof spec.trafficDistribution === 'string') trafficDistribution = spec.trafficDistribution;
+  // Upstream's values are single words (PreferClose, PreferSameZone, PreferSameNode); anything
+  // else could not cross the wire and means nothing to kube-proxy either.
+  if (typeof spec.trafficDistribution === 'string' && /^[A-Za-z]*$/.test(spec.trafficDistribution)) trafficDistribution = spec.trafficDistribution;
   else if (spec.trafficDistribution !== undefined && spec.trafficDistribution !== null) issues.push({ reason: 'bad-field', ref: `${ref}#trafficDistribution` });
 
   const info: ServiceInfo = {

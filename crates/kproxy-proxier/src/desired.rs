@@ -56,38 +56,67 @@ impl Desired {
     }
 
     /// Validates and records changes. Invalid records are returned and leave the
-    /// previous state of that ServicePort untouched.
+    /// previous state of that ServicePort untouched. Ownership is decided against the
+    /// state after the whole batch, so two ServicePorts may swap addresses in one sync.
     pub fn update(&mut self, upserts: &[ServicePortRecord], deletes: &[String]) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         for key in deletes {
             if let Some(old) = self.ports.remove(key) {
-                self.owner.remove(&old.vip());
+                self.release(&old);
                 self.dirty.insert(key.clone());
             }
         }
+        let mut changed = Vec::with_capacity(upserts.len());
         for s in upserts {
-            let sp = match ServicePort::validate(s, self.family) {
-                Ok(sp) => sp,
-                Err(reason) => {
-                    rejected.push(Rejected { key: s.key.to_string(), reason });
-                    continue;
+            match ServicePort::validate(s, self.family) {
+                Ok(sp) if self.ports.get(&sp.key) == Some(&sp) => {}
+                Ok(sp) => changed.push(sp),
+                Err(reason) => rejected.push(Rejected { key: s.key.to_string(), reason }),
+            }
+        }
+        // Release what the changed ServicePorts owned before claiming anything.
+        for sp in &changed {
+            if let Some(old) = self.ports.get(&sp.key) {
+                let old = old.vip();
+                if self.owner.get(&old) == Some(&sp.key) {
+                    self.owner.remove(&old);
                 }
-            };
-            if let Some(owner) = self.owner.get(&sp.vip()).filter(|o| **o != sp.key) {
+            }
+        }
+        let mut refused = Vec::new();
+        for sp in changed {
+            if let Some(owner) = self.owner.get(&sp.vip()) {
                 let (ip, _, port) = sp.vip();
                 rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
+                refused.push(sp.key);
                 continue;
-            }
-            if self.ports.get(&sp.key) == Some(&sp) {
-                continue;
-            }
-            if let Some(old) = self.ports.get(&sp.key) {
-                self.owner.remove(&old.vip());
             }
             self.owner.insert(sp.vip(), sp.key.clone());
             self.dirty.insert(sp.key.clone());
             self.ports.insert(sp.key.clone(), sp);
         }
+        // A refused change keeps its previous version, if that one's address is still free.
+        for key in refused {
+            let Some(old) = self.ports.get(&key).map(ServicePort::vip) else { continue };
+            match self.owner.get(&old) {
+                None => {
+                    self.owner.insert(old, key);
+                }
+                Some(o) if *o == key => {}
+                Some(o) => {
+                    let (ip, _, port) = old;
+                    rejected.push(Rejected { key: key.clone(), reason: format!("{ip} port {port} was taken by {o}; removed") });
+                    self.ports.remove(&key);
+                    self.dirty.insert(key);
+                }
+            }
+        }
         rejected
+    }
+
+    fn release(&mut self, sp: &ServicePort) {
+        if self.owner.get(&sp.vip()) == Some(&sp.key) {
+            self.owner.remove(&sp.vip());
+        }
     }
 }

@@ -4,11 +4,12 @@
 //! The nf_tables monitor group (what `nft monitor` reads) says which tables
 //! each batch touched and, through the sender's port id, whether the batch
 //! was ours: a commit by a CNI or firewalld to its own table leaves ours
-//! alone and keeps syncs partial. During our own full replace the monitor is
-//! paused (the kernel would build one notification per element); generations
-//! that pass while it is paused and are not ours count as changes to every
-//! kproxy table. Without a monitor, a ledger of the generations our batches
-//! produced decides: any other generation counts as a change.
+//! alone and keeps syncs partial. A ledger of the generations our batches
+//! produced covers what the monitor cannot see: while it is paused for our own
+//! full replace (the kernel would build one notification per element), after
+//! its queue overflowed, or when it could not be opened. Then a table counts as
+//! changed unless every generation since its syncer's last commit is ours.
+//! The agent syncs the families one after the other; pausing assumes it.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -18,16 +19,20 @@ use kproxy_nftables::{Family, Monitor};
 /// Own generations kept; older ones no syncer can still ask about.
 const KEEP_GENERATIONS: usize = 4096;
 
+type TableKey = (u8, String);
+
 #[derive(Default)]
 struct Watch {
     /// None until opened; Some(None) when it could not be opened (not retried per sync).
     monitor: Option<Option<Monitor>>,
     own_ports: HashSet<u32>,
     own_generations: BTreeSet<u32>,
-    /// Our tables changed by others since their syncer last looked.
-    touched: HashSet<(u8, String)>,
-    /// Tables kproxy owns, to mark all touched when notifications were lost.
-    ours: HashSet<(u8, String)>,
+    /// Our tables that others changed, as the monitor saw it.
+    touched: HashSet<TableKey>,
+    /// Our tables the monitor may have missed a change to: the ledger decides.
+    unseen: HashSet<TableKey>,
+    /// Tables kproxy owns.
+    ours: HashSet<TableKey>,
 }
 
 fn watch() -> MutexGuard<'static, Watch> {
@@ -35,14 +40,26 @@ fn watch() -> MutexGuard<'static, Watch> {
     W.get_or_init(|| Mutex::new(Watch::default())).lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn key(family: Family, table: &str) -> TableKey {
+    (family.nfproto(), table.to_owned())
+}
+
+/// The generation after `g`: the kernel skips 0 when it wraps.
+pub fn next_generation(g: u32) -> u32 {
+    match g.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
+}
+
 impl Watch {
     fn monitor(&self) -> Option<&Monitor> {
         self.monitor.as_ref().and_then(|m| m.as_ref())
     }
 
-    fn touch_all(&mut self) {
+    fn all_unseen(&mut self) {
         let all: Vec<_> = self.ours.iter().cloned().collect();
-        self.touched.extend(all);
+        self.unseen.extend(all);
     }
 
     fn remember(&mut self, generation: u32) {
@@ -52,6 +69,13 @@ impl Watch {
         }
     }
 
+    /// Is every generation after `since` up to `now` one of ours?
+    fn all_ours(&self, since: u32, now: u32) -> bool {
+        now >= since
+            && (now - since) as usize <= KEEP_GENERATIONS
+            && (since.wrapping_add(1)..=now).all(|g| self.own_generations.contains(&g))
+    }
+
     /// Reads what the monitor queued. False when there is no working monitor.
     fn drain(&mut self) -> bool {
         let own = &self.own_ports;
@@ -59,7 +83,7 @@ impl Watch {
         match m.drain(&|p| own.contains(&p)) {
             Ok(d) => {
                 if d.overflowed {
-                    self.touch_all();
+                    self.all_unseen();
                 }
                 for t in d.foreign {
                     if self.ours.contains(&t) {
@@ -69,9 +93,8 @@ impl Watch {
                 true
             }
             Err(_) => {
-                // A broken monitor: fall back to the ledger, and assume the worst once.
+                // A broken monitor: from now on the ledger decides.
                 self.monitor = Some(None);
-                self.touch_all();
                 false
             }
         }
@@ -85,41 +108,78 @@ pub fn register(family: Family, table: &str, port_id: Option<u32>) {
     if w.monitor.is_none() {
         w.monitor = Some(Monitor::open().ok());
     }
-    w.ours.insert((family.nfproto(), table.to_owned()));
+    w.ours.insert(key(family, table));
     if let Some(p) = port_id {
         w.own_ports.insert(p);
     }
 }
 
-/// Our partial batch committed and moved the ruleset to `generation`.
+/// Our batch committed and moved the ruleset to `generation`.
 pub fn committed(generation: u32) {
     watch().remember(generation);
 }
 
-/// Before our full replace of a table: read what is queued, then stop listening.
-pub fn pause_for_full() {
+/// The monitor stopped for our own full replace. Dropping it listens again; if
+/// `resume` was not called (a panic), every table's changes count as unseen.
+pub struct Paused {
+    resumed: bool,
+}
+
+impl Paused {
+    /// Listens again. Read the generation only after this, so nothing slips between.
+    pub fn resume(mut self) {
+        self.resumed = true;
+        rejoin(false);
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if !self.resumed {
+            rejoin(true);
+        }
+    }
+}
+
+fn rejoin(unknown: bool) {
+    let mut w = watch();
+    if w.monitor().is_some_and(|m| m.resume().is_err()) {
+        w.monitor = Some(None);
+    }
+    if unknown {
+        w.all_unseen();
+    }
+}
+
+/// Before our full replace: read what is queued, then stop listening.
+pub fn pause_for_full() -> Paused {
     let mut w = watch();
     w.drain();
     if let Some(m) = w.monitor() {
         let _ = m.pause();
     }
+    Paused { resumed: false }
 }
 
-/// After our full replace (committed or not). `before` is the generation the batch was
-/// built on, `ours` the one it produced if it committed, `now` the generation read after
-/// listening again: any other generation in between may have touched any of our tables.
-pub fn resume_after_full(family: Family, table: &str, before: u32, ours: Option<u32>, now: Option<u32>) {
+/// After our full replace of `table`, committed (`ours`) or not, with the monitor back:
+/// generations between `before` and `now` that the ledger does not know may have touched
+/// any of our tables while nobody listened.
+pub fn after_full(family: Family, table: &str, before: u32, ours: Option<u32>, now: Option<u32>) {
     let mut w = watch();
-    let resumed = w.monitor().map(|m| m.resume().is_ok());
-    if resumed == Some(false) {
-        w.monitor = Some(None);
-    }
     if let Some(g) = ours {
         w.remember(g);
-        w.touched.remove(&(family.nfproto(), table.to_owned()));
     }
-    if now != Some(ours.unwrap_or(before)) {
-        w.touch_all();
+    let quiet = now.is_some_and(|n| w.all_ours(before, n) || n == before);
+    if !quiet {
+        w.all_unseen();
+    }
+    if let Some(g) = ours {
+        // Our replace repaired everything before it; only what came after it counts.
+        let k = key(family, table);
+        w.touched.remove(&k);
+        if now == Some(g) {
+            w.unseen.remove(&k);
+        }
     }
 }
 
@@ -130,13 +190,10 @@ pub fn changed(family: Family, table: &str, since: Option<u32>, now: u32) -> boo
     let mut w = watch();
     // Drained at every sync: our own partial batches notify too, and must not pile up.
     let monitored = w.drain();
-    let touched = w.touched.remove(&(family.nfproto(), table.to_owned()));
-    if monitored {
-        return touched;
-    }
-    let all_ours =
-        now >= since && (now - since) as usize <= KEEP_GENERATIONS && (since.wrapping_add(1)..=now).all(|g| w.own_generations.contains(&g));
-    touched || !all_ours
+    let k = key(family, table);
+    let touched = w.touched.remove(&k);
+    let unseen = w.unseen.remove(&k);
+    touched || ((unseen || !monitored) && !w.all_ours(since, now))
 }
 
 #[cfg(test)]
@@ -155,5 +212,6 @@ mod tests {
         assert!(changed(v4, "t", Some(103), 104), "104 is nobody we know");
         assert!(changed(v4, "t", None, 103), "never synced: assume the worst");
         assert!(changed(v4, "t", Some(103), 90), "the generation went backwards");
+        assert_eq!(next_generation(u32::MAX), 1, "the kernel skips 0");
     }
 }

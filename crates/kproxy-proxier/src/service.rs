@@ -94,7 +94,14 @@ impl ServicePort {
             endpoints.push(Endpoint { addr, port: port(e.port, "endpoint port")?, flags: e.flags });
         }
         endpoints.sort_unstable();
-        endpoints.dedup_by(|a, b| (a.addr, a.port) == (b.addr, b.port));
+        // The same address listed twice keeps every selection either copy had.
+        endpoints.dedup_by(|dup, kept| {
+            let same = (dup.addr, dup.port) == (kept.addr, kept.port);
+            if same {
+                kept.flags = kept.flags.union(dup.flags);
+            }
+            same
+        });
         let ips = |v: &[std::borrow::Cow<'_, str>], what: &str| v.iter().map(|s| addr_of(s, what, family)).collect::<Result<Vec<_>, _>>();
         let mut ranges = Vec::with_capacity(s.load_balancer_source_ranges.len());
         for r in &s.load_balancer_source_ranges {

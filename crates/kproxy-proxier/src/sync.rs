@@ -125,6 +125,16 @@ impl<M: Mode> Syncer<M> {
         }
     }
 
+    /// Did anyone else change our table between generations `from` and `to`?
+    fn foreign_change_since(&self, from: Option<u32>, to: Option<u32>) -> bool {
+        let (family, table) = (self.mode.family(), self.mode.table());
+        match (&self.backend, from, to) {
+            (Backend::Fake(f), _, _) => !f.has_table(family, table),
+            (Backend::Kernel { .. }, Some(from), Some(to)) => foreign::changed(family, table, Some(from), to),
+            _ => true,
+        }
+    }
+
     /// Commits `tx` as one batch the kernel refuses (ERESTART) unless the ruleset is
     /// still at generation `expected`. Empty transactions send nothing.
     fn commit(&mut self, tx: &Transaction, expected: Option<u32>, full: bool) -> Result<CommitStats, NftError> {
@@ -146,15 +156,17 @@ impl<M: Mode> Syncer<M> {
                 if !full {
                     let stats = c.commit(tx, Some(genid))?;
                     // Batches commit one at a time, so ours moved the generation by exactly one.
-                    *last_genid = Some(genid.wrapping_add(1));
-                    foreign::committed(genid.wrapping_add(1));
+                    let ours = foreign::next_generation(genid);
+                    *last_genid = Some(ours);
+                    foreign::committed(ours);
                     return Ok(stats);
                 }
-                foreign::pause_for_full();
+                let paused = foreign::pause_for_full();
                 let result = c.commit(tx, Some(genid));
-                let ours = result.as_ref().ok().map(|_| genid.wrapping_add(1));
+                paused.resume();
+                let ours = result.as_ref().ok().map(|_| foreign::next_generation(genid));
                 let now = c.genid().ok();
-                foreign::resume_after_full(family, table, genid, ours, now);
+                foreign::after_full(family, table, genid, ours, now);
                 if ours.is_some() {
                     *last_genid = ours;
                 }
@@ -184,10 +196,13 @@ impl<M: Mode> Syncer<M> {
         let planned = Instant::now();
         let mut result = self.commit(&tx, genid, was_full);
         if matches!(result, Err(NftError::GenerationChanged)) {
-            // Someone committed between our read and our batch: rebuild from scratch once.
-            self.mode.invalidate();
-            (tx, was_full) = self.mode.plan(&mut self.desired, true);
+            // Someone committed between our read and our batch. If they left our table
+            // alone, the same batch still applies; otherwise rebuild from scratch, once.
             let again = self.read_genid().map_err(nft)?;
+            if self.foreign_change_since(genid, again) {
+                self.mode.invalidate();
+                (tx, was_full) = self.mode.plan(&mut self.desired, true);
+            }
             result = self.commit(&tx, again, was_full);
         }
         let stats = match result {

@@ -15,7 +15,7 @@ use crate::error::{Code, ProxierError};
 
 pub const MAGIC: &str = "kproxy-wire";
 pub const VERSION: u32 = 1;
-const REQUIRED: [&str; 4] = ["key", "protocol", "clusterIP", "port"];
+const REQUIRED: [&str; 5] = ["key", "protocol", "clusterIP", "port", "endpoints"];
 
 /// An endpoint's conditions and the selection the agent made for it (the wire's flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
@@ -29,6 +29,20 @@ pub struct EndpointFlags {
     pub cluster: bool,
     /// In the ServicePort's localEndpoints.
     pub local: bool,
+}
+
+impl EndpointFlags {
+    /// Both sets of flags: an endpoint listed twice keeps every selection it had.
+    pub fn union(self, o: EndpointFlags) -> EndpointFlags {
+        EndpointFlags {
+            ready: self.ready || o.ready,
+            serving: self.serving || o.serving,
+            terminating: self.terminating || o.terminating,
+            is_local: self.is_local || o.is_local,
+            cluster: self.cluster || o.cluster,
+            local: self.local || o.local,
+        }
+    }
 }
 
 /// One endpoint as sent. Decoded records borrow from the wire text (no allocation per
@@ -177,7 +191,7 @@ impl Columns {
     fn parse(header: &str) -> Result<Columns, ProxierError> {
         let mut f = header.split('\t');
         let magic = f.next().unwrap_or("");
-        let version = magic.strip_prefix(MAGIC).map(str::trim).and_then(|v| v.parse::<u32>().ok());
+        let version = magic.strip_prefix(MAGIC).and_then(|v| v.strip_prefix(' ')).and_then(digits);
         match version {
             Some(VERSION) => {}
             Some(v) => {
@@ -191,6 +205,9 @@ impl Columns {
             }
         }
         let names: Vec<&str> = f.collect();
+        if let Some((i, dup)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+            return Err(ProxierError::new(Code::WireVersion, format!("wire header names column {dup:?} twice (at {i})")));
+        }
         let mut at = [MISSING; KNOWN.len()];
         for (i, known) in KNOWN.iter().enumerate() {
             at[i] = names.iter().position(|n| n == known).unwrap_or(MISSING);
@@ -270,6 +287,10 @@ mod tests {
             ("kproxy-wire 2\tkey\tprotocol\tclusterIP\tport\n", "version 2 is not supported"),
             ("ns/a/tcp/p\tns\n", "not a kproxy wire header"),
             ("kproxy-wire 1\tkey\tprotocol\tport\n", "required column \"clusterIP\""),
+            ("kproxy-wire1\tkey\tprotocol\tclusterIP\tport\tendpoints\n", "not a kproxy wire header"),
+            ("kproxy-wire +1\tkey\tprotocol\tclusterIP\tport\tendpoints\n", "not a kproxy wire header"),
+            ("kproxy-wire 1\tkey\tprotocol\tclusterIP\tport\tendpoints\tport\n", "column \"port\" twice"),
+            ("kproxy-wire 1\tkey\tprotocol\tclusterIP\tport\n", "required column \"endpoints\""),
         ];
         for (text, want) in cases {
             let e = decode(text).unwrap_err();
@@ -280,7 +301,7 @@ mod tests {
 
     #[test]
     fn columns_may_come_in_any_order_and_unknown_ones_are_ignored() {
-        let text = "kproxy-wire 1\tport\tfuture\tclusterIP\tprotocol\tkey\n80\tx\t10.96.0.1\tTCP\tns/a/tcp/\n";
+        let text = "kproxy-wire 1\tport\tfuture\tclusterIP\tprotocol\tkey\tendpoints\n80\tx\t10.96.0.1\tTCP\tns/a/tcp/\t\n";
         let (recs, rej) = decode(text).unwrap();
         assert!(rej.is_empty());
         assert_eq!((recs[0].port, recs[0].cluster_ip.as_ref(), recs[0].key.as_ref()), (80, "10.96.0.1", "ns/a/tcp/"));

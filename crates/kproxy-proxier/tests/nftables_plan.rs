@@ -180,6 +180,40 @@ fn a_service_address_has_one_owner() {
 }
 
 #[test]
+fn two_service_ports_may_swap_addresses_in_one_sync_in_any_order() {
+    for swapped_first in [false, true] {
+        let mut m = Model::new(cfg(Family::Ip));
+        let a80 = spec("ns", "a", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 8080)]);
+        let b81 = spec("ns", "b", "p", "TCP", "10.96.0.1", 81, &[("10.244.0.2", 8080)]);
+        assert!(m.update(&[a80, b81], &[]).is_empty());
+        let mut fake = Fake::new();
+        fake.apply(&m.plan(false).0).unwrap();
+        let a81 = spec("ns", "a", "p", "TCP", "10.96.0.1", 81, &[("10.244.0.1", 8080)]);
+        let b80 = spec("ns", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.2", 8080)]);
+        let batch = if swapped_first { vec![b80, a81] } else { vec![a81, b80] };
+        assert_eq!(m.update(&batch, &[]), vec![], "order {swapped_first}");
+        fake.apply(&m.plan(false).0).unwrap();
+        let dump = fake.dump(Family::Ip, "kube-proxy");
+        assert!(dump.contains("10.96.0.1 . tcp . 80 . 0 : 10.244.0.2 . 8080"), "{dump}");
+        assert!(dump.contains("10.96.0.1 . tcp . 81 . 0 : 10.244.0.1 . 8080"), "{dump}");
+    }
+}
+
+#[test]
+fn a_refused_change_keeps_the_last_good_version() {
+    let mut m = Model::new(cfg(Family::Ip));
+    let a = spec("ns", "a", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 8080)]);
+    let b = spec("ns", "b", "p", "TCP", "10.96.0.2", 80, &[("10.244.0.2", 8080)]);
+    assert!(m.update(&[a, b], &[]).is_empty());
+    // b moves onto a's address: refused, and b stays where it was.
+    let r = m.update(&[spec("ns", "b", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.9", 8080)])], &[]);
+    assert_eq!(r.len(), 1, "{r:?}");
+    let text = m.render_text();
+    assert!(text.contains("10.96.0.2 . tcp . 80 . 0 : 10.244.0.2 . 8080"), "{text}");
+    assert!(text.contains("10.96.0.1 . tcp . 80 . 0 : 10.244.0.1 . 8080"), "{text}");
+}
+
+#[test]
 fn a_zero_length_cluster_cidr_masquerades_nothing_and_still_programs() {
     let mut c = cfg(Family::Ip);
     c.cluster_cidr = Some("0.0.0.0/0".parse().unwrap());
