@@ -85,20 +85,32 @@ function availableForTopology(ep: Endpoint, mode: TopologyMode, node: NodeInfo |
 const servingTerminating = (ep: Endpoint) => ep.serving && ep.terminating;
 
 /**
+ * The endpoints that pass `keep`. At 10k Services the lists are long-lived, so the common
+ * outcomes share arrays instead of copying: all kept is the input itself, none kept is one
+ * frozen empty list. Callers never mutate selections.
+ */
+const NONE: Endpoint[] = Object.freeze([]) as unknown as Endpoint[];
+function keepOnly(endpoints: readonly Endpoint[], keep: (ep: Endpoint) => boolean): Endpoint[] {
+  const kept = endpoints.filter(keep);
+  if (kept.length === 0) return NONE;
+  return kept.length === endpoints.length ? (endpoints as Endpoint[]) : kept;
+}
+
+/**
  * Splits a ServicePort's endpoints (deduplicated, in the order the caller wants kept) into the
  * Cluster and Local policy sets for `node`. Usable means Ready; with no Ready endpoint, the
  * Serving+Terminating ones, for Cluster and Local independently. Topology narrows Cluster only.
  */
 export function selectEndpoints(endpoints: readonly Endpoint[], node: NodeInfo | undefined, use: PolicyUse = BOTH): EndpointSelection {
-  const out: EndpointSelection = { clusterEndpoints: [], localEndpoints: [], allReachableEndpoints: [], hasAnyEndpoints: false, topologyMode: '' };
+  const out: EndpointSelection = { clusterEndpoints: NONE, localEndpoints: NONE, allReachableEndpoints: NONE, hasAnyEndpoints: false, topologyMode: '' };
   if (endpoints.length === 0) return out;
 
   if (use.cluster) {
     out.topologyMode = topologyMode(endpoints, node);
-    out.clusterEndpoints = endpoints.filter((ep) => ep.ready && availableForTopology(ep, out.topologyMode, node));
+    out.clusterEndpoints = keepOnly(endpoints, (ep) => ep.ready && availableForTopology(ep, out.topologyMode, node));
     // Topology already fell back to '' if no Ready endpoint matched it: an empty list here
     // means nothing is Ready anywhere.
-    if (out.clusterEndpoints.length === 0) out.clusterEndpoints = endpoints.filter(servingTerminating);
+    if (out.clusterEndpoints.length === 0) out.clusterEndpoints = keepOnly(endpoints, servingTerminating);
     if (out.clusterEndpoints.length > 0) out.hasAnyEndpoints = true;
   }
 
@@ -114,8 +126,8 @@ export function selectEndpoints(endpoints: readonly Endpoint[], node: NodeInfo |
         if (ep.isLocal) localServingTerminating = true;
       }
     }
-    if (localReady) out.localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.ready);
-    else if (localServingTerminating) out.localEndpoints = endpoints.filter((ep) => ep.isLocal && servingTerminating(ep));
+    if (localReady) out.localEndpoints = keepOnly(endpoints, (ep) => ep.isLocal && ep.ready);
+    else if (localServingTerminating) out.localEndpoints = keepOnly(endpoints, (ep) => ep.isLocal && servingTerminating(ep));
   }
 
   out.allReachableEndpoints = union(endpoints, out.clusterEndpoints, out.localEndpoints);
