@@ -24,6 +24,7 @@ for fam in ip ip6; do
 add table $fam kube-proxy
 add set $fam kube-proxy cluster-ips { type $a ; comment "Active ClusterIPs" ; }
 add set $fam kube-proxy hairpin-connections { type $a . $a ; comment "endpoint pairs that need hairpin masquerade" ; }
+add set $fam kube-proxy masquerade-services { type $a . inet_proto . inet_service ; comment "external IPs and LoadBalancer IPs whose traffic is always masqueraded" ; }
 add map $fam kube-proxy service-ips { type $a . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
 add map $fam kube-proxy no-endpoint-services { type $a . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
 add map $fam kube-proxy endpoint-addrs { typeof $ph . meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "service IP . protocol . port . slot : endpoint address . port" ; }

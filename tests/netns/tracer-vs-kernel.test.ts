@@ -7,6 +7,8 @@
 //   web   10.96.0.10 / fd00:96::10   80/TCP -> 8080, 53/UDP -> 8053, endpoints backend-1..3
 //   solo  10.96.0.30 / fd00:96::30   80/TCP -> 8080, 53/UDP -> 8053, endpoint backend-2 only
 //   empty 10.96.0.20 / fd00:96::20   80/TCP, 53/UDP, no endpoints
+//   ext   10.96.0.40, externalIP 192.0.2.40      80/TCP, 53/UDP, endpoints backend-1..3
+//   lb    10.96.0.41, LoadBalancer 198.51.100.41 80/TCP, 53/UDP, endpoint backend-3
 // A decoy responder on the node listens on every port the rows use: the Service ranges are
 // routed to the node (SERVICE_CIDRS, local routes), so a packet kproxy neither DNATs nor
 // rejects reaches it instead of failing (the node's own closed ports would look just like
@@ -29,6 +31,10 @@ import { endpointSlice, NODE_NAME, service } from './manifests.js';
 
 const SOLO_IP = '10.96.0.30';
 const SOLO_IP6 = 'fd00:96::30';
+const EXT_CIP = '10.96.0.40';
+const EXT_IP = '192.0.2.40';
+const LB_CIP = '10.96.0.41';
+const LB_IP = '198.51.100.41';
 const EMPTY_IP = '10.96.0.20';
 const EMPTY_IP6 = 'fd00:96::20';
 /** Where the backends' responders listen (topology defaults): a DNAT elsewhere could not answer. */
@@ -50,6 +56,9 @@ const FLOWS: Row[] = [
   ['answered', 'UDP pod to pod: source kept', 'backend-1', `${SOLO_IP}:53`, 'udp', 5],
   ['answered', 'hairpin only: the sole endpoint reaching itself', 'backend-2', `${SOLO_IP}:80`, 'tcp', 5],
   ['answered', 'IPv6 UDP hairpin only', 'backend-2', `[${SOLO_IP6}]:53`, 'udp', 5],
+  ['answered', 'externalIP from outside: masqueraded (eTP Cluster)', 'client', `${EXT_IP}:80`, 'tcp', 40],
+  ['answered', 'externalIP from a pod: masqueraded too', 'backend-1', `${EXT_IP}:53`, 'udp', 20],
+  ['answered', 'LoadBalancer ingress IP from outside: masqueraded', 'client', `${LB_IP}:80`, 'tcp', 5],
   ['no endpoints', 'no endpoints, TCP: reset at once', 'client', `${EMPTY_IP}:80`, 'tcp', 3],
   ['no endpoints', 'no endpoints, UDP: ICMP port unreachable', 'client', `${EMPTY_IP}:53`, 'udp', 3],
   ['no endpoints', 'IPv6 no endpoints, TCP from a pod', 'backend-2', `[${EMPTY_IP6}]:80`, 'tcp', 3],
@@ -73,6 +82,22 @@ const EXTRA = {
     endpointSlice('solo', 'IPv6', ['fd00:244:0:2::2']),
   ],
   'empty.yaml': [service('empty', [EMPTY_IP, EMPTY_IP6]), endpointSlice('empty', 'IPv4', []), endpointSlice('empty', 'IPv6', [])],
+  'ext.yaml': [
+    (() => {
+      const s = service('ext', [EXT_CIP]);
+      (s.spec as Record<string, unknown>).externalIPs = [EXT_IP];
+      return s;
+    })(),
+    endpointSlice('ext', 'IPv4', ['10.244.1.2', '10.244.2.2', '10.244.3.2']),
+  ],
+  'lb.yaml': [
+    (() => {
+      const s = service('lb', [LB_CIP]);
+      Object.assign(s.spec, { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false });
+      return { ...s, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } };
+    })(),
+    endpointSlice('lb', 'IPv4', ['10.244.3.2']),
+  ],
 };
 
 /** The tracer over exactly the objects the agent reads: its manifests directory, parsed again. */

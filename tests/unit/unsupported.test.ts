@@ -10,7 +10,7 @@ const svc = (spec: Record<string, unknown>, metadata: Record<string, unknown> = 
 /** What the nftables slice supported before the other features arrived. */
 const CLUSTER_IP_ONLY: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'TerminatingFallback']);
 const EVERYTHING: ReadonlySet<Feature> = new Set<Feature>([
-  'ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalIPs', 'SessionAffinity',
+  'ClusterIP', 'NodePort', 'LoadBalancer', 'LoadBalancerSourceRanges', 'ExternalIPs', 'SessionAffinity',
   'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
 
@@ -20,6 +20,7 @@ const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, Fe
   ['NodePort', { type: 'NodePort' }, {}, ['NodePort']],
   ['LoadBalancer with NodePorts', { type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }] }, {}, ['NodePort', 'LoadBalancer']],
   ['LoadBalancer without NodePorts', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ports: [{ port: 80 }] }, {}, ['LoadBalancer']],
+  ['LoadBalancer with source ranges', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, loadBalancerSourceRanges: ['10.0.0.0/8'] }, {}, ['LoadBalancer', 'LoadBalancerSourceRanges']],
   ['affinity and external IPs', { sessionAffinity: 'ClientIP', externalIPs: ['1.2.3.4'] }, {}, ['ExternalIPs', 'SessionAffinity']],
   ['internal Local policy', { internalTrafficPolicy: 'Local' }, {}, ['InternalTrafficPolicyLocal']],
   ['external Local policy on a NodePort', { type: 'NodePort', externalTrafficPolicy: 'Local' }, {}, ['NodePort', 'ExternalTrafficPolicyLocal']],

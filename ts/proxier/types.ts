@@ -11,6 +11,7 @@ export type Feature =
   | 'ClusterIP'
   | 'NodePort'
   | 'LoadBalancer'
+  | 'LoadBalancerSourceRanges'
   | 'ExternalIPs'
   | 'SessionAffinity'
   | 'ExternalTrafficPolicyLocal'

@@ -25,6 +25,7 @@ export function usedFeatures(svc: KubeObject): Feature[] {
   // A LoadBalancer without allocated NodePorts (allocateLoadBalancerNodePorts: false) uses none.
   if (spec.type === 'NodePort' || ports.some((p) => isRecord(p) && typeof p.nodePort === 'number' && p.nodePort > 0)) used.push('NodePort');
   if (spec.type === 'LoadBalancer') used.push('LoadBalancer');
+  if (spec.type === 'LoadBalancer' && nonEmptyList(spec.loadBalancerSourceRanges)) used.push('LoadBalancerSourceRanges');
   if (externalIPs) used.push('ExternalIPs');
   if (spec.sessionAffinity === 'ClientIP') used.push('SessionAffinity');
   const external = spec.type === 'NodePort' || spec.type === 'LoadBalancer' || externalIPs;

@@ -76,37 +76,39 @@ impl Desired {
         }
         // Release what the changed ServicePorts owned before claiming anything.
         for sp in &changed {
-            if let Some(old) = self.ports.get(&sp.key) {
-                let old = old.vip();
-                if self.owner.get(&old) == Some(&sp.key) {
-                    self.owner.remove(&old);
-                }
+            if let Some(old) = self.ports.get(&sp.key).cloned() {
+                self.release(&old);
             }
         }
         let mut refused = Vec::new();
         for sp in changed {
-            if let Some(owner) = self.owner.get(&sp.vip()) {
-                let (ip, _, port) = sp.vip();
+            let vips = sp.vips();
+            if let Some(((ip, _, port), owner)) = vips.iter().find_map(|v| self.owner.get(v).map(|o| (*v, o.clone()))) {
                 rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
                 refused.push(sp.key);
                 continue;
             }
-            self.owner.insert(sp.vip(), sp.key.clone());
+            for v in vips {
+                self.owner.insert(v, sp.key.clone());
+            }
             self.dirty.insert(sp.key.clone());
             self.ports.insert(sp.key.clone(), sp);
         }
-        // A refused change keeps its previous version, if that one's address is still free.
+        // A refused change keeps its previous version, if that one's addresses are still free.
         for key in refused {
-            let Some(old) = self.ports.get(&key).map(ServicePort::vip) else { continue };
-            match self.owner.get(&old) {
+            let Some(old) = self.ports.get(&key).map(ServicePort::vips) else { continue };
+            let taken = old.iter().find_map(|v| self.owner.get(v).filter(|o| **o != key).map(|o| (*v, o.clone())));
+            match taken {
                 None => {
-                    self.owner.insert(old, key);
+                    for v in old {
+                        self.owner.insert(v, key.clone());
+                    }
                 }
-                Some(o) if *o == key => {}
-                Some(o) => {
-                    let (ip, _, port) = old;
+                Some(((ip, _, port), o)) => {
                     rejected.push(Rejected { key: key.clone(), reason: format!("{ip} port {port} was taken by {o}; removed") });
-                    self.ports.remove(&key);
+                    if let Some(gone) = self.ports.remove(&key) {
+                        self.release(&gone);
+                    }
                     self.dirty.insert(key);
                 }
             }
@@ -115,8 +117,10 @@ impl Desired {
     }
 
     fn release(&mut self, sp: &ServicePort) {
-        if self.owner.get(&sp.vip()) == Some(&sp.key) {
-            self.owner.remove(&sp.vip());
+        for v in sp.vips() {
+            if self.owner.get(&v) == Some(&sp.key) {
+                self.owner.remove(&v);
+            }
         }
     }
 }

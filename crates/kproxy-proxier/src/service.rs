@@ -131,9 +131,17 @@ impl ServicePort {
         })
     }
 
-    /// (ClusterIP, protocol, port): what the kernel must see owned by one ServicePort.
-    pub fn vip(&self) -> (IpAddr, u8, u16) {
-        (self.cluster_ip, self.protocol, self.port)
+    /// (IP, protocol, port) for the ClusterIP, the external IPs and the LoadBalancer IPs:
+    /// what the kernel must see owned by one ServicePort.
+    pub fn vips(&self) -> Vec<(IpAddr, u8, u16)> {
+        let mut v: Vec<(IpAddr, u8, u16)> = std::iter::once(self.cluster_ip)
+            .chain(self.external_ips.iter().copied())
+            .chain(self.load_balancer_vips.iter().copied())
+            .map(|ip| (ip, self.protocol, self.port))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// The endpoints that serve cluster-policy traffic, as address and port.

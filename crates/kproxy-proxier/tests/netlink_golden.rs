@@ -10,19 +10,22 @@ use kproxy_nftables::encode::encode_batch;
 use kproxy_nftables::Family;
 
 mod common;
-use common::{cfg, spec};
+use common::{cfg, spec, with_external};
 
 fn model(family: Family) -> Model {
     let mut m = Model::new(cfg(family));
     let specs = if family == Family::Ip {
         vec![
             spec("demo", "web", "http", "TCP", "10.96.0.10", 80, &[("10.244.1.2", 8080), ("10.244.2.2", 8080), ("10.244.3.2", 8080)]),
-            spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]),
-            spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]),
+            with_external(spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]), &["192.0.2.53"]),
+            with_external(spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]), &["192.0.2.99"]),
         ]
     } else {
         vec![
-            spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+            with_external(
+                spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+                &["2001:db8::10"],
+            ),
             spec("demo", "empty", "", "UDP", "fd00:96::99", 53, &[]),
         ]
     };

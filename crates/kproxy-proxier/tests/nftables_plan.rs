@@ -4,7 +4,7 @@
 mod common;
 
 use common::Model;
-use common::{cfg, spec};
+use common::{cfg, spec, with_external};
 use kproxy_nftables::{Fake, Family};
 use kproxy_proxier::ServicePortRecord as ServicePortSpec;
 
@@ -14,8 +14,8 @@ fn golden_ipv4_ruleset() {
     let rejected = m.update(
         &[
             spec("demo", "web", "http", "TCP", "10.96.0.10", 80, &[("10.244.1.2", 8080), ("10.244.2.2", 8080), ("10.244.3.2", 8080)]),
-            spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]),
-            spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]),
+            with_external(spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]), &["192.0.2.53"]),
+            with_external(spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]), &["192.0.2.99"]),
         ],
         &[],
     );
@@ -33,7 +33,10 @@ fn golden_ipv6_ruleset() {
     let mut m = Model::new(cfg(Family::Ip6));
     m.update(
         &[
-            spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+            with_external(
+                spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
+                &["2001:db8::10"],
+            ),
             spec("demo", "empty", "", "UDP", "fd00:96::99", 53, &[]),
         ],
         &[],
@@ -85,7 +88,14 @@ fn random_spec(r: &mut Lcg, family: Family, svc: u64) -> ServicePortSpec<'static
     let cip = if family == Family::Ip { format!("10.96.0.{}", svc % 5 + 1) } else { format!("fd00:96::{:x}", svc % 5 + 1) };
     let proto = ["TCP", "UDP", "SCTP"][(svc % 3) as usize];
     let eps: Vec<(&str, u32)> = eps.iter().map(|(i, p)| (i.as_str(), *p)).collect();
-    spec("ns", &format!("svc{svc}"), "p", proto, &cip, 80 + svc as u32, &eps)
+    let s = spec("ns", &format!("svc{svc}"), "p", proto, &cip, 80 + svc as u32, &eps);
+    // Sometimes an external IP, shared by several Services (their ports differ).
+    let ext = if family == Family::Ip { format!("192.0.2.{}", r.next(3) + 1) } else { format!("2001:db8::{:x}", r.next(3) + 1) };
+    if r.next(3) == 0 {
+        with_external(s, &[ext.as_str()])
+    } else {
+        s
+    }
 }
 
 /// Partial syncs keep endpoints in their slots, so slot numbers depend on

@@ -8,8 +8,12 @@ import type { IPFamily } from '../../model/types.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
-/** What nftables mode programs today; the agent warns about the rest per Service. */
-export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'TopologyHints', 'TerminatingFallback']);
+/**
+ * What nftables mode programs today; the agent warns about the rest per Service. External
+ * IPs and LoadBalancer IPs work with externalTrafficPolicy Cluster; with Local, or with
+ * source ranges (no firewall yet), only the ClusterIP is programmed.
+ */
+export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'ExternalIPs', 'LoadBalancer', 'TopologyHints', 'TerminatingFallback']);
 
 export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };
 

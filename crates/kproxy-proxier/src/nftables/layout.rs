@@ -12,6 +12,7 @@ pub const SERVICE_IPS: &str = "service-ips";
 pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 pub const ENDPOINT_ADDRS: &str = "endpoint-addrs";
 pub const HAIRPIN: &str = "hairpin-connections";
+pub const MASQUERADE_SERVICES: &str = "masquerade-services";
 pub const MARK_FOR_MASQ: &str = "mark-for-masquerade";
 pub const MASQUERADING: &str = "masquerading";
 pub const SERVICES: &str = "services";
@@ -94,6 +95,16 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             data: SetData::None,
             decl: format!("type {an} . {an}"),
             comment: Some("endpoint pairs that need hairpin masquerade".into()),
+            udata_prefix: hex(UD_HAIRPIN),
+            size: None,
+        },
+        SetDef {
+            name: MASQUERADE_SERVICES.into(),
+            key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]),
+            key_len: alen + 8,
+            data: SetData::None,
+            decl: format!("type {an} . inet_proto . inet_service"),
+            comment: Some("external IPs and LoadBalancer IPs whose traffic is always masqueraded".into()),
             udata_prefix: hex(UD_HAIRPIN),
             size: None,
         },
@@ -181,6 +192,15 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
         // (A /0 cluster CIDR leaves no source outside it: no rule.)
         ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
     }
+    // externalTrafficPolicy Cluster: traffic to an external or LoadBalancer IP is always
+    // masqueraded (upstream's external-* chain: jump mark-for-masquerade), one rule for all.
+    ops.push(rule(
+        SERVICES,
+        vec![
+            Stmt::InSet { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport], set: MASQUERADE_SERVICES.into() },
+            jump(MARK_FOR_MASQ),
+        ],
+    ));
     ops.push(rule(SERVICES, vec![vip_vmap(SERVICE_IPS)]));
     ops.push(rule(SERVICE_ENDPOINTS_CHECK, vec![vip_vmap(NO_ENDPOINT_SERVICES)]));
     // An undefined port on a ClusterIP: TCP gets a reset at once (upstream: ICMP, which the

@@ -1,5 +1,6 @@
-//! What one ServicePort puts in the nftables ruleset: its VIP and the
-//! endpoint slots of the shared map.
+//! What one ServicePort puts in the nftables ruleset: its VIPs (the ClusterIP,
+//! and the external IPs and LoadBalancer IPs it serves with Cluster policy) and
+//! the endpoint slots of the shared map, per VIP.
 
 use std::net::IpAddr;
 
@@ -17,6 +18,9 @@ pub struct ServicePort {
     pub display: String,
     pub protocol: u8,
     pub cluster_ip: IpAddr,
+    /// External IPs and LoadBalancer IPs served like the ClusterIP, masqueraded
+    /// (externalTrafficPolicy Cluster); sorted, without the ClusterIP.
+    pub external: Vec<IpAddr>,
     pub port: u16,
     /// Sorted by address then port, deduplicated. (Upstream sorts by the
     /// "IP:port" string; the order only fixes which slot each endpoint gets.)
@@ -33,6 +37,7 @@ impl ServicePort {
             display: sp.display.clone(),
             protocol: sp.protocol,
             cluster_ip: sp.cluster_ip,
+            external: external_vips(sp),
             port: sp.port,
             endpoints,
         }
@@ -66,17 +71,40 @@ impl ServicePort {
         ServicePort { endpoints, ..self.clone() }
     }
 
-    fn vip_key(&self) -> Tuple {
-        Tuple::new(&[Val::ip(self.cluster_ip), Val::Proto(self.protocol), Val::Port(self.port)])
+    fn vip_key(&self, ip: IpAddr) -> Tuple {
+        Tuple::new(&[Val::ip(ip), Val::Proto(self.protocol), Val::Port(self.port)])
     }
+
+    /// The ClusterIP first, then the external VIPs.
+    fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.cluster_ip).chain(self.external.iter().copied())
+    }
+}
+
+/// The external VIPs this mode programs for `sp`. Not yet with externalTrafficPolicy
+/// Local (its semantics differ: local endpoints, source kept), nor LoadBalancer IPs
+/// with source ranges (without the firewall they would be open to everyone): those
+/// Services are reported as using unsupported features, and only their ClusterIP works.
+fn external_vips(sp: &ModelPort) -> Vec<IpAddr> {
+    if sp.external_policy_local {
+        return Vec::new();
+    }
+    let lb = if sp.load_balancer_source_ranges.is_empty() { &sp.load_balancer_vips[..] } else { &[] };
+    let mut v: Vec<IpAddr> = sp.external_ips.iter().chain(lb).copied().filter(|ip| *ip != sp.cluster_ip).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The dynamic objects one ServicePort owns, as last programmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServicePortObjects {
-    pub service_ip: Option<Element>,
-    pub no_endpoint: Option<Element>,
-    /// Endpoint slots: (ServicePort VIP key . slot, endpoint address . port).
+    /// One per VIP, all pointing at the same shared chain.
+    pub service_ips: Vec<Element>,
+    pub no_endpoints: Vec<Element>,
+    /// External VIPs: their traffic is always masqueraded.
+    pub masquerade: Vec<Tuple>,
+    /// Endpoint slots: (VIP key . slot, endpoint address . port), for every VIP.
     pub slots: Vec<(Tuple, Tuple)>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
@@ -87,25 +115,26 @@ pub struct ServicePortObjects {
 /// keeps a full sync at a few objects per endpoint and no chain per Service.
 pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
     let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
+    r.masquerade = sp.external.iter().map(|ip| sp.vip_key(*ip)).collect();
     if sp.endpoints.is_empty() {
-        r.no_endpoint = Some(Element {
-            key: sp.vip_key(),
-            data: Some(ElemData::Verdict(Verdict::Goto(REJECT_CHAIN.into()))),
-            comment: Some(sp.display.clone()),
-        });
+        r.no_endpoints = sp
+            .vips()
+            .map(|ip| Element {
+                key: sp.vip_key(ip),
+                data: Some(ElemData::Verdict(Verdict::Goto(REJECT_CHAIN.into()))),
+                comment: Some(sp.display.clone()),
+            })
+            .collect();
         return r;
     }
-    r.service_ip = Some(Element {
-        key: sp.vip_key(),
-        data: Some(ElemData::Verdict(Verdict::Goto(slots_chain(sp.endpoints.len())))),
-        comment: Some(sp.display.clone()),
-    });
-    r.slots = sp
-        .endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, (ip, p))| (sp.vip_key().with(Val::Int(i as u32)), Tuple::new(&[Val::ip(*ip), Val::Port(*p)])))
-        .collect();
+    let chain = slots_chain(sp.endpoints.len());
+    for ip in sp.vips() {
+        let key = sp.vip_key(ip);
+        r.service_ips.push(Element { key, data: Some(ElemData::Verdict(Verdict::Goto(chain.clone()))), comment: Some(sp.display.clone()) });
+        for (i, (eip, p)) in sp.endpoints.iter().enumerate() {
+            r.slots.push((key.with(Val::Int(i as u32)), Tuple::new(&[Val::ip(*eip), Val::Port(*p)])));
+        }
+    }
     r.hairpins = sp.endpoints.iter().map(|(ip, _)| *ip).collect();
     r.hairpins.sort();
     r.hairpins.dedup();
@@ -122,6 +151,7 @@ mod tests {
             display: "d".into(),
             protocol: 6,
             cluster_ip: "10.96.0.1".parse().unwrap(),
+            external: vec![],
             port: 80,
             endpoints: eps.iter().map(|(h, p)| (IpAddr::from([10, 0, 0, *h]), *p)).collect(),
         }

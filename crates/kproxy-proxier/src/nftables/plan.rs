@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Transaction, Tuple, Val};
 
 use super::layout::{
-    dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, NO_ENDPOINT_SERVICES, SERVICE_IPS, TABLE,
+    dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, MASQUERADE_SERVICES, NO_ENDPOINT_SERVICES,
+    SERVICE_IPS, TABLE,
 };
 use super::objects::{objects_of, ServicePort, ServicePortObjects};
 use crate::desired::Desired;
@@ -16,7 +17,7 @@ use crate::desired::Desired;
 /// Smallest set size requested from the kernel (see `set_size`).
 const MIN_SET_SIZE: usize = 16 * 1024;
 
-const DYNAMIC_SETS: [&str; 5] = [CLUSTER_IPS, HAIRPIN, SERVICE_IPS, NO_ENDPOINT_SERVICES, ENDPOINT_ADDRS];
+const DYNAMIC_SETS: [&str; 6] = [CLUSTER_IPS, HAIRPIN, SERVICE_IPS, NO_ENDPOINT_SERVICES, ENDPOINT_ADDRS, MASQUERADE_SERVICES];
 
 /// The element cap for a set holding `count` elements: room to double before
 /// a partial sync would overflow it and force a full sync that resizes.
@@ -54,15 +55,17 @@ impl ElementOps {
     fn del(&mut self, set: &'static str, key: Tuple) {
         self.dels.entry(set).or_default().push(key);
     }
-    fn diff_one(&mut self, set: &'static str, old: Option<&Element>, new: Option<&Element>) {
-        if old == new {
-            return;
+    /// The element changes that turn `old` into `new` (elements keyed uniquely).
+    fn diff_many(&mut self, set: &'static str, old: &[Element], new: &[Element]) {
+        for o in old {
+            if !new.contains(o) {
+                self.del(set, o.key);
+            }
         }
-        if let Some(o) = old {
-            self.del(set, o.key);
-        }
-        if let Some(n) = new {
-            self.add(set, n.clone());
+        for n in new {
+            if !old.contains(n) {
+                self.add(set, n.clone());
+            }
         }
     }
     fn net_change(&self, set: &str) -> isize {
@@ -152,8 +155,11 @@ impl Planner {
         for sp in specs {
             let r = objects_of(&sp);
             self.add_refs(&r, &mut els);
-            els.diff_one(SERVICE_IPS, None, r.service_ip.as_ref());
-            els.diff_one(NO_ENDPOINT_SERVICES, None, r.no_endpoint.as_ref());
+            els.diff_many(SERVICE_IPS, &[], &r.service_ips);
+            els.diff_many(NO_ENDPOINT_SERVICES, &[], &r.no_endpoints);
+            for k in &r.masquerade {
+                els.add(MASQUERADE_SERVICES, plain(*k));
+            }
             for (k, v) in &r.slots {
                 els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
             }
@@ -235,8 +241,11 @@ impl Planner {
             }
             let empty = ServicePortObjects::default();
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
-            els.diff_one(SERVICE_IPS, o.service_ip.as_ref(), n.service_ip.as_ref());
-            els.diff_one(NO_ENDPOINT_SERVICES, o.no_endpoint.as_ref(), n.no_endpoint.as_ref());
+            els.diff_many(SERVICE_IPS, &o.service_ips, &n.service_ips);
+            els.diff_many(NO_ENDPOINT_SERVICES, &o.no_endpoints, &n.no_endpoints);
+            let (om, nm): (Vec<Element>, Vec<Element>) =
+                (o.masquerade.iter().map(|k| plain(*k)).collect(), n.masquerade.iter().map(|k| plain(*k)).collect());
+            els.diff_many(MASQUERADE_SERVICES, &om, &nm);
             let old_slots: HashMap<&Tuple, &Tuple> = o.slots.iter().map(|(k, v)| (k, v)).collect();
             let new_slots: HashMap<&Tuple, &Tuple> = n.slots.iter().map(|(k, v)| (k, v)).collect();
             for (k, v) in &o.slots {

@@ -67,3 +67,9 @@ impl Model {
         self.planner.full_transaction(&self.desired)
     }
 }
+
+/// `spec` with external IPs (served like the ClusterIP, masqueraded: externalTrafficPolicy Cluster).
+pub fn with_external(mut s: ServicePortRecord<'static>, ips: &[&str]) -> ServicePortRecord<'static> {
+    s.external_ips = ips.iter().map(|i| i.to_string().into()).collect();
+    s
+}
