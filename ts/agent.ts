@@ -217,6 +217,9 @@ export class Agent {
     this.metrics.syncProxyRulesLastTimestamp.set(labels, done / 1000);
     if (trigger !== undefined && done > trigger) this.metrics.networkProgrammingDuration.observe(labels, (done - trigger) / 1000);
     this.health.updated(family);
+    if (this.opts.proxiers.find((p) => p.family === family)?.features.has('InternalTrafficPolicyLocal')) {
+      this.metrics.noLocalEndpointsTotal.set({ ip_family: family, traffic_policy: 'internal' }, this.tracker.noLocalInternalEndpoints(family));
+    }
     for (const r of report.rejected) this.invalid('ServicePort', 'proxier-rejected', `${r.key}: ${r.reason}`);
     if (report.text) this.opts.logger.trace({ ipFamily: family, transaction: report.text }, 'Committed transaction');
     logSync(this.opts.logger, {

@@ -9,6 +9,8 @@
 //   empty 10.96.0.20 / fd00:96::20   80/TCP, 53/UDP, no endpoints
 //   ext   10.96.0.40, externalIP 192.0.2.40      80/TCP, 53/UDP, endpoints backend-1..3
 //   lb    10.96.0.41, LoadBalancer 198.51.100.41 80/TCP, 53/UDP, endpoint backend-3
+//   itp   10.96.0.42, internalTrafficPolicy Local: backend-1 on this node, backend-2/3 on "other-node"
+//   itp-remote 10.96.0.43, internalTrafficPolicy Local: backend-2/3 on "other-node" only
 // A decoy responder on the node listens on every port the rows use: the Service ranges are
 // routed to the node (SERVICE_CIDRS, local routes), so a packet kproxy neither DNATs nor
 // rejects reaches it instead of failing (the node's own closed ports would look just like
@@ -35,14 +37,16 @@ const EXT_CIP = '10.96.0.40';
 const EXT_IP = '192.0.2.40';
 const LB_CIP = '10.96.0.41';
 const LB_IP = '198.51.100.41';
+const ITP_IP = '10.96.0.42';
+const ITP_REMOTE_IP = '10.96.0.43';
 const EMPTY_IP = '10.96.0.20';
 const EMPTY_IP6 = 'fd00:96::20';
 /** Where the backends' responders listen (topology defaults): a DNAT elsewhere could not answer. */
 const RESPONDER_PORT: Record<Proto, number> = { tcp: 8080, udp: 8053 };
 
-type Group = 'answered' | 'no endpoints' | 'undefined port';
+type Group = 'answered' | 'no endpoints' | 'undefined port' | 'dropped';
 /** What a group samples: the tracer's verdict for each of its rows must be of this kind. */
-const KIND: Record<Group, 'DNAT' | 'REJECT'> = { answered: 'DNAT', 'no endpoints': 'REJECT', 'undefined port': 'REJECT' };
+const KIND: Record<Group, 'DNAT' | 'REJECT' | 'DROP'> = { answered: 'DNAT', 'no endpoints': 'REJECT', 'undefined port': 'REJECT', dropped: 'DROP' };
 
 /** count: new connections (or sockets) tried; 40 makes each of 3 backends show up (miss odds 3 * (2/3)^40). */
 type Row = [group: Group, name: string, from: string, to: string, proto: Proto, count: number];
@@ -59,6 +63,8 @@ const FLOWS: Row[] = [
   ['answered', 'externalIP from outside: masqueraded (eTP Cluster)', 'client', `${EXT_IP}:80`, 'tcp', 40],
   ['answered', 'externalIP from a pod: masqueraded too', 'backend-1', `${EXT_IP}:53`, 'udp', 20],
   ['answered', 'LoadBalancer ingress IP from outside: masqueraded', 'client', `${LB_IP}:80`, 'tcp', 5],
+  ['answered', 'internalTrafficPolicy Local: only the endpoint on this node', 'client', `${ITP_IP}:80`, 'tcp', 20],
+  ['dropped', 'internalTrafficPolicy Local with no local endpoint: dropped, not rejected', 'client', `${ITP_REMOTE_IP}:80`, 'tcp', 2],
   ['no endpoints', 'no endpoints, TCP: reset at once', 'client', `${EMPTY_IP}:80`, 'tcp', 3],
   ['no endpoints', 'no endpoints, UDP: ICMP port unreachable', 'client', `${EMPTY_IP}:53`, 'udp', 3],
   ['no endpoints', 'IPv6 no endpoints, TCP from a pod', 'backend-2', `[${EMPTY_IP6}]:80`, 'tcp', 3],
@@ -90,6 +96,12 @@ const EXTRA = {
     })(),
     endpointSlice('ext', 'IPv4', ['10.244.1.2', '10.244.2.2', '10.244.3.2']),
   ],
+  'itp.yaml': [
+    withSpec(service('itp', [ITP_IP]), { internalTrafficPolicy: 'Local' }),
+    onNodes(endpointSlice('itp', 'IPv4', ['10.244.1.2', '10.244.2.2', '10.244.3.2']), [NODE_NAME, 'other-node', 'other-node']),
+    withSpec(service('itp-remote', [ITP_REMOTE_IP]), { internalTrafficPolicy: 'Local' }),
+    onNodes(endpointSlice('itp-remote', 'IPv4', ['10.244.2.2', '10.244.3.2']), ['other-node', 'other-node']),
+  ],
   'lb.yaml': [
     (() => {
       const s = service('lb', [LB_CIP]);
@@ -99,6 +111,17 @@ const EXTRA = {
     endpointSlice('lb', 'IPv4', ['10.244.3.2']),
   ],
 };
+
+/** The slice with its endpoints placed on these nodes, in order. */
+function onNodes<T extends { endpoints: Array<{ nodeName?: string }> }>(slice: T, nodes: string[]): T {
+  slice.endpoints.forEach((e, i) => (e.nodeName = nodes[i]));
+  return slice;
+}
+
+function withSpec<T extends { spec?: object }>(obj: T, extra: Record<string, unknown>): T {
+  Object.assign(obj.spec ?? {}, extra);
+  return obj;
+}
 
 /** The tracer over exactly the objects the agent reads: its manifests directory, parsed again. */
 async function tracerFor(c: Cluster): Promise<TracedCluster> {
@@ -208,4 +231,8 @@ test.serial('no-endpoint rows: TCP is reset at once and UDP refused, as the trac
 
 test.serial('undefined-port rows: undefined ports and wrong protocols on a ClusterIP are rejected, as the tracer predicts', async (t) => {
   await checkRows(t, rowsOf('undefined port'));
+});
+
+test.serial('dropped rows: a policy that leaves no endpoint drops silently, as the tracer predicts', async (t) => {
+  await checkRows(t, rowsOf('dropped'));
 });

@@ -168,3 +168,20 @@ test('a full sync requested while a sync is running is not lost', async (t) => {
   await second;
   t.true(dp.seen.at(-1)!.full, 'the requested full sync still happens');
 });
+
+test('ServicePorts with internalTrafficPolicy Local and no local endpoint are counted per family', async (t) => {
+  const { source, agent } = await started(t, [
+    ['Service', service('itp', '10.96.0.20', { internalTrafficPolicy: 'Local' })],
+    ['EndpointSlice', slice('itp', ['10.244.1.2'])],
+    ['Service', service('plain', '10.96.0.21')],
+  ]);
+  const metric = () => agent.registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_no_local_endpoints_total');
+  t.regex(await metric(), /ip_family="IPv4",traffic_policy="internal"\} 1/);
+  // The endpoint moves onto this node: nothing left to count.
+  const next = agent.nextSync();
+  const local = slice('itp', ['10.244.1.2']);
+  (local.endpoints as Array<Record<string, unknown>>)[0].nodeName = config.hostnameOverride;
+  source.handler!.onEvent('EndpointSlice', 'MODIFIED', local);
+  await next;
+  t.regex(await metric(), /ip_family="IPv4",traffic_policy="internal"\} 0/);
+});

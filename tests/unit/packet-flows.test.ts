@@ -117,11 +117,21 @@ test('a node that routes the Service range to itself still resets undefined port
   t.false(r.path.some((p) => p.startsWith('kube-proxy filter-forward:')), 'not forwarded');
 });
 
-test('internalTrafficPolicy Local, not programmed by nftables mode yet, still reaches every endpoint', async (t) => {
-  // Until the policy is implemented (and logged as unsupported) the ClusterIP behaves as before.
-  const itp = service('itp', '172.30.0.48', [{ port: 80 }]);
-  itp.spec.internalTrafficPolicy = 'Local';
-  const c = await tracedCluster({ objects: [itp, slice('itp', 'IPv4', [{ port: 8080 }], [{ ip: '10.244.1.2' }, { ip: '10.244.2.2' }])] });
-  t.deepEqual(c.invalid, []);
-  t.is(verdictCell(c.trace(POD, '172.30.0.48', 80, 'TCP')), '10.244.1.2:8080, 10.244.2.2:8080');
-});
+// internalTrafficPolicy Local: the ClusterIP reaches only endpoints on this node (node-1);
+// with none here but some elsewhere, a drop (not a reject); with none anywhere, a reject.
+const ITP_ROWS: Array<[name: string, eps: Array<[ip: string, node: string]>, verdict: string]> = [
+  ['only the local endpoints', [['10.244.1.2', 'node-1'], ['10.244.2.2', 'node-2'], ['10.244.1.3', 'node-1']], '10.244.1.2:8080, 10.244.1.3:8080'],
+  ['none local: DROP, as upstream', [['10.244.2.2', 'node-2']], 'DROP'],
+  ['none at all: REJECT', [], 'REJECT (tcp reset)'],
+];
+for (const [name, eps, verdict] of ITP_ROWS) {
+  test(`internalTrafficPolicy Local: ${name}`, async (t) => {
+    const itp = service('itp', '172.30.0.48', [{ port: 80 }]);
+    itp.spec.internalTrafficPolicy = 'Local';
+    const sl = slice('itp', 'IPv4', [{ port: 8080 }], eps.map(([ip]) => ({ ip })));
+    sl.endpoints.forEach((e: Record<string, unknown>, i: number) => (e.nodeName = eps[i][1]));
+    const c = await tracedCluster({ objects: [itp, sl], nodeName: 'node-1' });
+    t.deepEqual(c.invalid, []);
+    t.is(verdictCell(c.trace(POD, '172.30.0.48', 80, 'TCP')), verdict);
+  });
+}

@@ -64,6 +64,8 @@ export class ChangeTracker {
   private readonly pendingSlicesPerSvc = new Map<string, number>();
   private readonly triggerBySlice = new Map<string, number>();
 
+  /** ServicePorts with internalTrafficPolicy Local and no local endpoint, per family (metrics). */
+  private readonly noLocal = new Map<IPFamily, Set<string>>();
   /** What the last drain handed out: family -> service -> key -> spec. */
   private readonly applied = new Map<IPFamily, Map<string, Map<string, Applied>>>();
   private triggerTime: number | undefined;
@@ -73,7 +75,10 @@ export class ChangeTracker {
     this.nodeName = opts.nodeName;
     this.onInvalid = opts.onInvalid;
     this.startTime = opts.startTime ?? Date.now();
-    for (const f of this.families) this.applied.set(f, new Map());
+    for (const f of this.families) {
+      this.applied.set(f, new Map());
+      this.noLocal.set(f, new Set());
+    }
   }
 
   onEvent(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void {
@@ -85,6 +90,11 @@ export class ChangeTracker {
       // Validation should make this unreachable; a bug must not take the agent down.
       this.onInvalid(kind, 'internal-error', `${objectRef(obj)}: ${(err as Error)?.message ?? err}`);
     }
+  }
+
+  /** ServicePorts with internalTrafficPolicy Local and no local endpoint, as of the last drain. */
+  noLocalInternalEndpoints(family: IPFamily): number {
+    return this.noLocal.get(family)?.size ?? 0;
   }
 
   /** Services with a pending change that would alter their ServicePorts. */
@@ -121,6 +131,9 @@ export class ChangeTracker {
           if (before.get(spec.key)?.json !== json) changes.upserts.push(spec);
         }
         for (const key of before.keys()) if (!after.has(key)) changes.deletes.push(key);
+        const noLocal = this.noLocal.get(family)!;
+        for (const key of before.keys()) noLocal.delete(key);
+        for (const [key, a] of after) if (a.spec.internalPolicyLocal && a.spec.localEndpoints.length === 0) noLocal.add(key);
         if (after.size > 0) perSvc.set(svcId, after);
         else perSvc.delete(svcId);
       }

@@ -144,6 +144,11 @@ impl ServicePort {
         v
     }
 
+    /// The endpoints that serve local-policy traffic, as address and port.
+    pub fn local_endpoints(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        self.endpoints.iter().filter(|e| e.flags.local).map(|e| (e.addr, e.port))
+    }
+
     /// The endpoints that serve cluster-policy traffic, as address and port.
     pub fn cluster_endpoints(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
         self.endpoints.iter().filter(|e| e.flags.cluster).map(|e| (e.addr, e.port))

@@ -260,3 +260,18 @@ fn someone_deleting_the_table_is_repaired_by_a_full_sync() {
     fake.apply(&m.plan(false).0).unwrap();
     assert_eq!(fake.dump(Family::Ip, "kube-proxy"), m.render_text());
 }
+
+#[test]
+fn a_partial_sync_creates_the_chain_an_external_vip_needs() {
+    let mut m = Model::new(cfg(Family::Ip));
+    let mut fake = Fake::new();
+    m.update(&[spec("ns", "a", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80), ("10.244.0.2", 80), ("10.244.0.3", 80)])], &[]);
+    fake.apply(&m.plan(false).0).unwrap();
+    // Two endpoints behind two VIPs: endpoints-mod-2 is needed (not mod-4, the slot count).
+    let b = with_external(spec("ns", "b", "p", "TCP", "10.96.0.2", 80, &[("10.244.0.4", 80), ("10.244.0.5", 80)]), &["192.0.2.2"]);
+    m.update(&[b], &[]);
+    let (tx, full) = m.plan(false);
+    assert!(!full);
+    fake.apply(&tx).unwrap_or_else(|e| panic!("{e:?}\n{}", kproxy_nftables::text::render_tx(&tx)));
+    assert_eq!(fake.dump(Family::Ip, "kube-proxy"), m.render_text());
+}

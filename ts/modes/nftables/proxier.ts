@@ -13,7 +13,9 @@ import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
  * IPs and LoadBalancer IPs work with externalTrafficPolicy Cluster; with Local, or with
  * source ranges (no firewall yet), only the ClusterIP is programmed.
  */
-export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'ExternalIPs', 'LoadBalancer', 'TopologyHints', 'TerminatingFallback']);
+export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
+  'ClusterIP', 'ExternalIPs', 'LoadBalancer', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+]);
 
 export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };
 

@@ -22,53 +22,56 @@ pub struct ServicePort {
     /// (externalTrafficPolicy Cluster); sorted, without the ClusterIP.
     pub external: Vec<IpAddr>,
     pub port: u16,
-    /// Sorted by address then port, deduplicated. (Upstream sorts by the
-    /// "IP:port" string; the order only fixes which slot each endpoint gets.)
+    /// The ClusterIP's endpoints in slot order: the cluster endpoints, or the local
+    /// ones under internalTrafficPolicy Local. Sorted by address then port when new
+    /// (upstream sorts by the "IP:port" string; the order only fixes the slots).
     pub endpoints: Vec<(IpAddr, u16)>,
+    /// The external VIPs' endpoints in slot order (Cluster policy); empty without them.
+    pub external_endpoints: Vec<(IpAddr, u16)>,
+    /// Some endpoint is usable anywhere: a VIP whose policy leaves it none drops
+    /// (upstream), where a ServicePort without any endpoint rejects.
+    pub has_any: bool,
 }
 
 impl ServicePort {
     pub fn from_model(sp: &ModelPort) -> ServicePort {
-        let mut endpoints: Vec<(IpAddr, u16)> = sp.cluster_endpoints().collect();
-        endpoints.sort_unstable();
-        endpoints.dedup();
+        let sorted = |mut v: Vec<(IpAddr, u16)>| {
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let cluster = sorted(sp.cluster_endpoints().collect());
+        let local = sorted(sp.local_endpoints().collect());
+        let external = external_vips(sp);
+        let has_any = !cluster.is_empty() || !local.is_empty();
+        let external_endpoints = if external.is_empty() { Vec::new() } else { cluster.clone() };
+        let endpoints = if sp.internal_policy_local { local } else { cluster };
         ServicePort {
             key: sp.key.clone(),
             display: sp.display.clone(),
             protocol: sp.protocol,
             cluster_ip: sp.cluster_ip,
-            external: external_vips(sp),
+            external,
             port: sp.port,
             endpoints,
+            external_endpoints,
+            has_any,
         }
     }
 
-    /// This ServicePort with its endpoints ordered to keep each surviving
-    /// endpoint in the slot it had in `previous`: new endpoints fill the holes,
-    /// then the tail moves into any hole left. A one-endpoint change then
-    /// rewrites one slot instead of shifting all of them.
-    pub fn keeping_slots_of(&self, previous: &[(IpAddr, u16)]) -> ServicePort {
-        use std::collections::HashSet;
-        let wanted: HashSet<&(IpAddr, u16)> = self.endpoints.iter().collect();
-        let had: HashSet<&(IpAddr, u16)> = previous.iter().collect();
-        let mut added = self.endpoints.iter().filter(|e| !had.contains(e)).copied();
-        let mut slots: Vec<Option<(IpAddr, u16)>> =
-            previous.iter().map(|e| if wanted.contains(e) { Some(*e) } else { added.next() }).collect();
-        slots.extend(added.map(Some));
-        // Close the holes from the end so slots stay 0..N-1.
-        let mut i = 0;
-        while i < slots.len() {
-            if slots[i].is_none() {
-                let last = slots.pop().flatten();
-                if i < slots.len() {
-                    slots[i] = last;
-                    continue;
-                }
-            }
-            i += 1;
+    /// This ServicePort with every endpoint list ordered to keep the slots `previous` gave them.
+    pub fn keeping_slots_of(&self, previous: &ServicePort) -> ServicePort {
+        ServicePort {
+            endpoints: keep_slots(&self.endpoints, &previous.endpoints),
+            external_endpoints: keep_slots(&self.external_endpoints, &previous.external_endpoints),
+            ..self.clone()
         }
-        let endpoints: Vec<(IpAddr, u16)> = slots.into_iter().flatten().collect();
-        ServicePort { endpoints, ..self.clone() }
+    }
+
+    /// The `endpoints-mod-N` chains this ServicePort's VIPs go to.
+    pub fn moduli(&self) -> impl Iterator<Item = usize> + '_ {
+        let ext = if self.external.is_empty() { 0 } else { self.external_endpoints.len() };
+        [self.endpoints.len(), ext].into_iter().filter(|n| *n > 0)
     }
 
     fn vip_key(&self, ip: IpAddr) -> Tuple {
@@ -79,6 +82,31 @@ impl ServicePort {
     fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         std::iter::once(self.cluster_ip).chain(self.external.iter().copied())
     }
+}
+
+/// `now` ordered to keep each surviving endpoint in the slot it had in `previous`:
+/// new endpoints fill the holes, then the tail moves into any hole left. A
+/// one-endpoint change then rewrites one slot instead of shifting all of them.
+fn keep_slots(now: &[(IpAddr, u16)], previous: &[(IpAddr, u16)]) -> Vec<(IpAddr, u16)> {
+    use std::collections::HashSet;
+    let wanted: HashSet<&(IpAddr, u16)> = now.iter().collect();
+    let had: HashSet<&(IpAddr, u16)> = previous.iter().collect();
+    let mut added = now.iter().filter(|e| !had.contains(e)).copied();
+    let mut slots: Vec<Option<(IpAddr, u16)>> = previous.iter().map(|e| if wanted.contains(e) { Some(*e) } else { added.next() }).collect();
+    slots.extend(added.map(Some));
+    // Close the holes from the end so slots stay 0..N-1.
+    let mut i = 0;
+    while i < slots.len() {
+        if slots[i].is_none() {
+            let last = slots.pop().flatten();
+            if i < slots.len() {
+                slots[i] = last;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    slots.into_iter().flatten().collect()
 }
 
 /// The external VIPs this mode programs for `sp`. Not yet with externalTrafficPolicy
@@ -116,26 +144,22 @@ pub struct ServicePortObjects {
 pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
     let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
     r.masquerade = sp.external.iter().map(|ip| sp.vip_key(*ip)).collect();
-    if sp.endpoints.is_empty() {
-        r.no_endpoints = sp
-            .vips()
-            .map(|ip| Element {
-                key: sp.vip_key(ip),
-                data: Some(ElemData::Verdict(Verdict::Goto(REJECT_CHAIN.into()))),
-                comment: Some(sp.display.clone()),
-            })
-            .collect();
-        return r;
-    }
-    let chain = slots_chain(sp.endpoints.len());
     for ip in sp.vips() {
         let key = sp.vip_key(ip);
-        r.service_ips.push(Element { key, data: Some(ElemData::Verdict(Verdict::Goto(chain.clone()))), comment: Some(sp.display.clone()) });
-        for (i, (eip, p)) in sp.endpoints.iter().enumerate() {
+        let endpoints = if ip == sp.cluster_ip { &sp.endpoints } else { &sp.external_endpoints };
+        if endpoints.is_empty() {
+            // None for this policy while others exist: drop, as upstream; none at all: reject.
+            let verdict = if sp.has_any { Verdict::Drop } else { Verdict::Goto(REJECT_CHAIN.into()) };
+            r.no_endpoints.push(Element { key, data: Some(ElemData::Verdict(verdict)), comment: Some(sp.display.clone()) });
+            continue;
+        }
+        let chain = slots_chain(endpoints.len());
+        r.service_ips.push(Element { key, data: Some(ElemData::Verdict(Verdict::Goto(chain))), comment: Some(sp.display.clone()) });
+        for (i, (eip, p)) in endpoints.iter().enumerate() {
             r.slots.push((key.with(Val::Int(i as u32)), Tuple::new(&[Val::ip(*eip), Val::Port(*p)])));
         }
+        r.hairpins.extend(endpoints.iter().map(|(ip, _)| *ip));
     }
-    r.hairpins = sp.endpoints.iter().map(|(ip, _)| *ip).collect();
     r.hairpins.sort();
     r.hairpins.dedup();
     r
@@ -154,6 +178,8 @@ mod tests {
             external: vec![],
             port: 80,
             endpoints: eps.iter().map(|(h, p)| (IpAddr::from([10, 0, 0, *h]), *p)).collect(),
+            external_endpoints: vec![],
+            has_any: !eps.is_empty(),
         }
     }
 
@@ -176,7 +202,7 @@ mod tests {
             (&[(4, 80)], &[(4, 80)]),
         ];
         for (now, want) in cases {
-            assert_eq!(sp(now).keeping_slots_of(&prev).endpoints, sp(want).endpoints, "now {now:?}");
+            assert_eq!(keep_slots(&sp(now).endpoints, &prev), sp(want).endpoints, "now {now:?}");
         }
     }
 }

@@ -146,7 +146,7 @@ impl Planner {
         els.adds.insert(SERVICE_IPS, Vec::with_capacity(specs.len()));
         let mut rules = Vec::with_capacity(8);
         tx.ops.reserve(64);
-        for n in specs.iter().map(|sp| sp.endpoints.len()).filter(|n| *n > 0).collect::<BTreeSet<_>>() {
+        for n in specs.iter().flat_map(ServicePort::moduli).collect::<BTreeSet<_>>() {
             self.mod_chains.insert(n);
             let [chain, rule] = mod_chain_ops(n);
             tx.push(chain);
@@ -229,12 +229,12 @@ impl Planner {
         for key in dirty {
             let old_sp = self.committed.remove(key);
             let new_sp = desired.get(key).map(ServicePort::from_model).map(|sp| match &old_sp {
-                Some(o) => sp.keeping_slots_of(&o.endpoints),
+                Some(o) => sp.keeping_slots_of(o),
                 None => sp,
             });
             let old = old_sp.as_ref().map(objects_of);
             let new = new_sp.as_ref().map(objects_of);
-            if let Some(n) = new.as_ref().map(|r| r.slots.len()).filter(|n| *n > 0) {
+            for n in new_sp.iter().flat_map(ServicePort::moduli) {
                 if self.mod_chains.insert(n) {
                     mod_ops.extend(mod_chain_ops(n));
                 }
