@@ -173,6 +173,8 @@ test('ServicePorts with internalTrafficPolicy Local and no local endpoint are co
   const { source, agent } = await started(t, [
     ['Service', service('itp', '10.96.0.20', { internalTrafficPolicy: 'Local' })],
     ['EndpointSlice', slice('itp', ['10.244.1.2'])],
+    // No endpoints anywhere: rejected, not dropped, and not counted (as upstream).
+    ['Service', service('itp-empty', '10.96.0.22', { internalTrafficPolicy: 'Local' })],
     ['Service', service('plain', '10.96.0.21')],
   ]);
   const metric = () => agent.registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_no_local_endpoints_total');

@@ -9,7 +9,7 @@
 //   ranged   172.30.0.53  LoadBalancer with loadBalancerSourceRanges, ingress 198.51.100.53 (not programmed yet)
 //   local    172.30.0.54  externalIPs 192.0.2.54, externalTrafficPolicy Local (not programmed yet)
 //   dead     172.30.0.55  externalIPs 192.0.2.55, no endpoints
-//   thief    172.30.0.56  externalIPs 192.0.2.51 on port 80 too: refused, ext keeps it
+//   thief    172.30.0.56  externalIPs 192.0.2.51 on port 80 too: ext keeps the address, thief its ClusterIP
 import test from 'ava';
 import type { KubeObject } from '../../ts/sources/types.js';
 import { masqueradeCell, tracedCluster, verdictCell, type TracedCluster } from '../helpers/traced-cluster.js';
@@ -70,11 +70,12 @@ const FLOWS: Row[] = [
 let cluster: Promise<TracedCluster> | undefined;
 const traced = () => (cluster ??= tracedCluster({ objects: OBJECTS }));
 
-test('a second Service claiming an external IP:port is refused, and the first keeps it', async (t) => {
+test('a second Service claiming an external IP:port does not get it, and keeps the rest', async (t) => {
   const c = await traced();
   t.deepEqual(c.invalid.filter((i) => !i.includes('ns/thief')), []);
   t.true(c.invalid.some((i) => i.startsWith('ServicePort ns/thief/tcp/') && i.includes('192.0.2.51 port 80 is already used by ns/ext/tcp/')), c.invalid.join('\n'));
-  t.is(verdictCell(c.trace(POD, '172.30.0.56', 80, 'TCP')), 'ACCEPT', 'the refused ServicePort is not programmed at all');
+  t.is(verdictCell(c.trace(POD, '172.30.0.56', 80, 'TCP')), '10.244.2.2:8080', 'its ClusterIP is programmed');
+  t.is(verdictCell(c.trace(OUTSIDE, '192.0.2.51', 80, 'TCP')), '10.244.1.2:8080, 10.244.2.2:8080', 'the address stays with ext');
 });
 
 for (const [name, src, dst, port, verdict, masq, svc] of FLOWS) {

@@ -133,7 +133,10 @@ export class ChangeTracker {
         for (const key of before.keys()) if (!after.has(key)) changes.deletes.push(key);
         const noLocal = this.noLocal.get(family)!;
         for (const key of before.keys()) noLocal.delete(key);
-        for (const [key, a] of after) if (a.spec.internalPolicyLocal && a.spec.localEndpoints.length === 0) noLocal.add(key);
+        // As upstream: only where the policy leaves none though some exist (the drop case).
+        for (const [key, a] of after) {
+          if (a.spec.internalPolicyLocal && a.spec.localEndpoints.length === 0 && a.spec.clusterEndpoints.length > 0) noLocal.add(key);
+        }
         if (after.size > 0) perSvc.set(svcId, after);
         else perSvc.delete(svcId);
       }

@@ -2,8 +2,14 @@
 //! ServicePorts by key, which of them changed since the last plan, and the
 //! rule that one Service address has one owner (two would make any kernel
 //! refuse every batch).
+//!
+//! Ownership: a ClusterIP:port belongs to one ServicePort; a second one is
+//! refused whole and keeps its last good version. An external or LoadBalancer
+//! IP:port goes to whoever held it, else to the first claim; the others keep
+//! everything but that address (`ServicePort::blocked`) and get it when it is
+//! released. A ClusterIP always wins over an external claim on the same address.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use kproxy_nftables::Family;
@@ -11,16 +17,26 @@ use kproxy_nftables::Family;
 use crate::service::ServicePort;
 use crate::wire::{Rejected, ServicePortRecord};
 
+type Vip = (IpAddr, u8, u16);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owner {
+    key: String,
+    cluster: bool,
+}
+
 pub struct Desired {
     family: Family,
     ports: HashMap<String, ServicePort>,
-    owner: HashMap<(IpAddr, u8, u16), String>,
+    owner: HashMap<Vip, Owner>,
+    /// External addresses wanted by ServicePorts that do not own them.
+    waiting: BTreeMap<Vip, BTreeSet<String>>,
     dirty: BTreeSet<String>,
 }
 
 impl Desired {
     pub fn new(family: Family) -> Self {
-        Self { family, ports: HashMap::new(), owner: HashMap::new(), dirty: BTreeSet::new() }
+        Self { family, ports: HashMap::new(), owner: HashMap::new(), waiting: BTreeMap::new(), dirty: BTreeSet::new() }
     }
 
     pub fn family(&self) -> Family {
@@ -57,70 +73,176 @@ impl Desired {
 
     /// Validates and records changes. Invalid records are returned and leave the
     /// previous state of that ServicePort untouched. Ownership is decided against the
-    /// state after the whole batch, so two ServicePorts may swap addresses in one sync.
+    /// state after the whole batch, so ServicePorts may swap addresses in one sync.
     pub fn update(&mut self, upserts: &[ServicePortRecord], deletes: &[String]) -> Vec<Rejected> {
         let mut rejected = Vec::new();
+        let mut freed = Vec::new();
         for key in deletes {
             if let Some(old) = self.ports.remove(key) {
-                self.release(&old);
+                freed.extend(self.release(&old, None));
                 self.dirty.insert(key.clone());
             }
         }
         let mut changed = Vec::with_capacity(upserts.len());
         for s in upserts {
             match ServicePort::validate(s, self.family) {
-                Ok(sp) if self.ports.get(&sp.key) == Some(&sp) => {}
+                Ok(sp) if self.ports.get(&sp.key).is_some_and(|old| same_but_blocked(old, &sp)) => {}
                 Ok(sp) => changed.push(sp),
                 Err(reason) => rejected.push(Rejected { key: s.key.to_string(), reason }),
             }
         }
-        // Release what the changed ServicePorts owned before claiming anything.
+        // Release what the changed ServicePorts held and no longer want, before any claim.
         for sp in &changed {
             if let Some(old) = self.ports.get(&sp.key).cloned() {
-                self.release(&old);
+                freed.extend(self.release(&old, Some(sp)));
             }
         }
+        // ClusterIPs first: they win over external claims.
+        let mut accepted = Vec::with_capacity(changed.len());
         let mut refused = Vec::new();
         for sp in changed {
-            let vips = sp.vips();
-            if let Some(((ip, _, port), owner)) = vips.iter().find_map(|v| self.owner.get(v).map(|o| (*v, o.clone()))) {
-                rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {owner}") });
-                refused.push(sp.key);
-                continue;
+            let vip = sp.cluster_vip();
+            match self.owner.get(&vip).cloned() {
+                Some(o) if o.key != sp.key && o.cluster => {
+                    let (ip, _, port) = vip;
+                    rejected.push(Rejected { key: sp.key.clone(), reason: format!("{ip} port {port} is already used by {}", o.key) });
+                    refused.push(sp.key);
+                    continue;
+                }
+                Some(o) if o.key != sp.key => self.revoke(vip, &o.key),
+                _ => {}
             }
-            for v in vips {
-                self.owner.insert(v, sp.key.clone());
-            }
+            self.owner.insert(vip, Owner { key: sp.key.clone(), cluster: true });
+            accepted.push(sp);
+        }
+        for mut sp in accepted {
+            sp.blocked = self.claim_external(&sp, &mut rejected);
             self.dirty.insert(sp.key.clone());
             self.ports.insert(sp.key.clone(), sp);
         }
-        // A refused change keeps its previous version, if that one's addresses are still free.
         for key in refused {
-            let Some(old) = self.ports.get(&key).map(ServicePort::vips) else { continue };
-            let taken = old.iter().find_map(|v| self.owner.get(v).filter(|o| **o != key).map(|o| (*v, o.clone())));
-            match taken {
-                None => {
-                    for v in old {
-                        self.owner.insert(v, key.clone());
-                    }
-                }
-                Some(((ip, _, port), o)) => {
-                    rejected.push(Rejected { key: key.clone(), reason: format!("{ip} port {port} was taken by {o}; removed") });
-                    if let Some(gone) = self.ports.remove(&key) {
-                        self.release(&gone);
-                    }
-                    self.dirty.insert(key);
-                }
-            }
+            self.restore(&key, &mut rejected);
+        }
+        for vip in freed {
+            self.hand_over(vip);
         }
         rejected
     }
 
-    fn release(&mut self, sp: &ServicePort) {
-        for v in sp.vips() {
-            if self.owner.get(&v) == Some(&sp.key) {
-                self.owner.remove(&v);
+    /// Claims `sp`'s external addresses; returns the IPs someone else holds (reported).
+    fn claim_external(&mut self, sp: &ServicePort, rejected: &mut Vec<Rejected>) -> Vec<IpAddr> {
+        let mut blocked = Vec::new();
+        for vip in sp.external_vips() {
+            match self.owner.get(&vip) {
+                Some(o) if o.key != sp.key => {
+                    let (ip, _, port) = vip;
+                    rejected.push(Rejected {
+                        key: sp.key.clone(),
+                        reason: format!("{ip} port {port} is already used by {}; this ServicePort is programmed without it", o.key),
+                    });
+                    blocked.push(vip.0);
+                    self.waiting.entry(vip).or_default().insert(sp.key.clone());
+                }
+                _ => {
+                    self.owner.insert(vip, Owner { key: sp.key.clone(), cluster: false });
+                    self.unwait(vip, &sp.key);
+                }
+            }
+        }
+        blocked
+    }
+
+    /// A refused change keeps its previous version, if that one's ClusterIP is still free.
+    fn restore(&mut self, key: &str, rejected: &mut Vec<Rejected>) {
+        let Some(old) = self.ports.get(key).cloned() else { return };
+        let vip = old.cluster_vip();
+        match self.owner.get(&vip).cloned() {
+            Some(o) if o.key != key => {
+                let (ip, _, port) = vip;
+                rejected.push(Rejected { key: key.to_owned(), reason: format!("{ip} port {port} was taken by {}; removed", o.key) });
+                self.ports.remove(key);
+                let freed = self.release(&old, None);
+                self.dirty.insert(key.to_owned());
+                for v in freed {
+                    self.hand_over(v);
+                }
+            }
+            _ => {
+                self.owner.insert(vip, Owner { key: key.to_owned(), cluster: true });
+                let blocked = self.claim_external(&old, rejected);
+                if blocked != old.blocked {
+                    self.dirty.insert(key.to_owned());
+                }
+                if let Some(p) = self.ports.get_mut(key) {
+                    p.blocked = blocked;
+                }
             }
         }
     }
+
+    /// Takes an external address from its holder (a ClusterIP claims it); it waits again.
+    fn revoke(&mut self, vip: Vip, holder: &str) {
+        self.owner.remove(&vip);
+        self.waiting.entry(vip).or_default().insert(holder.to_owned());
+        if let Some(p) = self.ports.get_mut(holder) {
+            if !p.blocked.contains(&vip.0) {
+                p.blocked.push(vip.0);
+                p.blocked.sort_unstable();
+            }
+            self.dirty.insert(holder.to_owned());
+        }
+    }
+
+    /// A released external address goes to the first ServicePort waiting for it.
+    fn hand_over(&mut self, vip: Vip) {
+        if self.owner.contains_key(&vip) {
+            return;
+        }
+        let Some(next) = self.waiting.get(&vip).and_then(|w| w.iter().next().cloned()) else { return };
+        self.unwait(vip, &next);
+        if let Some(p) = self.ports.get_mut(&next) {
+            p.blocked.retain(|ip| *ip != vip.0);
+            self.owner.insert(vip, Owner { key: next.clone(), cluster: false });
+            self.dirty.insert(next);
+        }
+    }
+
+    fn unwait(&mut self, vip: Vip, key: &str) {
+        if let Some(w) = self.waiting.get_mut(&vip) {
+            w.remove(key);
+            if w.is_empty() {
+                self.waiting.remove(&vip);
+            }
+        }
+    }
+
+    /// Drops what `old` owned and waited for, except what `next` (its new version) keeps
+    /// wanting. Returns the external addresses now free.
+    fn release(&mut self, old: &ServicePort, next: Option<&ServicePort>) -> Vec<Vip> {
+        let keeps = |v: &Vip| next.is_some_and(|n| n.cluster_vip() == *v || n.external_vips().contains(v));
+        let mut freed = Vec::new();
+        let cluster = old.cluster_vip();
+        if !keeps(&cluster) && self.owner.get(&cluster).is_some_and(|o| o.key == old.key) {
+            self.owner.remove(&cluster);
+            freed.push(cluster);
+        }
+        for v in old.external_vips() {
+            if keeps(&v) {
+                continue;
+            }
+            if self.owner.get(&v).is_some_and(|o| o.key == old.key) {
+                self.owner.remove(&v);
+                freed.push(v);
+            }
+            self.unwait(v, &old.key);
+        }
+        freed
+    }
+}
+
+/// Equal but for the addresses ownership blocked.
+fn same_but_blocked(old: &ServicePort, new: &ServicePort) -> bool {
+    let mut o = old.clone();
+    o.blocked.clear();
+    o == *new
 }

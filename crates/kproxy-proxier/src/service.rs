@@ -40,6 +40,9 @@ pub struct ServicePort {
     pub health_check_node_port: u16,
     pub traffic_distribution: String,
     pub endpoints: Vec<Endpoint>,
+    /// External IPs and LoadBalancer IPs another ServicePort owns on this port: no mode
+    /// programs them here (desired.rs decides, and retries when they are released).
+    pub blocked: Vec<IpAddr>,
 }
 
 fn port(p: u32, what: &str) -> Result<u16, String> {
@@ -128,16 +131,23 @@ impl ServicePort {
             health_check_node_port: optional_port(s.health_check_node_port, "healthCheckNodePort")?,
             traffic_distribution: s.traffic_distribution.to_string(),
             endpoints,
+            blocked: Vec::new(),
         })
     }
 
-    /// (IP, protocol, port) for the ClusterIP, the external IPs and the LoadBalancer IPs:
-    /// what the kernel must see owned by one ServicePort.
-    pub fn vips(&self) -> Vec<(IpAddr, u8, u16)> {
-        let mut v: Vec<(IpAddr, u8, u16)> = std::iter::once(self.cluster_ip)
-            .chain(self.external_ips.iter().copied())
-            .chain(self.load_balancer_vips.iter().copied())
-            .map(|ip| (ip, self.protocol, self.port))
+    /// (ClusterIP, protocol, port).
+    pub fn cluster_vip(&self) -> (IpAddr, u8, u16) {
+        (self.cluster_ip, self.protocol, self.port)
+    }
+
+    /// (IP, protocol, port) of every external IP and LoadBalancer IP, without the ClusterIP.
+    pub fn external_vips(&self) -> Vec<(IpAddr, u8, u16)> {
+        let mut v: Vec<(IpAddr, u8, u16)> = self
+            .external_ips
+            .iter()
+            .chain(self.load_balancer_vips.iter())
+            .filter(|ip| **ip != self.cluster_ip)
+            .map(|ip| (*ip, self.protocol, self.port))
             .collect();
         v.sort_unstable();
         v.dedup();

@@ -88,7 +88,13 @@ fn random_spec(r: &mut Lcg, family: Family, svc: u64) -> ServicePortSpec<'static
     let cip = if family == Family::Ip { format!("10.96.0.{}", svc % 5 + 1) } else { format!("fd00:96::{:x}", svc % 5 + 1) };
     let proto = ["TCP", "UDP", "SCTP"][(svc % 3) as usize];
     let eps: Vec<(&str, u32)> = eps.iter().map(|(i, p)| (i.as_str(), *p)).collect();
-    let s = spec("ns", &format!("svc{svc}"), "p", proto, &cip, 80 + svc as u32, &eps);
+    let mut s = spec("ns", &format!("svc{svc}"), "p", proto, &cip, 80 + svc as u32, &eps);
+    // Sometimes internalTrafficPolicy Local, with some endpoints on this node.
+    s.internal_policy_local = r.next(4) == 0;
+    for e in s.endpoints.iter_mut() {
+        e.flags.is_local = r.next(2) == 0;
+        e.flags.local = e.flags.is_local;
+    }
     // Sometimes an external IP, shared by several Services (their ports differ).
     let ext = if family == Family::Ip { format!("192.0.2.{}", r.next(3) + 1) } else { format!("2001:db8::{:x}", r.next(3) + 1) };
     if r.next(3) == 0 {
@@ -274,4 +280,49 @@ fn a_partial_sync_creates_the_chain_an_external_vip_needs() {
     assert!(!full);
     fake.apply(&tx).unwrap_or_else(|e| panic!("{e:?}\n{}", kproxy_nftables::text::render_tx(&tx)));
     assert_eq!(fake.dump(Family::Ip, "kube-proxy"), m.render_text());
+}
+
+fn dump_after(m: &mut Model, fake: &mut Fake) -> String {
+    let (tx, _) = m.plan(false);
+    fake.apply(&tx).unwrap_or_else(|e| panic!("{e:?}\n{}", kproxy_nftables::text::render_tx(&tx)));
+    let dump = fake.dump(Family::Ip, "kube-proxy");
+    assert_eq!(dump, m.render_text(), "partial and full agree");
+    dump
+}
+
+#[test]
+fn an_external_address_stays_with_its_holder_and_passes_on_when_released() {
+    let mut m = Model::new(cfg(Family::Ip));
+    let mut fake = Fake::new();
+    let ext = |eps: &[(&str, u32)]| with_external(spec("ns", "ext", "p", "TCP", "10.96.0.1", 80, eps), &["192.0.2.51"]);
+    // "a-thief" sorts first, and wants the same external IP:port.
+    let thief = |eps: &[(&str, u32)]| with_external(spec("ns", "a-thief", "p", "TCP", "10.96.0.2", 80, eps), &["192.0.2.51"]);
+    assert!(m.update(&[ext(&[("10.244.0.1", 80)])], &[]).is_empty());
+    dump_after(&mut m, &mut fake);
+    let r = m.update(&[thief(&[("10.244.0.9", 80)])], &[]);
+    assert_eq!(r.len(), 1, "the blocked address is reported: {r:?}");
+    // Both change in one sync, the thief first: the holder keeps the address.
+    m.update(&[thief(&[("10.244.0.8", 80)]), ext(&[("10.244.0.2", 80)])], &[]);
+    let dump = dump_after(&mut m, &mut fake);
+    assert!(dump.contains("192.0.2.51 . tcp . 80 . 0 : 10.244.0.2 . 80"), "{dump}");
+    assert!(dump.contains("10.96.0.2 . tcp . 80 . 0 : 10.244.0.8 . 80"), "the blocked ServicePort keeps its ClusterIP:\n{dump}");
+    // The holder lets go: the address passes to the one waiting, in the same sync.
+    m.update(&[spec("ns", "ext", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.2", 80)])], &[]);
+    let dump = dump_after(&mut m, &mut fake);
+    assert!(dump.contains("192.0.2.51 . tcp . 80 . 0 : 10.244.0.8 . 80"), "{dump}");
+}
+
+#[test]
+fn a_cluster_ip_wins_over_an_external_claim_on_the_same_address() {
+    let mut m = Model::new(cfg(Family::Ip));
+    let mut fake = Fake::new();
+    // "ext" claims 10.96.0.7:80 as an external IP before any Service has it as its ClusterIP.
+    assert!(m
+        .update(&[with_external(spec("ns", "ext", "p", "TCP", "10.96.0.1", 80, &[("10.244.0.1", 80)]), &["10.96.0.7"])], &[])
+        .is_empty());
+    dump_after(&mut m, &mut fake);
+    assert!(m.update(&[spec("ns", "owner", "p", "TCP", "10.96.0.7", 80, &[("10.244.0.7", 80)])], &[]).is_empty());
+    let dump = dump_after(&mut m, &mut fake);
+    assert!(dump.contains("10.96.0.7 . tcp . 80 . 0 : 10.244.0.7 . 80"), "{dump}");
+    assert!(!dump.contains("10.96.0.7 . tcp . 80 . 0 : 10.244.0.1 . 80"), "{dump}");
 }

@@ -118,7 +118,8 @@ fn external_vips(sp: &ModelPort) -> Vec<IpAddr> {
         return Vec::new();
     }
     let lb = if sp.load_balancer_source_ranges.is_empty() { &sp.load_balancer_vips[..] } else { &[] };
-    let mut v: Vec<IpAddr> = sp.external_ips.iter().chain(lb).copied().filter(|ip| *ip != sp.cluster_ip).collect();
+    let mut v: Vec<IpAddr> =
+        sp.external_ips.iter().chain(lb).copied().filter(|ip| *ip != sp.cluster_ip && !sp.blocked.contains(ip)).collect();
     v.sort_unstable();
     v.dedup();
     v
