@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { IPFamily } from '../../ts/model/types.js';
-import { createProxiers } from '../../ts/proxier/registry.js';
+import { createProxiers, implementedModes } from '../../ts/proxier/registry.js';
 import type { Proxier, ProxyMode, TraceResult } from '../../ts/proxier/types.js';
 import type { KubeObject } from '../../ts/sources/types.js';
 import { ChangeTracker } from '../../ts/tracker/change-tracker.js';
@@ -60,4 +60,20 @@ export function verdictCell(r: TraceResult): string {
 export function masqueradeCell(r: TraceResult): 'yes' | 'no' | 'mixed' {
   const m = new Set(r.outcomes.map((o) => o.masquerade));
   return m.size > 1 ? 'mixed' : m.has(true) ? 'yes' : 'no';
+}
+
+/**
+ * THE place for each mode's known exceptions to the shared packet-flow tables: row name →
+ * the verdict that mode gives instead, and why. Every table runs in every implemented mode.
+ */
+export const MODE_EXCEPTIONS: Partial<Record<ProxyMode, Record<string, { verdict: string; why: string }>>> = {
+  nftables: {},
+};
+
+/** The modes the shared tables run in. */
+export const MODES: ProxyMode[] = implementedModes();
+
+/** The verdict `mode` must give for row `name`: the table's, unless the mode lists an exception. */
+export function expectedIn(mode: ProxyMode, name: string, verdict: string): string {
+  return MODE_EXCEPTIONS[mode]?.[name]?.verdict ?? verdict;
 }

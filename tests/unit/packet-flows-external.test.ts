@@ -12,7 +12,8 @@
 //   thief    172.30.0.56  externalIPs 192.0.2.51 on port 80 too: ext keeps the address, thief its ClusterIP
 import test from 'ava';
 import type { KubeObject } from '../../ts/sources/types.js';
-import { masqueradeCell, tracedCluster, verdictCell, type TracedCluster } from '../helpers/traced-cluster.js';
+import type { ProxyMode } from '../../ts/proxier/types.js';
+import { expectedIn, masqueradeCell, MODES, tracedCluster, verdictCell, type TracedCluster } from '../helpers/traced-cluster.js';
 
 const POD = '10.244.9.9';
 const OUTSIDE = '203.0.113.9';
@@ -67,8 +68,11 @@ const FLOWS: Row[] = [
   ['externalIP of a Service without endpoints: reset at once', OUTSIDE, '192.0.2.55', 80, 'REJECT (tcp reset)', 'no', 'ns/dead:'],
 ];
 
-let cluster: Promise<TracedCluster> | undefined;
-const traced = () => (cluster ??= tracedCluster({ objects: OBJECTS }));
+const clusters = new Map<ProxyMode, Promise<TracedCluster>>();
+const traced = (mode: ProxyMode = MODES[0]) => {
+  if (!clusters.has(mode)) clusters.set(mode, tracedCluster({ mode, objects: OBJECTS }));
+  return clusters.get(mode)!;
+};
 
 test('a second Service claiming an external IP:port does not get it, and keeps the rest', async (t) => {
   const c = await traced();
@@ -78,10 +82,10 @@ test('a second Service claiming an external IP:port does not get it, and keeps t
   t.is(verdictCell(c.trace(OUTSIDE, '192.0.2.51', 80, 'TCP')), '10.244.1.2:8080, 10.244.2.2:8080', 'the address stays with ext');
 });
 
-for (const [name, src, dst, port, verdict, masq, svc] of FLOWS) {
-  test(`flow: ${name}`, async (t) => {
-    const r = (await traced()).trace(src, dst, port, 'TCP', src === NODE);
-    t.is(verdictCell(r), verdict, `${src} → ${dst}:${port}\n${r.path.join('\n')}`);
+for (const mode of MODES) for (const [name, src, dst, port, verdict, masq, svc] of FLOWS) {
+  test(`${mode} flow: ${name}`, async (t) => {
+    const r = (await traced(mode)).trace(src, dst, port, 'TCP', src === NODE);
+    t.is(verdictCell(r), expectedIn(mode, name, verdict), `${src} → ${dst}:${port}\n${r.path.join('\n')}`);
     t.is(masqueradeCell(r), masq, 'masquerade');
     if (svc) t.is(r.service, svc);
   });

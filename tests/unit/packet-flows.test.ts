@@ -18,7 +18,8 @@
 //                         web6     fd00:172:30::41  80/TCP→8080 (ep6-a)
 import test from 'ava';
 import type { KubeObject } from '../../ts/sources/types.js';
-import { masqueradeCell, tracedCluster, verdictCell, type TracedCluster } from '../helpers/traced-cluster.js';
+import type { ProxyMode } from '../../ts/proxier/types.js';
+import { expectedIn, masqueradeCell, MODES, tracedCluster, verdictCell, type TracedCluster } from '../helpers/traced-cluster.js';
 
 const POD = '10.244.9.9';
 const OUTSIDE = '203.0.113.9';
@@ -91,18 +92,21 @@ const FLOWS: Row[] = [
   ['not a Service address: untouched', POD, '10.244.2.2', 8080, 'TCP', 'ACCEPT', 'no'],
 ];
 
-let cluster: Promise<TracedCluster> | undefined;
-const traced = () => (cluster ??= tracedCluster({ objects: OBJECTS }));
+const clusters = new Map<ProxyMode, Promise<TracedCluster>>();
+const traced = (mode: ProxyMode = MODES[0]) => {
+  if (!clusters.has(mode)) clusters.set(mode, tracedCluster({ mode, objects: OBJECTS }));
+  return clusters.get(mode)!;
+};
 
 test('the address plan loads without invalid objects', async (t) => {
   t.deepEqual((await traced()).invalid, []);
 });
 
-for (const [name, src, dst, port, proto, verdict, masq, svc] of FLOWS) {
-  test(`flow: ${name}`, async (t) => {
-    const c = await traced();
+for (const mode of MODES) for (const [name, src, dst, port, proto, verdict, masq, svc] of FLOWS) {
+  test(`${mode} flow: ${name}`, async (t) => {
+    const c = await traced(mode);
     const r = c.trace(src, dst, port, proto, src === NODE);
-    t.is(verdictCell(r), verdict, `${src} → ${dst}:${port}/${proto}\n${r.path.join('\n')}`);
+    t.is(verdictCell(r), expectedIn(mode, name, verdict), `${src} → ${dst}:${port}/${proto}\n${r.path.join('\n')}`);
     t.is(masqueradeCell(r), masq, 'masquerade');
     if (svc) t.is(r.service, svc, 'the Service the answer names');
     t.true(r.path.length > 0, 'the answer says which rules decided it');

@@ -3,7 +3,7 @@
 // malformed object must cost us one skipped object, never a crash or a bad rule.
 
 import { canonicalIP, ipFamilyOf, parseCIDR } from '../model/ip.js';
-import type { Endpoint, IPFamily, Protocol, ServiceType, SessionAffinity } from '../model/types.js';
+import type { Endpoint, IPFamily, Protocol, ServicePort, ServiceType, SessionAffinity } from '../model/types.js';
 import { LABEL_SERVICE_NAME, shouldSkipService } from '../model/service-filter.js';
 
 export { canonicalIP, ipFamilyOf, parseCIDR };
@@ -137,29 +137,17 @@ export interface ServicePortInfo {
 }
 
 /** The addresses of one IP family in which the Service has a ClusterIP; all canonical. */
-export interface FamilyAddresses {
-  clusterIP: string;
-  externalIPs: string[];
-  /** status.loadBalancer.ingress[].ip in VIP mode. */
-  loadBalancerVIPs: string[];
-  loadBalancerSourceRanges: string[];
-}
+export type FamilyAddresses = Pick<ServicePort, 'clusterIP' | 'externalIPs' | 'loadBalancerVIPs' | 'loadBalancerSourceRanges'>;
 
-/** What the tracker keeps of a proxied Service: only the fields that shape rules, normalised. */
-export interface ServiceInfo {
-  namespace: string;
-  name: string;
-  type: ServiceType;
+/**
+ * What the tracker keeps of a proxied Service: only the fields that shape rules, normalised;
+ * the Service-wide fields mean what they mean on the model's ServicePort.
+ */
+export interface ServiceInfo
+  extends Pick<ServicePort, 'namespace' | 'name' | 'type' | 'sessionAffinity' | 'stickyMaxAgeSeconds' | 'externalPolicyLocal'
+    | 'internalPolicyLocal' | 'healthCheckNodePort' | 'trafficDistribution'> {
   ports: ServicePortInfo[];
   families: Partial<Record<IPFamily, FamilyAddresses>>;
-  sessionAffinity: SessionAffinity;
-  /** 0 without ClientIP affinity. */
-  stickyMaxAgeSeconds: number;
-  externalPolicyLocal: boolean;
-  internalPolicyLocal: boolean;
-  /** Only when the Service needs one (LoadBalancer with eTP Local); else 0. */
-  healthCheckNodePort: number;
-  trafficDistribution: string;
 }
 
 export interface ParsedService {

@@ -240,8 +240,12 @@ impl Desired {
     }
 }
 
-/// Equal but for the addresses ownership blocked.
+/// Equal but for the addresses ownership blocked. Full syncs compare every ServicePort,
+/// so the common case (nothing blocked) compares in place.
 fn same_but_blocked(old: &ServicePort, new: &ServicePort) -> bool {
+    if old.blocked.is_empty() {
+        return old == new;
+    }
     let mut o = old.clone();
     o.blocked.clear();
     o == *new

@@ -14,7 +14,6 @@ use crate::wire::{self, Rejected};
 
 /// What a mode provides: its rules, planned from the desired state.
 pub trait Mode: Send + 'static {
-    fn name(&self) -> &'static str;
     fn family(&self) -> Family;
     /// The nf_tables table this mode owns in its family.
     fn table(&self) -> &'static str;
@@ -63,10 +62,6 @@ impl<M: Mode> Syncer<M> {
         let desired = Desired::new(mode.family());
         let backend = if fake { Backend::Fake(Fake::new()) } else { Backend::Kernel { conn: None, last_genid: None } };
         Self { mode, desired, backend }
-    }
-
-    pub fn mode(&self) -> &M {
-        &self.mode
     }
 
     pub fn desired(&self) -> &Desired {

@@ -25,10 +25,6 @@ impl NftablesMode {
 }
 
 impl Mode for NftablesMode {
-    fn name(&self) -> &'static str {
-        "nftables"
-    }
-
     fn family(&self) -> Family {
         self.planner.config().family
     }
