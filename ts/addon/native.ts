@@ -9,6 +9,10 @@ export interface NativeSyncRequest {
   upserts: string;
   deletes: string[];
   explain?: boolean;
+  /** Node addressing; omitted: unchanged. */
+  node?: { nodePortAll: boolean; nodePortIps: string[]; nodeIps: string[] };
+  /** ServiceCIDR ranges; omitted: unchanged. */
+  serviceCidrs?: string[];
 }
 
 export interface NativeSyncReport {
@@ -37,7 +41,8 @@ export interface NativeNftablesProxier {
 export interface NativeModule {
   NftablesProxier: new (opts: {
     family: string;
-    clusterCidr?: string;
+    /** detect-local: mode ('ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix') and its CIDR or name. */
+    localDetector?: { mode: string; value: string };
     masqueradeAll?: boolean;
     masqueradeBit?: number;
     fake?: boolean;

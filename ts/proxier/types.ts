@@ -30,7 +30,31 @@ export interface SyncRequest {
   deletes: string[];
   /** Return the transaction as the mode's text in the report (debug logging). */
   explain?: boolean;
+  /** This family's node addressing; omitted means unchanged since the last sync. */
+  node?: NodeAddressing;
+  /**
+   * This family's ServiceCIDR ranges (networking.k8s.io/v1 ServiceCIDR objects): traffic to
+   * an IP in them that no Service has is dropped. Omitted means unchanged; [] means none.
+   */
+  serviceCIDRs?: string[];
 }
+
+/** Where this node accepts NodePorts, and what its own addresses are, for one family. */
+export interface NodeAddressing {
+  /**
+   * The addresses NodePorts answer on (nodePortAddresses resolved against the Node and the
+   * local interfaces, loopback excluded), or 'all': every local address except loopback.
+   */
+  nodePortIPs: string[] | 'all';
+  /** The node's own IPs (bindAddress, else the Node object's): loadBalancerSourceRanges allow them. */
+  nodeIPs: string[];
+}
+
+/** How a mode tells traffic from this node's pods (upstream's detect-local modes), per family. */
+export type LocalDetector =
+  | { mode: 'ClusterCIDR' | 'NodeCIDR'; cidr: string }
+  | { mode: 'BridgeInterface'; interface: string }
+  | { mode: 'InterfaceNamePrefix'; prefix: string };
 
 export interface RejectedServicePort {
   key: string;
@@ -105,7 +129,8 @@ export interface Proxier {
 /** What a mode's factory gets; everything with I/O is injected. */
 export interface ProxierOptions {
   family: IPFamily;
-  clusterCIDR?: string;
+  /** Pod traffic detection; none: no off-cluster masquerade rule and no pod short-circuit. */
+  localDetector?: LocalDetector;
   masqueradeAll: boolean;
   masqueradeBit: number;
   /** Program an in-memory fake with kernel semantics instead of the kernel. */

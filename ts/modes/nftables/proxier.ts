@@ -5,7 +5,7 @@ import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeNftablesProxier, type NativeSyncReport } from '../../addon/native.js';
 import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
-import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
+import type { Feature, LocalDetector, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
 /**
@@ -16,6 +16,19 @@ import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'ExternalIPs', 'LoadBalancer', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
+
+function detectorOption(d: LocalDetector | undefined): { mode: string; value: string } | undefined {
+  if (!d) return undefined;
+  switch (d.mode) {
+    case 'ClusterCIDR':
+    case 'NodeCIDR':
+      return { mode: d.mode, value: d.cidr };
+    case 'BridgeInterface':
+      return { mode: d.mode, value: d.interface };
+    case 'InterfaceNamePrefix':
+      return { mode: d.mode, value: d.prefix };
+  }
+}
 
 export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };
 
@@ -35,7 +48,7 @@ export class NftablesProxier implements Proxier {
     try {
       this.native = new Native({
         family: opts.family,
-        clusterCidr: opts.clusterCIDR,
+        localDetector: detectorOption(opts.localDetector),
         masqueradeAll: opts.masqueradeAll,
         masqueradeBit: opts.masqueradeBit,
         fake: opts.fake,
@@ -51,7 +64,18 @@ export class NftablesProxier implements Proxier {
     const encodeMs = performance.now() - encodeStart;
     let report: NativeSyncReport;
     try {
-      report = await this.native.sync({ full: req.full, upserts: text, deletes: req.deletes, explain: req.explain });
+      report = await this.native.sync({
+        full: req.full,
+        upserts: text,
+        deletes: req.deletes,
+        explain: req.explain,
+        node: req.node && {
+          nodePortAll: req.node.nodePortIPs === 'all',
+          nodePortIps: req.node.nodePortIPs === 'all' ? [] : req.node.nodePortIPs,
+          nodeIps: req.node.nodeIPs,
+        },
+        serviceCidrs: req.serviceCIDRs,
+      });
     } catch (e) {
       const err = fromAddonError(e);
       this.metrics.syncFailuresTotal.inc({ ip_family: this.family });
