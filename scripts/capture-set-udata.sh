@@ -28,5 +28,9 @@ add set $fam kube-proxy masquerade-services { type $a . inet_proto . inet_servic
 add map $fam kube-proxy service-ips { type $a . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
 add map $fam kube-proxy no-endpoint-services { type $a . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
 add map $fam kube-proxy endpoint-addrs { typeof $ph . meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "service IP . protocol . port . slot : endpoint address . port" ; }
+add map $fam kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
+add map $fam kube-proxy nodeport-endpoint-addrs { typeof meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "protocol . NodePort . slot : endpoint address . port" ; }
+add map $fam kube-proxy affinity-x { typeof ${ph%daddr}saddr : $ph . th dport ; flags dynamic,timeout ; }
+add map $fam kube-proxy endpoints-x { typeof numgen random mod 1 : verdict ; }
 NFT
 done

@@ -31,7 +31,7 @@ export interface NativeNftablesProxier {
   sync(req: NativeSyncRequest): Promise<NativeSyncReport>;
   render(): string;
   /** TraceResult as JSON. */
-  explain(src: string, dst: string, port: number, protocol: string, fromNode: boolean, localCidrs: string[]): string;
+  explain(src: string, dst: string, port: number, protocol: string, fromNode: boolean, iif: string, localCidrs: string[]): string;
   fakeDump(): string;
   fakeDeleteTable(): void;
   fakeFailNext(errno: number): void;

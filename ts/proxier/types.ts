@@ -85,9 +85,11 @@ export interface TracePacket {
   protocol: 'TCP' | 'UDP' | 'SCTP';
   /** Sent by the node itself (output path), not received from a pod or the network. */
   fromNode?: boolean;
+  /** The interface a received packet came in on (detect-local by interface). */
+  iif?: string;
   /**
-   * Prefixes the node delivers to itself (input path). Usually none: on a node, ClusterIPs
-   * are not local addresses and unmatched Service traffic is forwarded.
+   * Prefixes the node delivers to itself (input path), i.e. its own addresses (NodePorts,
+   * `fib ... type local`). ClusterIPs are not local addresses: unmatched Service traffic is forwarded.
    */
   localCidrs?: string[];
 }

@@ -6,7 +6,7 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
 use kproxy_nftables::{Cidr, Family};
-use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, NftablesMode};
+use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, LocalDetector, NftablesMode};
 use kproxy_proxier::{sync::parse_family, Code, Syncer};
 
 use crate::errors::{coded, to_napi};
@@ -16,11 +16,18 @@ use crate::sync_task::{lock, CleanupTask, Shared, SyncRequest, SyncTask};
 pub struct NftablesOptions {
     /// "IPv4" or "IPv6".
     pub family: String,
-    pub cluster_cidr: Option<String>,
+    /// detect-local: mode (ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix) and its value.
+    pub local_detector: Option<LocalDetectorOption>,
     pub masquerade_all: Option<bool>,
     pub masquerade_bit: Option<u32>,
     /// Apply to an in-memory fake with kernel semantics instead of the kernel.
     pub fake: Option<bool>,
+}
+
+#[napi(object)]
+pub struct LocalDetectorOption {
+    pub mode: String,
+    pub value: String,
 }
 
 #[napi]
@@ -30,21 +37,42 @@ pub struct NftablesProxier {
 
 fn layout(opts: &NftablesOptions) -> napi::Result<LayoutConfig> {
     let family = parse_family(&opts.family).map_err(to_napi)?;
-    let cluster_cidr = match opts.cluster_cidr.as_deref() {
-        None | Some("") => None,
-        Some(s) => {
-            let c: Cidr = s.parse().map_err(|e| coded(Code::InvalidOption, e))?;
-            if Family::of(&c.addr) != family {
-                return Err(coded(Code::InvalidOption, format!("clusterCidr {c} is not {}", opts.family)));
-            }
-            Some(c)
-        }
+    let detector = match &opts.local_detector {
+        None => None,
+        Some(d) => Some(detector(d, family, &opts.family)?),
     };
     let masquerade_bit = opts.masquerade_bit.unwrap_or(14);
     if masquerade_bit > 31 {
         return Err(coded(Code::InvalidOption, format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
     }
-    Ok(LayoutConfig { family, cluster_cidr, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit })
+    Ok(LayoutConfig {
+        family,
+        detector,
+        masquerade_all: opts.masquerade_all.unwrap_or(false),
+        masquerade_bit,
+        nodeports_all: false,
+        service_cidrs: Vec::new(),
+    })
+}
+
+fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> napi::Result<LocalDetector> {
+    let invalid = |m: String| coded(Code::InvalidOption, m);
+    match d.mode.as_str() {
+        "ClusterCIDR" | "NodeCIDR" => {
+            let c: Cidr = d.value.parse().map_err(|e| invalid(format!("{} {:?}: {e}", d.mode, d.value)))?;
+            if Family::of(&c.addr) != family {
+                return Err(invalid(format!("{} {c} is not {fam}", d.mode)));
+            }
+            Ok(LocalDetector::Cidr(c))
+        }
+        // Interface names: what the kernel accepts (IFNAMSIZ less the NUL), no quotes.
+        "BridgeInterface" | "InterfaceNamePrefix" if d.value.is_empty() || d.value.len() > 15 || d.value.contains(['"', '*', ' ']) => {
+            Err(invalid(format!("{} {:?} is not an interface name", d.mode, d.value)))
+        }
+        "BridgeInterface" => Ok(LocalDetector::Interface(d.value.clone())),
+        "InterfaceNamePrefix" => Ok(LocalDetector::InterfacePrefix(d.value.clone())),
+        m => Err(invalid(format!("unknown detect-local mode {m:?}"))),
+    }
 }
 
 #[napi]
@@ -70,6 +98,7 @@ impl NftablesProxier {
 
     /// Traces one new connection through the desired ruleset; JSON (see ts/proxier/types.ts TraceResult).
     #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
     pub fn explain(
         &self,
         src: String,
@@ -77,11 +106,12 @@ impl NftablesProxier {
         port: u32,
         protocol: String,
         from_node: bool,
+        iif: String,
         local_cidrs: Vec<String>,
     ) -> napi::Result<String> {
         let g = lock(&self.syncer);
         let tx = g.full_transaction();
-        kproxy_proxier::nftables::trace::explain(&tx, &src, &dst, port, &protocol, from_node, &local_cidrs).map_err(to_napi)
+        kproxy_proxier::nftables::trace::explain(&tx, &src, &dst, port, &protocol, from_node, &iif, &local_cidrs).map_err(to_napi)
     }
 
     /// The fake backend's current table (sorted text); empty for the kernel backend.

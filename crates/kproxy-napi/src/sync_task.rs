@@ -19,6 +19,17 @@ pub struct SyncRequest {
     pub deletes: Vec<String>,
     /// Also return the transaction as text (for debug logs; costs time at scale).
     pub explain: Option<bool>,
+    /// Node addressing; omitted: unchanged.
+    pub node: Option<NodeAddressing>,
+    /// ServiceCIDR ranges of this family; omitted: unchanged.
+    pub service_cidrs: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct NodeAddressing {
+    pub node_port_all: bool,
+    pub node_port_ips: Vec<String>,
+    pub node_ips: Vec<String>,
 }
 
 #[napi(object)]
@@ -75,7 +86,14 @@ impl<M: Mode> Task for SyncTask<M> {
         let req = self.req.take().ok_or_else(|| coded(Code::Internal, "sync task ran twice"))?;
         let syncer = self.syncer.clone();
         let result = no_panic(|| {
-            lock(&syncer).sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
+            let mut s = lock(&syncer);
+            if let Some(n) = &req.node {
+                s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
+            }
+            if let Some(c) = &req.service_cidrs {
+                s.set_service_cidrs(c).map_err(to_napi)?;
+            }
+            s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
         });
         if result.is_err() {
             // After any failure (a caught panic included) the kernel state is unknown.

@@ -145,3 +145,30 @@ pub const TYPE_IPADDR: u32 = 7;
 pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_INET_PROTOCOL: u32 = 12;
 pub const TYPE_INET_SERVICE: u32 = 13;
+
+// Sets that the packet path updates (`flags dynamic,timeout`).
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
+pub const NFT_SET_EVAL: u32 = 0x20;
+
+pub const NFTA_NAT_FLAGS: u16 = 7;
+pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
+
+pub const NFT_META_IIFNAME: u32 = 6;
+/// IFNAMSIZ: an exact interface name is compared NUL-padded to this length.
+pub const IFNAMSIZ: usize = 16;
+
+pub const NFTA_FIB_DREG: u16 = 1;
+pub const NFTA_FIB_RESULT: u16 = 2;
+pub const NFTA_FIB_FLAGS: u16 = 3;
+pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+pub const NFTA_FIB_F_SADDR: u32 = 1;
+pub const NFTA_FIB_F_DADDR: u32 = 2;
+/// RTN_LOCAL, the address type `fib ... type local` compares with.
+pub const RTN_LOCAL: u32 = 2;
+
+pub const NFTA_DYNSET_SET_NAME: u16 = 1;
+pub const NFTA_DYNSET_OP: u16 = 3;
+pub const NFTA_DYNSET_SREG_KEY: u16 = 4;
+pub const NFTA_DYNSET_SREG_DATA: u16 = 5;
+pub const NFTA_DYNSET_TIMEOUT: u16 = 6;
+pub const NFT_DYNSET_OP_UPDATE: u32 = 1;

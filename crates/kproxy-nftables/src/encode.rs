@@ -95,7 +95,8 @@ impl<'a> Encoder<'a> {
                 self.begin(NFT_MSG_NEWSET, NLM_F_CREATE, || format!("add set {fam} {t} {}", s.name));
                 self.b.attr_str(NFTA_SET_TABLE, t);
                 self.b.attr_str(NFTA_SET_NAME, &s.name);
-                self.b.attr_u32_be(NFTA_SET_FLAGS, if s.is_map() { NFT_SET_MAP } else { 0 });
+                let dynamic = if s.dynamic { NFT_SET_TIMEOUT | NFT_SET_EVAL } else { 0 };
+                self.b.attr_u32_be(NFTA_SET_FLAGS, if s.is_map() { NFT_SET_MAP } else { 0 } | dynamic);
                 self.b.attr_u32_be(NFTA_SET_KEY_TYPE, s.key_type);
                 self.b.attr_u32_be(NFTA_SET_KEY_LEN, s.key_len);
                 match &s.data {
@@ -122,6 +123,17 @@ impl<'a> Encoder<'a> {
                 if !ud.is_empty() {
                     self.b.attr(NFTA_SET_USERDATA, &ud);
                 }
+            }
+            Op::DeleteSet(name) => {
+                self.begin(NFT_MSG_DELSET, 0, || format!("delete set {fam} {t} {name}"));
+                self.b.attr_str(NFTA_SET_TABLE, t);
+                self.b.attr_str(NFTA_SET_NAME, name);
+            }
+            Op::FlushSet(name) => {
+                // DELSETELEM without an element list flushes the set.
+                self.begin(NFT_MSG_DELSETELEM, 0, || format!("flush set {fam} {t} {name}"));
+                self.b.attr_str(NFTA_SET_ELEM_LIST_TABLE, t);
+                self.b.attr_str(NFTA_SET_ELEM_LIST_SET, name);
             }
             Op::AddElements { set, elems } => self.elements(NFT_MSG_NEWSETELEM, set, elems.iter().map(Elem::Add)),
             Op::DeleteElements { set, keys } => self.elements(NFT_MSG_DELSETELEM, set, keys.iter().map(Elem::Del)),

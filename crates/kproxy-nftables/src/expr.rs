@@ -127,3 +127,45 @@ pub fn dnat(b: &mut MsgBuffer, nfproto: u8, addr_reg: u32, proto_reg: u32) {
         b.attr_u32_be(NFTA_NAT_REG_PROTO_MIN, proto_reg);
     });
 }
+
+/// `fib saddr|daddr type` into `dreg`.
+pub fn fib_addrtype(b: &mut MsgBuffer, flags: u32, dreg: u32) {
+    expr(b, "fib", |b| {
+        b.attr_u32_be(NFTA_FIB_DREG, dreg);
+        b.attr_u32_be(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        b.attr_u32_be(NFTA_FIB_FLAGS, flags);
+    });
+}
+
+pub fn immediate_data(b: &mut MsgBuffer, dreg: u32, bytes: &[u8]) {
+    expr(b, "immediate", |b| {
+        b.attr_u32_be(NFTA_IMMEDIATE_DREG, dreg);
+        data_value(b, NFTA_IMMEDIATE_DATA, bytes);
+    });
+}
+
+/// `update @set { key timeout T : data }` from the packet path.
+pub fn dynset_update(b: &mut MsgBuffer, set: &str, key_reg: u32, data_reg: Option<u32>, timeout_ms: u64) {
+    expr(b, "dynset", |b| {
+        b.attr_str(NFTA_DYNSET_SET_NAME, set);
+        b.attr_u32_be(NFTA_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+        b.attr_u32_be(NFTA_DYNSET_SREG_KEY, key_reg);
+        if let Some(d) = data_reg {
+            b.attr_u32_be(NFTA_DYNSET_SREG_DATA, d);
+        }
+        if timeout_ms > 0 {
+            b.attr(NFTA_DYNSET_TIMEOUT, &timeout_ms.to_be_bytes());
+        }
+    });
+}
+
+/// DNAT to fixed registers, with the port marked as given (as nft does for `dnat to A:P`).
+pub fn dnat_specified(b: &mut MsgBuffer, nfproto: u8, addr_reg: u32, proto_reg: u32) {
+    expr(b, "nat", |b| {
+        b.attr_u32_be(NFTA_NAT_TYPE, NFT_NAT_DNAT);
+        b.attr_u32_be(NFTA_NAT_FAMILY, nfproto as u32);
+        b.attr_u32_be(NFTA_NAT_REG_ADDR_MIN, addr_reg);
+        b.attr_u32_be(NFTA_NAT_REG_PROTO_MIN, proto_reg);
+        b.attr_u32_be(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+    });
+}

@@ -175,6 +175,18 @@ fn apply_op(t: &mut TableState, op: &Op) -> Result<(), (i32, String)> {
         Op::AddSet(s) => {
             t.sets.entry(s.name.clone()).or_insert_with(|| SetState { def: s.clone(), elems: BTreeMap::new() });
         }
+        Op::DeleteSet(name) => {
+            if !t.sets.contains_key(name) {
+                return Err((ENOENT, format!("delete set {name}: no such set")));
+            }
+            if t.chains.values().any(|c| c.rules.iter().flatten().any(|s| s.set_ref() == Some(name.as_str()))) {
+                return Err((EBUSY, format!("delete set {name}: set in use")));
+            }
+            t.sets.remove(name);
+        }
+        Op::FlushSet(name) => {
+            t.sets.get_mut(name).ok_or((ENOENT, format!("flush set {name}: no such set")))?.elems.clear();
+        }
         Op::AddElements { set, elems } => {
             for e in elems {
                 if let Some(ElemData::Verdict(v)) = &e.data {

@@ -93,6 +93,8 @@ pub struct SetDef {
     /// Maximum element count (NFTA_SET_DESC_SIZE). Sizing the kernel's hash
     /// up front avoids its slow incremental growth during a large batch.
     pub size: Option<u32>,
+    /// Updated from the packet path with per-element timeouts (`flags dynamic,timeout`; say so in `decl`).
+    pub dynamic: bool,
 }
 
 impl SetDef {

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use kproxy_netlink::MsgBuffer;
 
-use crate::atoms::{proto_name, Family, Verdict};
+use std::net::IpAddr;
+
+use crate::atoms::{proto_name, Family, Tuple, Val, Verdict};
 use crate::cidr::Cidr;
 use crate::consts::*;
 use crate::expr;
@@ -68,8 +70,35 @@ pub enum Stmt {
     CtStatusDnat,
     /// `meta l4proto tcp`
     L4Proto(u8),
-    /// `ip saddr != 10.0.0.0/8`
-    SaddrNotIn(Cidr),
+    /// `ip saddr 10.0.0.0/8`, `ip daddr != 127.0.0.0/8`: an address field (Saddr or Daddr) in a prefix.
+    AddrIn {
+        field: Field,
+        cidr: Cidr,
+        negate: bool,
+    },
+    /// `fib saddr type local` / `fib daddr type local`: the address is one of the node's own.
+    FibLocal {
+        daddr: bool,
+    },
+    /// `iifname "br0"`, or with `prefix` `iifname "veth*"`; `negate`: `iifname != ...`.
+    IifName {
+        name: String,
+        prefix: bool,
+        negate: bool,
+    },
+    /// `update @set { ip saddr timeout 10800s : 10.0.0.1 . 80 }`: adds the key with `data` if
+    /// absent (an existing element keeps its data) and restarts its timeout.
+    UpdateSet {
+        set: String,
+        key: Vec<Field>,
+        timeout_s: u32,
+        data: Tuple,
+    },
+    /// `dnat to 10.0.0.1:80` (after `meta l4proto`).
+    DnatTo {
+        addr: IpAddr,
+        port: u16,
+    },
     /// `ip saddr . ip daddr @set`: the concatenated fields are in the set.
     InSet {
         fields: Vec<Field>,
@@ -140,7 +169,6 @@ fn encode_fields(f: Family, fields: &[Field], b: &mut MsgBuffer) {
 
 impl Stmt {
     pub fn render(&self, f: Family, out: &mut String) {
-        let ip = f.keyword();
         let _ = match self {
             Stmt::CtStateNew => write!(out, "ct state new"),
             Stmt::CtStatusDnat => write!(out, "ct status dnat"),
@@ -148,7 +176,21 @@ impl Stmt {
                 Some(n) => write!(out, "meta l4proto {n}"),
                 None => write!(out, "meta l4proto {p}"),
             },
-            Stmt::SaddrNotIn(c) => write!(out, "{ip} saddr != {c}"),
+            Stmt::AddrIn { field, cidr, negate } => {
+                field.render(f, out);
+                write!(out, "{}{cidr}", if *negate { " != " } else { " " })
+            }
+            Stmt::FibLocal { daddr } => write!(out, "fib {} type local", if *daddr { "daddr" } else { "saddr" }),
+            Stmt::IifName { name, prefix, negate } => {
+                write!(out, "iifname {}\"{name}{}\"", if *negate { "!= " } else { "" }, if *prefix { "*" } else { "" })
+            }
+            Stmt::UpdateSet { set, key, timeout_s, data } => {
+                write!(out, "update @{set} {{ ").ok();
+                render_fields(f, key, out);
+                write!(out, " timeout {timeout_s}s : {} }}", crate::atoms::render_vals(data))
+            }
+            Stmt::DnatTo { addr: IpAddr::V6(a), port } => write!(out, "dnat to [{a}]:{port}"),
+            Stmt::DnatTo { addr, port } => write!(out, "dnat to {addr}:{port}"),
             Stmt::InSet { fields, set } => {
                 render_fields(f, fields, out);
                 write!(out, " @{set}")
@@ -189,18 +231,56 @@ impl Stmt {
                 expr::meta_load(b, NFT_META_L4PROTO, R0);
                 expr::cmp(b, R0, NFT_CMP_EQ, &[*p]);
             }
-            Stmt::SaddrNotIn(c) => {
+            Stmt::AddrIn { field, cidr: c, negate } => {
+                let offset = if *field == Field::Daddr { daddr_offset(f) } else { saddr_offset(f) };
+                let op = if *negate { NFT_CMP_NEQ } else { NFT_CMP_EQ };
                 // As nft does: a byte-aligned prefix loads just its bytes; any other loads the
                 // whole address and masks it.
                 if c.prefix % 8 == 0 {
                     let n = c.prefix as usize / 8;
-                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), n as u32, R0);
-                    expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes()[..n]);
+                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, n as u32, R0);
+                    expr::cmp(b, R0, op, &c.network_bytes()[..n]);
                 } else {
-                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, saddr_offset(f), alen as u32, R0);
+                    expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, alen as u32, R0);
                     expr::bitwise(b, R0, &c.mask_bytes(), &vec![0; alen]);
-                    expr::cmp(b, R0, NFT_CMP_NEQ, &c.network_bytes());
+                    expr::cmp(b, R0, op, &c.network_bytes());
                 }
+            }
+            Stmt::FibLocal { daddr } => {
+                expr::fib_addrtype(b, if *daddr { NFTA_FIB_F_DADDR } else { NFTA_FIB_F_SADDR }, R0);
+                expr::cmp(b, R0, NFT_CMP_EQ, &RTN_LOCAL.to_ne_bytes());
+            }
+            Stmt::IifName { name, prefix, negate } => {
+                expr::meta_load(b, NFT_META_IIFNAME, R0);
+                let mut bytes = name.as_bytes().to_vec();
+                if !*prefix {
+                    bytes.resize(IFNAMSIZ, 0);
+                }
+                expr::cmp(b, R0, if *negate { NFT_CMP_NEQ } else { NFT_CMP_EQ }, &bytes);
+            }
+            Stmt::UpdateSet { set, key, timeout_s, data } => {
+                encode_fields(f, key, b);
+                // As nft does: the data starts at the next 16-byte register after the key's,
+                // one immediate per field.
+                let key_len: usize = key.iter().map(|k| k.len(f).div_ceil(4) * 4).sum();
+                let data_reg = R0 + key_len.div_ceil(16) as u32 * 4;
+                let mut reg = data_reg;
+                for v in data.iter() {
+                    let mut bytes = Vec::new();
+                    v.put(&mut bytes, false);
+                    expr::immediate_data(b, reg, &bytes);
+                    reg = reg_after(reg, bytes.len());
+                }
+                expr::dynset_update(b, set, R0, Some(data_reg), *timeout_s as u64 * 1000);
+            }
+            Stmt::DnatTo { addr, port } => {
+                let mut a = Vec::new();
+                Val::ip(*addr).put(&mut a, false);
+                expr::immediate_data(b, R0, &a);
+                // nft keeps the port in the next 16-byte register.
+                let preg = R0 + alen.div_ceil(16) as u32 * 4;
+                expr::immediate_data(b, preg, &port.to_be_bytes());
+                expr::dnat_specified(b, f.nfproto(), R0, preg);
             }
             Stmt::InSet { fields, set } => {
                 encode_fields(f, fields, b);
@@ -251,7 +331,7 @@ impl Stmt {
     /// Sets and maps this statement refers to.
     pub fn set_ref(&self) -> Option<&str> {
         match self {
-            Stmt::InSet { set, .. } => Some(set),
+            Stmt::InSet { set, .. } | Stmt::UpdateSet { set, .. } => Some(set),
             Stmt::Vmap { map, .. } | Stmt::DnatMap { map, .. } => Some(map),
             _ => None,
         }

@@ -85,6 +85,12 @@ pub fn render_tx(tx: &Transaction) -> String {
                 out.push_str(&set_line(f, t, s));
                 out.push('\n');
             }
+            Op::DeleteSet(s) => {
+                let _ = writeln!(out, "delete set {fam} {t} {s}");
+            }
+            Op::FlushSet(s) => {
+                let _ = writeln!(out, "flush set {fam} {t} {s}");
+            }
             Op::AddElements { set, elems } => {
                 for e in elems {
                     out.push_str(&element_line(f, t, set, e));

@@ -13,7 +13,7 @@ use crate::objects::{ElemData, Hook};
 use crate::stmt::{render_rule, Field, Stmt};
 
 /// The first packet of a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -21,6 +21,8 @@ pub struct Packet {
     pub dport: u16,
     /// Sent by the node itself (output hooks), not received (prerouting).
     pub from_node: bool,
+    /// The interface it came in on (prerouting); None for the node's own traffic.
+    pub iif: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,6 +62,10 @@ struct Run<'a> {
     dst: IpAddr,
     dport: u16,
     proto: u8,
+    from_node: bool,
+    iif: Option<&'a str>,
+    /// Prefixes of the node's own addresses (`fib ... type local`).
+    local: &'a [Cidr],
     mark: u32,
     dnat: Option<(IpAddr, u16)>,
     masquerade: bool,
@@ -131,10 +137,37 @@ impl<'a> Run<'a> {
                             continue 'rules;
                         }
                     }
-                    Stmt::SaddrNotIn(c) => {
-                        if c.contains(&self.src) {
+                    Stmt::AddrIn { field, cidr, negate } => {
+                        let a = if *field == Field::Daddr { self.dst } else { self.src };
+                        if cidr.contains(&a) == *negate {
                             continue 'rules;
                         }
+                    }
+                    Stmt::FibLocal { daddr } => {
+                        let local = if *daddr {
+                            self.local.iter().any(|c| c.contains(&self.dst))
+                        } else {
+                            self.from_node || self.local.iter().any(|c| c.contains(&self.src))
+                        };
+                        if !local {
+                            continue 'rules;
+                        }
+                    }
+                    Stmt::IifName { name, prefix, negate } => {
+                        let iif = self.iif.unwrap_or("");
+                        let hit = if *prefix { iif.starts_with(name.as_str()) } else { iif == name };
+                        if hit == *negate {
+                            continue 'rules;
+                        }
+                    }
+                    // The packet path's own state (affinity) is not modelled: every client is new.
+                    Stmt::UpdateSet { .. } => {}
+                    Stmt::DnatTo { addr, port } => {
+                        fired(self);
+                        self.dst = *addr;
+                        self.dport = *port;
+                        self.dnat = Some((*addr, *port));
+                        return End::Accept;
                     }
                     Stmt::InSet { fields, set } => {
                         let k = self.key(fields);
@@ -237,7 +270,7 @@ impl<'a> Run<'a> {
     }
 }
 
-fn run_once(fake: &Fake, family: Family, p: &Packet, local: &[Cidr], script: &[u32]) -> (Outcome, Vec<u32>) {
+fn run_once<'a>(fake: &'a Fake, family: Family, p: &'a Packet, local: &'a [Cidr], script: &'a [u32]) -> (Outcome, Vec<u32>) {
     let mut r = Run {
         family,
         fake,
@@ -248,6 +281,9 @@ fn run_once(fake: &Fake, family: Family, p: &Packet, local: &[Cidr], script: &[u
         dst: p.dst,
         dport: p.dport,
         proto: p.proto,
+        from_node: p.from_node,
+        iif: p.iif.as_deref(),
+        local,
         mark: 0,
         dnat: None,
         masquerade: false,

@@ -13,6 +13,9 @@ pub enum Op {
     DeleteChain(String),
     AddRule(Rule),
     AddSet(SetDef),
+    DeleteSet(String),
+    /// Removes every element of the set (the packet path's too).
+    FlushSet(String),
     AddElements {
         set: String,
         elems: Vec<Element>,

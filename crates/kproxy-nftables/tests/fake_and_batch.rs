@@ -23,6 +23,7 @@ fn set(name: &str, size: Option<u32>) -> Op {
         comment: None,
         udata_prefix: vec![],
         size,
+        dynamic: false,
     })
 }
 

@@ -30,6 +30,7 @@ fn map(name: &str, data: SetData) -> Op {
         comment: None,
         udata_prefix: vec![],
         size: None,
+        dynamic: false,
     })
 }
 
@@ -50,7 +51,7 @@ fn ruleset() -> Fake {
         base("post", ChainType::Nat, Hook::Postrouting, 100),
         base("fwd", ChainType::Filter, Hook::Forward, 0),
         rule("mark", vec![Stmt::MarkOr(0x4000)]),
-        rule("pre", vec![Stmt::SaddrNotIn("10.244.0.0/16".parse().unwrap()), Stmt::Verdict(Verdict::Jump("mark".into()))]),
+        rule("pre", vec![Stmt::AddrIn { field: Field::Saddr, cidr: "10.244.0.0/16".parse().unwrap(), negate: true }, Stmt::Verdict(Verdict::Jump("mark".into()))]),
         rule("pre", vec![Stmt::Vmap { fields: fields.clone(), map: "vips".into() }]),
         rule("lb", vec![Stmt::DnatMap { fields: vec![Field::Daddr, Field::NumgenRandom(2)], map: "backends".into() }]),
         rule("deny", vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]),
@@ -117,7 +118,7 @@ fn connections_meet_their_fate() {
         ("not a VIP at all: accepted untouched", "10.244.9.9", "10.244.1.2", 6, 80, &[(Fate::Accept, None, false)]),
     ];
     for (what, src, dst, proto, dport, want) in rows {
-        let p = Packet { src: ip(src), dst: ip(dst), proto: *proto, dport: *dport, from_node: false };
+        let p = Packet { src: ip(src), dst: ip(dst), proto: *proto, dport: *dport, from_node: false, iif: None };
         let mut got: Vec<(Fate, Option<String>, bool)> =
             trace(&f, Family::Ip, &p).into_iter().map(|o| (o.fate, o.dnat.map(|(a, p)| format!("{a}:{p}")), o.masquerade)).collect();
         got.sort();
@@ -129,7 +130,7 @@ fn connections_meet_their_fate() {
 #[test]
 fn the_path_names_the_rules_and_the_comment_names_the_service() {
     let f = ruleset();
-    let p = Packet { src: ip("10.244.9.9"), dst: ip("10.0.0.1"), proto: 6, dport: 80, from_node: false };
+    let p = Packet { src: ip("10.244.9.9"), dst: ip("10.0.0.1"), proto: 6, dport: 80, from_node: false, iif: None };
     let out = trace(&f, Family::Ip, &p);
     assert_eq!(out[0].comments, vec!["svc-a".to_string()]);
     assert!(out[0].path.iter().any(|r| r == "t pre: ip daddr . meta l4proto . th dport vmap @vips"), "{:?}", out[0].path);

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use kproxy_nftables::{encode::encode_batch, Conn, Family};
-use kproxy_proxier::nftables::{LayoutConfig, Planner};
+use kproxy_proxier::nftables::{LayoutConfig, LocalDetector, Planner};
 use kproxy_proxier::wire::{EndpointFlags, EndpointRecord, ServicePortRecord};
 use kproxy_proxier::Desired;
 
@@ -13,7 +13,9 @@ fn main() {
     let mut desired = Desired::new(Family::Ip);
     let mut m = Planner::new(LayoutConfig {
         family: Family::Ip,
-        cluster_cidr: "10.64.0.0/10".parse().ok(),
+        detector: "10.64.0.0/10".parse().ok().map(LocalDetector::Cidr),
+        nodeports_all: false,
+        service_cidrs: Vec::new(),
         masquerade_all: false,
         masquerade_bit: 14,
     });

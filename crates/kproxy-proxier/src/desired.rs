@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use kproxy_nftables::Family;
+use kproxy_nftables::{Cidr, Family};
 
-use crate::service::ServicePort;
+use crate::service::{describe_vip, ServicePort};
 use crate::wire::{Rejected, ServicePortRecord};
 
 type Vip = (IpAddr, u8, u16);
@@ -25,8 +25,20 @@ struct Owner {
     cluster: bool,
 }
 
+/// Where NodePorts answer and what the node's own addresses are, for one family.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeAddressing {
+    /// Every local address but loopback (nodePortAddresses 0.0.0.0/0 or ::/0).
+    pub nodeports_all: bool,
+    pub nodeport_ips: Vec<IpAddr>,
+    /// loadBalancerSourceRanges let the LoadBalancer IPs in when one of these is in range.
+    pub node_ips: Vec<IpAddr>,
+}
+
 pub struct Desired {
     family: Family,
+    node: NodeAddressing,
+    service_cidrs: Vec<Cidr>,
     ports: HashMap<String, ServicePort>,
     owner: HashMap<Vip, Owner>,
     /// External addresses wanted by ServicePorts that do not own them.
@@ -36,11 +48,57 @@ pub struct Desired {
 
 impl Desired {
     pub fn new(family: Family) -> Self {
-        Self { family, ports: HashMap::new(), owner: HashMap::new(), waiting: BTreeMap::new(), dirty: BTreeSet::new() }
+        Self { family, node: NodeAddressing::default(), service_cidrs: Vec::new(), ports: HashMap::new(), owner: HashMap::new(), waiting: BTreeMap::new(), dirty: BTreeSet::new() }
     }
 
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    pub fn node(&self) -> &NodeAddressing {
+        &self.node
+    }
+
+    pub fn service_cidrs(&self) -> &[Cidr] {
+        &self.service_cidrs
+    }
+
+    /// Sets the node addressing; every address must be of this family.
+    pub fn set_node(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<(), String> {
+        let parse = |v: &[String], what: &str| -> Result<Vec<IpAddr>, String> {
+            let mut out = Vec::with_capacity(v.len());
+            for s in v {
+                let ip: IpAddr = s.parse().map_err(|_| format!("bad {what} {s:?}"))?;
+                if Family::of(&ip) != self.family {
+                    return Err(format!("{what} {ip} is not {}", self.family.keyword()));
+                }
+                out.push(ip);
+            }
+            out.sort_unstable();
+            out.dedup();
+            Ok(out)
+        };
+        // Loopback never takes NodePorts in nftables mode (upstream logs and skips it).
+        let mut nodeport_ips = parse(nodeport_ips, "NodePort address")?;
+        nodeport_ips.retain(|ip| !ip.is_loopback() && !ip.is_unspecified());
+        self.node = NodeAddressing { nodeports_all, nodeport_ips, node_ips: parse(node_ips, "node IP")? };
+        Ok(())
+    }
+
+    /// Sets the ServiceCIDR ranges; each must be of this family.
+    pub fn set_service_cidrs(&mut self, cidrs: &[String]) -> Result<(), String> {
+        let mut out = Vec::with_capacity(cidrs.len());
+        for s in cidrs {
+            let c: Cidr = s.parse().map_err(|e| format!("bad ServiceCIDR {s:?}: {e}"))?;
+            if Family::of(&c.addr) != self.family {
+                return Err(format!("ServiceCIDR {c} is not {}", self.family.keyword()));
+            }
+            out.push(c);
+        }
+        out.sort_unstable();
+        out.dedup();
+        self.service_cidrs = out;
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -138,7 +196,7 @@ impl Desired {
                     let (ip, _, port) = vip;
                     rejected.push(Rejected {
                         key: sp.key.clone(),
-                        reason: format!("{ip} port {port} is already used by {}; this ServicePort is programmed without it", o.key),
+                        reason: format!("{} is already used by {}; this ServicePort is programmed without it", describe_vip(ip, port), o.key),
                     });
                     blocked.push(vip.0);
                     self.waiting.entry(vip).or_default().insert(sp.key.clone());

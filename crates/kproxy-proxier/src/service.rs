@@ -140,18 +140,27 @@ impl ServicePort {
         (self.cluster_ip, self.protocol, self.port)
     }
 
-    /// (IP, protocol, port) of every external IP and LoadBalancer IP, without the ClusterIP.
+    /// (IP, protocol, port) of every external IP and LoadBalancer IP, without the ClusterIP,
+    /// and the NodePort as (unspecified address, protocol, nodePort): each has one owner.
     pub fn external_vips(&self) -> Vec<(IpAddr, u8, u16)> {
         let mut v: Vec<(IpAddr, u8, u16)> = self
             .external_ips
             .iter()
             .chain(self.load_balancer_vips.iter())
-            .filter(|ip| **ip != self.cluster_ip)
+            .filter(|ip| **ip != self.cluster_ip && !ip.is_unspecified())
             .map(|ip| (*ip, self.protocol, self.port))
             .collect();
+        if self.node_port != 0 {
+            v.push((nodeport_owner_ip(self.cluster_ip), self.protocol, self.node_port));
+        }
         v.sort_unstable();
         v.dedup();
         v
+    }
+
+    /// Ownership blocked this ServicePort's NodePort (another one holds it).
+    pub fn node_port_blocked(&self) -> bool {
+        self.blocked.contains(&nodeport_owner_ip(self.cluster_ip))
     }
 
     /// The endpoints that serve local-policy traffic, as address and port.
@@ -162,5 +171,22 @@ impl ServicePort {
     /// The endpoints that serve cluster-policy traffic, as address and port.
     pub fn cluster_endpoints(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
         self.endpoints.iter().filter(|e| e.flags.cluster).map(|e| (e.addr, e.port))
+    }
+}
+
+/// The address that stands for "every node address" when NodePorts are owned like VIPs.
+pub fn nodeport_owner_ip(family_of: IpAddr) -> IpAddr {
+    match family_of {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// "10.0.0.1 port 80", or "NodePort 30080" for the NodePort's owner key.
+pub fn describe_vip(ip: IpAddr, port: u16) -> String {
+    if ip.is_unspecified() {
+        format!("NodePort {port}")
+    } else {
+        format!("{ip} port {port}")
     }
 }

@@ -170,6 +170,16 @@ impl<M: Mode> Syncer<M> {
         }
     }
 
+    /// Sets where NodePorts answer and the node's own IPs (applied by the next sync).
+    pub fn set_node(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<(), ProxierError> {
+        self.desired.set_node(nodeports_all, nodeport_ips, node_ips).map_err(|m| ProxierError::new(Code::InvalidOption, m))
+    }
+
+    /// Sets the ServiceCIDR ranges (applied by the next sync).
+    pub fn set_service_cidrs(&mut self, cidrs: &[String]) -> Result<(), ProxierError> {
+        self.desired.set_service_cidrs(cidrs).map_err(|m| ProxierError::new(Code::InvalidOption, m))
+    }
+
     /// Applies one sync request: `upserts` is wire text; with `full` it is the whole state.
     pub fn sync(&mut self, full: bool, upserts: &str, deletes: &[String], explain: bool) -> Result<Outcome, ProxierError> {
         let start = Instant::now();

@@ -10,27 +10,10 @@ use kproxy_nftables::encode::encode_batch;
 use kproxy_nftables::Family;
 
 mod common;
-use common::{cfg, spec, with_external};
+use common::golden_model;
 
 fn model(family: Family) -> Model {
-    let mut m = Model::new(cfg(family));
-    let specs = if family == Family::Ip {
-        vec![
-            spec("demo", "web", "http", "TCP", "10.96.0.10", 80, &[("10.244.1.2", 8080), ("10.244.2.2", 8080), ("10.244.3.2", 8080)]),
-            with_external(spec("demo", "dns", "dns", "UDP", "10.96.0.53", 53, &[("10.244.1.2", 8053)]), &["192.0.2.53"]),
-            with_external(spec("demo", "empty", "", "TCP", "10.96.0.99", 443, &[]), &["192.0.2.99"]),
-        ]
-    } else {
-        vec![
-            with_external(
-                spec("demo", "web", "http", "TCP", "fd00:96::10", 80, &[("fd00:244:0:1::2", 8080), ("fd00:244:0:2::2", 8080)]),
-                &["2001:db8::10"],
-            ),
-            spec("demo", "empty", "", "UDP", "fd00:96::99", 53, &[]),
-        ]
-    };
-    m.update(&specs, &[]);
-    m
+    golden_model(family)
 }
 
 /// nft names 16-byte-aligned registers NFT_REG_1..4 and the others NFT_REG32_xx.
@@ -97,6 +80,7 @@ fn expr_line(name: &str, data: &[u8], family: Family) -> String {
             let key = match num(NFTA_META_KEY) {
                 NFT_META_MARK => "mark",
                 NFT_META_L4PROTO => "l4proto",
+                NFT_META_IIFNAME => "iifname",
                 _ => "?",
             };
             match get(NFTA_META_DREG) {
@@ -126,7 +110,29 @@ fn expr_line(name: &str, data: &[u8], family: Family) -> String {
             }
             s
         }
-        "immediate" => format!("immediate reg {} {}", reg(&get(NFTA_IMMEDIATE_DREG).unwrap()), verdict(&get(NFTA_IMMEDIATE_DATA).unwrap())),
+        "immediate" => {
+            let data = get(NFTA_IMMEDIATE_DATA).unwrap();
+            let v = if num(NFTA_IMMEDIATE_DREG) == 0 { verdict(&data) } else { value(&data) };
+            format!("immediate reg {} {v}", reg(&get(NFTA_IMMEDIATE_DREG).unwrap()))
+        }
+        "fib" => {
+            let which = if num(NFTA_FIB_FLAGS) & NFTA_FIB_F_DADDR != 0 { "daddr" } else { "saddr" };
+            format!("fib {which} type => reg {}", reg(&get(NFTA_FIB_DREG).unwrap()))
+        }
+        "dynset" => {
+            let mut s = format!(
+                "dynset update reg_key {} set {}",
+                reg(&get(NFTA_DYNSET_SREG_KEY).unwrap()),
+                get(NFTA_DYNSET_SET_NAME).unwrap().str().unwrap()
+            );
+            if let Some(d) = get(NFTA_DYNSET_SREG_DATA) {
+                s += &format!(" sreg_data {}", reg(&d));
+            }
+            if let Some(t) = get(NFTA_DYNSET_TIMEOUT) {
+                s += &format!(" timeout {}ms", u64::from_be_bytes(t.payload.try_into().unwrap()));
+            }
+            s
+        }
         "masq" => format!("masq flags 0x{:x}", num(NFTA_MASQ_FLAGS)),
         "reject" => format!("reject type {} code {}", num(NFTA_REJECT_TYPE), get(NFTA_REJECT_ICMP_CODE).map(|c| c.payload[0]).unwrap_or(0)),
         "numgen" => {
@@ -136,12 +142,18 @@ fn expr_line(name: &str, data: &[u8], family: Family) -> String {
             }
             s
         }
-        "nat" => format!(
-            "nat dnat {} addr_min reg {} proto_min reg {}",
-            family.keyword(),
-            reg(&get(NFTA_NAT_REG_ADDR_MIN).unwrap()),
-            reg(&get(NFTA_NAT_REG_PROTO_MIN).unwrap())
-        ),
+        "nat" => {
+            let mut s = format!(
+                "nat dnat {} addr_min reg {} proto_min reg {}",
+                family.keyword(),
+                reg(&get(NFTA_NAT_REG_ADDR_MIN).unwrap()),
+                reg(&get(NFTA_NAT_REG_PROTO_MIN).unwrap())
+            );
+            if let Some(f) = get(NFTA_NAT_FLAGS) {
+                s += &format!(" flags 0x{:x}", f.u32_be().unwrap_or(0));
+            }
+            s
+        }
         other => format!("unknown expression {other}"),
     }
 }

@@ -102,7 +102,7 @@ export class NftablesProxier implements Proxier {
 
   explain(p: TracePacket): TraceResult {
     try {
-      return JSON.parse(this.native.explain(p.src, p.dst, p.port, p.protocol, p.fromNode ?? false, p.localCidrs ?? [])) as TraceResult;
+      return JSON.parse(this.native.explain(p.src, p.dst, p.port, p.protocol, p.fromNode ?? false, p.iif ?? '', p.localCidrs ?? [])) as TraceResult;
     } catch (e) {
       throw e instanceof SyntaxError ? new ProxierError('E_INTERNAL', `explain returned bad JSON: ${e.message}`) : fromAddonError(e);
     }

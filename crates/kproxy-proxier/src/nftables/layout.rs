@@ -19,13 +19,50 @@ pub const SERVICES: &str = "services";
 pub const SERVICE_ENDPOINTS_CHECK: &str = "service-endpoints-check";
 pub const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
 pub const REJECT_CHAIN: &str = "reject-chain";
+pub const NODEPORT_IPS: &str = "nodeport-ips";
+pub const SERVICE_NODEPORTS: &str = "service-nodeports";
+pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+pub const MASQUERADE_NODEPORTS: &str = "masquerade-nodeports";
+pub const NODEPORT_ENDPOINT_ADDRS: &str = "nodeport-endpoint-addrs";
+pub const LOCAL_ENDPOINT_ADDRS: &str = "local-endpoint-addrs";
+pub const NODEPORT_LOCAL_ENDPOINT_ADDRS: &str = "nodeport-local-endpoint-addrs";
+pub const FIREWALL_IPS: &str = "firewall-ips";
+pub const FIREWALL_CHECK: &str = "firewall-check";
+pub const NODEPORT_ENDPOINTS_CHECK: &str = "nodeport-endpoints-check";
+
+/// How traffic from this node's pods is told apart (upstream's detect-local modes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalDetector {
+    /// ClusterCIDR or NodeCIDR: the source address is in the prefix.
+    Cidr(Cidr),
+    /// BridgeInterface: it came in on this interface.
+    Interface(String),
+    /// InterfaceNamePrefix: it came in on an interface whose name starts so.
+    InterfacePrefix(String),
+}
+
+impl LocalDetector {
+    /// Statements that match pod traffic (`negate`: anything else).
+    pub fn matches(&self, negate: bool) -> Stmt {
+        match self {
+            LocalDetector::Cidr(c) => Stmt::AddrIn { field: Field::Saddr, cidr: *c, negate },
+            LocalDetector::Interface(n) => Stmt::IifName { name: n.clone(), prefix: false, negate },
+            LocalDetector::InterfacePrefix(n) => Stmt::IifName { name: n.clone(), prefix: true, negate },
+        }
+    }
+}
 
 /// Options that shape the fixed rules.
 #[derive(Debug, Clone)]
 pub struct LayoutConfig {
     pub family: Family,
-    pub cluster_cidr: Option<Cidr>,
+    /// None: no off-cluster masquerade rule and no pod short-circuit, as upstream's no-op detector.
+    pub detector: Option<LocalDetector>,
     pub masquerade_all: bool,
+    /// NodePorts answer on every local address (a 0.0.0.0/0 or ::/0 nodePortAddresses) rather than `nodeport-ips`.
+    pub nodeports_all: bool,
+    /// ServiceCIDR ranges: an unallocated IP in them is dropped.
+    pub service_cidrs: Vec<Cidr>,
     pub masquerade_bit: u32,
 }
 
@@ -41,10 +78,16 @@ impl LayoutConfig {
 const UD_CLUSTER_IPS: &str = "000402000000";
 const UD_HAIRPIN: &str = "000400000000030800040d0000000100";
 const UD_VERDICT_MAP: &str = "000400000000010400000000030800040d0000000100060400000000";
+const UD_PORT_VERDICT_MAP: &str = UD_VERDICT_MAP;
+const UD_NODEPORT_ADDRS_V4: &str = "000400000000010400000000034a00040d0000000142000e00040900000001060004100000000114000407000000010c00040b000000010402000000021a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
+const UD_NODEPORT_ADDRS_V6: &str = "000400000000010400000000034a00040d0000000142000e00040900000001060004100000000114000407000000010c00040b000000010402000000021a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
+pub const UD_AFFINITY_V4: &str = "0004020000000104000000000314000407000000010c00040c00000001040b000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
+pub const UD_AFFINITY_V6: &str = "0004020000000104000000000314000407000000010c00040d000000010408000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
+pub const UD_SLOT_VMAP: &str = "000401000000010400000000031a000417000000011200040100000001040100000002040000000004080004010000000100060400000000";
 const UD_ENDPOINT_ADDRS_V4: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040c00000001040c000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
 const UD_ENDPOINT_ADDRS_V6: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040d000000010409000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
 
-fn hex(s: &str) -> Vec<u8> {
+pub fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).filter_map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
@@ -67,59 +110,82 @@ fn concat(types: &[u32]) -> u32 {
 pub fn sets(f: Family) -> Vec<SetDef> {
     let (at, an) = addr_type(f);
     let alen = f.addr_len() as u32;
-    let verdict_map = |name: &str, comment: &str| SetDef {
+    let ip = f.keyword();
+    let def = |name: &str, key_type: u32, key_len: u32, data: SetData, decl: String, comment: &str, udata: &str| SetDef {
         name: name.into(),
-        key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]),
-        key_len: alen + 8,
-        data: SetData::Verdict,
-        decl: format!("type {an} . inet_proto . inet_service : verdict"),
+        key_type,
+        key_len,
+        data,
+        decl,
         comment: Some(comment.into()),
-        udata_prefix: hex(UD_VERDICT_MAP),
+        udata_prefix: hex(udata),
         size: None,
+        dynamic: false,
+    };
+    let vip = concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]);
+    let port = concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]);
+    let vip_decl = format!("type {an} . inet_proto . inet_service");
+    let verdict_map = |name: &str, comment: &str| {
+        def(name, vip, alen + 8, SetData::Verdict, format!("{vip_decl} : verdict"), comment, UD_VERDICT_MAP)
+    };
+    let port_map = |name: &str, comment: &str| {
+        def(name, port, 8, SetData::Verdict, "type inet_proto . inet_service : verdict".into(), comment, UD_PORT_VERDICT_MAP)
+    };
+    let slots = |name: &str, comment: &str| {
+        let ud = if f == Family::Ip { UD_ENDPOINT_ADDRS_V4 } else { UD_ENDPOINT_ADDRS_V6 };
+        def(
+            name,
+            concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_INTEGER]),
+            alen + 12,
+            SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 },
+            format!("typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport"),
+            comment,
+            ud,
+        )
+    };
+    let port_slots = |name: &str, comment: &str| {
+        let ud = if f == Family::Ip { UD_NODEPORT_ADDRS_V4 } else { UD_NODEPORT_ADDRS_V6 };
+        def(
+            name,
+            concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_INTEGER]),
+            12,
+            SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 },
+            format!("typeof meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport"),
+            comment,
+            ud,
+        )
     };
     vec![
-        SetDef {
-            name: CLUSTER_IPS.into(),
-            key_type: at,
-            key_len: alen,
-            data: SetData::None,
-            decl: format!("type {an}"),
-            comment: Some("Active ClusterIPs".into()),
-            udata_prefix: hex(UD_CLUSTER_IPS),
-            size: None,
-        },
-        SetDef {
-            name: HAIRPIN.into(),
-            key_type: concat(&[at, at]),
-            key_len: alen * 2,
-            data: SetData::None,
-            decl: format!("type {an} . {an}"),
-            comment: Some("endpoint pairs that need hairpin masquerade".into()),
-            udata_prefix: hex(UD_HAIRPIN),
-            size: None,
-        },
-        SetDef {
-            name: MASQUERADE_SERVICES.into(),
-            key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]),
-            key_len: alen + 8,
-            data: SetData::None,
-            decl: format!("type {an} . inet_proto . inet_service"),
-            comment: Some("external IPs and LoadBalancer IPs whose traffic is always masqueraded".into()),
-            udata_prefix: hex(UD_HAIRPIN),
-            size: None,
-        },
+        def(CLUSTER_IPS, at, alen, SetData::None, format!("type {an}"), "Active ClusterIPs", UD_CLUSTER_IPS),
+        def(NODEPORT_IPS, at, alen, SetData::None, format!("type {an}"), "IPs that accept NodePort traffic", UD_CLUSTER_IPS),
+        def(HAIRPIN, concat(&[at, at]), alen * 2, SetData::None, format!("type {an} . {an}"), "endpoint pairs that need hairpin masquerade", UD_HAIRPIN),
+        def(
+            MASQUERADE_SERVICES,
+            vip,
+            alen + 8,
+            SetData::None,
+            vip_decl.clone(),
+            "external IPs and LoadBalancer IPs whose traffic is always masqueraded",
+            UD_HAIRPIN,
+        ),
+        def(
+            MASQUERADE_NODEPORTS,
+            port,
+            8,
+            SetData::None,
+            "type inet_proto . inet_service".into(),
+            "NodePorts whose traffic is always masqueraded",
+            UD_HAIRPIN,
+        ),
         verdict_map(SERVICE_IPS, "ClusterIP, ExternalIP and LoadBalancer IP traffic"),
         verdict_map(NO_ENDPOINT_SERVICES, "vmap to drop or reject packets to services with no endpoints"),
-        SetDef {
-            name: ENDPOINT_ADDRS.into(),
-            key_type: concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_INTEGER]),
-            key_len: alen + 12,
-            data: SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 },
-            decl: format!("typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport", ip = f.keyword()),
-            comment: Some("service IP . protocol . port . slot : endpoint address . port".into()),
-            udata_prefix: hex(if f == Family::Ip { UD_ENDPOINT_ADDRS_V4 } else { UD_ENDPOINT_ADDRS_V6 }),
-            size: None,
-        },
+        verdict_map(FIREWALL_IPS, "destinations that are subject to LoadBalancerSourceRanges"),
+        port_map(SERVICE_NODEPORTS, "NodePort traffic"),
+        port_map(NO_ENDPOINT_NODEPORTS, "vmap to drop or reject packets to service nodeports with no endpoints"),
+        slots(ENDPOINT_ADDRS, "service IP . protocol . port . slot : endpoint address . port"),
+        slots(LOCAL_ENDPOINT_ADDRS, "service IP . protocol . port . slot : local endpoint address . port"),
+        port_slots(NODEPORT_ENDPOINT_ADDRS, "protocol . NodePort . slot : endpoint address . port"),
+        port_slots(NODEPORT_LOCAL_ENDPOINT_ADDRS, "protocol . NodePort . slot : local endpoint address . port"),
     ]
 }
 
@@ -135,11 +201,11 @@ fn rule(chain: &str, stmts: Vec<Stmt>) -> Op {
     Op::AddRule(Rule { chain: chain.into(), stmts })
 }
 
-fn jump(c: &str) -> Stmt {
+pub fn jump(c: &str) -> Stmt {
     Stmt::Verdict(Verdict::Jump(c.into()))
 }
 
-fn goto(c: &str) -> Stmt {
+pub fn goto(c: &str) -> Stmt {
     Stmt::Verdict(Verdict::Goto(c.into()))
 }
 
@@ -159,15 +225,71 @@ pub fn dnat_slot(n: u32) -> Stmt {
     Stmt::DnatMap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport, Field::NumgenRandom(n)], map: ENDPOINT_ADDRS.into() }
 }
 
+/// `dnat to meta l4proto . th dport . numgen random mod N map @nodeport-endpoint-addrs`.
+pub fn dnat_nodeport_slot(n: u32, map: &str) -> Stmt {
+    Stmt::DnatMap { fields: vec![Field::L4Proto, Field::Dport, Field::NumgenRandom(n)], map: map.into() }
+}
+
+/// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @<map>`.
+pub fn dnat_vip_slot(n: u32, map: &str) -> Stmt {
+    Stmt::DnatMap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport, Field::NumgenRandom(n)], map: map.into() }
+}
+
+fn loopback(f: Family) -> Cidr {
+    match f {
+        Family::Ip => "127.0.0.0/8".parse().expect("loopback"),
+        Family::Ip6 => "::1/128".parse().expect("loopback"),
+    }
+}
+
+/// What selects NodePort traffic: `ip daddr @nodeport-ips`, or any local address but loopback.
+fn nodeport_daddr(cfg: &LayoutConfig) -> Vec<Stmt> {
+    if cfg.nodeports_all {
+        vec![Stmt::FibLocal { daddr: true }, Stmt::AddrIn { field: Field::Daddr, cidr: loopback(cfg.family), negate: true }]
+    } else {
+        vec![daddr_in(NODEPORT_IPS)]
+    }
+}
+
+fn port_in(set: &str) -> Stmt {
+    Stmt::InSet { fields: vec![Field::L4Proto, Field::Dport], set: set.into() }
+}
+
+fn port_vmap(map: &str) -> Stmt {
+    Stmt::Vmap { fields: vec![Field::L4Proto, Field::Dport], map: map.into() }
+}
+
+/// The rules of `cluster-ips-check`, which change with the ServiceCIDRs.
+pub fn cluster_ips_check_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
+    // An undefined port on a ClusterIP: TCP gets a reset at once (upstream: ICMP, which the
+    // kernel rate-limits together with redirects, so repeated connects stall).
+    let mut rules = vec![vec![daddr_in(CLUSTER_IPS), goto(REJECT_CHAIN)]];
+    for c in &cfg.service_cidrs {
+        rules.push(vec![Stmt::AddrIn { field: Field::Daddr, cidr: *c, negate: false }, Stmt::Verdict(Verdict::Drop)]);
+    }
+    rules
+}
+
 /// Ops that create the fixed ruleset in an empty table.
 pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     let mark = cfg.mark();
     let mut ops = vec![Op::AddTable(Table { family: cfg.family, name: TABLE.into(), comment: Some(TABLE_COMMENT.into()) })];
     ops.extend(sets(cfg.family).into_iter().map(Op::AddSet));
-    for c in [MARK_FOR_MASQ, MASQUERADING, SERVICES, SERVICE_ENDPOINTS_CHECK, CLUSTER_IPS_CHECK, REJECT_CHAIN] {
+    for c in [
+        MARK_FOR_MASQ,
+        MASQUERADING,
+        SERVICES,
+        FIREWALL_CHECK,
+        SERVICE_ENDPOINTS_CHECK,
+        NODEPORT_ENDPOINTS_CHECK,
+        CLUSTER_IPS_CHECK,
+        REJECT_CHAIN,
+    ] {
         ops.push(Op::AddChain(regular(c)));
     }
     for c in [
+        base("filter-prerouting-pre-dnat", ChainType::Filter, Hook::Prerouting, -110),
+        base("filter-output-pre-dnat", ChainType::Filter, Hook::Output, -110),
         base("filter-input", ChainType::Filter, Hook::Input, 0),
         base("filter-forward", ChainType::Filter, Hook::Forward, 0),
         base("filter-output", ChainType::Filter, Hook::Output, 0),
@@ -188,9 +310,11 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     // ClusterIP traffic from outside the cluster is masqueraded (one rule for all Services).
     if cfg.masquerade_all {
         ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), jump(MARK_FOR_MASQ)]));
-    } else if let Some(cidr) = cfg.cluster_cidr.filter(|c| c.prefix > 0) {
+    } else if let Some(d) = &cfg.detector {
         // (A /0 cluster CIDR leaves no source outside it: no rule.)
-        ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), Stmt::SaddrNotIn(cidr), jump(MARK_FOR_MASQ)]));
+        if !matches!(d, LocalDetector::Cidr(c) if c.prefix == 0) {
+            ops.push(rule(SERVICES, vec![daddr_in(CLUSTER_IPS), d.matches(true), jump(MARK_FOR_MASQ)]));
+        }
     }
     // externalTrafficPolicy Cluster: traffic to an external or LoadBalancer IP is always
     // masqueraded (upstream's external-* chain: jump mark-for-masquerade), one rule for all.
@@ -202,12 +326,24 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
         ],
     ));
     ops.push(rule(SERVICES, vec![vip_vmap(SERVICE_IPS)]));
+    // NodePorts after every Service IP, so an IP:port a Service has wins over a NodePort.
+    let np = nodeport_daddr(cfg);
+    ops.push(rule(SERVICES, [np.clone(), vec![port_in(MASQUERADE_NODEPORTS), jump(MARK_FOR_MASQ)]].concat()));
+    ops.push(rule(SERVICES, [np.clone(), vec![port_vmap(SERVICE_NODEPORTS)]].concat()));
+    ops.push(rule(FIREWALL_CHECK, vec![vip_vmap(FIREWALL_IPS)]));
     ops.push(rule(SERVICE_ENDPOINTS_CHECK, vec![vip_vmap(NO_ENDPOINT_SERVICES)]));
-    // An undefined port on a ClusterIP: TCP gets a reset at once (upstream: ICMP, which the
-    // kernel rate-limits together with redirects, so repeated connects stall).
-    ops.push(rule(CLUSTER_IPS_CHECK, vec![daddr_in(CLUSTER_IPS), goto(REJECT_CHAIN)]));
+    ops.push(rule(NODEPORT_ENDPOINTS_CHECK, [np, vec![port_vmap(NO_ENDPOINT_NODEPORTS)]].concat()));
+    for r in cluster_ips_check_rules(cfg) {
+        ops.push(rule(CLUSTER_IPS_CHECK, r));
+    }
     ops.push(rule(REJECT_CHAIN, vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]));
     ops.push(rule(REJECT_CHAIN, vec![Stmt::Reject]));
+    // Source ranges are checked before DNAT, on new connections only.
+    for c in ["filter-prerouting-pre-dnat", "filter-output-pre-dnat"] {
+        ops.push(rule(c, vec![Stmt::CtStateNew, jump(FIREWALL_CHECK)]));
+    }
+    // NodePorts without endpoints: only on input, where traffic to the node's own IPs arrives.
+    ops.push(rule("filter-input", vec![Stmt::CtStateNew, jump(NODEPORT_ENDPOINTS_CHECK)]));
     // Upstream checks undefined ClusterIP ports on forward and output only. kproxy also checks
     // input: where a node routes the Service range to itself, a ClusterIP port no Service has
     // would otherwise reach whatever listens on the node (its sshd, say).

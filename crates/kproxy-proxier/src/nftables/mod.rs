@@ -2,13 +2,16 @@
 //! and sets/maps that carry every Service (see docs/design.md).
 
 pub mod layout;
+pub mod names;
+pub mod shared;
 pub mod objects;
+pub mod own;
 pub mod plan;
 pub mod trace;
 
 use kproxy_nftables::{Family, Op, Transaction};
 
-pub use layout::LayoutConfig;
+pub use layout::{LayoutConfig, LocalDetector};
 pub use plan::Planner;
 
 use crate::desired::Desired;

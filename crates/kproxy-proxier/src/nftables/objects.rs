@@ -1,16 +1,21 @@
-//! What one ServicePort puts in the nftables ruleset: its VIPs (the ClusterIP,
-//! and the external IPs and LoadBalancer IPs it serves with Cluster policy) and
-//! the endpoint slots of the shared map, per VIP.
+//! What one ServicePort puts in the nftables ruleset. Most ServicePorts only
+//! add elements: their VIPs and NodePort point at shared chains, and their
+//! endpoints fill slots of the shared maps. ServicePorts with session
+//! affinity, and LoadBalancers with source ranges, also own chains and sets
+//! (own.rs), named as upstream names them.
 
 use std::net::IpAddr;
 
-use kproxy_nftables::{ElemData, Element, Tuple, Val, Verdict};
+use kproxy_nftables::{Cidr, ElemData, Element, SetDef, Stmt, Tuple, Val, Verdict};
 
-use super::layout::{slots_chain, REJECT_CHAIN};
+use super::layout::*;
+use super::own;
+use super::shared::{no_endpoint_verdict, SharedChain};
 use crate::service::ServicePort as ModelPort;
 
-/// The part of a ServicePort that nftables mode programs today: the ClusterIP
-/// and the endpoints for cluster traffic, in slot order.
+pub type Ep = (IpAddr, u16);
+
+/// The part of a ServicePort nftables mode programs, with every endpoint list in slot order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {
     pub key: String,
@@ -18,44 +23,84 @@ pub struct ServicePort {
     pub display: String,
     pub protocol: u8,
     pub cluster_ip: IpAddr,
-    /// External IPs and LoadBalancer IPs served like the ClusterIP, masqueraded
-    /// (externalTrafficPolicy Cluster); sorted, without the ClusterIP.
-    pub external: Vec<IpAddr>,
     pub port: u16,
-    /// The ClusterIP's endpoints in slot order: the cluster endpoints, or the local
-    /// ones under internalTrafficPolicy Local. Sorted by address then port when new
-    /// (upstream sorts by the "IP:port" string; the order only fixes the slots).
-    pub endpoints: Vec<(IpAddr, u16)>,
-    /// The external VIPs' endpoints in slot order (Cluster policy); empty without them.
-    pub external_endpoints: Vec<(IpAddr, u16)>,
-    /// Some endpoint is usable anywhere: a VIP whose policy leaves it none drops
-    /// (upstream), where a ServicePort without any endpoint rejects.
+    /// 0 when none.
+    pub node_port: u16,
+    /// External IPs and LoadBalancer IPs this ServicePort serves; sorted, without the ClusterIP.
+    pub external: Vec<IpAddr>,
+    /// The LoadBalancer IPs among `external` that source ranges guard.
+    pub firewalled: Vec<IpAddr>,
+    pub source_ranges: Vec<Cidr>,
+    /// A node IP is inside the source ranges: the LoadBalancer IPs may be sources too (upstream).
+    pub allow_lb_sources: bool,
+    pub external_local: bool,
+    /// ClientIP affinity timeout; 0 without affinity.
+    pub affinity_s: u32,
+    /// The ClusterIP's endpoints: the cluster ones, or the local ones under internalTrafficPolicy Local.
+    /// Sorted by address then port when new (the order only fixes the slots).
+    pub endpoints: Vec<Ep>,
+    /// Cluster endpoints for external VIPs and the NodePort; empty without them.
+    pub external_endpoints: Vec<Ep>,
+    /// Local endpoints for external VIPs and the NodePort under externalTrafficPolicy Local.
+    pub external_local_endpoints: Vec<Ep>,
+    /// Some endpoint is usable anywhere: a path whose policy leaves it none drops (upstream),
+    /// where a ServicePort without any endpoint rejects.
     pub has_any: bool,
+    /// The ClusterIP's endpoints are the local ones (internalTrafficPolicy Local).
+    pub internal_local: bool,
+    /// With affinity: the cluster and the local endpoints (local ones only if a policy is Local).
+    pub sticky_lists: (Vec<Ep>, Vec<Ep>),
+}
+
+fn sorted(mut v: Vec<Ep>) -> Vec<Ep> {
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl ServicePort {
-    pub fn from_model(sp: &ModelPort) -> ServicePort {
-        let sorted = |mut v: Vec<(IpAddr, u16)>| {
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
+    pub fn from_model(sp: &ModelPort, node_ips: &[IpAddr]) -> ServicePort {
         let cluster = sorted(sp.cluster_endpoints().collect());
         let local = sorted(sp.local_endpoints().collect());
-        let external = external_vips(sp);
+        let mut external: Vec<IpAddr> = sp
+            .external_ips
+            .iter()
+            .chain(&sp.load_balancer_vips)
+            .copied()
+            .filter(|ip| *ip != sp.cluster_ip && !sp.blocked.contains(ip))
+            .collect();
+        external.sort_unstable();
+        external.dedup();
+        let ranges = &sp.load_balancer_source_ranges;
+        let firewalled: Vec<IpAddr> =
+            if ranges.is_empty() { Vec::new() } else { sp.load_balancer_vips.iter().copied().filter(|ip| external.contains(ip)).collect() };
+        let externally = !external.is_empty() || (sp.node_port != 0 && !sp.node_port_blocked());
         let has_any = !cluster.is_empty() || !local.is_empty();
-        let external_endpoints = if external.is_empty() { Vec::new() } else { cluster.clone() };
-        let endpoints = if sp.internal_policy_local { local } else { cluster };
+        let any_local = sp.internal_policy_local || (sp.external_policy_local && externally);
+        let sticky_lists = if sp.sticky_max_age_seconds > 0 {
+            (cluster.clone(), if any_local { local.clone() } else { Vec::new() })
+        } else {
+            Default::default()
+        };
         ServicePort {
+            sticky_lists,
             key: sp.key.clone(),
             display: sp.display.clone(),
             protocol: sp.protocol,
             cluster_ip: sp.cluster_ip,
-            external,
             port: sp.port,
-            endpoints,
-            external_endpoints,
+            node_port: if sp.node_port_blocked() { 0 } else { sp.node_port },
+            firewalled,
+            source_ranges: ranges.clone(),
+            allow_lb_sources: node_ips.iter().any(|n| ranges.iter().any(|r| r.contains(n))),
+            external_local: sp.external_policy_local && externally,
+            affinity_s: sp.sticky_max_age_seconds,
+            external_endpoints: if externally { cluster.clone() } else { Vec::new() },
+            external_local_endpoints: if externally && sp.external_policy_local { local.clone() } else { Vec::new() },
+            endpoints: if sp.internal_policy_local { local } else { cluster },
+            external,
             has_any,
+            internal_local: sp.internal_policy_local,
         }
     }
 
@@ -64,35 +109,33 @@ impl ServicePort {
         ServicePort {
             endpoints: keep_slots(&self.endpoints, &previous.endpoints),
             external_endpoints: keep_slots(&self.external_endpoints, &previous.external_endpoints),
+            external_local_endpoints: keep_slots(&self.external_local_endpoints, &previous.external_local_endpoints),
             ..self.clone()
         }
-    }
-
-    /// The `endpoints-mod-N` chains this ServicePort's VIPs go to.
-    pub fn moduli(&self) -> impl Iterator<Item = usize> + '_ {
-        let ext = if self.external.is_empty() { 0 } else { self.external_endpoints.len() };
-        [self.endpoints.len(), ext].into_iter().filter(|n| *n > 0)
     }
 
     fn vip_key(&self, ip: IpAddr) -> Tuple {
         Tuple::new(&[Val::ip(ip), Val::Proto(self.protocol), Val::Port(self.port)])
     }
 
-    /// The ClusterIP first, then the external VIPs.
-    fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        std::iter::once(self.cluster_ip).chain(self.external.iter().copied())
+    fn nodeport_key(&self) -> Tuple {
+        Tuple::new(&[Val::Proto(self.protocol), Val::Port(self.node_port)])
+    }
+
+    pub fn sticky(&self) -> bool {
+        self.affinity_s > 0
     }
 }
 
 /// `now` ordered to keep each surviving endpoint in the slot it had in `previous`:
 /// new endpoints fill the holes, then the tail moves into any hole left. A
 /// one-endpoint change then rewrites one slot instead of shifting all of them.
-fn keep_slots(now: &[(IpAddr, u16)], previous: &[(IpAddr, u16)]) -> Vec<(IpAddr, u16)> {
+fn keep_slots(now: &[Ep], previous: &[Ep]) -> Vec<Ep> {
     use std::collections::HashSet;
-    let wanted: HashSet<&(IpAddr, u16)> = now.iter().collect();
-    let had: HashSet<&(IpAddr, u16)> = previous.iter().collect();
+    let wanted: HashSet<&Ep> = now.iter().collect();
+    let had: HashSet<&Ep> = previous.iter().collect();
     let mut added = now.iter().filter(|e| !had.contains(e)).copied();
-    let mut slots: Vec<Option<(IpAddr, u16)>> = previous.iter().map(|e| if wanted.contains(e) { Some(*e) } else { added.next() }).collect();
+    let mut slots: Vec<Option<Ep>> = previous.iter().map(|e| if wanted.contains(e) { Some(*e) } else { added.next() }).collect();
     slots.extend(added.map(Some));
     // Close the holes from the end so slots stay 0..N-1.
     let mut i = 0;
@@ -109,59 +152,133 @@ fn keep_slots(now: &[(IpAddr, u16)], previous: &[(IpAddr, u16)]) -> Vec<(IpAddr,
     slots.into_iter().flatten().collect()
 }
 
-/// The external VIPs this mode programs for `sp`. Not yet with externalTrafficPolicy
-/// Local (its semantics differ: local endpoints, source kept), nor LoadBalancer IPs
-/// with source ranges (without the firewall they would be open to everyone): those
-/// Services are reported as using unsupported features, and only their ClusterIP works.
-fn external_vips(sp: &ModelPort) -> Vec<IpAddr> {
-    if sp.external_policy_local {
-        return Vec::new();
-    }
-    let lb = if sp.load_balancer_source_ranges.is_empty() { &sp.load_balancer_vips[..] } else { &[] };
-    let mut v: Vec<IpAddr> =
-        sp.external_ips.iter().chain(lb).copied().filter(|ip| *ip != sp.cluster_ip && !sp.blocked.contains(ip)).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// The dynamic objects one ServicePort owns, as last programmed.
+/// The objects one ServicePort owns, as last programmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServicePortObjects {
-    /// One per VIP, all pointing at the same shared chain.
-    pub service_ips: Vec<Element>,
-    pub no_endpoints: Vec<Element>,
-    /// External VIPs: their traffic is always masqueraded.
-    pub masquerade: Vec<Tuple>,
-    /// Endpoint slots: (VIP key . slot, endpoint address . port), for every VIP.
-    pub slots: Vec<(Tuple, Tuple)>,
+    /// Elements of the fixed sets and maps.
+    pub elements: Vec<(&'static str, Element)>,
+    /// The shared chains its elements point at.
+    pub shared: Vec<SharedChain>,
+    /// Chains of its own (name, rules), callees before callers.
+    pub chains: Vec<(String, Vec<Vec<Stmt>>)>,
+    /// Sets and maps of its own, with their fixed elements.
+    pub sets: Vec<(SetDef, Vec<Element>)>,
+    /// Its affinity maps, and the endpoints their entries may point at: when one of these
+    /// goes, the map is flushed (its entries cannot be deleted by value).
+    pub affinity: Vec<(String, Vec<Ep>)>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
 }
 
-/// Renders `sp`: its VIP goes straight to the shared `endpoints-mod-N` chain,
-/// and its N endpoints fill slots 0..N-1 of the shared endpoint map, which
-/// keeps a full sync at a few objects per endpoint and no chain per Service.
-pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
-    let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
-    r.masquerade = sp.external.iter().map(|ip| sp.vip_key(*ip)).collect();
-    for ip in sp.vips() {
-        let key = sp.vip_key(ip);
-        let endpoints = if ip == sp.cluster_ip { &sp.endpoints } else { &sp.external_endpoints };
-        if endpoints.is_empty() {
-            // None for this policy while others exist: drop, as upstream; none at all: reject.
-            let verdict = if sp.has_any { Verdict::Drop } else { Verdict::Goto(REJECT_CHAIN.into()) };
-            r.no_endpoints.push(Element { key, data: Some(ElemData::Verdict(verdict)), comment: Some(sp.display.clone()) });
-            continue;
-        }
-        let chain = slots_chain(endpoints.len());
-        r.service_ips.push(Element { key, data: Some(ElemData::Verdict(Verdict::Goto(chain))), comment: Some(sp.display.clone()) });
-        for (i, (eip, p)) in endpoints.iter().enumerate() {
-            r.slots.push((key.with(Val::Int(i as u32)), Tuple::new(&[Val::ip(*eip), Val::Port(*p)])));
-        }
-        r.hairpins.extend(endpoints.iter().map(|(ip, _)| *ip));
+fn verdict(key: Tuple, v: Verdict, comment: &str) -> Element {
+    Element { key, data: Some(ElemData::Verdict(v)), comment: Some(comment.to_owned()) }
+}
+
+fn plain(key: Tuple) -> Element {
+    Element { key, data: None, comment: None }
+}
+
+fn slot(key: Tuple, i: usize, ep: Ep) -> Element {
+    Element { key: key.with(Val::Int(i as u32)), data: Some(ElemData::Vals(Tuple::new(&[Val::ip(ep.0), Val::Port(ep.1)]))), comment: None }
+}
+
+/// Where one path (a VIP or the NodePort) goes, and the slots that back it.
+struct Path<'a> {
+    key: Tuple,
+    nodeport: bool,
+    cluster: &'a [Ep],
+    /// Some under externalTrafficPolicy Local.
+    local: Option<&'a [Ep]>,
+}
+
+impl ServicePortObjects {
+    fn add(&mut self, set: &'static str, e: Element) {
+        self.elements.push((set, e));
     }
-    r.hairpins.sort();
+
+    fn share(&mut self, c: SharedChain) {
+        if !self.shared.contains(&c) {
+            self.shared.extend(c.deps().into_iter().filter(|d| !self.shared.contains(d)).collect::<Vec<_>>());
+            self.shared.push(c);
+        }
+    }
+
+    /// A path through the shared chains: its slots, and the chain its verdict goes to.
+    fn shared_path(&mut self, p: &Path) -> Option<String> {
+        let (slots, local_slots) =
+            if p.nodeport { (NODEPORT_ENDPOINT_ADDRS, NODEPORT_LOCAL_ENDPOINT_ADDRS) } else { (ENDPOINT_ADDRS, LOCAL_ENDPOINT_ADDRS) };
+        for (i, ep) in p.cluster.iter().enumerate() {
+            self.add(slots, slot(p.key, i, *ep));
+        }
+        self.hairpins.extend(p.cluster.iter().map(|e| e.0));
+        let chain = match p.local {
+            None if p.cluster.is_empty() => return None,
+            None if p.nodeport => SharedChain::NodePort(p.cluster.len()),
+            None => SharedChain::Vip(p.cluster.len()),
+            Some(local) => {
+                for (i, ep) in local.iter().enumerate() {
+                    self.add(local_slots, slot(p.key, i, *ep));
+                }
+                self.hairpins.extend(local.iter().map(|e| e.0));
+                let (n, m) = (p.cluster.len(), local.len());
+                if n + m == 0 {
+                    return None;
+                }
+                if p.nodeport {
+                    SharedChain::NodePortExternalLocal(n, m)
+                } else {
+                    SharedChain::ExternalLocal(n, m)
+                }
+            }
+        };
+        self.share(chain);
+        Some(chain.name())
+    }
+}
+
+/// Renders `sp`. Without affinity its paths go to shared chains and its endpoints are slot
+/// elements; with affinity it gets upstream's per-ServicePort chains (own.rs).
+pub fn objects_of(sp: &ServicePort, detector: Option<&LocalDetector>) -> ServicePortObjects {
+    let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
+    let own = sp.sticky().then(|| own::affinity_chains(sp, detector, &mut r));
+    let mut paths = vec![Path { key: sp.vip_key(sp.cluster_ip), nodeport: false, cluster: &sp.endpoints, local: None }];
+    let local = sp.external_local.then_some(&sp.external_local_endpoints[..]);
+    for ip in &sp.external {
+        paths.push(Path { key: sp.vip_key(*ip), nodeport: false, cluster: &sp.external_endpoints, local });
+    }
+    if sp.node_port != 0 {
+        paths.push(Path { key: sp.nodeport_key(), nodeport: true, cluster: &sp.external_endpoints, local });
+    }
+    for (i, p) in paths.iter().enumerate() {
+        let is_cluster_ip = i == 0;
+        let (map, no_eps, masq) = if p.nodeport {
+            (SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS, MASQUERADE_NODEPORTS)
+        } else {
+            (SERVICE_IPS, NO_ENDPOINT_SERVICES, MASQUERADE_SERVICES)
+        };
+        let target = match &own {
+            Some(o) => o.target(is_cluster_ip, sp),
+            None => r.shared_path(p),
+        };
+        // No endpoint for this path's policy (local ones under Local): drop if others exist, else reject.
+        let usable = if is_cluster_ip { !p.cluster.is_empty() } else { p.local.map_or(!p.cluster.is_empty(), |l| !l.is_empty()) };
+        if !usable {
+            r.add(no_eps, verdict(p.key, no_endpoint_verdict(sp.has_any), &sp.display));
+        }
+        if let Some(chain) = target {
+            r.add(map, verdict(p.key, Verdict::Goto(chain), &sp.display));
+            if !is_cluster_ip && !sp.external_local {
+                r.add(masq, plain(p.key));
+            }
+        }
+    }
+    if !sp.firewalled.is_empty() {
+        let chain = own::firewall_chain(sp, &mut r);
+        for ip in &sp.firewalled {
+            r.add(FIREWALL_IPS, verdict(sp.vip_key(*ip), Verdict::Goto(chain.clone()), &sp.display));
+        }
+    }
+    r.hairpins.sort_unstable();
     r.hairpins.dedup();
     r
 }
@@ -170,18 +287,8 @@ pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
 mod tests {
     use super::*;
 
-    fn sp(eps: &[(u8, u16)]) -> ServicePort {
-        ServicePort {
-            key: "k".into(),
-            display: "d".into(),
-            protocol: 6,
-            cluster_ip: "10.96.0.1".parse().unwrap(),
-            external: vec![],
-            port: 80,
-            endpoints: eps.iter().map(|(h, p)| (IpAddr::from([10, 0, 0, *h]), *p)).collect(),
-            external_endpoints: vec![],
-            has_any: !eps.is_empty(),
-        }
+    fn eps(v: &[(u8, u16)]) -> Vec<Ep> {
+        v.iter().map(|(h, p)| (IpAddr::from([10, 0, 0, *h]), *p)).collect()
     }
 
     /// (endpoints now, expected slot order), as (last octet, port) pairs.
@@ -189,7 +296,7 @@ mod tests {
 
     #[test]
     fn surviving_endpoints_keep_their_slots() {
-        let prev = sp(&[(1, 80), (2, 80), (3, 80), (4, 80)]).endpoints;
+        let prev = eps(&[(1, 80), (2, 80), (3, 80), (4, 80)]);
         let cases: &[SlotCase] = &[
             // replace one: the newcomer takes the freed slot
             (&[(1, 80), (3, 80), (4, 80), (9, 80)], &[(1, 80), (9, 80), (3, 80), (4, 80)]),
@@ -203,7 +310,7 @@ mod tests {
             (&[(4, 80)], &[(4, 80)]),
         ];
         for (now, want) in cases {
-            assert_eq!(keep_slots(&sp(now).endpoints, &prev), sp(want).endpoints, "now {now:?}");
+            assert_eq!(keep_slots(&eps(now), &prev), eps(want), "now {now:?}");
         }
     }
 }

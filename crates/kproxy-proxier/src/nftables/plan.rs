@@ -4,20 +4,38 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use kproxy_nftables::{Chain, ElemData, Element, Fake, Op, Rule, Transaction, Tuple, Val};
+use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Stmt, Transaction, Tuple, Val};
 
-use super::layout::{
-    dnat_slot, fixed_ops, slots_chain, LayoutConfig, CLUSTER_IPS, ENDPOINT_ADDRS, HAIRPIN, MASQUERADE_SERVICES, NO_ENDPOINT_SERVICES,
-    SERVICE_IPS, TABLE,
-};
+use super::layout::*;
 use super::objects::{objects_of, ServicePort, ServicePortObjects};
-use crate::desired::Desired;
+use super::shared::SharedChain;
+use crate::desired::{Desired, NodeAddressing};
 
 /// Smallest set size requested from the kernel (see `set_size`).
 const MIN_SET_SIZE: usize = 16 * 1024;
 
-const DYNAMIC_SETS: [&str; 6] = [CLUSTER_IPS, HAIRPIN, SERVICE_IPS, NO_ENDPOINT_SERVICES, ENDPOINT_ADDRS, MASQUERADE_SERVICES];
+/// Kernels before 6.2 release a map element's hold on a chain after the commit, so a
+/// chain is deleted by a later transaction, at least this long after its last use (upstream: 1 s).
+const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
+
+const DYNAMIC_SETS: [&str; 14] = [
+    CLUSTER_IPS,
+    NODEPORT_IPS,
+    HAIRPIN,
+    SERVICE_IPS,
+    NO_ENDPOINT_SERVICES,
+    ENDPOINT_ADDRS,
+    LOCAL_ENDPOINT_ADDRS,
+    MASQUERADE_SERVICES,
+    MASQUERADE_NODEPORTS,
+    SERVICE_NODEPORTS,
+    NO_ENDPOINT_NODEPORTS,
+    NODEPORT_ENDPOINT_ADDRS,
+    NODEPORT_LOCAL_ENDPOINT_ADDRS,
+    FIREWALL_IPS,
+];
 
 /// The element cap for a set holding `count` elements: room to double before
 /// a partial sync would overflow it and force a full sync that resizes.
@@ -34,14 +52,18 @@ pub struct Planner {
     committed: HashMap<String, ServicePort>,
     cluster_refs: HashMap<IpAddr, usize>,
     hairpin_refs: HashMap<IpAddr, usize>,
-    /// The shared `endpoints-mod-N` chains that exist (never removed by partial syncs).
-    mod_chains: BTreeSet<usize>,
+    /// The shared chains that exist (never removed by partial syncs).
+    shared: BTreeSet<SharedChain>,
+    /// ServicePorts' own chains that were flushed, and when: a later sync deletes them.
+    stale: BTreeMap<String, Instant>,
+    node: NodeAddressing,
     /// Element counts and kernel caps of the dynamic sets.
     counts: HashMap<&'static str, usize>,
     sizes: HashMap<&'static str, usize>,
     needs_full: bool,
 }
 
+/// The element changes of one transaction, fixed sets by name, own sets by owner.
 #[derive(Default)]
 struct ElementOps {
     adds: BTreeMap<&'static str, Vec<Element>>,
@@ -55,35 +77,36 @@ impl ElementOps {
     fn del(&mut self, set: &'static str, key: Tuple) {
         self.dels.entry(set).or_default().push(key);
     }
-    /// The element changes that turn `old` into `new` (elements keyed uniquely).
-    fn diff_many(&mut self, set: &'static str, old: &[Element], new: &[Element]) {
-        for o in old {
-            if !new.contains(o) {
-                self.del(set, o.key);
-            }
-        }
-        for n in new {
-            if !old.contains(n) {
-                self.add(set, n.clone());
-            }
-        }
-    }
     fn net_change(&self, set: &str) -> isize {
         self.adds.get(set).map_or(0, |v| v.len() as isize) - self.dels.get(set).map_or(0, |v| v.len() as isize)
     }
+}
+
+/// A partial transaction's ops, grouped so that every reference is valid when sent.
+#[derive(Default)]
+struct Stages {
+    /// Chain flushes, own-set element deletes, set deletes and flushes.
+    release: Vec<Op>,
+    chains: Vec<Op>,
+    sets: Vec<Op>,
+    rules: Vec<Op>,
+    /// Elements of own sets (they point at own chains).
+    own_elements: Vec<Op>,
 }
 
 fn plain(key: Tuple) -> Element {
     Element { key, data: None, comment: None }
 }
 
-fn slot_element(k: Tuple, v: Tuple) -> Element {
-    Element { key: k, data: Some(ElemData::Vals(v)), comment: None }
+fn add_chain(stages: &mut Stages, name: &str, rules: &[Vec<Stmt>]) {
+    stages.chains.push(Op::AddChain(Chain { name: name.to_owned(), base: None }));
+    push_rules(stages, name, rules);
 }
 
-fn mod_chain_ops(n: usize) -> [Op; 2] {
-    let name = slots_chain(n);
-    [Op::AddChain(Chain { name: name.clone(), base: None }), Op::AddRule(Rule { chain: name, stmts: vec![dnat_slot(n as u32)] })]
+fn push_rules(stages: &mut Stages, name: &str, rules: &[Vec<Stmt>]) {
+    for r in rules {
+        stages.rules.push(Op::AddRule(Rule { chain: name.to_owned(), stmts: r.clone() }));
+    }
 }
 
 impl Planner {
@@ -93,7 +116,9 @@ impl Planner {
             committed: HashMap::new(),
             cluster_refs: HashMap::new(),
             hairpin_refs: HashMap::new(),
-            mod_chains: BTreeSet::new(),
+            shared: BTreeSet::new(),
+            stale: BTreeMap::new(),
+            node: NodeAddressing::default(),
             counts: HashMap::new(),
             sizes: HashMap::new(),
             needs_full: true,
@@ -116,9 +141,16 @@ impl Planner {
     /// Builds the next transaction for `desired` and whether it is a full replace.
     /// The planner assumes it commits; call `invalidate` if it did not.
     pub fn plan(&mut self, desired: &mut Desired, force_full: bool) -> (Transaction, bool) {
-        let dirty = desired.take_dirty();
-        if force_full || self.needs_full {
+        let mut dirty = desired.take_dirty();
+        // Where NodePorts match is part of the fixed rules: a change there replaces them.
+        let all_changed = desired.node().nodeports_all != self.cfg.nodeports_all;
+        self.cfg.nodeports_all = desired.node().nodeports_all;
+        if force_full || self.needs_full || all_changed {
             return (self.plan_full(desired), true);
+        }
+        if desired.node().node_ips != self.node.node_ips {
+            // The firewall chains depend on whether a node IP is in their ranges.
+            dirty.extend(self.committed.values().filter(|sp| !sp.source_ranges.is_empty()).map(|sp| sp.key.clone()));
         }
         match self.plan_partial(desired, &dirty) {
             Some(tx) => (tx, false),
@@ -127,45 +159,51 @@ impl Planner {
         }
     }
 
+    fn detector(&self) -> Option<&LocalDetector> {
+        self.cfg.detector.as_ref()
+    }
+
     fn plan_full(&mut self, desired: &Desired) -> Transaction {
+        self.cfg.service_cidrs = desired.service_cidrs().to_vec();
+        self.cfg.nodeports_all = desired.node().nodeports_all;
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let fixed = fixed_ops(&self.cfg);
         // Ensure, delete, recreate: one atomic replace whether or not the table exists.
         tx.push(fixed[0].clone());
         tx.push(Op::DeleteTable);
         tx.ops.extend(fixed);
-        self.mod_chains.clear();
+        self.shared.clear();
+        self.stale.clear();
         self.committed.clear();
         self.cluster_refs.clear();
         self.hairpin_refs.clear();
+        self.node = desired.node().clone();
+        let node_ips = self.node.node_ips.clone();
         let mut els = ElementOps::default();
-        let mut specs: Vec<ServicePort> = desired.values().map(ServicePort::from_model).collect();
+        for ip in &self.node.nodeport_ips {
+            els.add(NODEPORT_IPS, plain(Tuple::new(&[Val::ip(*ip)])));
+        }
+        let mut specs: Vec<ServicePort> = desired.values().map(|sp| ServicePort::from_model(sp, &node_ips)).collect();
         specs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let endpoints: usize = specs.iter().map(|sp| sp.endpoints.len()).sum();
+        let endpoints: usize = specs.iter().map(|sp| sp.endpoints.len() + sp.external_endpoints.len()).sum();
         els.adds.insert(ENDPOINT_ADDRS, Vec::with_capacity(endpoints));
         els.adds.insert(SERVICE_IPS, Vec::with_capacity(specs.len()));
-        let mut rules = Vec::with_capacity(8);
+        let mut st = Stages::default();
         tx.ops.reserve(64);
-        for n in specs.iter().flat_map(ServicePort::moduli).collect::<BTreeSet<_>>() {
-            self.mod_chains.insert(n);
-            let [chain, rule] = mod_chain_ops(n);
-            tx.push(chain);
-            rules.push(rule);
-        }
         for sp in specs {
-            let r = objects_of(&sp);
-            self.add_refs(&r, &mut els);
-            els.diff_many(SERVICE_IPS, &[], &r.service_ips);
-            els.diff_many(NO_ENDPOINT_SERVICES, &[], &r.no_endpoints);
-            for k in &r.masquerade {
-                els.add(MASQUERADE_SERVICES, plain(*k));
+            let r = objects_of(&sp, self.detector());
+            for c in &r.shared {
+                if self.shared.insert(*c) {
+                    add_chain(&mut st, &c.name(), &c.rules(self.cfg.detector.as_ref()));
+                }
             }
-            for (k, v) in &r.slots {
-                els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
+            self.own_diff(&ServicePortObjects::default(), &r, &mut st);
+            self.add_refs(&r, &mut els);
+            for (set, e) in r.elements {
+                els.add(set, e);
             }
             self.committed.insert(sp.key.clone(), sp);
         }
-        tx.ops.extend(rules);
         for set in DYNAMIC_SETS {
             let count = els.net_change(set) as usize;
             self.counts.insert(set, count);
@@ -177,23 +215,86 @@ impl Planner {
                 s.size = self.sizes.get(s.name.as_str()).map(|n| *n as u32);
             }
         }
-        push_elements(&mut tx, els);
+        push_stages(&mut tx, st, els);
         self.needs_full = false;
         tx
     }
 
+    /// The ops that turn `old`'s own chains and sets into `new`'s.
+    fn own_diff(&mut self, old: &ServicePortObjects, new: &ServicePortObjects, st: &mut Stages) {
+        let old_chains: HashMap<&str, &Vec<Vec<Stmt>>> = old.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        let new_chains: HashMap<&str, &Vec<Vec<Stmt>>> = new.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        for (name, rules) in &new.chains {
+            match old_chains.get(name.as_str()) {
+                None => {
+                    // A chain flushed earlier and not deleted yet is simply reused.
+                    if self.stale.remove(name).is_some() {
+                        push_rules(st, name, rules);
+                    } else {
+                        add_chain(st, name, rules);
+                    }
+                }
+                Some(o) if *o != rules => {
+                    st.release.push(Op::FlushChain(name.clone()));
+                    push_rules(st, name, rules);
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, _) in &old.chains {
+            if !new_chains.contains_key(name.as_str()) {
+                st.release.push(Op::FlushChain(name.clone()));
+                self.stale.insert(name.clone(), Instant::now());
+            }
+        }
+        let old_sets: HashMap<&str, &Vec<Element>> = old.sets.iter().map(|(d, e)| (d.name.as_str(), e)).collect();
+        let new_sets: HashMap<&str, &Vec<Element>> = new.sets.iter().map(|(d, e)| (d.name.as_str(), e)).collect();
+        for (def, elems) in &new.sets {
+            match old_sets.get(def.name.as_str()) {
+                None => {
+                    st.sets.push(Op::AddSet(def.clone()));
+                    if !elems.is_empty() {
+                        st.own_elements.push(Op::AddElements { set: def.name.clone(), elems: elems.clone() });
+                    }
+                }
+                Some(o) => {
+                    let dels: Vec<Tuple> = o.iter().filter(|e| !elems.contains(e)).map(|e| e.key).collect();
+                    let adds: Vec<Element> = elems.iter().filter(|e| !o.contains(e)).cloned().collect();
+                    if !dels.is_empty() {
+                        st.release.push(Op::DeleteElements { set: def.name.clone(), keys: dels });
+                    }
+                    if !adds.is_empty() {
+                        st.own_elements.push(Op::AddElements { set: def.name.clone(), elems: adds });
+                    }
+                }
+            }
+        }
+        let mut gone_sets = Vec::new();
+        for (def, _) in &old.sets {
+            if !new_sets.contains_key(def.name.as_str()) {
+                gone_sets.push(Op::DeleteSet(def.name.clone()));
+            }
+        }
+        // After the flushes that drop the rules using them.
+        st.release.extend(gone_sets);
+        // Entries pointing at an endpoint that left cannot be found by value: start over.
+        for (map, eps) in &old.affinity {
+            if let Some((_, now)) = new.affinity.iter().find(|(m, _)| m == map) {
+                if eps.iter().any(|e| !now.contains(e)) {
+                    st.release.push(Op::FlushSet(map.clone()));
+                }
+            }
+        }
+    }
+
     fn add_refs(&mut self, r: &ServicePortObjects, els: &mut ElementOps) {
         if let Some(ip) = r.cluster_ip {
-            let n = self.cluster_refs.entry(ip).or_insert(0);
-            *n += 1;
-            if *n == 1 {
+            if bump(&mut self.cluster_refs, ip) {
                 els.add(CLUSTER_IPS, plain(Tuple::new(&[Val::ip(ip)])));
             }
         }
         for ip in &r.hairpins {
-            let n = self.hairpin_refs.entry(*ip).or_insert(0);
-            *n += 1;
-            if *n == 1 {
+            if bump(&mut self.hairpin_refs, *ip) {
                 els.add(HAIRPIN, plain(Tuple::new(&[Val::ip(*ip), Val::ip(*ip)])));
             }
         }
@@ -201,21 +302,13 @@ impl Planner {
 
     fn drop_refs(&mut self, r: &ServicePortObjects, els: &mut ElementOps) {
         if let Some(ip) = r.cluster_ip {
-            if let Some(n) = self.cluster_refs.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    self.cluster_refs.remove(&ip);
-                    els.del(CLUSTER_IPS, Tuple::new(&[Val::ip(ip)]));
-                }
+            if unbump(&mut self.cluster_refs, ip) {
+                els.del(CLUSTER_IPS, Tuple::new(&[Val::ip(ip)]));
             }
         }
         for ip in &r.hairpins {
-            if let Some(n) = self.hairpin_refs.get_mut(ip) {
-                *n -= 1;
-                if *n == 0 {
-                    self.hairpin_refs.remove(ip);
-                    els.del(HAIRPIN, Tuple::new(&[Val::ip(*ip), Val::ip(*ip)]));
-                }
+            if unbump(&mut self.hairpin_refs, *ip) {
+                els.del(HAIRPIN, Tuple::new(&[Val::ip(*ip), Val::ip(*ip)]));
             }
         }
     }
@@ -225,39 +318,45 @@ impl Planner {
     fn plan_partial(&mut self, desired: &Desired, dirty: &BTreeSet<String>) -> Option<Transaction> {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
-        let mut mod_ops = Vec::new();
+        let mut st = Stages::default();
+        // Own chains flushed by an earlier transaction, long enough ago, go now.
+        let now = Instant::now();
+        let ripe: Vec<String> = self.stale.iter().filter(|(_, t)| now.duration_since(**t) >= STALE_CHAIN_DELAY).map(|(n, _)| n.clone()).collect();
+        for name in ripe {
+            self.stale.remove(&name);
+            tx.push(Op::DeleteChain(name));
+        }
+        if desired.service_cidrs() != self.cfg.service_cidrs {
+            self.cfg.service_cidrs = desired.service_cidrs().to_vec();
+            st.release.push(Op::FlushChain(CLUSTER_IPS_CHECK.into()));
+            push_rules(&mut st, CLUSTER_IPS_CHECK, &cluster_ips_check_rules(&self.cfg));
+        }
+        let node = desired.node().clone();
+        for ip in self.node.nodeport_ips.iter().filter(|ip| !node.nodeport_ips.contains(ip)) {
+            els.del(NODEPORT_IPS, Tuple::new(&[Val::ip(*ip)]));
+        }
+        for ip in node.nodeport_ips.iter().filter(|ip| !self.node.nodeport_ips.contains(ip)) {
+            els.add(NODEPORT_IPS, plain(Tuple::new(&[Val::ip(*ip)])));
+        }
+        self.node = node;
+        let node_ips = self.node.node_ips.clone();
         for key in dirty {
             let old_sp = self.committed.remove(key);
-            let new_sp = desired.get(key).map(ServicePort::from_model).map(|sp| match &old_sp {
+            let new_sp = desired.get(key).map(|sp| ServicePort::from_model(sp, &node_ips)).map(|sp| match &old_sp {
                 Some(o) => sp.keeping_slots_of(o),
                 None => sp,
             });
-            let old = old_sp.as_ref().map(objects_of);
-            let new = new_sp.as_ref().map(objects_of);
-            for n in new_sp.iter().flat_map(ServicePort::moduli) {
-                if self.mod_chains.insert(n) {
-                    mod_ops.extend(mod_chain_ops(n));
-                }
-            }
             let empty = ServicePortObjects::default();
+            let old = old_sp.as_ref().map(|sp| objects_of(sp, self.detector()));
+            let new = new_sp.as_ref().map(|sp| objects_of(sp, self.detector()));
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
-            els.diff_many(SERVICE_IPS, &o.service_ips, &n.service_ips);
-            els.diff_many(NO_ENDPOINT_SERVICES, &o.no_endpoints, &n.no_endpoints);
-            let (om, nm): (Vec<Element>, Vec<Element>) =
-                (o.masquerade.iter().map(|k| plain(*k)).collect(), n.masquerade.iter().map(|k| plain(*k)).collect());
-            els.diff_many(MASQUERADE_SERVICES, &om, &nm);
-            let old_slots: HashMap<&Tuple, &Tuple> = o.slots.iter().map(|(k, v)| (k, v)).collect();
-            let new_slots: HashMap<&Tuple, &Tuple> = n.slots.iter().map(|(k, v)| (k, v)).collect();
-            for (k, v) in &o.slots {
-                if new_slots.get(k) != Some(&v) {
-                    els.del(ENDPOINT_ADDRS, *k);
+            for c in &n.shared {
+                if self.shared.insert(*c) {
+                    add_chain(&mut st, &c.name(), &c.rules(self.cfg.detector.as_ref()));
                 }
             }
-            for (k, v) in &n.slots {
-                if old_slots.get(k) != Some(&v) {
-                    els.add(ENDPOINT_ADDRS, slot_element(*k, *v));
-                }
-            }
+            diff_elements(&o.elements, &n.elements, &mut els);
+            self.own_diff(o, n, &mut st);
             self.drop_refs(o, &mut els);
             self.add_refs(n, &mut els);
             if let Some(sp) = new_sp {
@@ -276,8 +375,7 @@ impl Planner {
         for (set, keys) in std::mem::take(&mut els.dels) {
             tx.push(Op::DeleteElements { set: set.into(), keys });
         }
-        tx.ops.extend(mod_ops);
-        push_elements(&mut tx, els);
+        push_stages(&mut tx, st, els);
         Some(tx)
     }
 
@@ -304,6 +402,46 @@ impl Planner {
     }
 }
 
+/// Counts one more reference; true for the first.
+fn bump(refs: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> bool {
+    let n = refs.entry(ip).or_insert(0);
+    *n += 1;
+    *n == 1
+}
+
+/// Counts one reference less; true when the last one went.
+fn unbump(refs: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> bool {
+    match refs.get_mut(&ip) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            refs.remove(&ip);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Element changes from `old` to `new`; a changed value is a delete then an add.
+fn diff_elements(old: &[(&'static str, Element)], new: &[(&'static str, Element)], els: &mut ElementOps) {
+    let index = |v: &'_ [(&'static str, Element)]| -> HashMap<(&'static str, Tuple), Element> {
+        v.iter().map(|(s, e)| ((*s, e.key), e.clone())).collect()
+    };
+    let (o, n) = (index(old), index(new));
+    for (set, e) in old {
+        if n.get(&(*set, e.key)) != Some(e) {
+            els.del(set, e.key);
+        }
+    }
+    for (set, e) in new {
+        if o.get(&(*set, e.key)) != Some(e) {
+            els.add(set, e.clone());
+        }
+    }
+}
+
 fn cancel_readds(els: &mut ElementOps) {
     for set in [CLUSTER_IPS, HAIRPIN] {
         let (Some(dels), Some(adds)) = (els.dels.get_mut(set), els.adds.get_mut(set)) else { continue };
@@ -316,7 +454,13 @@ fn cancel_readds(els: &mut ElementOps) {
     els.adds.retain(|_, v| !v.is_empty());
 }
 
-fn push_elements(tx: &mut Transaction, els: ElementOps) {
+/// Appends the staged ops in an order where every reference exists when sent.
+fn push_stages(tx: &mut Transaction, st: Stages, els: ElementOps) {
+    tx.ops.extend(st.release);
+    tx.ops.extend(st.chains);
+    tx.ops.extend(st.sets);
+    tx.ops.extend(st.own_elements);
+    tx.ops.extend(st.rules);
     for (set, elems) in els.adds {
         tx.push(Op::AddElements { set: set.into(), elems });
     }

@@ -32,7 +32,9 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 }
 
 /// Traces a new connection `src` → `dst:port/protocol` through the full transaction `tx`;
-/// `local` are the prefixes the node delivers to itself (usually none: ClusterIPs are not local).
+/// `local` are the prefixes the node delivers to itself (usually none: ClusterIPs are not local);
+/// `iif` the interface a received packet came in on ("" for none).
+#[allow(clippy::too_many_arguments)]
 pub fn explain(
     tx: &Transaction,
     src: &str,
@@ -40,6 +42,7 @@ pub fn explain(
     port: u32,
     protocol: &str,
     from_node: bool,
+    iif: &str,
     local: &[String],
 ) -> Result<String, ProxierError> {
     let bad = |m: String| ProxierError::new(Code::InvalidOption, m);
@@ -56,7 +59,7 @@ pub fn explain(
     }
     let mut fake = Fake::new();
     fake.apply(tx).map_err(|e| ProxierError::new(Code::Internal, format!("the desired ruleset does not apply: {e:?}")))?;
-    let outcomes = trace_with_local(&fake, tx.family, &Packet { src, dst, proto, dport, from_node }, &nets);
+    let outcomes = trace_with_local(&fake, tx.family, &Packet { src, dst, proto, dport, from_node, iif: (!iif.is_empty()).then(|| iif.to_owned()) }, &nets);
     let mut items: Vec<String> = outcomes
         .iter()
         .map(|o| {
