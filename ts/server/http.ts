@@ -14,8 +14,13 @@ export interface RunningServer {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+export interface ListenOptions {
+  /** For "::": IPv6 only, so that a separate IPv4 listener can share the port. */
+  ipv6Only?: boolean;
+}
+
 /** Listens on "host:port"; rejects if the address is malformed or the listen fails. */
-export async function listen(address: string, handler: Handler, onError?: (err: unknown) => void): Promise<RunningServer> {
+export async function listen(address: string, handler: Handler, onError?: (err: unknown) => void, options: ListenOptions = {}): Promise<RunningServer> {
   const { host, port } = parseListenAddress(address);
   const server: Server = createServer((req, res) => {
     Promise.resolve(handler(req, res)).catch((err: unknown) => {
@@ -28,7 +33,7 @@ export async function listen(address: string, handler: Handler, onError?: (err: 
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: host === '' ? undefined : host, port }, () => {
+    server.listen({ host: host === '' ? undefined : host, port, ipv6Only: options.ipv6Only === true }, () => {
       server.off('error', reject);
       resolve();
     });
