@@ -6,8 +6,8 @@
 //   outside the cluster 203.0.113.9; the node 192.168.0.2
 //   ext      172.30.0.51  80/TCP→8080 (ep-a, ep-b), externalIPs 192.0.2.51, 2001:db8::51 (IPv6 has no ClusterIP: ignored)
 //   lb       172.30.0.52  LoadBalancer 80/TCP→8080 (ep-a), ingress 198.51.100.52 (VIP), 198.51.100.99 (ipMode Proxy)
-//   ranged   172.30.0.53  LoadBalancer with loadBalancerSourceRanges, ingress 198.51.100.53 (not programmed yet)
-//   local    172.30.0.54  externalIPs 192.0.2.54, externalTrafficPolicy Local (not programmed yet)
+//   ranged   172.30.0.53  LoadBalancer with loadBalancerSourceRanges 203.0.113.0/24, ingress 198.51.100.53
+//   local    172.30.0.54  externalIPs 192.0.2.54, externalTrafficPolicy Local, its endpoint on no node
 //   dead     172.30.0.55  externalIPs 192.0.2.55, no endpoints
 //   thief    172.30.0.56  externalIPs 192.0.2.51 on port 80 too: ext keeps the address, thief its ClusterIP
 import test from 'ava';
@@ -19,10 +19,12 @@ const POD = '10.244.9.9';
 const OUTSIDE = '203.0.113.9';
 const NODE = '192.168.0.2';
 
+let nextNodePort = 30080;
 function service(name: string, clusterIP: string, spec: Record<string, unknown> = {}, status?: unknown): KubeObject {
+  const nodePort = spec.type === 'LoadBalancer' ? nextNodePort++ : undefined;
   return {
     apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'ns', name },
-    spec: { clusterIP, clusterIPs: [clusterIP], ports: [{ port: 80, protocol: 'TCP', nodePort: spec.type === 'LoadBalancer' ? 30080 : undefined }], ...spec },
+    spec: { clusterIP, clusterIPs: [clusterIP], ports: [{ port: 80, protocol: 'TCP', nodePort }], ...spec },
     ...(status ? { status } : {}),
   };
 }
@@ -62,9 +64,12 @@ const FLOWS: Row[] = [
   ['externalIP on another port: not ours, untouched', OUTSIDE, '192.0.2.51', 81, 'ACCEPT', 'no'],
   ['LoadBalancer ingress IP (VIP mode)', OUTSIDE, '198.51.100.52', 80, '10.244.1.2:8080', 'yes', 'ns/lb:'],
   ['LoadBalancer ingress IP in ipMode Proxy: not programmed', OUTSIDE, '198.51.100.99', 80, 'ACCEPT', 'no'],
-  ['LoadBalancer with source ranges: its IP is not programmed yet (no firewall)', OUTSIDE, '198.51.100.53', 80, 'ACCEPT', 'no'],
-  ['... but its ClusterIP works', POD, '172.30.0.53', 80, '10.244.1.2:8080', 'no', 'ns/ranged:'],
-  ['externalTrafficPolicy Local: its external IP is not programmed yet', OUTSIDE, '192.0.2.54', 80, 'ACCEPT', 'no'],
+  ['LoadBalancer with source ranges, from inside them', OUTSIDE, '198.51.100.53', 80, '10.244.1.2:8080', 'yes', 'ns/ranged:'],
+  ['LoadBalancer with source ranges, from outside them: dropped before DNAT', POD, '198.51.100.53', 80, 'DROP', 'no', 'ns/ranged:'],
+  ['... while its ClusterIP works from anywhere', POD, '172.30.0.53', 80, '10.244.1.2:8080', 'no', 'ns/ranged:'],
+  ['externalTrafficPolicy Local, no local endpoint: dropped', OUTSIDE, '192.0.2.54', 80, 'DROP', 'no', 'ns/local:'],
+  ['... a pod short-circuits to every endpoint, source kept', POD, '192.0.2.54', 80, '10.244.1.2:8080', 'no', 'ns/local:'],
+  ['... the node too, masqueraded', NODE, '192.0.2.54', 80, '10.244.1.2:8080', 'yes', 'ns/local:'],
   ['externalIP of a Service without endpoints: reset at once', OUTSIDE, '192.0.2.55', 80, 'REJECT (tcp reset)', 'no', 'ns/dead:'],
 ];
 

@@ -8,13 +8,10 @@ import type { IPFamily } from '../../model/types.js';
 import type { Feature, LocalDetector, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
-/**
- * What nftables mode programs today; the agent warns about the rest per Service. External
- * IPs and LoadBalancer IPs work with externalTrafficPolicy Cluster; with Local, or with
- * source ranges (no firewall yet), only the ClusterIP is programmed.
- */
+/** What nftables mode programs: every Service feature upstream's nftables mode has. */
 export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
-  'ClusterIP', 'ExternalIPs', 'LoadBalancer', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+  'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
 
 function detectorOption(d: LocalDetector | undefined): { mode: string; value: string } | undefined {
