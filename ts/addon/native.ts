@@ -38,6 +38,9 @@ export interface NativeNftablesProxier {
   cleanup(): Promise<void>;
 }
 
+/** One conntrack reconcile pass (crates/kproxy-napi/src/conntrack.rs). */
+export interface NativeConntrackReport { flows: number; stale: number; deleted: number; missing: number; failed: number; failedErrno?: number | null; interrupted: boolean; durationMs: number }
+
 export interface NativeModule {
   NftablesProxier: new (opts: {
     family: string;
@@ -47,6 +50,8 @@ export interface NativeModule {
     masqueradeBit?: number;
     fake?: boolean;
   }) => NativeNftablesProxier;
+  /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
+  reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;
 }
 
 let native: NativeModule | undefined;

@@ -5,6 +5,7 @@
 // only deny hand-written unsafe; `forbid` would reject the generated code.
 #![deny(unsafe_code)]
 
+mod conntrack;
 mod errors;
 mod nftables;
 mod sync_task;
