@@ -9,19 +9,36 @@ import { ProxierError } from './addon/errors.js';
 import { ConfigError, loadConfig, usage, type ProxyConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import type { IPFamily } from './model/types.js';
+import { localDetectors } from './proxier/local-detector.js';
 import { createProxiers } from './proxier/registry.js';
-import type { Proxier } from './proxier/types.js';
+import type { LocalDetector, Proxier } from './proxier/types.js';
+import { EarlySource } from './sources/early.js';
 import { ManifestsSource } from './sources/manifests.js';
 import type { Source } from './sources/types.js';
-import { ChangeTracker } from './tracker/change-tracker.js';
+import { PodCIDRWatch, POD_CIDR_WAIT_MS } from './tracker/pod-cidrs.js';
 import { parseTraceArgs, printTrace, type TraceArgs } from './trace.js';
 
 /** Both families, unless this kernel has no IPv6 (then an ip6 table could never be programmed). */
 const FAMILIES: IPFamily[] = existsSync('/proc/sys/net/ipv6') ? ['IPv4', 'IPv6'] : ['IPv4'];
 
-function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry = new Registry()): Promise<Proxier[]> {
-  return createProxiers(config.mode, FAMILIES, {
+/** Each family's local traffic detector; a family without one is logged, as upstream does. */
+function detectors(config: ProxyConfig, logger: Logger, podCIDRs?: string[]): Partial<Record<IPFamily, LocalDetector>> {
+  const found = localDetectors(FAMILIES, {
+    mode: config.detectLocalMode,
     clusterCIDRs: config.clusterCIDRs,
+    podCIDRs,
+    bridgeInterface: config.bridgeInterface,
+    interfaceNamePrefix: config.interfaceNamePrefix,
+  });
+  for (const f of FAMILIES) {
+    if (!found[f]) logger.info({ ipFamily: f, detectLocalMode: config.detectLocalMode, clusterCIDRs: config.clusterCIDRs, podCIDRs }, 'No CIDR of this family for local traffic detection: no off-cluster masquerade in it');
+  }
+  return found;
+}
+
+function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry = new Registry(), local: Partial<Record<IPFamily, LocalDetector>> = {}): Promise<Proxier[]> {
+  return createProxiers(config.mode, FAMILIES, {
+    localDetectors: local,
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
     fake,
@@ -44,12 +61,33 @@ async function makeSource(config: ProxyConfig, logger: Logger): Promise<Source> 
 }
 
 /**
+ * The source and the proxiers. With detectLocalMode NodeCIDR the proxiers need the Node's
+ * podCIDRs: the source starts first and they are waited for (a later change exits, as upstream).
+ */
+async function prepare(config: ProxyConfig, logger: Logger, fake: boolean, waitMs: number, registry = new Registry()): Promise<{ source: Source; proxiers: Proxier[] }> {
+  const source = await makeSource(config, logger);
+  if (config.detectLocalMode !== 'NodeCIDR') return { source, proxiers: await proxiers(config, logger, fake, registry, detectors(config, logger)) };
+  const watch = new PodCIDRWatch({ nodeName: config.hostnameOverride, logger });
+  const early = new EarlySource(source, (kind, type, obj) => watch.onEvent(kind, type, obj));
+  try {
+    await early.begin();
+    const podCIDRs = await watch.wait(waitMs);
+    logger.info({ podCIDRs }, 'detectLocalMode NodeCIDR: local traffic is detected by the Node\'s podCIDRs');
+    return { source: early, proxiers: await proxiers(config, logger, fake, registry, detectors(config, logger, podCIDRs)) };
+  } catch (e) {
+    await early.stop();
+    throw e;
+  }
+}
+
+/**
  * Loads every object once and programs the in-memory fakes with them, through the same
  * agent loop as `run` (one full sync), for `plan` and `trace`.
  */
 async function loadIntoFakes(config: ProxyConfig, logger: Logger): Promise<Proxier[]> {
-  const fakes = await proxiers(config, logger, true);
-  const agent = new Agent({ config: { ...config, metricsBindAddress: '', healthzBindAddress: '' }, logger, source: await makeSource(config, logger), proxiers: fakes });
+  // A manifests source has read its files once started; an API server gets a while to list the Node.
+  const { source, proxiers: fakes } = await prepare(config, logger, true, config.manifests ? 0 : 30_000);
+  const agent = new Agent({ config: { ...config, metricsBindAddress: '', healthzBindAddress: '' }, logger, source, proxiers: fakes });
   const synced = agent.nextSync();
   await agent.start();
   await synced;
@@ -81,7 +119,8 @@ async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
 async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming the kernel needs CAP_NET_ADMIN');
   const registry = new Registry();
-  const agent = new Agent({ config, logger, registry, source: await makeSource(config, logger), proxiers: await proxiers(config, logger, false, registry) });
+  const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
+  const agent = new Agent({ config, logger, registry, source, proxiers: list });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -3,6 +3,7 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { IPFamily } from '../../ts/model/types.js';
+import { localDetectors } from '../../ts/proxier/local-detector.js';
 import { createProxiers, implementedModes } from '../../ts/proxier/registry.js';
 import type { Proxier, ProxyMode, TraceResult } from '../../ts/proxier/types.js';
 import type { KubeObject } from '../../ts/sources/types.js';
@@ -28,7 +29,7 @@ export async function tracedCluster(o: TracedClusterOptions): Promise<TracedClus
   const tracker = new ChangeTracker({ families, nodeName: o.nodeName ?? 'node-1', onInvalid: (kind, reason, ref) => invalid.push(`${kind} ${reason} ${ref}`) });
   for (const obj of o.objects) tracker.onEvent(obj.kind as 'Service' | 'EndpointSlice' | 'Node', 'ADDED', obj);
   const list = await createProxiers(o.mode ?? 'nftables', families, {
-    clusterCIDRs: o.clusterCIDRs ?? ['10.244.0.0/16', 'fd00:244::/48'],
+    localDetectors: localDetectors(families, { mode: 'ClusterCIDR', clusterCIDRs: o.clusterCIDRs ?? ['10.244.0.0/16', 'fd00:244::/48'] }),
     masqueradeAll: false,
     masqueradeBit: 14,
     fake: true,

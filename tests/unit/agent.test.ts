@@ -75,7 +75,7 @@ function setup(failures = 0) {
   const source = new ScriptedSource();
   const registry = new Registry();
   const logger = pino({ level: 'silent' });
-  const inner = new NftablesProxier({ family: 'IPv4', clusterCIDR: '10.244.0.0/16', masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger });
+  const inner = new NftablesProxier({ family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: '10.244.0.0/16' }, masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger });
   const dp = new RecordingProxier(inner, failures);
   const agent = new Agent({ config, logger, source, proxiers: [dp], registry });
   return { source, dp, agent };

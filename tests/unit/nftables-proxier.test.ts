@@ -18,7 +18,7 @@ type Opts = { family?: 'IPv4' | 'IPv6'; clusterCIDR?: string; masqueradeBit?: nu
 const nft = (o: Opts = {}) =>
   new NftablesProxier({
     family: o.family ?? 'IPv4',
-    clusterCIDR: o.clusterCIDR ?? ((o.family ?? 'IPv4') === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/48'),
+    localDetector: { mode: 'ClusterCIDR', cidr: o.clusterCIDR ?? ((o.family ?? 'IPv4') === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/48') },
     masqueradeAll: false,
     masqueradeBit: o.masqueradeBit ?? 14,
     fake: true,

@@ -182,10 +182,10 @@ async function run(args: Args): Promise<void> {
   // listener in the namespace makes the kernel build them for the agent's batches too.
   const agent = args.agent ? await runAgent(Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints))) : undefined;
   const common = { masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }) };
-  const dp = new NftablesProxier({ ...common, family: 'IPv4', clusterCIDR: '10.64.0.0/10' });
+  const dp = new NftablesProxier({ ...common, family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: '10.64.0.0/10' } });
   // Both families are on, as on any node with IPv6: each family's commits must not
   // look foreign to the other, or every sync would be full.
-  const dp6 = new NftablesProxier({ ...common, family: 'IPv6', clusterCIDR: 'fd00::/8' });
+  const dp6 = new NftablesProxier({ ...common, family: 'IPv6', localDetector: { mode: 'ClusterCIDR', cidr: 'fd00::/8' } });
   const specs = Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints));
   const specs6 = Array.from({ length: Math.min(args.services, 1000) }, (_, s) => spec(s, args.endpoints, 0, -1, true));
   await dp6.sync({ full: true, upserts: specs6, deletes: [] });

@@ -106,11 +106,7 @@ const SCHEMA: Schema = {
   detectLocalMode: str(),
   detectLocal: { type: 'object', fields: { bridgeInterface: str(), interfaceNamePrefix: str() } },
   clusterCIDR: str(),
-  nodePortAddresses: {
-    type: 'stringList',
-    accept: (v: string[]) => v.length === 0 || (v.length === 1 && v[0] === 'primary'),
-    acceptText: 'unset, [] or [primary] (the nftables-mode default)',
-  },
+  nodePortAddresses: { type: 'stringList' },
   oomScoreAdj: int((v) => v === -999, '-999 (the default)'),
   conntrack: {
     type: 'object',

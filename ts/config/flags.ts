@@ -5,8 +5,8 @@
 import { ConfigError, notImplemented } from './errors.js';
 import { parseGoDuration } from './duration.js';
 
-export type FlagKind = 'string' | 'bool' | 'int' | 'duration';
-export type FlagValue = string | boolean | number;
+export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'strings';
+export type FlagValue = string | boolean | number | string[];
 
 interface FlagDef {
   name: string;
@@ -26,7 +26,10 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'hostname-override', kind: 'string', usage: 'The name of this Node (default: the hostname, lower-cased).' },
   { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy).", defaultText: 'nftables' },
   { name: 'cluster-cidr', kind: 'string', usage: 'The pod CIDR range(s) of the cluster; a comma-separated dual-stack pair is allowed.' },
-  { name: 'detect-local-mode', kind: 'string', usage: "Mode to detect local traffic: only 'ClusterCIDR' is implemented.", defaultText: 'ClusterCIDR' },
+  { name: 'detect-local-mode', kind: 'string', usage: 'How to tell traffic from local pods: ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix.', defaultText: 'ClusterCIDR' },
+  { name: 'pod-bridge-interface', kind: 'string', usage: 'With --detect-local-mode BridgeInterface: traffic from this bridge is local.' },
+  { name: 'pod-interface-name-prefix', kind: 'string', usage: 'With --detect-local-mode InterfaceNamePrefix: traffic from interfaces with this name prefix is local.' },
+  { name: 'nodeport-addresses', kind: 'strings', usage: "CIDRs of the node IPs that accept NodePorts, or 'primary' (the Node object's IPs).", defaultText: 'primary' },
   { name: 'bind-address', kind: 'string', usage: "Overrides the node's primary IP (no socket is bound to it).", defaultText: '0.0.0.0' },
   { name: 'healthz-bind-address', kind: 'string', usage: 'IP:port of the proxier health server; empty disables it.', defaultText: '0.0.0.0:10256' },
   { name: 'metrics-bind-address', kind: 'string', usage: 'IP:port of the metrics server; empty disables it.', defaultText: '127.0.0.1:10249' },
@@ -45,8 +48,7 @@ const NOT_IMPLEMENTED = [
   'write-config-to', 'init-only', 'feature-gates', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
   'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'iptables-localhost-nodeports',
   'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
-  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'pod-bridge-interface', 'pod-interface-name-prefix',
-  'nodeport-addresses', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
+  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
   'conntrack-tcp-timeout-established', 'conntrack-tcp-timeout-close-wait', 'conntrack-tcp-be-liberal',
   'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
   // component-base logging and version flags
@@ -114,7 +116,10 @@ export function parseFlags(argv: string[]): ParsedFlags {
         text = argv[++i];
       }
     }
-    values.set(def.name, convert(def, display, text));
+    const value = convert(def, display, text);
+    // pflag's StringSlice: a repeated flag appends.
+    const prev = values.get(def.name);
+    values.set(def.name, Array.isArray(prev) && Array.isArray(value) ? [...prev, ...value] : value);
   }
   const extra = positional.filter((a) => a !== '');
   if (extra.length > 0) {
@@ -127,6 +132,8 @@ function convert(def: FlagDef, display: string, text: string): FlagValue {
   switch (def.kind) {
     case 'string':
       return text;
+    case 'strings':
+      return splitCSV(text);
     case 'bool': {
       const b = parseGoBool(text);
       if (b === undefined) throw new ConfigError(display, `invalid value "${text}"; accepted: true or false`);
@@ -144,6 +151,32 @@ function convert(def: FlagDef, display: string, text: string): FlagValue {
         throw new ConfigError(display, `invalid duration "${text}"; accepted: a Go duration such as 30s, 1m30s, 500ms, 1h`);
       }
   }
+}
+
+/** pflag's readAsCSV: "" is the empty list; double quotes may enclose a field. */
+function splitCSV(text: string): string[] {
+  if (text === '') return [];
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted && c === '"' && text[i + 1] === '"') {
+      field += '"';
+      i++;
+    } else if (quoted && c === '"') {
+      quoted = false;
+    } else if (!quoted && c === '"' && field === '') {
+      quoted = true;
+    } else if (!quoted && c === ',') {
+      out.push(field);
+      field = '';
+    } else {
+      field += c;
+    }
+  }
+  out.push(field);
+  return out;
 }
 
 /** strconv.ParseBool. */
@@ -165,7 +198,7 @@ export function usage(): string {
   ];
   for (const f of IMPLEMENTED) {
     const names = f.short ? `-${f.short}, --${f.name}` : `    --${f.name}`;
-    const arg = f.kind === 'bool' ? '' : ` ${f.kind === 'duration' ? 'duration' : f.kind === 'int' ? 'int' : 'string'}`;
+    const arg = f.kind === 'bool' ? '' : ` ${f.kind}`;
     const dflt = f.defaultText ? ` (default ${f.defaultText})` : '';
     lines.push(`  ${(names + arg).padEnd(40)} ${f.usage}${dflt}`);
   }

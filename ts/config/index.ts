@@ -13,12 +13,16 @@ import {
   DEFAULT_CONFIG_SYNC_PERIOD_MS, DEFAULT_HEALTHZ_PORT, DEFAULT_MASQUERADE_BIT, DEFAULT_METRICS_PORT,
   DEFAULT_MIN_SYNC_PERIOD_MS, DEFAULT_SYNC_PERIOD_MS, defaultRawConfig, type RawConfig,
 } from './defaults.js';
-import { checkIP, checkIPPortFlag, parseClusterCIDRs, validateHostPort } from './validate.js';
+import { checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePortAddresses, validateHostPort } from './validate.js';
 import { appendPortIfNeeded } from '../server/address.js';
 
 export { ConfigError } from './errors.js';
 export { usage } from './flags.js';
 export { formatGoDuration, parseGoDuration } from './duration.js';
+
+/** Upstream's detect-local modes: how a proxier tells traffic from this node's pods. */
+export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
+export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
 export interface ProxyConfig {
   mode: 'nftables';
@@ -45,7 +49,13 @@ export interface ProxyConfig {
   configSyncPeriodMs: number;
   /** kproxy's own --manifests DIR: read objects from files instead of the API server. */
   manifests: string | undefined;
-  detectLocalMode: 'ClusterCIDR';
+  detectLocalMode: DetectLocalMode;
+  /** detectLocal.bridgeInterface (BridgeInterface mode); '' when unset. */
+  bridgeInterface: string;
+  /** detectLocal.interfaceNamePrefix (InterfaceNamePrefix mode); '' when unset. */
+  interfaceNamePrefix: string;
+  /** ['primary'] (unset or empty: nftables mode's default, as upstream) or canonical CIDRs. */
+  nodePortAddresses: string[];
   help: boolean;
   /** The effective KubeProxyConfiguration v1alpha1 object (YAML keys), served on /configz. */
   raw: RawConfig;
@@ -112,6 +122,10 @@ interface Resolved {
   hostnameOverride: Sourced<string>;
   clusterCIDR: Sourced<string>;
   detectLocalMode: Sourced<string>;
+  bridgeInterface: Sourced<string>;
+  interfaceNamePrefix: Sourced<string>;
+  /** undefined when unset. */
+  nodePortAddresses: Sourced<string[] | undefined>;
   bindAddress: Sourced<string>;
   healthzBindAddress: Sourced<string>;
   metricsBindAddress: Sourced<string>;
@@ -145,6 +159,9 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     hostnameOverride: { value: '', from: '--hostname-override' },
     clusterCIDR: get('cluster-cidr', ''),
     detectLocalMode: get('detect-local-mode', ''),
+    bridgeInterface: get('pod-bridge-interface', ''),
+    interfaceNamePrefix: get('pod-interface-name-prefix', ''),
+    nodePortAddresses: { value: flags.get('nodeport-addresses') as string[] | undefined, from: '--nodeport-addresses' },
     bindAddress,
     healthzBindAddress: address('healthz-bind-address', raw.healthzBindAddress, DEFAULT_HEALTHZ_PORT),
     metricsBindAddress: address('metrics-bind-address', raw.metricsBindAddress, DEFAULT_METRICS_PORT),
@@ -186,6 +203,9 @@ function fromFile(file: RawConfig): Resolved {
     hostnameOverride: { value: file.hostnameOverride ?? '', from: 'hostnameOverride' },
     clusterCIDR: { value: file.clusterCIDR ?? '', from: 'clusterCIDR' },
     detectLocalMode: { value: file.detectLocalMode ?? '', from: 'detectLocalMode' },
+    bridgeInterface: { value: file.detectLocal?.bridgeInterface ?? '', from: 'detectLocal.bridgeInterface' },
+    interfaceNamePrefix: { value: file.detectLocal?.interfaceNamePrefix ?? '', from: 'detectLocal.interfaceNamePrefix' },
+    nodePortAddresses: { value: file.nodePortAddresses, from: 'nodePortAddresses' },
     bindAddress: { value: bindAddress, from: 'bindAddress' },
     healthzBindAddress: { value: address(file.healthzBindAddress, '0.0.0.0', '[::]', DEFAULT_HEALTHZ_PORT), from: 'healthzBindAddress' },
     metricsBindAddress: { value: address(file.metricsBindAddress, '127.0.0.1', '[::1]', DEFAULT_METRICS_PORT), from: 'metricsBindAddress' },
@@ -201,7 +221,9 @@ function fromFile(file: RawConfig): Resolved {
 
 function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   checkMode(r.mode);
-  checkDetectLocalMode(r.detectLocalMode);
+  const detectLocalMode = checkDetectLocalMode(r.detectLocalMode);
+  checkDetectLocal(detectLocalMode, r);
+  const nodePortAddresses = parseNodePortAddresses(r.nodePortAddresses.value ?? [], r.nodePortAddresses.from);
   const clusterCIDRs = parseClusterCIDRs(r.clusterCIDR.value, r.clusterCIDR.from);
   if (r.syncPeriodMs.value <= 0) fail(r.syncPeriodMs, 'must be greater than 0');
   if (r.minSyncPeriodMs.value < 0) fail(r.minSyncPeriodMs, 'must be greater than or equal to 0');
@@ -225,7 +247,9 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   raw.clientConnection.kubeconfig = r.kubeconfig;
   raw.hostnameOverride = override;
   raw.clusterCIDR = r.clusterCIDR.value;
-  raw.detectLocalMode = 'ClusterCIDR';
+  raw.detectLocalMode = detectLocalMode;
+  raw.detectLocal = { bridgeInterface: r.bridgeInterface.value, interfaceNamePrefix: r.interfaceNamePrefix.value };
+  raw.nodePortAddresses = [...nodePortAddresses];
   raw.bindAddress = r.bindAddress.value;
   raw.healthzBindAddress = r.healthzBindAddress.value;
   raw.metricsBindAddress = r.metricsBindAddress.value;
@@ -258,7 +282,10 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     verbosity: r.verbosity.value,
     configSyncPeriodMs: r.configSyncPeriodMs.value,
     manifests: undefined,
-    detectLocalMode: 'ClusterCIDR',
+    detectLocalMode,
+    bridgeInterface: r.bridgeInterface.value,
+    interfaceNamePrefix: r.interfaceNamePrefix.value,
+    nodePortAddresses,
     help,
     raw,
     warnings: [],
@@ -279,18 +306,18 @@ function checkMode(mode: Sourced<string>): void {
   }
 }
 
-function checkDetectLocalMode(mode: Sourced<string>): void {
-  const name = mode.from;
-  switch (mode.value) {
-    case '':
-    case 'ClusterCIDR':
-      return;
-    case 'NodeCIDR':
-    case 'BridgeInterface':
-    case 'InterfaceNamePrefix':
-      throw new ConfigError(name, `${name}: local traffic detection "${mode.value}" is not implemented yet by kproxy; accepted: ClusterCIDR`);
-    default:
-      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: ClusterCIDR (NodeCIDR, BridgeInterface, InterfaceNamePrefix: not implemented yet)`);
+/** "" means ClusterCIDR, as upstream's platformApplyDefaults. */
+function checkDetectLocalMode(mode: Sourced<string>): DetectLocalMode {
+  if (mode.value === '') return 'ClusterCIDR';
+  if ((DETECT_LOCAL_MODES as readonly string[]).includes(mode.value)) return mode.value as DetectLocalMode;
+  throw new ConfigError(mode.from, `${mode.from}: unsupported value ${JSON.stringify(mode.value)}; accepted: ${DETECT_LOCAL_MODES.join(', ')}`);
+}
+
+/** Upstream's validateDetectLocalConfiguration: the interface modes need their name. */
+function checkDetectLocal(mode: DetectLocalMode, r: Resolved): void {
+  const needed = mode === 'BridgeInterface' ? r.bridgeInterface : mode === 'InterfaceNamePrefix' ? r.interfaceNamePrefix : undefined;
+  if (needed && needed.value === '') {
+    throw new ConfigError(needed.from, `${needed.from}: must not be empty when ${r.detectLocalMode.from} is ${mode}`);
   }
 }
 

@@ -2,6 +2,7 @@
 
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { parseCIDR } from '../model/ip.js';
 import { splitHostPort } from '../server/address.js';
 
 /** Returns 4 or 6 for a valid CIDR ("10.0.0.0/8", "fd00::/48"), undefined otherwise. */
@@ -35,6 +36,28 @@ export function parseClusterCIDRs(text: string, name: string): string[] {
   }
   return cidrs;
 }
+
+/**
+ * nodePortAddresses / --nodeport-addresses, as upstream's validateKubeProxyNodePortAddress:
+ * CIDRs, or the single string "primary". Empty means primary (nftables mode's default).
+ * CIDRs come back canonical.
+ */
+export function parseNodePortAddresses(list: readonly string[], name: string): string[] {
+  if (list.length === 0) return [NODE_PORT_ADDRESSES_PRIMARY];
+  return list.map((text, i) => {
+    if (text === NODE_PORT_ADDRESSES_PRIMARY) {
+      if (list.length !== 1) throw new ConfigError(name, `${name}[${i}]: can't use both 'primary' and CIDRs, got ${JSON.stringify(list)}`);
+      return text;
+    }
+    const cidr = text === text.trim() ? parseCIDR(text) : undefined;
+    if (!cidr) {
+      throw new ConfigError(name, `${name}[${i}]: ${JSON.stringify(text)} must be a valid CIDR (e.g. 10.0.0.0/8 or fd00::/64), or the single string 'primary'`);
+    }
+    return cidr.cidr;
+  });
+}
+
+export const NODE_PORT_ADDRESSES_PRIMARY = 'primary';
 
 /** Upstream validateHostPort: "IP:port" with a valid IP and a port in 1-65535. */
 export function validateHostPort(addr: string, name: string): void {

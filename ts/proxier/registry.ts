@@ -1,7 +1,8 @@
 // Loads the chosen mode: the only place that names the mode folders. A new mode adds
 // its folder under ts/modes/ and one entry here.
 import { ProxierError } from '../addon/errors.js';
-import type { Proxier, ProxierOptions, ProxyMode } from './types.js';
+import type { IPFamily } from '../model/types.js';
+import type { LocalDetector, Proxier, ProxierOptions, ProxyMode } from './types.js';
 
 type Factory = (opts: ProxierOptions) => Proxier;
 
@@ -16,13 +17,15 @@ export function implementedModes(): ProxyMode[] {
   return (Object.keys(MODES) as ProxyMode[]).filter((m) => MODES[m] !== undefined);
 }
 
-/** One proxier per family, of `mode`. */
-export async function createProxiers(mode: ProxyMode, families: readonly ProxierOptions['family'][], base: Omit<ProxierOptions, 'family' | 'clusterCIDR'> & { clusterCIDRs: readonly string[] }): Promise<Proxier[]> {
+/** One proxier per family, of `mode`; `localDetectors` gives each family's (see local-detector.ts). */
+export async function createProxiers(
+  mode: ProxyMode,
+  families: readonly IPFamily[],
+  base: Omit<ProxierOptions, 'family' | 'localDetector'> & { localDetectors?: Partial<Record<IPFamily, LocalDetector>> },
+): Promise<Proxier[]> {
   const load = MODES[mode];
   if (!load) throw new ProxierError('E_INVALID_OPTION', `proxy mode "${mode}" is not implemented yet (implemented: ${implementedModes().join(', ')})`);
   const factory = await load();
-  const { clusterCIDRs, ...rest } = base;
-  return families.map((family) =>
-    factory({ ...rest, family, clusterCIDR: clusterCIDRs.find((c) => c.includes(':') === (family === 'IPv6')) }),
-  );
+  const { localDetectors, ...rest } = base;
+  return families.map((family) => factory({ ...rest, family, localDetector: localDetectors?.[family] }));
 }
