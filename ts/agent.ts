@@ -1,12 +1,13 @@
 // The proxier loop: sources → tracker → runner → proxiers (one per IP family, of one
-// mode, behind the Proxier seam), with the metrics and health servers beside it.
+// mode, behind the Proxier seam), with the metrics and health servers beside it. Each sync
+// also hands a proxier this node's addressing when it changed.
 // Everything with I/O is injected; the agent imports no mode's code.
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config/index.js';
 import { logSync } from './log.js';
 import type { IPFamily } from './model/types.js';
-import type { Feature, Proxier, SyncReport } from './proxier/types.js';
+import type { Feature, NodeAddressing, Proxier, SyncReport, SyncRequest } from './proxier/types.js';
 import { BoundedFrequencyRunner } from './runner/bounded-frequency.js';
 import { realClock, type Clock } from './runner/clock.js';
 import { startHealthServer } from './server/health-server.js';
@@ -16,6 +17,7 @@ import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
 import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
+import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
 import { UnsupportedReporter } from './tracker/unsupported.js';
 
 /** Features every proxier supports (they share one model, so this is the mode's set). */
@@ -37,6 +39,8 @@ export interface AgentOptions {
   proxiers: Proxier[];
   clock?: Clock;
   registry?: Registry;
+  /** The node's interface addresses (nodePortAddresses); default os.networkInterfaces(), read at each sync. */
+  localAddresses?: LocalAddresses;
 }
 
 export class Agent {
@@ -48,6 +52,10 @@ export class Agent {
   private readonly clock: Clock;
   private readonly unsupported: UnsupportedReporter;
   private readonly needFull = new Map<IPFamily, boolean>();
+  private readonly addressing: NodeAddressResolver;
+  /** What each family's proxier last synced with (JSON), to pass only changes. */
+  private readonly sent = new Map<IPFamily, { node: string }>();
+  private addressingNow = new Map<IPFamily, NodeAddressing>();
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
@@ -72,6 +80,12 @@ export class Agent {
       families: opts.proxiers.map((p) => p.family),
       nodeName: opts.config.hostnameOverride,
       onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
+    });
+    this.addressing = new NodeAddressResolver({
+      bindAddress: opts.config.bindAddress,
+      nodePortAddresses: opts.config.nodePortAddresses,
+      addresses: opts.localAddresses,
+      log: (level, fields, msg) => opts.logger[level](fields, msg),
     });
     this.runner = new BoundedFrequencyRunner({
       name: 'sync-runner',
@@ -113,6 +127,11 @@ export class Agent {
     });
   }
 
+  /** This node's addressing in `family` as of the last sync (health-check servers bind its NodePort IPs). */
+  nodeAddressing(family: IPFamily): NodeAddressing | undefined {
+    return this.addressingNow.get(family);
+  }
+
   private listen(what: string, start: () => Promise<RunningServer>): void {
     start().then(
       (s) => {
@@ -133,6 +152,7 @@ export class Agent {
       const name = obj?.metadata?.name ?? old?.metadata?.name;
       if (name !== this.opts.config.hostnameOverride) return;
       this.health.onNodeEvent(type, obj, old);
+      this.addressing.onNode(type, obj);
       // The node's labels (zone) steer topology: the tracker recomputes what they affect.
       this.tracker.onEvent(kind, type, obj, old);
       if (this.synced) this.runner.run();
@@ -184,16 +204,23 @@ export class Agent {
     const trigger = this.tracker.lastDrainTriggerTime;
     this.metrics.serviceChangesPending.set(0);
     this.metrics.endpointChangesPending.set(0);
+    // Interfaces are read at every sync: an address change shows within a sync period.
+    const addressing = (this.addressingNow = this.addressing.resolve(this.opts.proxiers.map((p) => p.family)));
     let failure: unknown;
     for (const proxier of this.opts.proxiers) {
       const family = proxier.family;
       const full = hourly || this.needFull.get(family) === true;
       // A full sync carries the complete desired state, so a failed sync loses nothing.
       const c = full ? { upserts: this.tracker.all(family), deletes: [] } : (changes.get(family) ?? { upserts: [], deletes: [] });
+      const req: SyncRequest = { full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 };
+      const node = addressing.get(family)!;
+      const current = { node: JSON.stringify(node) };
+      if (full || this.sent.get(family)?.node !== current.node) req.node = node;
       const started = this.clock.now();
       let report: SyncReport;
       try {
-        report = await proxier.sync({ full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 });
+        report = await proxier.sync(req);
+        this.sent.set(family, current);
       } catch (err) {
         // The proxier counted and logged it in its mode's words and keeps the changes it
         // was given; the retry replaces the whole ruleset.

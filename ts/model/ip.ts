@@ -60,3 +60,31 @@ export function parseCIDR(text: unknown): { family: IPFamily; cidr: string } | u
   }
   return { family, cidr: `${bytesToIP(bytes, family)}/${prefix}` };
 }
+
+/** Whether `ip` (a literal IP) lies in `cidr`; false across families or for invalid input. */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const net = parseCIDR(cidr);
+  const family = ipFamilyOf(ip);
+  if (!net || !family || net.family !== family) return false;
+  const [base, bits] = net.cidr.split('/');
+  const a = ipBytes(base, family);
+  const b = ipBytes(ip, family);
+  const prefix = Number(bits);
+  for (let i = 0; i < a.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if ((a[i] & mask) !== (b[i] & mask)) return false;
+  }
+  return true;
+}
+
+/** 127.0.0.0/8 or ::1, as Go's net.IP.IsLoopback. */
+export function isLoopbackIP(ip: string): boolean {
+  return cidrContains('127.0.0.0/8', ip) || (ipFamilyOf(ip) === 'IPv6' && canonicalIP(ip) === '::1');
+}
+
+/** 0.0.0.0 or ::, as Go's net.IP.IsUnspecified. */
+export function isUnspecifiedIP(ip: string): boolean {
+  const family = ipFamilyOf(ip);
+  return family !== undefined && ipBytes(ip, family).every((b) => b === 0);
+}
