@@ -1,6 +1,6 @@
 // The proxier loop: sources → tracker → runner → proxiers (one per IP family, of one
 // mode, behind the Proxier seam), with the metrics and health servers beside it. Each sync
-// also hands a proxier this node's addressing when it changed.
+// also hands a proxier this node's addressing and the ServiceCIDRs when they changed.
 // Everything with I/O is injected; the agent imports no mode's code.
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import { createMetrics, type ProxyMetrics } from './server/metrics.js';
 import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
 import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
+import { ServiceCIDRTracker } from './tracker/service-cidrs.js';
 import { UnsupportedReporter } from './tracker/unsupported.js';
 
 /** Features every proxier supports (they share one model, so this is the mode's set). */
@@ -53,8 +54,9 @@ export class Agent {
   private readonly unsupported: UnsupportedReporter;
   private readonly needFull = new Map<IPFamily, boolean>();
   private readonly addressing: NodeAddressResolver;
+  private readonly serviceCIDRs: ServiceCIDRTracker;
   /** What each family's proxier last synced with (JSON), to pass only changes. */
-  private readonly sent = new Map<IPFamily, { node: string }>();
+  private readonly sent = new Map<IPFamily, { node: string; serviceCIDRs: string }>();
   private addressingNow = new Map<IPFamily, NodeAddressing>();
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
@@ -87,6 +89,7 @@ export class Agent {
       addresses: opts.localAddresses,
       log: (level, fields, msg) => opts.logger[level](fields, msg),
     });
+    this.serviceCIDRs = new ServiceCIDRTracker((kind, reason, ref) => this.invalid(kind, reason, ref));
     this.runner = new BoundedFrequencyRunner({
       name: 'sync-runner',
       minIntervalMs: opts.config.minSyncPeriodMs,
@@ -158,6 +161,11 @@ export class Agent {
       if (this.synced) this.runner.run();
       return;
     }
+    if (kind === 'ServiceCIDR') {
+      this.serviceCIDRs.onEvent(type, obj, old);
+      if (this.synced) this.runner.run();
+      return;
+    }
     if (kind === 'Service') {
       this.metrics.serviceChangesTotal.inc();
       if (type !== 'DELETED') this.unsupported.check(obj);
@@ -214,8 +222,11 @@ export class Agent {
       const c = full ? { upserts: this.tracker.all(family), deletes: [] } : (changes.get(family) ?? { upserts: [], deletes: [] });
       const req: SyncRequest = { full, upserts: c.upserts, deletes: c.deletes, explain: this.opts.config.verbosity >= 4 };
       const node = addressing.get(family)!;
-      const current = { node: JSON.stringify(node) };
-      if (full || this.sent.get(family)?.node !== current.node) req.node = node;
+      const serviceCIDRs = this.serviceCIDRs.cidrs(family);
+      const current = { node: JSON.stringify(node), serviceCIDRs: JSON.stringify(serviceCIDRs) };
+      const last = this.sent.get(family);
+      if (full || last?.node !== current.node) req.node = node;
+      if (full || last?.serviceCIDRs !== current.serviceCIDRs) req.serviceCIDRs = serviceCIDRs;
       const started = this.clock.now();
       let report: SyncReport;
       try {

@@ -3,17 +3,19 @@
 // newline-delimited {"type","object"} events from a resourceVersion, selector filtering
 // (including the ADDED/DELETED a filtered watch sees when an object starts/stops matching),
 // 410 Gone for compacted history, dropped connections, and stop/restart on the same port.
+// It can also play an older release that does not serve a resource (404).
 
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 
-export type Resource = 'services' | 'endpointslices' | 'nodes';
+export type Resource = 'services' | 'endpointslices' | 'nodes' | 'servicecidrs';
 
 const RESOURCES: Record<Resource, { path: string; kind: string; apiVersion: string }> = {
   services: { path: '/api/v1/services', kind: 'Service', apiVersion: 'v1' },
   endpointslices: { path: '/apis/discovery.k8s.io/v1/endpointslices', kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1' },
   nodes: { path: '/api/v1/nodes', kind: 'Node', apiVersion: 'v1' },
+  servicecidrs: { path: '/apis/networking.k8s.io/v1/servicecidrs', kind: 'ServiceCIDR', apiVersion: 'networking.k8s.io/v1' },
 };
 
 interface HistoryEvent {
@@ -76,13 +78,15 @@ export class FakeApiServer {
   private rv = 1;
   /** Watches from below this resourceVersion get 410 Gone. */
   private compactedRv = 0;
-  private readonly store: Record<Resource, Map<string, any>> = { services: new Map(), endpointslices: new Map(), nodes: new Map() };
+  private readonly store: Record<Resource, Map<string, any>> = { services: new Map(), endpointslices: new Map(), nodes: new Map(), servicecidrs: new Map() };
   private readonly history: HistoryEvent[] = [];
   private readonly watches = new Set<OpenWatch>();
   private readonly sockets = new Set<Socket>();
   readonly requests: RequestLog[] = [];
   /** Answer this many coming list requests with 500, to exercise retries. */
   failLists = 0;
+  /** Resources this "older release" does not serve: lists and watches get 404. */
+  readonly notServed = new Set<Resource>();
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -202,9 +206,11 @@ export class FakeApiServer {
     const url = new URL(req.url ?? '/', 'http://fake');
     const resource = (Object.keys(RESOURCES) as Resource[]).find((r) => RESOURCES[r].path === url.pathname);
     const query = Object.fromEntries(url.searchParams);
-    if (!resource || req.method !== 'GET') return this.status(res, 404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
     const watch = query.watch === 'true' || query.watch === '1';
-    this.requests.push({ resource, watch, query });
+    if (resource && req.method === 'GET') this.requests.push({ resource, watch, query });
+    if (!resource || req.method !== 'GET' || this.notServed.has(resource)) {
+      return this.status(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
+    }
     let matches: Pred;
     try {
       const byLabel = parseLabelSelector(query.labelSelector);

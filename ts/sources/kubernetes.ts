@@ -1,5 +1,5 @@
-// The Kubernetes API source: list+watch of Services, EndpointSlices and our own Node,
-// with the selectors kube-proxy uses (cmd/kube-proxy/app/server.go).
+// The Kubernetes API source: list+watch of Services, EndpointSlices, our own Node and
+// ServiceCIDRs, with the selectors kube-proxy uses (cmd/kube-proxy/app/server.go).
 //
 // client-node's ListWatch does the list/watch/relist-on-410 work. What it does not do,
 // and this file adds: restart after an `error` (it stops for good otherwise), an initial
@@ -44,6 +44,45 @@ interface Resource {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /** A 404 means the API server does not serve it (older release): no objects, not an error. */
+  optional?: boolean;
+}
+
+/** One request to the API server with the kubeconfig's credentials; resolves with status and JSON body. */
+async function apiRequest(kc: KubeConfig, method: string, pathAndQuery: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('no current cluster in kubeconfig');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + pathAndQuery);
+  const opts: https.RequestOptions = { method, headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  opts.headers = {
+    ...(opts.headers as object),
+    Accept: 'application/json',
+    'User-Agent': 'kproxy',
+    ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }),
+  };
+  const mod = url.protocol === 'http:' ? http : https;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(url, opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: any;
+        try {
+          json = text === '' ? undefined : JSON.parse(text);
+        } catch (e) {
+          if (res.statusCode === 200) return reject(e);
+        }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${url.pathname} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 /** --kubeconfig, else in-cluster; --master overrides the server (as clientcmd does). */
@@ -79,6 +118,8 @@ class Informer {
   private attempt = 0;
   private listedSinceWatch = false;
   private restarting = false;
+  /** The resource is not served (optional resources only). */
+  absent = false;
   synced = false;
   stopped = false;
   lists = 0;
@@ -92,6 +133,10 @@ class Informer {
     private readonly abort: AbortController,
     private readonly pageSize: number,
   ) {}
+
+  get kind(): Kind {
+    return this.res.kind;
+  }
 
   async start(): Promise<void> {
     const self = this;
@@ -151,6 +196,7 @@ class Informer {
 
   /** ListWatch stops after `error`; restart it with exponential backoff. Nothing is deleted here. */
   private onError(err: any): void {
+    if (this.res.optional && err?.statusCode === 404) return this.notServed();
     this.errors++;
     if (this.stopped || this.restarting) return;
     this.restarting = true;
@@ -161,6 +207,19 @@ class Informer {
       this.restarting = false;
       if (!this.stopped) return this.run();
     });
+  }
+
+  /** An older API server: the resource does not exist, so there are none of it. */
+  private notServed(): void {
+    if (this.stopped || this.absent) return;
+    this.absent = true;
+    void this.lw?.stop();
+    this.src.log.info({ resource: this.res.kind, path: this.res.path }, 'The API server does not serve this resource; assuming there are none');
+    for (const [key, obj] of this.store) {
+      this.store.delete(key);
+      this.src.emit(this.res.kind, 'DELETED', obj, obj);
+    }
+    this.onListed();
   }
 
   private onListed(): void {
@@ -214,36 +273,13 @@ class Informer {
   }
 
   private async get(pathAndQuery: string): Promise<any> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('no current cluster in kubeconfig');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + pathAndQuery);
-    const opts: https.RequestOptions = { method: 'GET', headers: {} };
-    await this.kc.applyToHTTPSOptions(opts);
-    opts.headers = { ...(opts.headers as object), Accept: 'application/json', 'User-Agent': 'kproxy' };
-    const mod = url.protocol === 'http:' ? http : https;
-    return new Promise((resolve, reject) => {
-      const req = mod.request(url, opts, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) {
-            const err: any = new Error(`list ${url.pathname}: HTTP ${res.statusCode}`);
-            err.statusCode = res.statusCode;
-            return reject(err);
-          }
-          try {
-            resolve(JSON.parse(body));
-          } catch (e) {
-            reject(e);
-          }
-        });
-      });
-      req.setTimeout(60_000, () => req.destroy(new Error('list timed out')));
-      req.on('error', reject);
-      req.end();
-    });
+    const { status, json } = await apiRequest(this.kc, 'GET', pathAndQuery);
+    if (status !== 200) {
+      const err: any = new Error(`list ${pathAndQuery.split('?')[0]}: HTTP ${status}`);
+      err.statusCode = status;
+      throw err;
+    }
+    return json;
   }
 }
 
@@ -255,6 +291,7 @@ export class KubernetesSource implements Source {
   private abort = new AbortController();
   private resyncTimer?: NodeJS.Timeout;
   private syncedCalled = false;
+  private kc?: KubeConfig;
 
   constructor(opts: KubernetesSourceOptions) {
     this.opts = opts;
@@ -265,12 +302,13 @@ export class KubernetesSource implements Source {
     this.handler = handler;
     this.abort = new AbortController();
     this.syncedCalled = false;
-    const kc = this.opts.kubeConfig ?? loadKubeConfig(this.opts);
+    const kc = this.kubeConfig();
     const backoff = { initialMs: this.opts.backoff?.initialMs ?? 1000, maxMs: this.opts.backoff?.maxMs ?? 30_000, sleep: this.opts.backoff?.sleep };
     const resources: Resource[] = [
       { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services', labelSelector: SERVICE_LABEL_SELECTOR, fieldSelector: SERVICE_FIELD_SELECTOR },
       { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: SERVICE_LABEL_SELECTOR },
       { kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.opts.nodeName}` },
+      { kind: 'ServiceCIDR', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/servicecidrs', optional: true },
     ];
     this.informers = resources.map((r) => new Informer(r, kc, this, backoff, this.abort, this.opts.pageSize ?? 500));
     // Each start resolves after its first attempt (watching, or failed and scheduled to retry).
@@ -287,11 +325,15 @@ export class KubernetesSource implements Source {
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
+  private kubeConfig(): KubeConfig {
+    this.kc ??= this.opts.kubeConfig ?? loadKubeConfig(this.opts);
+    return this.kc;
+  }
+
   /** Counters for tests and debugging: lists issued and errors seen, per kind. */
-  stats(): Record<Kind, { lists: number; errors: number; synced: boolean }> {
-    const out = {} as Record<Kind, { lists: number; errors: number; synced: boolean }>;
-    const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node'];
-    this.informers.forEach((i, n) => (out[kinds[n]] = { lists: i.lists, errors: i.errors, synced: i.synced }));
+  stats(): Record<Kind, { lists: number; errors: number; synced: boolean; absent: boolean }> {
+    const out = {} as Record<Kind, { lists: number; errors: number; synced: boolean; absent: boolean }>;
+    for (const i of this.informers) out[i.kind] = { lists: i.lists, errors: i.errors, synced: i.synced, absent: i.absent };
     return out;
   }
 
@@ -304,10 +346,11 @@ export class KubernetesSource implements Source {
     }
   }
 
-  /** @internal Services and EndpointSlices gate the first sync; the Node does not. */
+  /** @internal Services and EndpointSlices gate the first sync; the Node and ServiceCIDRs do not. */
   informerSynced(): void {
     if (this.syncedCalled) return;
-    if (!this.informers[0]?.synced || !this.informers[1]?.synced) return;
+    const synced = (kind: Kind) => this.informers.some((i) => i.kind === kind && i.synced);
+    if (!synced('Service') || !synced('EndpointSlice')) return;
     this.syncedCalled = true;
     try {
       this.handler?.onSynced();

@@ -1,6 +1,6 @@
-// --manifests DIR: Services, EndpointSlices and the Node read from YAML/JSON files instead
-// of the API server, kept live with fs.watch. The handler sees the same event stream an
-// informer would give, filtered like kube-proxy's list/watch selectors.
+// --manifests DIR: Services, EndpointSlices, the Node and ServiceCIDRs read from YAML/JSON
+// files instead of the API server, kept live with fs.watch. The handler sees the same event
+// stream an informer would give, filtered like kube-proxy's list/watch selectors.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -21,8 +21,9 @@ export interface ManifestsSourceOptions {
   logger?: { debug(o: object, msg?: string): void; warn(o: object, msg?: string): void };
 }
 
-const API_VERSIONS: Record<Kind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1' };
-const KIND_ORDER: Record<Kind, number> = { Service: 0, EndpointSlice: 1, Node: 2 };
+const API_VERSIONS: Record<Kind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1', ServiceCIDR: 'networking.k8s.io/v1' };
+const KIND_ORDER: Record<Kind, number> = { Service: 0, EndpointSlice: 1, Node: 2, ServiceCIDR: 3 };
+const CLUSTER_SCOPED: ReadonlySet<Kind> = new Set<Kind>(['Node', 'ServiceCIDR']);
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 interface Entry {
@@ -238,7 +239,7 @@ export class ManifestsSource implements Source {
       return this.invalid(kind, 'missing-field', `${ref}.metadata.name`);
     }
     // kubectl's defaulting: namespaced kinds without a namespace land in "default".
-    if (kind !== 'Node' && obj.metadata.namespace === undefined) obj.metadata = { ...obj.metadata, namespace: 'default' };
+    if (!CLUSTER_SCOPED.has(kind) && obj.metadata.namespace === undefined) obj.metadata = { ...obj.metadata, namespace: 'default' };
     if (!this.selected(kind, obj)) return;
     const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
     if (out.has(key)) return this.invalid(kind, 'duplicate-object', ref);
@@ -248,6 +249,7 @@ export class ManifestsSource implements Source {
   /** The label and field selectors kube-proxy's informers use. */
   private selected(kind: Kind, obj: KubeObject): boolean {
     if (kind === 'Node') return this.nodeName === undefined || obj.metadata.name === this.nodeName;
+    if (kind === 'ServiceCIDR') return true;
     return kind === 'Service' ? selectedService(obj) : matchesLabelSelector(obj);
   }
 

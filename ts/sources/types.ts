@@ -1,7 +1,7 @@
 // What every source (Kubernetes API, manifests directory) delivers to the agent.
 // Objects are plain JSON as the API server serves them (apiVersion/kind/metadata/spec...).
 
-export type Kind = 'Service' | 'EndpointSlice' | 'Node';
+export type Kind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 // Loose JSON object shapes: validation happens in the tracker, not in the type system.

@@ -24,7 +24,8 @@ export type InvalidReason =
   | 'bad-endpoint-ip'
   | 'bad-external-ip'
   | 'bad-ingress-ip'
-  | 'bad-source-range';
+  | 'bad-source-range'
+  | 'bad-cidr';
 
 export type OnInvalid = (kind: string, reason: string, ref: string) => void;
 
