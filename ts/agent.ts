@@ -15,7 +15,8 @@ import { ProxyHealth } from './server/health.js';
 import type { RunningServer } from './server/http.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
-import type { EventType, Kind, KubeObject, Source } from './sources/types.js';
+import { startingEvent } from './sources/events.js';
+import type { EventType, Kind, KubeObject, ProxyEvent, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
 import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
 import { ServiceCIDRTracker } from './tracker/service-cidrs.js';
@@ -42,6 +43,8 @@ export interface AgentOptions {
   registry?: Registry;
   /** The node's interface addresses (nodePortAddresses); default os.networkInterfaces(), read at each sync. */
   localAddresses?: LocalAddresses;
+  /** Record upstream's "Starting" Event on the Node once the source started (`kproxy` runs, not plan/trace). */
+  announce?: boolean;
 }
 
 export class Agent {
@@ -128,11 +131,18 @@ export class Agent {
       },
       onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
     });
+    // Upstream's birthCry, once the informers are started.
+    if (this.opts.announce) this.recordEvent(startingEvent(config.hostnameOverride));
   }
 
   /** This node's addressing in `family` as of the last sync (health-check servers bind its NodePort IPs). */
   nodeAddressing(family: IPFamily): NodeAddressing | undefined {
     return this.addressingNow.get(family);
+  }
+
+  /** Reports an Event through the source: posted to the API server, or logged with --manifests. */
+  recordEvent(event: ProxyEvent): void {
+    void this.opts.source.recordEvent?.(event).catch((err) => this.opts.logger.warn({ err: String(err), reason: event.reason }, 'Could not record event'));
   }
 
   private listen(what: string, start: () => Promise<RunningServer>): void {

@@ -120,7 +120,7 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming the kernel needs CAP_NET_ADMIN');
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
-  const agent = new Agent({ config, logger, registry, source, proxiers: list });
+  const agent = new Agent({ config, logger, registry, source, proxiers: list, announce: true });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -3,7 +3,8 @@
 // newline-delimited {"type","object"} events from a resourceVersion, selector filtering
 // (including the ADDED/DELETED a filtered watch sees when an object starts/stops matching),
 // 410 Gone for compacted history, dropped connections, and stop/restart on the same port.
-// It can also play an older release that does not serve a resource (404).
+// It also takes events.k8s.io/v1 Event POSTs (kept in `events`, checked like the API server
+// checks them) and can play an older release that does not serve a resource (404).
 
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -17,6 +18,30 @@ const RESOURCES: Record<Resource, { path: string; kind: string; apiVersion: stri
   nodes: { path: '/api/v1/nodes', kind: 'Node', apiVersion: 'v1' },
   servicecidrs: { path: '/apis/networking.k8s.io/v1/servicecidrs', kind: 'ServiceCIDR', apiVersion: 'networking.k8s.io/v1' },
 };
+
+const EVENTS_PATH = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
+
+export interface PostedEvent {
+  /** The namespace in the URL. */
+  namespace: string;
+  body: any;
+}
+
+/** What the API server's events.k8s.io/v1 validation refuses (ValidateEventCreate), briefly. */
+function eventProblem(namespace: string, e: any): string | undefined {
+  if (e?.apiVersion !== 'events.k8s.io/v1' || e?.kind !== 'Event') return 'apiVersion/kind must be events.k8s.io/v1 Event';
+  if (!e.metadata?.name) return 'metadata.name: Required value';
+  if (e.metadata.namespace !== namespace) return 'metadata.namespace: does not match the namespace in the URL';
+  if (typeof e.eventTime !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(e.eventTime)) return 'eventTime: Required value (MicroTime)';
+  for (const f of ['reportingController', 'reportingInstance', 'action', 'reason']) {
+    if (typeof e[f] !== 'string' || e[f] === '' || e[f].length > 128) return `${f}: Required value, at most 128 characters`;
+  }
+  if (!['Normal', 'Warning'].includes(e.type)) return 'type: Unsupported value';
+  if (typeof e.note === 'string' && Buffer.byteLength(e.note) > 1024) return 'note: Too long';
+  if (!e.regarding?.kind || !e.regarding?.name) return 'regarding: Required value';
+  if (!e.regarding.namespace && namespace !== 'default') return 'metadata.namespace: cluster-scoped objects have events in default';
+  return undefined;
+}
 
 interface HistoryEvent {
   rv: number;
@@ -87,6 +112,12 @@ export class FakeApiServer {
   failLists = 0;
   /** Resources this "older release" does not serve: lists and watches get 404. */
   readonly notServed = new Set<Resource>();
+  /** Events accepted by POST, in order. */
+  readonly events: PostedEvent[] = [];
+  /** Reset the connection of this many coming Event POSTs (transport errors: client-go retries). */
+  dropEventPosts = 0;
+  /** Every Event POST received, whatever became of it. */
+  eventPostAttempts = 0;
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -204,6 +235,8 @@ export class FakeApiServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
+    const eventsNs = EVENTS_PATH.exec(url.pathname)?.[1];
+    if (eventsNs !== undefined && req.method === 'POST') return this.postEvent(decodeURIComponent(eventsNs), req, res);
     const resource = (Object.keys(RESOURCES) as Resource[]).find((r) => RESOURCES[r].path === url.pathname);
     const query = Object.fromEntries(url.searchParams);
     const watch = query.watch === 'true' || query.watch === '1';
@@ -225,6 +258,35 @@ export class FakeApiServer {
       return this.status(res, 500, 'InternalError', 'injected list failure');
     }
     this.serveList(resource, matches, query, res);
+  }
+
+  private postEvent(namespace: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.eventPostAttempts++;
+    if (this.dropEventPosts > 0) {
+      this.dropEventPosts--;
+      req.socket.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let body: any;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return this.status(res, 400, 'BadRequest', 'body is not JSON');
+      }
+      if (req.headers['content-type'] !== 'application/json') return this.status(res, 415, 'UnsupportedMediaType', 'want application/json');
+      const problem = eventProblem(namespace, body);
+      if (problem) return this.status(res, 422, 'Invalid', `Event "${body?.metadata?.name}" is invalid: ${problem}`);
+      if (this.events.some((e) => e.namespace === namespace && e.body.metadata.name === body.metadata.name)) {
+        return this.status(res, 409, 'AlreadyExists', `events.events.k8s.io "${body.metadata.name}" already exists`);
+      }
+      this.events.push({ namespace, body });
+      const stored = { ...body, metadata: { ...body.metadata, uid: `uid-${++this.rv}`, resourceVersion: String(this.rv) } };
+      res.writeHead(201, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(stored));
+    });
   }
 
   private serveList(resource: Resource, matches: Pred, query: Record<string, string>, res: http.ServerResponse): void {

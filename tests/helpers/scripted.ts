@@ -7,14 +7,18 @@ import { loadConfig } from '../../ts/config/index.js';
 import type { IPFamily } from '../../ts/model/types.js';
 import { createProxiers } from '../../ts/proxier/registry.js';
 import type { LocalDetector, Proxier, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../ts/proxier/types.js';
-import type { EventType, Kind, KubeObject, Source, SourceHandler } from '../../ts/sources/types.js';
+import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from '../../ts/sources/types.js';
 
 export class ScriptedSource implements Source {
   handler?: SourceHandler;
+  readonly events: ProxyEvent[] = [];
   async start(h: SourceHandler): Promise<void> {
     this.handler = h;
   }
   async stop(): Promise<void> {}
+  async recordEvent(e: ProxyEvent): Promise<void> {
+    this.events.push(e);
+  }
   emit(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void {
     this.handler!.onEvent(kind, type, obj, old);
   }

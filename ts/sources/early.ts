@@ -1,7 +1,7 @@
 // Starts a source before its consumer exists: what it delivers meanwhile is kept and replayed,
 // in order, to the handler that attaches later, and a tap sees every event as it arrives.
 // The CLI uses it when the proxiers can only be built from an object (NodeCIDR: the Node).
-import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
+import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
 
 export type SourceTap = (kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject) => void;
 
@@ -38,6 +38,10 @@ export class EarlySource implements Source {
 
   stop(): Promise<void> {
     return this.inner.stop();
+  }
+
+  recordEvent(event: ProxyEvent): Promise<void> {
+    return this.inner.recordEvent?.(event) ?? Promise.resolve();
   }
 
   private deliver(call: (h: SourceHandler) => void): void {

@@ -1,5 +1,6 @@
 // The Kubernetes API source: list+watch of Services, EndpointSlices, our own Node and
-// ServiceCIDRs, with the selectors kube-proxy uses (cmd/kube-proxy/app/server.go).
+// ServiceCIDRs, with the selectors kube-proxy uses (cmd/kube-proxy/app/server.go), and the
+// sink for kube-proxy's Events (events.k8s.io/v1).
 //
 // client-node's ListWatch does the list/watch/relist-on-410 work. What it does not do,
 // and this file adds: restart after an `error` (it stops for good otherwise), an initial
@@ -7,11 +8,13 @@
 
 import http from 'node:http';
 import https from 'node:https';
+import { hostname as osHostname } from 'node:os';
 import { setTimeout as sleepAbortable } from 'node:timers/promises';
 import { KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../model/service-filter.js';
-import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
+import { eventBody, eventNamespace, isomorphicKey } from './events.js';
+import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
 
 export interface BackoffOptions {
   /** First restart delay after an error; doubles up to maxMs. Default 1000. */
@@ -33,7 +36,12 @@ export interface KubernetesSourceOptions {
   kubeConfig?: KubeConfig;
   /** Items per list page (the API's limit/continue); default 500 like client-go. */
   pageSize?: number;
+  /** Events: client-go's retries for unreachable servers (12 tries, 10 s apart) and os.hostname(). */
+  events?: { tries?: number; intervalMs?: number; hostname?: string; now?: () => number };
 }
+
+/** client-go drops an isomorphic Event seen within this window (its series bookkeeping). */
+const EVENT_DEDUP_MS = 6 * 60_000;
 
 // Re-exported for callers that knew them here; model/service-filter.ts owns them.
 export { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR };
@@ -292,6 +300,11 @@ export class KubernetesSource implements Source {
   private resyncTimer?: NodeJS.Timeout;
   private syncedCalled = false;
   private kc?: KubeConfig;
+  /** Isomorphic Events recently posted, with when (client-go's dedup). */
+  private readonly recentEvents = new Map<string, number>();
+  private eventSeq = 0;
+  private readonly pendingEvents = new Set<Promise<void>>();
+  private eventAbort = new AbortController();
 
   constructor(opts: KubernetesSourceOptions) {
     this.opts = opts;
@@ -301,6 +314,7 @@ export class KubernetesSource implements Source {
   async start(handler: SourceHandler): Promise<void> {
     this.handler = handler;
     this.abort = new AbortController();
+    this.eventAbort = new AbortController();
     this.syncedCalled = false;
     const kc = this.kubeConfig();
     const backoff = { initialMs: this.opts.backoff?.initialMs ?? 1000, maxMs: this.opts.backoff?.maxMs ?? 30_000, sleep: this.opts.backoff?.sleep };
@@ -322,7 +336,9 @@ export class KubernetesSource implements Source {
   async stop(): Promise<void> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.abort.abort();
+    this.eventAbort.abort();
     await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(this.pendingEvents);
   }
 
   private kubeConfig(): KubeConfig {
@@ -335,6 +351,54 @@ export class KubernetesSource implements Source {
     const out = {} as Record<Kind, { lists: number; errors: number; synced: boolean; absent: boolean }>;
     for (const i of this.informers) out[i.kind] = { lists: i.lists, errors: i.errors, synced: i.synced, absent: i.absent };
     return out;
+  }
+
+  /**
+   * Posts an events.k8s.io/v1 Event, as client-go's recorder does: an isomorphic one within
+   * 6 minutes is dropped (client-go counts it into a series instead), a refused one is not
+   * retried, an unreachable server is retried 12 times 10 s apart. Never rejects.
+   */
+  recordEvent(event: ProxyEvent): Promise<void> {
+    const now = (this.opts.events?.now ?? Date.now)();
+    const key = isomorphicKey(event);
+    for (const [k, at] of this.recentEvents) if (now - at >= EVENT_DEDUP_MS) this.recentEvents.delete(k);
+    if (this.recentEvents.has(key)) {
+      this.log.debug({ reason: event.reason, regarding: event.regarding }, 'Event recorded recently; not posted again');
+      return Promise.resolve();
+    }
+    this.recentEvents.set(key, now);
+    const body = eventBody(event, { nowMs: now, hostname: this.opts.events?.hostname ?? osHostname(), seq: this.eventSeq++ });
+    const p = this.postEvent(event, body).finally(() => this.pendingEvents.delete(p));
+    this.pendingEvents.add(p);
+    return p;
+  }
+
+  private async postEvent(event: ProxyEvent, body: Record<string, unknown>): Promise<void> {
+    const tries = this.opts.events?.tries ?? 12;
+    const path = `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(eventNamespace(event))}/events`;
+    const signal = this.eventAbort.signal;
+    let kc: KubeConfig;
+    try {
+      kc = this.kubeConfig();
+    } catch (err) {
+      this.log.warn({ reason: event.reason, err: (err as Error)?.message ?? String(err) }, 'Cannot post events without an API server configuration');
+      return;
+    }
+    for (let attempt = 1; attempt <= tries && !signal.aborted; attempt++) {
+      try {
+        const { status, json } = await apiRequest(kc, 'POST', path, body);
+        if (status >= 200 && status < 300) return;
+        // As client-go: the server refused it; retrying will not help.
+        this.log.warn({ reason: event.reason, status, err: json?.message }, 'Server rejected event (will not retry)');
+        return;
+      } catch (err) {
+        if (attempt === tries) {
+          this.log.warn({ reason: event.reason, err: (err as Error)?.message ?? String(err) }, 'Could not post event; giving up');
+          return;
+        }
+        await (this.opts.backoff?.sleep ?? defaultSleep)(this.opts.events?.intervalMs ?? 10_000, signal);
+      }
+    }
   }
 
   /** @internal */

@@ -1,6 +1,7 @@
 // --manifests DIR: Services, EndpointSlices, the Node and ServiceCIDRs read from YAML/JSON
 // files instead of the API server, kept live with fs.watch. The handler sees the same event
-// stream an informer would give, filtered like kube-proxy's list/watch selectors.
+// stream an informer would give, filtered like kube-proxy's list/watch selectors. Events the
+// agent records are logged.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { basename, extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { fingerprint } from '../fingerprint.js';
 import { matchesLabelSelector, selectedService } from '../model/service-filter.js';
-import type { EventType, Kind, KubeObject, Source, SourceHandler } from './types.js';
+import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
 
 export interface ManifestsSourceOptions {
   dir: string;
@@ -18,7 +19,7 @@ export interface ManifestsSourceOptions {
   debounceMs?: number;
   /** Upper bound on the wait while events keep coming; default 100ms. */
   maxWaitMs?: number;
-  logger?: { debug(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+  logger?: { debug(o: object, msg?: string): void; info?(o: object, msg?: string): void; warn(o: object, msg?: string): void };
 }
 
 const API_VERSIONS: Record<Kind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1', ServiceCIDR: 'networking.k8s.io/v1' };
@@ -276,6 +277,12 @@ export class ManifestsSource implements Source {
         this.log?.warn({ err, key: ev.key }, 'manifests: event handler threw');
       }
     }
+  }
+
+  /** No API server to post to: the Event goes to the log. */
+  async recordEvent(event: ProxyEvent): Promise<void> {
+    const fields = { event: { type: event.type, reason: event.reason, action: event.action, regarding: event.regarding, note: event.note } };
+    (event.type === 'Warning' ? this.log?.warn : this.log?.info ?? this.log?.debug)?.call(this.log, fields, 'Event');
   }
 
   private invalid(kind: string, reason: string, ref: string): void {

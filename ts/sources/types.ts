@@ -1,5 +1,6 @@
-// What every source (Kubernetes API, manifests directory) delivers to the agent.
-// Objects are plain JSON as the API server serves them (apiVersion/kind/metadata/spec...).
+// What every source (Kubernetes API, manifests directory) delivers to the agent, and the
+// Events the agent reports back through it. Objects are plain JSON as the API server
+// serves them (apiVersion/kind/metadata/spec...).
 
 export type Kind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -16,7 +17,27 @@ export interface SourceHandler {
   onInvalid(kind: string, reason: string, ref: string): void;
 }
 
+/** The object an Event is about (events.k8s.io/v1 `regarding`). */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  /** Unset for cluster-scoped objects (the Event then lives in "default", as client-go does). */
+  namespace?: string;
+}
+
+/** An Event as upstream's events.EventRecorder.Eventf takes it. */
+export interface ProxyEvent {
+  regarding: ObjectRef;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  action: string;
+  note: string;
+}
+
 export interface Source {
   start(handler: SourceHandler): Promise<void>;
   stop(): Promise<void>;
+  /** Reports an Event (the API source posts it, the manifests source logs it). Never rejects. */
+  recordEvent?(event: ProxyEvent): Promise<void>;
 }
