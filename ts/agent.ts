@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './config/index.js';
 import { logSync } from './log.js';
-import type { IPFamily } from './model/types.js';
+import type { IPFamily, ServicePort } from './model/types.js';
 import type { Feature, NodeAddressing, Proxier, SyncReport, SyncRequest } from './proxier/types.js';
 import { BoundedFrequencyRunner } from './runner/bounded-frequency.js';
 import { realClock, type Clock } from './runner/clock.js';
@@ -15,7 +15,8 @@ import { ProxyHealth } from './server/health.js';
 import type { RunningServer } from './server/http.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
-import { startingEvent } from './sources/events.js';
+import { ServiceHealthServers, serviceHealthMaps } from './server/service-health.js';
+import { failedToStartServiceHealthcheckEvent, startingEvent } from './sources/events.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
 import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
@@ -45,6 +46,10 @@ export interface AgentOptions {
   localAddresses?: LocalAddresses;
   /** Record upstream's "Starting" Event on the Node once the source started (`kproxy` runs, not plan/trace). */
   announce?: boolean;
+  /** Per family, run after each successful sync: stale UDP conntrack cleanup (kernel runs only). */
+  conntrack?: Partial<Record<IPFamily, { reconcile(servicePorts: readonly ServicePort[]): Promise<void> }>>;
+  /** The per-Service health-check servers on healthCheckNodePort (default on). */
+  serviceHealth?: boolean;
 }
 
 export class Agent {
@@ -61,6 +66,9 @@ export class Agent {
   /** What each family's proxier last synced with (JSON), to pass only changes. */
   private readonly sent = new Map<IPFamily, { node: string; serviceCIDRs: string }>();
   private addressingNow = new Map<IPFamily, NodeAddressing>();
+  private readonly serviceHealth = new Map<IPFamily, ServiceHealthServers>();
+  /** Keys of the ServicePorts with a health-check node port, per family, as last handed out. */
+  private readonly healthChecked = new Map<IPFamily, Set<string>>();
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
@@ -93,6 +101,23 @@ export class Agent {
       log: (level, fields, msg) => opts.logger[level](fields, msg),
     });
     this.serviceCIDRs = new ServiceCIDRTracker((kind, reason, ref) => this.invalid(kind, reason, ref));
+    if (opts.serviceHealth !== false) {
+      for (const p of opts.proxiers) {
+        const family = p.family;
+        this.serviceHealth.set(
+          family,
+          new ServiceHealthServers({
+            logger: opts.logger,
+            family,
+            clock: this.clock,
+            nodeIPs: () => this.addressingNow.get(family)?.nodePortIPs ?? [],
+            healthy: () => this.health.isHealthy(),
+            onListenError: (svc, port, err) =>
+              this.recordEvent(failedToStartServiceHealthcheckEvent(svc.namespace, svc.name, opts.config.hostnameOverride, port, err.message)),
+          }),
+        );
+      }
+    }
     this.runner = new BoundedFrequencyRunner({
       name: 'sync-runner',
       minIntervalMs: opts.config.minSyncPeriodMs,
@@ -251,9 +276,29 @@ export class Agent {
       }
       if (this.fullSyncRequests === requestsAtStart) this.needFull.set(family, false);
       this.record(family, report, started, trigger);
+      this.afterSync(family, full, c.upserts, c.deletes);
     }
     if (failure !== undefined) throw failure;
     if (hourly) this.lastFullSync = now;
+  }
+
+  /** As upstream after a successful sync: the health-check servers, then the conntrack cleanup. */
+  private afterSync(family: IPFamily, full: boolean, upserts: readonly ServicePort[], deletes: readonly string[]): void {
+    const servers = this.serviceHealth.get(family);
+    const had = this.healthChecked.get(family) ?? new Set<string>();
+    const touched = full || upserts.some((sp) => sp.healthCheckNodePort > 0 || had.has(sp.key)) || deletes.some((k) => had.has(k));
+    const conntrack = this.opts.conntrack?.[family];
+    if (!(servers && touched) && !conntrack) return;
+    const all = this.tracker.all(family);
+    if (servers && touched) {
+      const checked = all.filter((sp) => sp.healthCheckNodePort > 0);
+      this.healthChecked.set(family, new Set(checked.map((sp) => sp.key)));
+      const m = serviceHealthMaps(checked);
+      servers.syncServices(m.services);
+      servers.syncEndpoints(m.localEndpoints);
+    }
+    // It never rejects; a failed pass is logged and the next sync reconciles again.
+    if (conntrack) void conntrack.reconcile(all);
   }
 
   private record(family: IPFamily, report: SyncReport, started: number, trigger: number | undefined): void {
@@ -267,6 +312,9 @@ export class Agent {
     this.health.updated(family);
     if (this.opts.proxiers.find((p) => p.family === family)?.features.has('InternalTrafficPolicyLocal')) {
       this.metrics.noLocalEndpointsTotal.set({ ip_family: family, traffic_policy: 'internal' }, this.tracker.noLocalInternalEndpoints(family));
+    }
+    if (this.opts.proxiers.find((p) => p.family === family)?.features.has('ExternalTrafficPolicyLocal')) {
+      this.metrics.noLocalEndpointsTotal.set({ ip_family: family, traffic_policy: 'external' }, this.tracker.noLocalExternalEndpoints(family));
     }
     for (const r of report.rejected) this.invalid('ServicePort', 'proxier-rejected', `${r.key}: ${r.reason}`);
     if (report.text) this.opts.logger.trace({ ipFamily: family, transaction: report.text }, 'Committed transaction');
@@ -287,7 +335,7 @@ export class Agent {
     for (const t of this.retryTimers) clearTimeout(t);
     await this.opts.source.stop();
     await this.runner.stop();
-    await Promise.all(this.servers.map((s) => s.close()));
+    await Promise.all([...this.servers.map((s) => s.close()), ...[...this.serviceHealth.values()].map((s) => s.close())]);
     this.servers = [];
   }
 }

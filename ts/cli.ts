@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, usage, type ProxyConfig } from './config/index
 import { createLogger, type Logger } from './log.js';
 import type { IPFamily } from './model/types.js';
 import { localDetectors } from './proxier/local-detector.js';
+import { ConntrackReconciler } from './conntrack/reconciler.js';
 import { createProxiers } from './proxier/registry.js';
 import type { LocalDetector, Proxier } from './proxier/types.js';
 import { EarlySource } from './sources/early.js';
@@ -87,7 +88,7 @@ async function prepare(config: ProxyConfig, logger: Logger, fake: boolean, waitM
 async function loadIntoFakes(config: ProxyConfig, logger: Logger): Promise<Proxier[]> {
   // A manifests source has read its files once started; an API server gets a while to list the Node.
   const { source, proxiers: fakes } = await prepare(config, logger, true, config.manifests ? 0 : 30_000);
-  const agent = new Agent({ config: { ...config, metricsBindAddress: '', healthzBindAddress: '' }, logger, source, proxiers: fakes });
+  const agent = new Agent({ config: { ...config, metricsBindAddress: '', healthzBindAddress: '' }, logger, source, proxiers: fakes, serviceHealth: false });
   const synced = agent.nextSync();
   await agent.start();
   await synced;
@@ -120,7 +121,8 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming the kernel needs CAP_NET_ADMIN');
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
-  const agent = new Agent({ config, logger, registry, source, proxiers: list, announce: true });
+  const conntrack = Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));
+  const agent = new Agent({ config, logger, registry, source, proxiers: list, announce: true, conntrack });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -5,22 +5,32 @@ import { Registry } from 'prom-client';
 import type { IPFamily } from '../../ts/model/types.js';
 import { localDetectors } from '../../ts/proxier/local-detector.js';
 import { createProxiers, implementedModes } from '../../ts/proxier/registry.js';
-import type { Proxier, ProxyMode, TraceResult } from '../../ts/proxier/types.js';
+import type { LocalDetector, Proxier, ProxyMode, TraceResult } from '../../ts/proxier/types.js';
 import type { KubeObject } from '../../ts/sources/types.js';
 import { ChangeTracker } from '../../ts/tracker/change-tracker.js';
 
 export interface TracedCluster {
   proxiers: Map<IPFamily, Proxier>;
   invalid: string[];
-  /** Traces a new connection; the destination's family picks the proxier. localCidrs: what the node delivers to itself. */
-  trace(src: string, dst: string, port: number, protocol: 'TCP' | 'UDP' | 'SCTP', fromNode?: boolean, localCidrs?: string[]): TraceResult;
+  /**
+   * Traces a new connection; the destination's family picks the proxier. localCidrs: what the
+   * node delivers to itself (default: its node IPs); iif: the interface it came in on.
+   */
+  trace(src: string, dst: string, port: number, protocol: 'TCP' | 'UDP' | 'SCTP', fromNode?: boolean, localCidrs?: string[], iif?: string): TraceResult;
 }
 
 export interface TracedClusterOptions {
   mode?: ProxyMode;
   nodeName?: string;
+  /** Pod CIDRs for a ClusterCIDR detector (default 10.244.0.0/16, fd00:244::/48). */
   clusterCIDRs?: string[];
+  /** Another detect-local mode, for both families. */
+  localDetector?: LocalDetector;
   objects: KubeObject[];
+  /** The node's IPs (both families); NodePorts answer on them unless nodePortAll. */
+  nodeIPs?: string[];
+  nodePortAll?: boolean;
+  serviceCIDRs?: string[];
 }
 
 export async function tracedCluster(o: TracedClusterOptions): Promise<TracedCluster> {
@@ -29,7 +39,9 @@ export async function tracedCluster(o: TracedClusterOptions): Promise<TracedClus
   const tracker = new ChangeTracker({ families, nodeName: o.nodeName ?? 'node-1', onInvalid: (kind, reason, ref) => invalid.push(`${kind} ${reason} ${ref}`) });
   for (const obj of o.objects) tracker.onEvent(obj.kind as 'Service' | 'EndpointSlice' | 'Node', 'ADDED', obj);
   const list = await createProxiers(o.mode ?? 'nftables', families, {
-    localDetectors: localDetectors(families, { mode: 'ClusterCIDR', clusterCIDRs: o.clusterCIDRs ?? ['10.244.0.0/16', 'fd00:244::/48'] }),
+    localDetectors: o.localDetector
+      ? { IPv4: o.localDetector, IPv6: o.localDetector }
+      : localDetectors(families, { mode: 'ClusterCIDR', clusterCIDRs: o.clusterCIDRs ?? ['10.244.0.0/16', 'fd00:244::/48'] }),
     masqueradeAll: false,
     masqueradeBit: 14,
     fake: true,
@@ -38,15 +50,26 @@ export async function tracedCluster(o: TracedClusterOptions): Promise<TracedClus
   });
   const proxiers = new Map<IPFamily, Proxier>();
   for (const p of list) {
-    const report = await p.sync({ full: true, upserts: tracker.all(p.family), deletes: [] });
+    const v6 = p.family === 'IPv6';
+    const nodeIPs = (o.nodeIPs ?? []).filter((ip) => ip.includes(':') === v6);
+    const report = await p.sync({
+      full: true,
+      upserts: tracker.all(p.family),
+      deletes: [],
+      node: { nodePortIPs: o.nodePortAll ? 'all' : nodeIPs, nodeIPs },
+      serviceCIDRs: (o.serviceCIDRs ?? []).filter((c) => c.includes(':') === v6),
+    });
     for (const r of report.rejected) invalid.push(`ServicePort ${r.key}: ${r.reason}`);
     proxiers.set(p.family, p);
   }
   return {
     proxiers,
     invalid,
-    trace: (src, dst, port, protocol, fromNode = false, localCidrs = []) =>
-      proxiers.get(dst.includes(':') ? 'IPv6' : 'IPv4')!.explain({ src, dst, port, protocol, fromNode, localCidrs }),
+    trace: (src, dst, port, protocol, fromNode = false, localCidrs, iif) =>
+      proxiers.get(dst.includes(':') ? 'IPv6' : 'IPv4')!.explain({
+        src, dst, port, protocol, fromNode, iif,
+        localCidrs: localCidrs ?? (o.nodeIPs ?? []).map((ip) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`)),
+      }),
   };
 }
 

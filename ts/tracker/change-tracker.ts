@@ -66,6 +66,8 @@ export class ChangeTracker {
 
   /** ServicePorts with internalTrafficPolicy Local and no local endpoint, per family (metrics). */
   private readonly noLocal = new Map<IPFamily, Set<string>>();
+  /** The same for externalTrafficPolicy Local. */
+  private readonly noLocalExternal = new Map<IPFamily, Set<string>>();
   /** What the last drain handed out: family -> service -> key -> spec. */
   private readonly applied = new Map<IPFamily, Map<string, Map<string, Applied>>>();
   private triggerTime: number | undefined;
@@ -78,6 +80,7 @@ export class ChangeTracker {
     for (const f of this.families) {
       this.applied.set(f, new Map());
       this.noLocal.set(f, new Set());
+      this.noLocalExternal.set(f, new Set());
     }
   }
 
@@ -95,6 +98,11 @@ export class ChangeTracker {
   /** ServicePorts with internalTrafficPolicy Local and no local endpoint, as of the last drain. */
   noLocalInternalEndpoints(family: IPFamily): number {
     return this.noLocal.get(family)?.size ?? 0;
+  }
+
+  /** ServicePorts with externalTrafficPolicy Local and no local endpoint, as of the last drain. */
+  noLocalExternalEndpoints(family: IPFamily): number {
+    return this.noLocalExternal.get(family)?.size ?? 0;
   }
 
   /** Services with a pending change that would alter their ServicePorts. */
@@ -132,10 +140,16 @@ export class ChangeTracker {
         }
         for (const key of before.keys()) if (!after.has(key)) changes.deletes.push(key);
         const noLocal = this.noLocal.get(family)!;
-        for (const key of before.keys()) noLocal.delete(key);
+        const noLocalExternal = this.noLocalExternal.get(family)!;
+        for (const key of before.keys()) {
+          noLocal.delete(key);
+          noLocalExternal.delete(key);
+        }
         // As upstream: only where the policy leaves none though some exist (the drop case).
         for (const [key, a] of after) {
-          if (a.spec.internalPolicyLocal && a.spec.localEndpoints.length === 0 && a.spec.clusterEndpoints.length > 0) noLocal.add(key);
+          const dropped = a.spec.localEndpoints.length === 0 && a.spec.clusterEndpoints.length > 0;
+          if (dropped && a.spec.internalPolicyLocal) noLocal.add(key);
+          if (dropped && a.spec.externalPolicyLocal) noLocalExternal.add(key);
         }
         if (after.size > 0) perSvc.set(svcId, after);
         else perSvc.delete(svcId);

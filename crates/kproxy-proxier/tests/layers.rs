@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-const CRATES: &[&str] = &["kproxy-netlink", "kproxy-nftables", "kproxy-proxier", "kproxy-napi"];
+const CRATES: &[&str] = &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-proxier", "kproxy-napi"];
 /// Modules of kproxy-proxier that every mode shares.
 const SHARED: &[&str] = &["desired", "error", "foreign", "service", "sync", "wire"];
 const MODES: &[&str] = &["nftables"];
