@@ -1,6 +1,9 @@
-// npm run bench -- --services N --endpoints M [--changes K]
+// npm run bench -- --services N --endpoints M [--changes K] [--mix] [--agent] [--upstream-baseline]
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
+// --mix: the cluster of ts/bench/mix.ts (NodePort, source ranges, eTP Local, affinity,
+// topology among plain ClusterIPs); changes rotate over the features, the upstream-shaped
+// baseline runs too, and each feature's new-connection path is traced at two sizes.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +14,11 @@ import pino from 'pino';
 import { clusterIPServicePort, readyEndpoint } from '../model/build.js';
 import type { ServicePort } from '../model/types.js';
 import { NftablesProxier } from '../modes/nftables/proxier.js';
+import type { Proxier } from '../proxier/types.js';
+import {
+  chainRuleCounts, featureOf, indicesByFeature, mixedCluster, mixedServicePort, MIX_ADDRESSING, MIX_CLUSTER_CIDR, MIX_FEATURES, MIX_NODE_IP,
+  MIX_PROBES, pathCost, probeSample, upstreamShapedText, type MixFeature, type PathCost,
+} from './mix.js';
 import { systemTool } from '../system-tools.js';
 
 const NFT = systemTool('nft');
@@ -23,13 +31,16 @@ interface Args {
   upstreamBaseline: boolean;
   /** Also run the whole agent on the cluster (as manifests) and report its RSS. */
   agent: boolean;
+  /** The mixed cluster of ./mix.ts; implies upstreamBaseline. */
+  mix: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false, agent: false };
+  const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false, agent: false, mix: false };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--upstream-baseline' || argv[i] === '--agent') {
+    if (argv[i] === '--upstream-baseline' || argv[i] === '--agent' || argv[i] === '--mix') {
       if (argv[i] === '--agent') a.agent = true;
+      else if (argv[i] === '--mix') a.mix = a.upstreamBaseline = true;
       else a.upstreamBaseline = true;
       continue;
     }
@@ -40,8 +51,9 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--services') a.services = n;
     else if (flag === '--endpoints') a.endpoints = n;
     else if (flag === '--changes') a.changes = n;
-    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline --agent`);
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline --agent --mix`);
   }
+  if (a.mix && a.agent) throw new Error('--mix and --agent: the agent run uses the plain cluster only');
   return a;
 }
 
@@ -66,36 +78,6 @@ function spec(svc: number, endpoints: number, generation = 0, bumped = -1, v6 = 
     port: 80,
     endpoints: Array.from({ length: endpoints }, (_, e) => readyEndpoint(ip(svc, e, e === bumped ? generation : 0), 8080)),
   });
-}
-
-/**
- * The same cluster in upstream kube-proxy's nftables shape (a chain per Service
- * with a numgen vmap, a chain per endpoint): what `nft -f` costs upstream.
- */
-function upstreamShapedText(specs: ServicePort[]): string {
-  const out = [
-    'add table ip kube-proxy { comment "rules for kube-proxy" ; }',
-    'add chain ip kube-proxy mark-for-masquerade',
-    'add rule ip kube-proxy mark-for-masquerade mark set mark or 0x4000',
-    'add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }',
-    'add chain ip kube-proxy services',
-    'add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips',
-  ];
-  specs.forEach((s, i) => {
-    const svcChain = `service-${i.toString(36).toUpperCase().padStart(8, 'X')}-${s.key}`;
-    out.push(`add chain ip kube-proxy ${svcChain}`);
-    out.push(`add rule ip kube-proxy ${svcChain} ip daddr ${s.clusterIP} ip saddr != 10.64.0.0/10 jump mark-for-masquerade`);
-    const targets = s.endpoints.map((e, j) => {
-      const epChain = `endpoint-${i.toString(36).toUpperCase().padStart(8, 'X')}-${s.key}__${e.ip}/${e.port}`;
-      out.push(`add chain ip kube-proxy ${epChain}`);
-      out.push(`add rule ip kube-proxy ${epChain} ip saddr ${e.ip} jump mark-for-masquerade`);
-      out.push(`add rule ip kube-proxy ${epChain} meta l4proto tcp dnat to ${e.ip}:${e.port}`);
-      return `${j} : goto ${epChain}`;
-    });
-    out.push(`add rule ip kube-proxy ${svcChain} numgen random mod ${s.endpoints.length} vmap { ${targets.join(' , ')} }`);
-    out.push(`add element ip kube-proxy service-ips { ${s.clusterIP} . tcp . 80 : goto ${svcChain} }`);
-  });
-  return out.join('\n') + '\n';
 }
 
 function timeNftFile(text: string): number {
@@ -177,32 +159,87 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+const fmt = (ms: number) => ms.toFixed(3);
+
+/** The path measurement's rows: for each probe, the cost at each size (min–max over the samples). */
+interface PathRow {
+  label: string;
+  costs: PathCost[][];
+}
+
+const PATH_SAMPLES = 5;
+
+/** Traces PATH_SAMPLES Services of each probe's kind through each proxier's desired ruleset. */
+function measurePaths(sized: { proxier: Proxier; specs: ServicePort[] }[]): PathRow[] {
+  const rules = sized.map(({ proxier }) => chainRuleCounts(proxier.render()));
+  return MIX_PROBES.map((probe, k) => ({
+    label: probe.label,
+    costs: sized.map(({ proxier, specs }, n) => probeSample(probe, specs, PATH_SAMPLES, k + 1).map((sp) => pathCost(proxier, probe.packet(sp), rules[n]))),
+  }));
+}
+
+function range(values: number[]): string {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  return lo === hi ? `${lo}` : `${lo}-${hi}`;
+}
+
 async function run(args: Args): Promise<void> {
   // The agent runs first, alone: our own proxiers listen to ruleset notifications, and a
   // listener in the namespace makes the kernel build them for the agent's batches too.
   const agent = args.agent ? await runAgent(Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints))) : undefined;
   const common = { masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }) };
-  const dp = new NftablesProxier({ ...common, family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: '10.64.0.0/10' } });
+  const dp = new NftablesProxier({ ...common, family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: MIX_CLUSTER_CIDR } });
   // Both families are on, as on any node with IPv6: each family's commits must not
   // look foreign to the other, or every sync would be full.
   const dp6 = new NftablesProxier({ ...common, family: 'IPv6', localDetector: { mode: 'ClusterCIDR', cidr: 'fd00::/8' } });
-  const specs = Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints));
+  const specs = args.mix ? mixedCluster(args.services, args.endpoints) : Array.from({ length: args.services }, (_, s) => spec(s, args.endpoints));
   const specs6 = Array.from({ length: Math.min(args.services, 1000) }, (_, s) => spec(s, args.endpoints, 0, -1, true));
   await dp6.sync({ full: true, upserts: specs6, deletes: [] });
+  // The mix has NodePorts: the node's addressing goes with the full sync, as the agent sends it.
+  const node = args.mix ? { node: MIX_ADDRESSING } : {};
   const t0 = performance.now();
-  const full = await dp.sync({ full: true, upserts: specs, deletes: [] });
+  const full = await dp.sync({ full: true, upserts: specs, deletes: [], ...node });
   const fullMs = performance.now() - t0;
+  if (full.rejected.length > 0) throw new Error(`the addon rejected ${full.rejected.length} ServicePorts, e.g. ${full.rejected[0].key}: ${full.rejected[0].reason}`);
 
   const times: number[] = [];
+  const byFeature = new Map<MixFeature, { times: number[]; plan: number[]; commit: number[]; objects: number }>(
+    MIX_FEATURES.map((f) => [f, { times: [], plan: [], commit: [], objects: 0 }]),
+  );
+  const indices = indicesByFeature(args.services);
+  // Each endpoint's current generation, so a change to a Service changed before moves one endpoint only.
+  const generations = new Map<number, number[]>();
   let objects = 0;
   let fullAfterOther = 0;
   for (let i = 0; i < args.changes; i++) {
-    const svc = (i * 7919) % args.services;
-    const s = spec(svc, args.endpoints, i + 1, i % Math.max(1, args.endpoints));
+    let svc: number;
+    let s: ServicePort;
+    if (args.mix) {
+      // Rotate over the features; within one, a stride over its Services, one endpoint each.
+      const list = indices.get(MIX_FEATURES[i % MIX_FEATURES.length])!;
+      const round = Math.floor(i / MIX_FEATURES.length);
+      svc = list[(round * 7919) % list.length];
+      const gens = generations.get(svc) ?? new Array<number>(args.endpoints).fill(0);
+      gens[round % Math.max(1, args.endpoints)]++;
+      generations.set(svc, gens);
+      s = mixedServicePort(svc, args.endpoints, gens);
+    } else {
+      svc = (i * 7919) % args.services;
+      s = spec(svc, args.endpoints, i + 1, i % Math.max(1, args.endpoints));
+    }
     const t = performance.now();
     const r = await dp.sync({ full: false, upserts: [s], deletes: [] });
-    times.push(performance.now() - t);
+    const ms = performance.now() - t;
+    times.push(ms);
     objects += r.objects;
+    if (args.mix) {
+      const f = byFeature.get(featureOf(svc))!;
+      f.times.push(ms);
+      f.plan.push(r.planMs);
+      f.commit.push(r.commitMs);
+      f.objects += r.objects;
+    }
     if (r.full) fullAfterOther++;
     // The other family commits in between, as the agent's loop does.
     await dp6.sync({ full: false, upserts: [spec(svc % specs6.length, args.endpoints, i + 1, i % Math.max(1, args.endpoints), true)], deletes: [] });
@@ -211,21 +248,47 @@ async function run(args: Args): Promise<void> {
   times.sort((x, y) => x - y);
   const rssMiB = process.memoryUsage().rss / 2 ** 20;
 
+  // The new-connection path per feature, in the desired rulesets of two sizes (no kernel
+  // involved: explain() traces the desired state). The smaller cluster is a prefix of this one.
+  let paths: { sizes: number[]; rows: PathRow[] } | undefined;
+  if (args.mix) {
+    const small = args.services > 1000 ? 1000 : Math.max(20, Math.floor(args.services / 10));
+    const smallSpecs = mixedCluster(small, args.endpoints);
+    const fake = new NftablesProxier({ ...common, fake: true, family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: MIX_CLUSTER_CIDR } });
+    await fake.sync({ full: true, upserts: smallSpecs, deletes: [], node: MIX_ADDRESSING });
+    paths = { sizes: [small, args.services], rows: measurePaths([{ proxier: fake, specs: smallSpecs }, { proxier: dp, specs }]) };
+  }
+
   // Baseline: the same ruleset as text through nft -f, into an empty table.
   const text = dp.render();
   await dp.cleanup();
   const nftMs = timeNftFile(text);
-  const upstreamMs = args.upstreamBaseline ? timeNftFile(upstreamShapedText(specs)) : undefined;
-
+  const upstreamText = args.upstreamBaseline ? upstreamShapedText(specs, MIX_CLUSTER_CIDR, args.mix ? [MIX_NODE_IP] : []) : undefined;
+  const upstreamMs = upstreamText !== undefined ? timeNftFile(upstreamText) : undefined;
 
   const lines = [
-    `kproxy bench: ${args.services} services x ${args.endpoints} endpoints (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
-    `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (in Rust: ${full.durationMs.toFixed(1)} ms = plan ${full.planMs.toFixed(1)} + commit ${full.commitMs.toFixed(1)})`,
+    `kproxy bench: ${args.services} services x ${args.endpoints} endpoints${args.mix ? ' (mixed features)' : ''} (${full.objects} objects, ${(full.bytes / 2 ** 20).toFixed(1)} MiB netlink, ${full.messages} messages)`,
+  ];
+  if (args.mix) {
+    lines.push(`  mix: ${MIX_FEATURES.map((f) => `${f} ${indices.get(f)!.length}`).join(', ')}; NodePorts on ${MIX_NODE_IP}`);
+  }
+  lines.push(
+    `full program (addon, one batch):   ${fullMs.toFixed(1)} ms  (TS encode ${full.details?.encodeMs?.toFixed(1)} ms; in Rust: ${full.durationMs.toFixed(1)} ms = plan ${full.planMs.toFixed(1)} + commit ${full.commitMs.toFixed(1)})`,
     `same ruleset via nft -f:           ${nftMs.toFixed(1)} ms  (${text.split('\n').length - 1} lines)`,
     `ratio nft -f / addon:              ${(nftMs / fullMs).toFixed(1)}x`,
-    `one-endpoint change (${args.changes} runs): p50 ${percentile(times, 50).toFixed(3)} ms, p99 ${percentile(times, 99).toFixed(3)} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each, ${fullAfterOther} of them full (IPv6 committing in between)`,
-    `bench process RSS (addon + specs): ${rssMiB.toFixed(0)} MiB`,
-  ];
+    `one-endpoint change (${args.changes} runs): p50 ${fmt(percentile(times, 50))} ms, p99 ${fmt(percentile(times, 99))} ms, ${(objects / Math.max(1, args.changes)).toFixed(1)} objects each, ${fullAfterOther} of them full (IPv6 committing in between)`,
+  );
+  if (args.mix) {
+    for (const f of MIX_FEATURES) {
+      const { times: ft, plan, commit, objects: fo } = byFeature.get(f)!;
+      for (const l of [ft, plan, commit]) l.sort((x, y) => x - y);
+      lines.push(
+        `  ${f.padEnd(27)} ${String(ft.length).padStart(4)} runs: p50 ${fmt(percentile(ft, 50))} ms, p99 ${fmt(percentile(ft, 99))} ms, ` +
+          `${(fo / Math.max(1, ft.length)).toFixed(1)} objects each (Rust plan p50 ${fmt(percentile(plan, 50))}, commit p50 ${fmt(percentile(commit, 50))} / p99 ${fmt(percentile(commit, 99))} ms)`,
+      );
+    }
+  }
+  lines.push(`bench process RSS (addon + specs): ${rssMiB.toFixed(0)} MiB`);
   if (agent) {
     lines.push(
       `whole agent (--manifests, 10k objects parsed, tracked, synced): programmed ${agent.programmedMs.toFixed(0)} ms after start ` +
@@ -233,7 +296,28 @@ async function run(args: Args): Promise<void> {
     );
   }
   if (upstreamMs !== undefined) {
-    lines.push(`upstream-shaped ruleset via nft -f: ${upstreamMs.toFixed(1)} ms  (ratio to the addon: ${(upstreamMs / fullMs).toFixed(1)}x)`);
+    lines.push(`upstream-shaped ruleset via nft -f: ${upstreamMs.toFixed(1)} ms  (${upstreamText!.split('\n').length - 1} lines; ratio to the addon: ${(upstreamMs / fullMs).toFixed(1)}x)`);
+  }
+  if (paths) {
+    const [a, b] = paths.sizes;
+    lines.push(
+      `new connection, per feature (tracer over the desired ruleset, ${PATH_SAMPLES} pseudo-random Services each; rules fired / set+map refs in them / rules in the chains entered):`,
+      `  ${'probe'.padEnd(34)} ${`at ${a}`.padEnd(14)} ${`at ${b}`.padEnd(14)} verdict`,
+    );
+    let same = true;
+    for (const row of paths.rows) {
+      const cell = (c: PathCost[]) => `${range(c.map((x) => x.rulesFired))} / ${range(c.map((x) => x.lookups))} / ${range(c.map((x) => x.rulesInChainsEntered))}`;
+      const [ca, cb] = row.costs.map(cell);
+      if (ca !== cb || ca.includes('-')) same = false;
+      const verdicts = [...new Set(row.costs.flat().map((c) => c.verdict))].join(', ');
+      lines.push(`  ${row.label.padEnd(34)} ${ca.padEnd(14)} ${cb.padEnd(14)} ${verdicts}`);
+    }
+    lines.push(`  path independent of the number of Services: ${same ? 'yes, every row equal at both sizes' : 'NO: some row differs between sizes or samples'}`);
+    const p99 = percentile(times, 99);
+    lines.push(
+      `targets: full <= 600 ms: ${fullMs <= 600 ? 'met' : 'MISSED'} (${fullMs.toFixed(0)} ms); ` +
+        `one-endpoint p99 <= 2 ms: ${p99 <= 2 ? 'met' : 'MISSED'} (${fmt(p99)} ms); O(1) path: ${same ? 'met' : 'MISSED'}`,
+    );
   }
   console.log(lines.join('\n'));
 }
