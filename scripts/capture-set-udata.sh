@@ -31,6 +31,7 @@ add map $fam kube-proxy endpoint-addrs { typeof $ph . meta l4proto . th dport . 
 add map $fam kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
 add map $fam kube-proxy nodeport-endpoint-addrs { typeof meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "protocol . NodePort . slot : endpoint address . port" ; }
 add map $fam kube-proxy affinity-x { typeof ${ph%daddr}saddr : $ph . th dport ; flags dynamic,timeout ; }
+add set $fam kube-proxy affinity-clients-x { typeof ${ph%daddr}saddr ; flags dynamic,timeout ; }
 add map $fam kube-proxy endpoints-x { typeof numgen random mod 1 : verdict ; }
 NFT
 done

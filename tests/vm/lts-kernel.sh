@@ -4,8 +4,9 @@
 # only on this machine's newer one. Prints TAP for scripts/test.mjs.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && node bin/kproxy-demo.js --once" 2>&1 | tr -d '\r')"
-rc=$?
+# The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot.
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
+rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"
 kernel="$(printf '%s\n' "$out" | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' || echo unknown)"
 pass=0; fail=0; n=0
 check() { # name, command
@@ -17,6 +18,8 @@ check "the demo exits 0" '[ "$rc" = 0 ]'
 check "every backend answers the ClusterIP" '[ "$(printf "%s\n" "$out" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
 check "UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$out" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
 check "IPv6 through the ClusterIP is answered" 'printf "%s\n" "$out" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
+check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 14 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
+printf '%s\n' "$out" | grep "^not ok - lifecycle:" | sed 's/^/# /'
 if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi
 echo "1..$n"
 echo "# pass $pass"

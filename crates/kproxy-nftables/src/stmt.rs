@@ -92,7 +92,8 @@ pub enum Stmt {
         set: String,
         key: Vec<Field>,
         timeout_s: u32,
-        data: Tuple,
+        /// None for a plain set.
+        data: Option<Tuple>,
     },
     /// `dnat to 10.0.0.1:80` (after `meta l4proto`).
     DnatTo {
@@ -187,7 +188,10 @@ impl Stmt {
             Stmt::UpdateSet { set, key, timeout_s, data } => {
                 write!(out, "update @{set} {{ ").ok();
                 render_fields(f, key, out);
-                write!(out, " timeout {timeout_s}s : {} }}", crate::atoms::render_vals(data))
+                match data {
+                    Some(d) => write!(out, " timeout {timeout_s}s : {} }}", crate::atoms::render_vals(d)),
+                    None => write!(out, " timeout {timeout_s}s }}"),
+                }
             }
             Stmt::DnatTo { addr: IpAddr::V6(a), port } => write!(out, "dnat to [{a}]:{port}"),
             Stmt::DnatTo { addr, port } => write!(out, "dnat to {addr}:{port}"),
@@ -265,13 +269,13 @@ impl Stmt {
                 let key_len: usize = key.iter().map(|k| k.len(f).div_ceil(4) * 4).sum();
                 let data_reg = R0 + key_len.div_ceil(16) as u32 * 4;
                 let mut reg = data_reg;
-                for v in data.iter() {
+                for v in data.iter().flat_map(|d| d.iter()) {
                     let mut bytes = Vec::new();
                     v.put(&mut bytes, false);
                     expr::immediate_data(b, reg, &bytes);
                     reg = reg_after(reg, bytes.len());
                 }
-                expr::dynset_update(b, set, R0, Some(data_reg), *timeout_s as u64 * 1000);
+                expr::dynset_update(b, set, R0, data.is_some().then_some(data_reg), *timeout_s as u64 * 1000);
             }
             Stmt::DnatTo { addr, port } => {
                 let mut a = Vec::new();

@@ -9,7 +9,7 @@
 use kproxy_nftables::consts::*;
 use kproxy_nftables::{ElemData, Element, Family, Field, SetData, SetDef, Stmt, Tuple, Val, Verdict};
 
-use super::layout::{hex, LocalDetector, UD_AFFINITY_V4, UD_AFFINITY_V6, UD_SLOT_VMAP};
+use super::layout::{hex, LocalDetector, UD_AFFINITY_V4, UD_AFFINITY_V6, UD_CLIENTS_V4, UD_CLIENTS_V6, UD_SLOT_VMAP};
 use super::names::{endpoint_base, service_base};
 use super::objects::{Ep, ServicePort, ServicePortObjects};
 use super::shared::external_local_rules;
@@ -59,6 +59,22 @@ fn affinity_map(f: Family, name: String) -> SetDef {
     }
 }
 
+/// The clients an affinity map knows, with the same timeouts: the test that a client is
+/// known (kernels before 6.2 refuse a plain lookup into a map, and nft cannot show one).
+fn clients_set(f: Family, name: String) -> SetDef {
+    SetDef {
+        name,
+        key_type: addr_type(f),
+        key_len: f.addr_len() as u32,
+        data: SetData::None,
+        decl: format!("typeof {} saddr ; flags dynamic,timeout", f.keyword()),
+        comment: None,
+        udata_prefix: hex(if f == Family::Ip { UD_CLIENTS_V4 } else { UD_CLIENTS_V6 }),
+        size: None,
+        dynamic: true,
+    }
+}
+
 fn slot_vmap(name: String) -> SetDef {
     SetDef {
         name,
@@ -81,6 +97,7 @@ fn ep_val(ep: Ep) -> Tuple {
 struct Sticky {
     chain: String,
     map: String,
+    clients: String,
     vmap: String,
     endpoints: Vec<Ep>,
 }
@@ -91,10 +108,17 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
     let f = family(sp);
     let (cluster_eps, local_eps) = sp.sticky_lists.clone();
     let lists = [
-        Sticky { chain: format!("service-{base}"), map: format!("affinity-{base}"), vmap: format!("endpoints-{base}"), endpoints: cluster_eps },
+        Sticky {
+            chain: format!("service-{base}"),
+            map: format!("affinity-{base}"),
+            clients: format!("affinity-clients-{base}"),
+            vmap: format!("endpoints-{base}"),
+            endpoints: cluster_eps,
+        },
         Sticky {
             chain: format!("local-{base}"),
             map: format!("local-affinity-{base}"),
+            clients: format!("local-affinity-clients-{base}"),
             vmap: format!("local-endpoints-{base}"),
             endpoints: local_eps,
         },
@@ -108,17 +132,22 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
         let mut rules = Vec::new();
         let mut stmts = Vec::new();
         for l in used.iter().filter(|l| l.endpoints.contains(ep)) {
-            stmts.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: ep_val(*ep) });
+            stmts.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: Some(ep_val(*ep)) });
+            stmts.push(Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: None });
         }
         rules.push(stmts);
         rules.push(vec![Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]);
         r.chains.push((endpoint_chain(sp, *ep), rules));
     }
     for l in &used {
-        let first = l.endpoints[0];
+        // A known client: restart its timeouts and DNAT to its endpoint. `update` keeps an
+        // existing element's data; the first endpoint is written only if the map's element
+        // expired between the two updates, and it is a live endpoint.
+        let timeout_s = sp.affinity_s;
         let sticky = vec![
-            Stmt::InSet { fields: vec![Field::Saddr], set: l.map.clone() },
-            Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: ep_val(first) },
+            Stmt::InSet { fields: vec![Field::Saddr], set: l.clients.clone() },
+            Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s, data: None },
+            Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s, data: Some(ep_val(l.endpoints[0])) },
             Stmt::L4Proto(sp.protocol),
             Stmt::DnatMap { fields: vec![Field::Saddr], map: l.map.clone() },
         ];
@@ -134,9 +163,11 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
             })
             .collect();
         r.sets.push((affinity_map(f, l.map.clone()), Vec::new()));
+        r.sets.push((clients_set(f, l.clients.clone()), Vec::new()));
         r.sets.push((slot_vmap(l.vmap.clone()), elems));
         r.chains.push((l.chain.clone(), vec![sticky, pick]));
         r.affinity.push((l.map.clone(), l.endpoints.clone()));
+        r.affinity.push((l.clients.clone(), l.endpoints.clone()));
         r.hairpins.extend(l.endpoints.iter().map(|e| e.0));
     }
     let chain_of = |i: usize| (!lists[i].endpoints.is_empty()).then(|| lists[i].chain.clone());
