@@ -6,6 +6,8 @@ set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 # The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot.
 out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
+# npx draws a spinner (escape codes) before its first line: strip it so lines start clean.
+out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/')"
 rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"
 kernel="$(printf '%s\n' "$out" | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' || echo unknown)"
 pass=0; fail=0; n=0

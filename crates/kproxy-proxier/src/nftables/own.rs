@@ -129,14 +129,14 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
     all.sort_unstable();
     all.dedup();
     for ep in &all {
-        let mut rules = Vec::new();
+        // One rule: record the client in every list the endpoint is in, then DNAT.
         let mut stmts = Vec::new();
         for l in used.iter().filter(|l| l.endpoints.contains(ep)) {
             stmts.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: Some(ep_val(*ep)) });
             stmts.push(Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: None });
         }
-        rules.push(stmts);
-        rules.push(vec![Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]);
+        stmts.extend([Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]);
+        let rules = vec![stmts];
         r.chains.push((endpoint_chain(sp, *ep), rules));
     }
     for l in &used {
