@@ -12,6 +12,7 @@
 //   fw      172.30.0.64  LoadBalancer, sourceRanges 203.0.113.0/24, 192.168.0.0/24 (holds the node), ingress 198.51.100.64
 //   sticky  172.30.0.65  ClientIP affinity, externalIPs 192.0.2.65, NodePort 30065 (here, there)
 //   npdead  172.30.0.66  NodePort 30066, no endpoints
+//   open    172.30.0.67  LoadBalancer, sourceRanges 0.0.0.0/0, ingress 198.51.100.67
 //   ServiceCIDR 172.30.0.0/16
 import test from 'ava';
 import type { KubeObject } from '../../ts/sources/types.js';
@@ -58,6 +59,8 @@ const OBJECTS: KubeObject[] = [
   service('sticky', '172.30.0.65', 30065, { externalIPs: ['192.0.2.65'], sessionAffinity: 'ClientIP' }),
   slice('sticky', [[HERE, 'node-1'], [THERE, 'node-2']]),
   service('npdead', '172.30.0.66', 30066),
+  service('open', '172.30.0.67', 30068, { ...LB, loadBalancerSourceRanges: ['0.0.0.0/0'] }, '198.51.100.67'),
+  slice('open', [[THERE, 'node-2']]),
 ];
 
 type Row = [name: string, src: string, dst: string, port: number, verdict: string, masq: 'yes' | 'no', fromNode?: boolean];
@@ -82,6 +85,7 @@ const FLOWS: Row[] = [
   ['source range: any other source is dropped before DNAT', OUT_OF_RANGE, '198.51.100.64', 80, 'DROP', 'no'],
   ['source range: a pod outside the ranges is dropped too', POD, '198.51.100.64', 80, 'DROP', 'no'],
   ['source range holding the node: the LB IP itself may be the source', '198.51.100.64', '198.51.100.64', 80, `${THERE}:8080`, 'yes'],
+  ['a source range of every address lets everyone in', OUT_OF_RANGE, '198.51.100.67', 80, `${THERE}:8080`, 'yes'],
   ['source ranges do not guard the NodePort', OUT_OF_RANGE, NODE, 30067, `${THERE}:8080`, 'yes'],
   ['source ranges do not guard the ClusterIP', POD, '172.30.0.64', 80, `${THERE}:8080`, 'no'],
   ['affinity Service by its ClusterIP: any endpoint for a new client', POD, '172.30.0.65', 80, BOTH, 'no'],

@@ -28,6 +28,8 @@ function mix(family: IPFamily, eps: number, withAffinity: boolean): ServicePort[
     clusterIPServicePort({ ...base, name: 'np', clusterIP: ip(10), type: 'NodePort', nodePort: 30010 }),
     clusterIPServicePort({ ...base, name: 'local', clusterIP: ip(11), type: 'LoadBalancer', nodePort: 30011, loadBalancerVIPs: [v6 ? '2001:db8:1::11' : '198.51.100.11'], externalPolicyLocal: true, healthCheckNodePort: 32011 }),
     clusterIPServicePort({ ...base, name: 'ranges', clusterIP: ip(12), type: 'LoadBalancer', nodePort: 30012, loadBalancerVIPs: [lbIP], loadBalancerSourceRanges: [v6 ? '2001:db8:2::/48' : '203.0.113.0/24'] }),
+    // A range of every address: open to all (the kernel refuses a zero-length match).
+    clusterIPServicePort({ ...base, name: 'open', clusterIP: ip(14), type: 'LoadBalancer', nodePort: 30014, loadBalancerVIPs: [v6 ? '2001:db8:1::14' : '198.51.100.14'], loadBalancerSourceRanges: [v6 ? '::/0' : '0.0.0.0/0'] }),
   ];
   if (withAffinity) {
     list.push(clusterIPServicePort({ ...base, name: 'sticky', clusterIP: ip(13), type: 'NodePort', nodePort: 30013, sessionAffinity: 'ClientIP', stickyMaxAgeSeconds: 30, externalPolicyLocal: true }));
@@ -35,12 +37,14 @@ function mix(family: IPFamily, eps: number, withAffinity: boolean): ServicePort[
   return list;
 }
 
-async function lifecycle(family: IPFamily): Promise<void> {
+/** `podCIDR`: the detector's range (a /0 makes every source a pod). */
+async function lifecycle(family: IPFamily, podCIDR?: string): Promise<void> {
   const v6 = family === 'IPv6';
   const p = new NftablesProxier({
     family, masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }),
-    localDetector: { mode: 'ClusterCIDR', cidr: v6 ? 'fd00:244::/48' : '10.244.0.0/16' },
+    localDetector: { mode: 'ClusterCIDR', cidr: podCIDR ?? (v6 ? 'fd00:244::/48' : '10.244.0.0/16') },
   });
+  const label = podCIDR ? `${family}, every source a pod (${podCIDR})` : family;
   const node = { nodePortIPs: [v6 ? '2001:db8::1' : '192.0.2.1'], nodeIPs: [v6 ? '2001:db8::1' : '192.0.2.1'] };
   const steps: [string, () => Promise<unknown>][] = [
     ['full sync of every shape', () => p.sync({ full: true, upserts: mix(family, 3, true), deletes: [], node, serviceCIDRs: [v6 ? 'fd00:96::/112' : '10.96.0.0/16'] })],
@@ -56,21 +60,22 @@ async function lifecycle(family: IPFamily): Promise<void> {
   for (const [name, step] of steps) {
     try {
       const r = (await step()) as { full: boolean };
-      check(`${family}: ${name}`, true);
+      check(`${label}: ${name}`, true);
       void r;
     } catch (e) {
-      check(`${family}: ${name}`, false, (e as Error).message);
+      check(`${label}: ${name}`, false, (e as Error).message);
     }
   }
   try {
     const text = execFileSync('/usr/sbin/nft', ['list', 'table', v6 ? 'ip6' : 'ip', 'kube-proxy'], { encoding: 'utf8' });
-    check(`${family}: nft lists the table`, text.includes('affinity-') && text.includes('firewall-') && text.includes('external-local-'));
+    check(`${label}: nft lists the table`, text.includes('affinity-') && text.includes('firewall-') && text.includes('external-local-'));
   } catch (e) {
-    check(`${family}: nft lists the table`, false, (e as Error).message.split('\n')[0]);
+    check(`${label}: nft lists the table`, false, (e as Error).message.split('\n')[0]);
   }
   await p.cleanup();
 }
 
 await lifecycle('IPv4');
 await lifecycle('IPv6');
+await lifecycle('IPv4', '0.0.0.0/0');
 process.exit(failed ? 1 : 0);

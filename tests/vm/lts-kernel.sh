@@ -20,7 +20,7 @@ check "the demo exits 0" '[ "$rc" = 0 ]'
 check "every backend answers the ClusterIP" '[ "$(printf "%s\n" "$out" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
 check "UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$out" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
 check "IPv6 through the ClusterIP is answered" 'printf "%s\n" "$out" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
-check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 14 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
+check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 21 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
 printf '%s\n' "$out" | grep "^not ok - lifecycle:" | sed 's/^/# /'
 if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi
 echo "1..$n"

@@ -236,6 +236,9 @@ impl Stmt {
                 expr::cmp(b, R0, NFT_CMP_EQ, &[*p]);
             }
             Stmt::AddrIn { field, cidr: c, negate } => {
+                // The kernel refuses a zero-length load or compare: callers never build a /0
+                // match (it would be "always" or "never"; see kproxy-proxier's nftables layout).
+                debug_assert!(c.prefix > 0, "AddrIn with a /0 prefix");
                 let offset = if *field == Field::Daddr { daddr_offset(f) } else { saddr_offset(f) };
                 let op = if *negate { NFT_CMP_NEQ } else { NFT_CMP_EQ };
                 // As nft does: a byte-aligned prefix loads just its bytes; any other loads the

@@ -297,18 +297,20 @@ fn run_once<'a>(fake: &'a Fake, family: Family, p: &'a Packet, local: &'a [Cidr]
     if let Some(f) = r.hook(first) {
         fate = f;
     } else {
-        let next = if p.from_node {
-            Hook::Postrouting
-        } else if local.iter().any(|c| c.contains(&r.dst)) {
-            Hook::Input
-        } else {
-            Hook::Forward
+        // Routing: the node's own traffic leaves through postrouting, and if it is for one of
+        // the node's addresses comes back through input (over loopback); received traffic goes
+        // to input when it is for the node, else it is forwarded and leaves through postrouting.
+        let to_node = local.iter().any(|c| c.contains(&r.dst));
+        let hooks: &[Hook] = match (p.from_node, to_node) {
+            (true, true) => &[Hook::Postrouting, Hook::Input],
+            (true, false) => &[Hook::Postrouting],
+            (false, true) => &[Hook::Input],
+            (false, false) => &[Hook::Forward, Hook::Postrouting],
         };
-        if let Some(f) = r.hook(next) {
-            fate = f;
-        } else if next == Hook::Forward {
-            if let Some(f) = r.hook(Hook::Postrouting) {
+        for h in hooks {
+            if let Some(f) = r.hook(*h) {
                 fate = f;
+                break;
             }
         }
     }

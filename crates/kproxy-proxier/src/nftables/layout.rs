@@ -267,7 +267,8 @@ pub fn cluster_ips_check_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
     // An undefined port on a ClusterIP: TCP gets a reset at once (upstream: ICMP, which the
     // kernel rate-limits together with redirects, so repeated connects stall).
     let mut rules = vec![vec![daddr_in(CLUSTER_IPS), goto(REJECT_CHAIN)]];
-    for c in &cfg.service_cidrs {
+    // (A /0 ServiceCIDR would drop all forwarded traffic: it is ignored.)
+    for c in cfg.service_cidrs.iter().filter(|c| c.prefix > 0) {
         rules.push(vec![Stmt::AddrIn { field: Field::Daddr, cidr: *c, negate: false }, Stmt::Verdict(Verdict::Drop)]);
     }
     rules

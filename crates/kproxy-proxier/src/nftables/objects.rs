@@ -67,13 +67,16 @@ impl ServicePort {
             .iter()
             .chain(&sp.load_balancer_vips)
             .copied()
-            .filter(|ip| *ip != sp.cluster_ip && !sp.blocked.contains(ip))
+            .filter(|ip| *ip != sp.cluster_ip && !ip.is_unspecified() && !sp.blocked.contains(ip))
             .collect();
         external.sort_unstable();
         external.dedup();
+        // A range of every address (0.0.0.0/0, ::/0) lets everyone in: no firewall (upstream's
+        // `ip saddr != { 0.0.0.0/0 } drop` never drops).
         let ranges = &sp.load_balancer_source_ranges;
+        let open = ranges.is_empty() || ranges.iter().any(|c| c.prefix == 0);
         let firewalled: Vec<IpAddr> =
-            if ranges.is_empty() { Vec::new() } else { sp.load_balancer_vips.iter().copied().filter(|ip| external.contains(ip)).collect() };
+            if open { Vec::new() } else { sp.load_balancer_vips.iter().copied().filter(|ip| external.contains(ip)).collect() };
         let externally = !external.is_empty() || (sp.node_port != 0 && !sp.node_port_blocked());
         let has_any = !cluster.is_empty() || !local.is_empty();
         let any_local = sp.internal_policy_local || (sp.external_policy_local && externally);

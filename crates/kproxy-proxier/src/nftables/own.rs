@@ -129,14 +129,14 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
     all.sort_unstable();
     all.dedup();
     for ep in &all {
-        // One rule: record the client in every list the endpoint is in, then DNAT.
-        let mut stmts = Vec::new();
+        // Record, then DNAT, in two rules: a full map stops its rule, and then only
+        // affinity is lost, never the DNAT.
+        let mut record = Vec::new();
         for l in used.iter().filter(|l| l.endpoints.contains(ep)) {
-            stmts.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: Some(ep_val(*ep)) });
-            stmts.push(Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: None });
+            record.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: Some(ep_val(*ep)) });
+            record.push(Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: None });
         }
-        stmts.extend([Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]);
-        let rules = vec![stmts];
+        let rules = vec![record, vec![Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]];
         r.chains.push((endpoint_chain(sp, *ep), rules));
     }
     for l in &used {
@@ -191,6 +191,7 @@ fn endpoint_chain(sp: &ServicePort, ep: Ep) -> String {
 /// `firewall-HASH-…`: a source outside the ranges is dropped before DNAT. Sources in the
 /// ranges return; so do the LoadBalancer IPs themselves when a node IP is in the ranges.
 pub fn firewall_chain(sp: &ServicePort, r: &mut ServicePortObjects) -> String {
+    debug_assert!(sp.source_ranges.iter().all(|c| c.prefix > 0), "a /0 range means no firewall (objects.rs)");
     let name = format!("firewall-{}", service_base(&sp.key));
     let mut rules: Vec<Vec<Stmt>> = sp
         .source_ranges

@@ -78,9 +78,12 @@ impl SharedChain {
 pub fn external_local_rules(detector: Option<&LocalDetector>, cluster: Option<&str>, local: Option<&str>) -> Vec<Vec<Stmt>> {
     let mut rules = Vec::new();
     if let Some(c) = cluster {
-        if let Some(d) = detector {
+        match detector {
+            // A /0 pod range holds every source: everything short-circuits.
+            Some(LocalDetector::Cidr(cidr)) if cidr.prefix == 0 => return vec![vec![goto(c)]],
             // short-circuit pod traffic
-            rules.push(vec![d.matches(false), goto(c)]);
+            Some(d) => rules.push(vec![d.matches(false), goto(c)]),
+            None => {}
         }
         // masquerade and short-circuit the node's own traffic
         rules.push(vec![Stmt::FibLocal { daddr: false }, jump(MARK_FOR_MASQ)]);
