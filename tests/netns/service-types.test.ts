@@ -252,3 +252,31 @@ test.serial('ClientIP affinity: one client sticks to one backend, and picks anew
   }
   t.true(backends.size >= 2, `after each idle period the client still landed on ${[...backends].join(', ')}; rounds: ${JSON.stringify(rounds)}`);
 });
+
+test.serial('ClientIP affinity: when one backend leaves, only its clients move', async (t) => {
+  const bed = await bedFor(t, 'svct-keep');
+  const burst = async (ns: string) => tally(await bed.topo.tcpRequests(ns, STICKY_IP, 80, { count: 5 }));
+  const only = (counts: Record<string, number>) => (Object.keys(counts).length === 1 && !Object.keys(counts)[0].startsWith('error') ? Object.keys(counts)[0] : undefined);
+  // Five clients (the two outside namespaces and the three pods), each stuck to one backend.
+  const clients = [bed.topo.client, bed.outside, ...bed.topo.backends.map((b) => b.ns)];
+  const before = new Map<string, string | undefined>();
+  for (const ns of clients) before.set(ns, only(await burst(ns)));
+  t.true([...before.values()].every(Boolean), `each client sticks: ${JSON.stringify([...before])}`);
+  // The backend with the fewest clients leaves (so most clients must stay where they are).
+  const load = (b: string) => [...before.values()].filter((v) => v === b).length;
+  const leaving = [...bed.topo.backends].sort((a, b) => load(a.name) - load(b.name))[0];
+  const staying = bed.topo.backends.filter((b) => b !== leaving).map((b) => Number(b.name.split('-')[1]));
+  const placement = Object.fromEntries(staying.map((i) => [i, NODE_NAME]));
+  await bed.manifests.write('sticky.yaml', EXTRA['sticky.yaml'][0], ...slices('sticky', placement, [HTTP], ['IPv4']));
+  await waitWhileRunning(bed.agent, `${leaving.name} out of the sticky Service`, async () => {
+    const r = await bed.topo.exec(bed.topo.node, ['nft', 'list', 'table', 'ip', 'kube-proxy'], { allowFailure: true });
+    return !r.stdout.includes(`sticky/tcp/http__${leaving.v4}/`);
+  });
+  const after = new Map<string, string | undefined>();
+  for (const ns of clients) after.set(ns, only(await burst(ns)));
+  const want = new Map([...before].map(([ns, b]) => [ns, b === leaving.name ? 'moved' : b]));
+  const seen = new Map([...after].map(([ns, b]) => [ns, before.get(ns) === leaving.name && b && b !== leaving.name ? 'moved' : b]));
+  // With the map flushed instead, each staying client keeps its backend only 1 time in 2.
+  t.deepEqual([...seen], [...want], `before ${JSON.stringify([...before])}, ${leaving.name} left`);
+  t.true(clients.some((ns) => before.get(ns) !== leaving.name), 'some client had another backend');
+});

@@ -25,6 +25,8 @@ export interface NativeSyncReport {
   commitMs: number;
   rejected: { key: string; reason: string }[];
   text?: string | null;
+  /** The best-effort transaction after the sync (stale chains, affinity purges) failed. */
+  cleanupFailed: boolean;
 }
 
 export interface NativeNftablesProxier {

@@ -49,6 +49,8 @@ pub struct SyncReport {
     pub commit_ms: f64,
     pub rejected: Vec<RejectedServicePort>,
     pub text: Option<String>,
+    /// The best-effort transaction after the sync (stale chains, affinity purges) failed.
+    pub cleanup_failed: bool,
 }
 
 impl From<Outcome> for SyncReport {
@@ -63,6 +65,7 @@ impl From<Outcome> for SyncReport {
             commit_ms: o.commit_ms,
             rejected: o.rejected.into_iter().map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect(),
             text: o.text,
+            cleanup_failed: o.cleanup_failed,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A connection to nf_tables: reads the generation id and commits batches.
 
-use kproxy_netlink::{messages, MsgBuffer, NetlinkSocket, NlMsgError, NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_REQUEST};
+use kproxy_netlink::{attrs, messages, MsgBuffer, NetlinkSocket, NlMsgError, NETLINK_NETFILTER, NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
 
+use crate::atoms::Family;
 use crate::consts::*;
 use crate::encode::encode_batch;
 use crate::error::{NftError, ERESTART};
@@ -68,6 +69,57 @@ impl Conn {
                     for a in kproxy_netlink::attrs(m.payload.get(4..).unwrap_or(&[])) {
                         if a.ty == NFTA_GEN_ID {
                             return a.u32_be().ok_or(NftError::NoAck);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every element of a set as (key bytes, data bytes; empty for a plain set), as the kernel
+    /// holds them now (the packet path's too; expired ones are not listed).
+    pub fn list_elements(&mut self, family: Family, table: &str, set: &str) -> Result<Vec<crate::objects::ElementBytes>, NftError> {
+        const NLM_F_DUMP: u16 = 0x300;
+        let seq = self.next_seq(1);
+        let mut b = MsgBuffer::default();
+        b.begin_msg(nft_type(NFT_MSG_GETSETELEM), NLM_F_REQUEST | NLM_F_DUMP, seq);
+        b.put_raw(&[family.nfproto(), 0, 0, 0]);
+        b.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        b.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        b.end_msg();
+        self.sock.send(b.as_bytes())?;
+        let value = |nest: &[u8]| attrs(nest).find(|a| a.ty == NFTA_DATA_VALUE).map(|a| a.payload.to_vec()).unwrap_or_default();
+        let mut out = Vec::new();
+        loop {
+            let Some(dgram) = self.sock.recv(false)? else {
+                return Err(NftError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer listing a set")));
+            };
+            for m in messages(dgram) {
+                if m.seq != seq {
+                    continue;
+                }
+                match m.ty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let e = NlMsgError::parse(&m).ok_or(NftError::NoAck)?;
+                        if e.errno != 0 {
+                            return Err(NftError::Kernel { errno: e.errno, what: format!("list set {set}"), detail: e.ext_msg });
+                        }
+                    }
+                    _ => {
+                        let body = m.payload.get(4..).unwrap_or(&[]);
+                        for list in attrs(body).filter(|a| a.ty == NFTA_SET_ELEM_LIST_ELEMENTS) {
+                            for elem in attrs(list.payload).filter(|a| a.ty == NFTA_LIST_ELEM) {
+                                let (mut key, mut data) = (Vec::new(), Vec::new());
+                                for a in attrs(elem.payload) {
+                                    match a.ty {
+                                        NFTA_SET_ELEM_KEY => key = value(a.payload),
+                                        NFTA_SET_ELEM_DATA => data = value(a.payload),
+                                        _ => {}
+                                    }
+                                }
+                                out.push((key, data));
+                            }
                         }
                     }
                 }

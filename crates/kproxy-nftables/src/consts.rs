@@ -16,6 +16,7 @@ pub const NFT_MSG_NEWSET: u16 = 9;
 pub const NFT_MSG_DELSET: u16 = 11;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_NEWGEN: u16 = 15;
 pub const NFT_MSG_GETGEN: u16 = 16;
 

@@ -102,6 +102,23 @@ impl Fake {
     }
 
     /// The table's contents as sorted `nft -f` text that recreates it.
+    /// A set's elements as `Conn::list_elements` returns them (key bytes, data bytes).
+    pub fn list_elements(&self, f: Family, table: &str, set: &str) -> Result<Vec<crate::objects::ElementBytes>, FakeError> {
+        let t = self.tables.get(&(f, table.to_owned())).ok_or_else(|| err(ENOENT, 0, format!("list set {set}: no such table")))?;
+        let s = t.sets.get(set).ok_or_else(|| err(ENOENT, 0, format!("list set {set}: no such set")))?;
+        Ok(s.elems
+            .iter()
+            .map(|(k, (d, _))| {
+                let (mut key, mut data) = (Vec::new(), Vec::new());
+                crate::atoms::put_vals(&mut key, k);
+                if let Some(ElemData::Vals(v)) = d {
+                    crate::atoms::put_vals(&mut data, v);
+                }
+                (key, data)
+            })
+            .collect())
+    }
+
     pub fn dump(&self, f: Family, name: &str) -> String {
         let Some(t) = self.tables.get(&(f, name.to_owned())) else { return String::new() };
         let mut out = String::new();

@@ -124,3 +124,6 @@ pub struct Element {
     pub data: Option<ElemData>,
     pub comment: Option<String>,
 }
+
+/// One element as the kernel lists it: key bytes, data bytes (empty for a plain set).
+pub type ElementBytes = (Vec<u8>, Vec<u8>);

@@ -12,6 +12,9 @@ use crate::error::{Code, ProxierError};
 use crate::foreign;
 use crate::wire::{self, Rejected};
 
+/// Lists a set's elements, as (key bytes, data bytes), from the backend.
+pub type ReadSet<'a> = dyn FnMut(&str) -> Result<Vec<kproxy_nftables::ElementBytes>, NftError> + 'a;
+
 /// What a mode provides: its rules, planned from the desired state.
 pub trait Mode: Send + 'static {
     fn family(&self) -> Family;
@@ -28,6 +31,13 @@ pub trait Mode: Send + 'static {
     fn full_transaction(&self, desired: &Desired) -> Transaction;
     /// The transaction that removes the mode's rules.
     fn cleanup(&self) -> Transaction;
+    /// Best-effort work after a committed sync, as its own transaction (as upstream deletes
+    /// stale chains); `read` lists what the kernel holds. None: nothing to do.
+    fn after_commit(&mut self, _read: &mut ReadSet<'_>) -> Result<Option<Transaction>, NftError> {
+        Ok(None)
+    }
+    /// The after-commit work failed; the mode takes it back (to retry, or to do it another way).
+    fn after_commit_failed(&mut self) {}
 }
 
 pub enum Backend {
@@ -49,6 +59,8 @@ pub struct Outcome {
     pub commit_ms: f64,
     pub rejected: Vec<Rejected>,
     pub text: Option<String>,
+    /// The best-effort transaction after the sync failed (upstream's cleanup failures).
+    pub cleanup_failed: bool,
 }
 
 pub struct Syncer<M: Mode> {
@@ -170,6 +182,31 @@ impl<M: Mode> Syncer<M> {
         }
     }
 
+    /// Runs the mode's after-commit transaction; false if it failed (the mode was told).
+    fn after_commit(&mut self) -> bool {
+        let (family, table) = (self.mode.family(), self.mode.table());
+        let Syncer { mode, backend, .. } = self;
+        let mut read = |set: &str| -> Result<Vec<kproxy_nftables::ElementBytes>, NftError> {
+            match backend {
+                Backend::Fake(f) => f.list_elements(family, table, set).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None }),
+                Backend::Kernel { conn, .. } => Self::conn(conn, family, table)?.list_elements(family, table, set),
+            }
+        };
+        let tx = match mode.after_commit(&mut read) {
+            Ok(Some(tx)) => tx,
+            Ok(None) => return true,
+            Err(_) => {
+                self.mode.after_commit_failed();
+                return false;
+            }
+        };
+        if self.commit(&tx, None, false).is_err() {
+            self.mode.after_commit_failed();
+            return false;
+        }
+        true
+    }
+
     /// Sets where NodePorts answer and the node's own IPs (applied by the next sync).
     pub fn set_node(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<(), ProxierError> {
         self.desired.set_node(nodeports_all, nodeport_ips, node_ips).map_err(|m| ProxierError::new(Code::InvalidOption, m))
@@ -217,6 +254,7 @@ impl<M: Mode> Syncer<M> {
                 return Err(nft(e));
             }
         };
+        let cleanup_failed = !self.after_commit();
         let text = explain.then(|| text::render_tx(&tx));
         let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
         let plan_ms = (planned - start).as_secs_f64() * 1000.0;
@@ -224,7 +262,7 @@ impl<M: Mode> Syncer<M> {
         if was_full {
             kproxy_netlink::release_free_memory();
         }
-        Ok(Outcome { full: was_full, stats, duration_ms: start.elapsed().as_secs_f64() * 1000.0, plan_ms, commit_ms, rejected, text })
+        Ok(Outcome { full: was_full, stats, duration_ms: start.elapsed().as_secs_f64() * 1000.0, plan_ms, commit_ms, rejected, text, cleanup_failed })
     }
 
     /// Removes the mode's rules (missing ones are fine).

@@ -323,3 +323,47 @@ fn a_cluster_ip_wins_over_an_external_claim_on_the_same_address() {
     assert!(dump.contains("10.96.0.7 . tcp . 80 . 0 : 10.244.0.7 . 80"), "{dump}");
     assert!(!dump.contains("10.96.0.7 . tcp . 80 . 0 : 10.244.0.1 . 80"), "{dump}");
 }
+
+/// Clients of an endpoint that leaves lose their affinity; the other clients keep theirs.
+#[test]
+fn affinity_entries_of_a_leaving_endpoint_are_purged_after_the_commit() {
+    use kproxy_nftables::{ElemData, Element, Op, Transaction, Tuple, Val};
+    let sticky = |eps: &[(&str, u32)]| {
+        let mut s = spec("ns", "s", "p", "TCP", "10.96.0.9", 80, eps);
+        s.session_affinity = "ClientIP".into();
+        s.sticky_max_age_seconds = 60;
+        s
+    };
+    let mut m = Model::new(cfg(Family::Ip));
+    let mut fake = Fake::new();
+    m.update(&[sticky(&[("10.244.0.1", 80), ("10.244.0.2", 80)])], &[]);
+    fake.apply(&m.plan(false).0).unwrap();
+    let dump = fake.dump(Family::Ip, "kube-proxy");
+    let map = dump.lines().find_map(|l| l.strip_prefix("add map ip kube-proxy ").filter(|r| r.starts_with("affinity-"))).unwrap();
+    let map = map.split(' ').next().unwrap().to_string();
+    let clients = map.replacen("affinity-", "affinity-clients-", 1);
+    // What the packet path would have recorded: client .7 on endpoint .1, client .8 on .2.
+    let client = |c: u8| Tuple::new(&[Val::V4([192, 0, 2, c].into())]);
+    let ep = |e: u8| Tuple::new(&[Val::V4([10, 244, 0, e].into()), Val::Port(80)]);
+    let mut seed = Transaction::new(Family::Ip, "kube-proxy");
+    let entry = |c: u8, e: u8| Element { key: client(c), data: Some(ElemData::Vals(ep(e))), comment: None };
+    seed.push(Op::AddElements { set: map.clone(), elems: vec![entry(7, 1), entry(8, 2)] });
+    let plain = |c: u8| Element { key: client(c), data: None, comment: None };
+    seed.push(Op::AddElements { set: clients.clone(), elems: vec![plain(7), plain(8)] });
+    fake.apply(&seed).unwrap();
+    // Endpoint .2 leaves.
+    m.update(&[sticky(&[("10.244.0.1", 80)])], &[]);
+    let (tx, full) = m.plan(false);
+    assert!(!full);
+    fake.apply(&tx).unwrap();
+    let mut read = |set: &str| fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel { errno: e.errno, what: e.what, detail: None });
+    let after = m.planner.after_commit(&mut read).unwrap().expect("a purge");
+    fake.apply(&after).unwrap();
+    let dump = fake.dump(Family::Ip, "kube-proxy");
+    assert!(dump.contains(&format!("add element ip kube-proxy {map} {{ 192.0.2.7 : 10.244.0.1 . 80 }}")), "{dump}");
+    assert!(!dump.contains("192.0.2.8"), "the client of the endpoint that left is forgotten:\n{dump}");
+    assert!(dump.contains(&format!("add element ip kube-proxy {clients} {{ 192.0.2.7 }}")), "{dump}");
+    // Nothing is left to do after that.
+    let mut read = |set: &str| fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel { errno: e.errno, what: e.what, detail: None });
+    assert!(m.planner.after_commit(&mut read).unwrap().is_none());
+}

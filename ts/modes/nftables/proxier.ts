@@ -79,6 +79,8 @@ export class NftablesProxier implements Proxier {
       this.logger.error({ ipFamily: this.family, code: err.code, errno: err.errno, err: err.message }, 'Failed to program nftables');
       throw err;
     }
+    // Upstream counts failures to delete stale chains; the next sync retries them.
+    if (report.cleanupFailed) this.metrics.cleanupFailuresTotal.inc({ ip_family: this.family });
     return {
       full: report.full,
       objects: report.objects,

@@ -52,6 +52,14 @@ impl Mode for NftablesMode {
         self.planner.full_transaction(desired)
     }
 
+    fn after_commit(&mut self, read: &mut crate::sync::ReadSet<'_>) -> Result<Option<Transaction>, kproxy_nftables::NftError> {
+        self.planner.after_commit(read)
+    }
+
+    fn after_commit_failed(&mut self) {
+        self.planner.after_commit_failed();
+    }
+
     fn cleanup(&self) -> Transaction {
         let mut tx = Transaction::new(self.family(), layout::TABLE);
         tx.push(Op::DeleteTable);

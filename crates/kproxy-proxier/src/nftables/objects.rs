@@ -155,6 +155,13 @@ fn keep_slots(now: &[Ep], previous: &[Ep]) -> Vec<Ep> {
     slots.into_iter().flatten().collect()
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affinity {
+    pub map: String,
+    pub clients: String,
+    pub endpoints: Vec<Ep>,
+}
+
 /// The objects one ServicePort owns, as last programmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServicePortObjects {
@@ -166,9 +173,9 @@ pub struct ServicePortObjects {
     pub chains: Vec<(String, Vec<Vec<Stmt>>)>,
     /// Sets and maps of its own, with their fixed elements.
     pub sets: Vec<(SetDef, Vec<Element>)>,
-    /// Its affinity maps, and the endpoints their entries may point at: when one of these
-    /// goes, the map is flushed (its entries cannot be deleted by value).
-    pub affinity: Vec<(String, Vec<Ep>)>,
+    /// Its affinity maps with their clients sets, and the endpoints their entries may point
+    /// at: when one of these goes, its clients are deleted after the commit (plan.rs).
+    pub affinity: Vec<Affinity>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
 }

@@ -11,7 +11,7 @@ use kproxy_nftables::{ElemData, Element, Family, Field, SetData, SetDef, Stmt, T
 
 use super::layout::{hex, LocalDetector, UD_AFFINITY_V4, UD_AFFINITY_V6, UD_CLIENTS_V4, UD_CLIENTS_V6, UD_SLOT_VMAP};
 use super::names::{endpoint_base, service_base};
-use super::objects::{Ep, ServicePort, ServicePortObjects};
+use super::objects::{Affinity, Ep, ServicePort, ServicePortObjects};
 use super::shared::external_local_rules;
 
 /// The chains a ServicePort with affinity sends its paths to.
@@ -166,8 +166,7 @@ pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &m
         r.sets.push((clients_set(f, l.clients.clone()), Vec::new()));
         r.sets.push((slot_vmap(l.vmap.clone()), elems));
         r.chains.push((l.chain.clone(), vec![sticky, pick]));
-        r.affinity.push((l.map.clone(), l.endpoints.clone()));
-        r.affinity.push((l.clients.clone(), l.endpoints.clone()));
+        r.affinity.push(Affinity { map: l.map.clone(), clients: l.clients.clone(), endpoints: l.endpoints.clone() });
         r.hairpins.extend(l.endpoints.iter().map(|e| e.0));
     }
     let chain_of = |i: usize| (!lists[i].endpoints.is_empty()).then(|| lists[i].chain.clone());

@@ -2,16 +2,17 @@
 //! replace, or a partial diff of what changed. It remembers what the kernel
 //! holds per ServicePort, to diff against.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use kproxy_nftables::{Chain, Element, Fake, Op, Rule, Stmt, Transaction, Tuple, Val};
+use kproxy_nftables::{Chain, Element, Fake, NftError, Op, Rule, Stmt, Transaction, Tuple, Val};
 
 use super::layout::*;
 use super::objects::{objects_of, ServicePort, ServicePortObjects};
 use super::shared::SharedChain;
 use crate::desired::{Desired, NodeAddressing};
+use crate::sync::ReadSet;
 
 /// Smallest set size requested from the kernel (see `set_size`).
 const MIN_SET_SIZE: usize = 16 * 1024;
@@ -56,6 +57,14 @@ pub struct Planner {
     shared: BTreeSet<SharedChain>,
     /// ServicePorts' own chains that were flushed, and when: a later sync deletes them.
     stale: BTreeMap<String, Instant>,
+    /// The ServicePorts' own sets that exist.
+    own_sets: HashSet<String>,
+    /// Affinity entries to delete after the commit: their endpoint left.
+    purges: Vec<Purge>,
+    /// What the last after-commit transaction carried, taken back if it fails.
+    in_flight: (Vec<(String, Instant)>, Vec<Purge>),
+    /// Affinity maps and sets whose purge failed: flushed by the next sync instead.
+    flush_next: Vec<String>,
     node: NodeAddressing,
     /// Element counts and kernel caps of the dynamic sets.
     counts: HashMap<&'static str, usize>,
@@ -118,6 +127,10 @@ impl Planner {
             hairpin_refs: HashMap::new(),
             shared: BTreeSet::new(),
             stale: BTreeMap::new(),
+            own_sets: HashSet::new(),
+            purges: Vec::new(),
+            in_flight: Default::default(),
+            flush_next: Vec::new(),
             node: NodeAddressing::default(),
             counts: HashMap::new(),
             sizes: HashMap::new(),
@@ -174,6 +187,9 @@ impl Planner {
         tx.ops.extend(fixed);
         self.shared.clear();
         self.stale.clear();
+        self.own_sets.clear();
+        self.purges.clear();
+        self.flush_next.clear();
         self.committed.clear();
         self.cluster_refs.clear();
         self.hairpin_refs.clear();
@@ -252,6 +268,7 @@ impl Planner {
         for (def, elems) in &new.sets {
             match old_sets.get(def.name.as_str()) {
                 None => {
+                    self.own_sets.insert(def.name.clone());
                     st.sets.push(Op::AddSet(def.clone()));
                     if !elems.is_empty() {
                         st.own_elements.push(Op::AddElements { set: def.name.clone(), elems: elems.clone() });
@@ -272,16 +289,19 @@ impl Planner {
         let mut gone_sets = Vec::new();
         for (def, _) in &old.sets {
             if !new_sets.contains_key(def.name.as_str()) {
+                self.own_sets.remove(&def.name);
                 gone_sets.push(Op::DeleteSet(def.name.clone()));
             }
         }
         // After the flushes that drop the rules using them.
         st.release.extend(gone_sets);
-        // Entries pointing at an endpoint that left cannot be found by value: start over.
-        for (map, eps) in &old.affinity {
-            if let Some((_, now)) = new.affinity.iter().find(|(m, _)| m == map) {
-                if eps.iter().any(|e| !now.contains(e)) {
-                    st.release.push(Op::FlushSet(map.clone()));
+        // Clients of an endpoint that left are deleted after the commit, when nothing can
+        // record them any more (its chain is gone); the map cannot be searched by value here.
+        for a in &old.affinity {
+            if let Some(now) = new.affinity.iter().find(|n| n.map == a.map) {
+                let gone: Vec<(IpAddr, u16)> = a.endpoints.iter().filter(|e| !now.endpoints.contains(e)).copied().collect();
+                if !gone.is_empty() {
+                    self.purges.push(Purge { map: a.map.clone(), clients: a.clients.clone(), gone });
                 }
             }
         }
@@ -319,12 +339,11 @@ impl Planner {
         let mut tx = Transaction::new(self.cfg.family, TABLE);
         let mut els = ElementOps::default();
         let mut st = Stages::default();
-        // Own chains flushed by an earlier transaction, long enough ago, go now.
-        let now = Instant::now();
-        let ripe: Vec<String> = self.stale.iter().filter(|(_, t)| now.duration_since(**t) >= STALE_CHAIN_DELAY).map(|(n, _)| n.clone()).collect();
-        for name in ripe {
-            self.stale.remove(&name);
-            tx.push(Op::DeleteChain(name));
+        // Affinity maps whose purge failed: their clients start over.
+        for set in std::mem::take(&mut self.flush_next) {
+            if self.own_sets.contains(&set) {
+                st.release.push(Op::FlushSet(set));
+            }
         }
         if desired.service_cidrs() != self.cfg.service_cidrs {
             self.cfg.service_cidrs = desired.service_cidrs().to_vec();
@@ -379,6 +398,46 @@ impl Planner {
         Some(tx)
     }
 
+    /// The best-effort transaction after a commit: own chains flushed at least
+    /// STALE_CHAIN_DELAY ago are deleted, and affinity clients of endpoints that left.
+    pub fn after_commit(&mut self, read: &mut ReadSet<'_>) -> Result<Option<Transaction>, NftError> {
+        let mut tx = Transaction::new(self.cfg.family, TABLE);
+        let now = Instant::now();
+        let ripe: Vec<(String, Instant)> =
+            self.stale.iter().filter(|(_, t)| now.duration_since(**t) >= STALE_CHAIN_DELAY).map(|(n, t)| (n.clone(), *t)).collect();
+        for (name, _) in &ripe {
+            self.stale.remove(name);
+            tx.push(Op::DeleteChain(name.clone()));
+        }
+        let purges: Vec<Purge> = std::mem::take(&mut self.purges).into_iter().filter(|p| self.own_sets.contains(&p.map)).collect();
+        self.in_flight = (ripe, purges.clone());
+        for p in &purges {
+            let gone: HashSet<Vec<u8>> = p.gone.iter().map(|(ip, port)| vals_bytes(&[Val::ip(*ip), Val::Port(*port)])).collect();
+            let keys: Vec<Vec<u8>> = read(&p.map)?.into_iter().filter(|(_, d)| gone.contains(d)).map(|(k, _)| k).collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let known: HashSet<Vec<u8>> = read(&p.clients)?.into_iter().map(|(k, _)| k).collect();
+            let tuples = |ks: &mut dyn Iterator<Item = &Vec<u8>>| ks.filter_map(|k| addr_key(k)).collect::<Vec<Tuple>>();
+            tx.push(Op::DeleteElements { set: p.map.clone(), keys: tuples(&mut keys.iter()) });
+            let in_clients = tuples(&mut keys.iter().filter(|k| known.contains(*k)));
+            if !in_clients.is_empty() {
+                tx.push(Op::DeleteElements { set: p.clients.clone(), keys: in_clients });
+            }
+        }
+        Ok((!tx.is_empty()).then_some(tx))
+    }
+
+    /// The after-commit transaction failed: chains wait for the next one; affinity maps
+    /// that could not be purged are flushed by the next sync.
+    pub fn after_commit_failed(&mut self) {
+        let (ripe, purges) = std::mem::take(&mut self.in_flight);
+        self.stale.extend(ripe);
+        for p in purges {
+            self.flush_next.extend([p.map, p.clients]);
+        }
+    }
+
     /// A planner with the same set sizes and nothing committed, for rendering.
     fn scratch(&self) -> Planner {
         let mut p = Planner::new(self.cfg.clone());
@@ -400,6 +459,31 @@ impl Planner {
     pub fn full_transaction(&self, desired: &Desired) -> Transaction {
         self.scratch().plan_full(desired)
     }
+}
+
+/// Affinity entries of endpoints that left one ServicePort's endpoint list.
+#[derive(Debug, Clone)]
+struct Purge {
+    map: String,
+    clients: String,
+    gone: Vec<(IpAddr, u16)>,
+}
+
+/// Element bytes of `vals`, as the kernel lists them.
+fn vals_bytes(vals: &[Val]) -> Vec<u8> {
+    let mut out = Vec::new();
+    kproxy_nftables::atoms::put_vals(&mut out, vals);
+    out
+}
+
+/// A client-address key from its bytes.
+fn addr_key(k: &[u8]) -> Option<Tuple> {
+    let ip: IpAddr = match k.len() {
+        4 => <[u8; 4]>::try_from(k).ok()?.into(),
+        16 => <[u8; 16]>::try_from(k).ok()?.into(),
+        _ => return None,
+    };
+    Some(Tuple::new(&[Val::ip(ip)]))
 }
 
 /// Counts one more reference; true for the first.
