@@ -17,6 +17,8 @@ export interface AgentConfig {
   syncPeriod?: string;
   hostname?: string;
   extraArgs?: string[];
+  /** Flags that shape the ruleset: given to the agent and to `plan` alike. */
+  rulesetArgs?: string[];
 }
 
 /** Flags that decide the ruleset: shared by the running agent and `plan`. */
@@ -26,6 +28,7 @@ export function rulesetFlags(cfg: AgentConfig): string[] {
     '--manifests', cfg.manifestsDir,
     '--cluster-cidr', CLUSTER_CIDRS.join(','),
     '--hostname-override', cfg.hostname ?? 'test-node',
+    ...(cfg.rulesetArgs ?? []),
   ];
 }
 

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   syncPeriod?: string;
   /** Extra manifests, written before the agent starts. */
   extra?: Record<string, object[]>;
+  /** Flags that shape the ruleset (AgentConfig.rulesetArgs). */
+  rulesetArgs?: string[];
 }
 
 export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {}): Promise<Cluster> {
@@ -43,7 +45,7 @@ export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {})
   await setWebEndpoints(topo.backends.map((_, k) => k + 1));
   for (const [file, objects] of Object.entries(opts.extra ?? {})) await manifests.write(file, ...objects);
 
-  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod };
+  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs: opts.rulesetArgs };
   const agent = startAgent(topo, config);
   // On failure, the agent's own words are the first thing to read.
   t.teardown(() => {

@@ -7,8 +7,9 @@ import test from 'ava';
 import { isDeepStrictEqual } from 'node:util';
 import { waitFor, type Topology } from '../../ts/demo/topology.js';
 import { planText, waitForServiceIP } from '../helpers/agent.js';
-import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
+import { clusterFor, WEB_IP, WEB_IP6, type ClusterOptions } from './cluster.js';
 import { ALL_BACKENDS, checkFlows, topologyFor } from './flows.js';
+import { endpointSlice, NODE_NAME, service, WEB_PORTS } from './manifests.js';
 
 async function rulesetJson(topo: Topology, ns: string): Promise<{ nftables: object[] }> {
   return JSON.parse((await topo.exec(ns, ['nft', '-j', 'list', 'ruleset'])).stdout);
@@ -51,8 +52,34 @@ function canonicalRuleset(json: { nftables: object[] }): object[] {
   });
 }
 
-test.serial('after programming, the kernel holds exactly what plan renders for the same inputs', async (t) => {
-  const { topo, config } = await clusterFor(t, { name: 'plan' });
+/** Every shape of Service: NodePort, eTP Local, source ranges, affinity (IPv4: nft 1.0.6 cannot
+ * load IPv6 affinity rules from text), a ServiceCIDR. NodePorts on every local address, so
+ * `plan` in another namespace renders the same ruleset as the node. */
+function everyShape(): ClusterOptions {
+  const http = WEB_PORTS[0];
+  const withPorts = (s: ReturnType<typeof service>, spec: Record<string, unknown>, nodePort: number) => {
+    Object.assign(s.spec, spec, { ports: [{ ...s.spec.ports[0], nodePort }] });
+    return s;
+  };
+  const eps = (name: string, v6 = true) => [
+    { ...endpointSlice(name, 'IPv4', ['10.244.1.2', '10.244.2.2'], [http]), endpoints: [{ addresses: ['10.244.1.2'], nodeName: NODE_NAME, conditions: { ready: true } }, { addresses: ['10.244.2.2'], nodeName: 'other', conditions: { ready: true } }] },
+    ...(v6 ? [endpointSlice(name, 'IPv6', ['fd00:244:0:1::2'], [http])] : []),
+  ];
+  const lb = (ip: string) => ({ status: { loadBalancer: { ingress: [{ ip }] } } });
+  return {
+    rulesetArgs: ['--nodeport-addresses', '0.0.0.0/0,::/0'],
+    extra: {
+      'np.yaml': [withPorts(service('np', ['10.96.0.60', 'fd00:96::60'], [http]), { type: 'NodePort' }, 30080), ...eps('np')],
+      'local.yaml': [{ ...withPorts(service('local', ['10.96.0.61', 'fd00:96::61'], [http]), { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32061 }, 30081), ...lb('198.51.100.61') }, ...eps('local')],
+      'fw.yaml': [{ ...withPorts(service('fw', ['10.96.0.64'], [http]), { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] }, 30084), ...lb('198.51.100.64') }, ...eps('fw', false)],
+      'sticky.yaml': [withPorts(service('sticky', ['10.96.0.65'], [http]), { type: 'NodePort', sessionAffinity: 'ClientIP', externalIPs: ['192.0.2.65'] }, 30085), ...eps('sticky', false)],
+      'servicecidr.yaml': [{ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'kubernetes' }, spec: { cidrs: ['10.96.0.0/16', 'fd00:96::/112'] } }],
+    },
+  };
+}
+
+for (const [what, opts] of [['the web Service', {}], ['every shape of Service', everyShape()]] as const) test.serial(`after programming ${what}, the kernel holds exactly what plan renders for the same inputs`, async (t) => {
+  const { topo, config } = await clusterFor(t, { name: 'plan', ...opts });
   const scratch = await topologyFor(t, { backends: 0, name: 'planref' });
   const text = await planText(scratch, scratch.node, config);
   t.is((await scratch.exec(scratch.node, ['nft', 'list', 'ruleset'])).stdout.trim(), '', 'plan must not touch the kernel');

@@ -1,22 +1,16 @@
 // The conntrack reconciler's TS side, against a stand-in addon: the input it builds from the
 // model, the two upstream metrics, and that no failure reaches the caller.
 import test from 'ava';
-import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import type { NativeConntrackReport } from '../../ts/addon/native.js';
 import { ConntrackReconciler, conntrackInput, type ConntrackNative } from '../../ts/conntrack/reconciler.js';
 import { createLogger } from '../../ts/log.js';
 import { clusterIPServicePort, readyEndpoint } from '../../ts/model/build.js';
 import type { ServicePort } from '../../ts/model/types.js';
+import { captureLines } from '../helpers/log-capture.js';
 
 function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, stream } = captureLines();
   return { lines, logger: createLogger(4, stream) };
 }
 

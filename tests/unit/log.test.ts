@@ -1,18 +1,8 @@
 import test from 'ava';
-import { Writable } from 'node:stream';
 import { createLogger, levelForVerbosity, logSync, logV } from '../../ts/log.js';
+import { captureLines } from '../helpers/log-capture.js';
 
-/** A pino destination that keeps each JSON line. */
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { lines, stream };
-}
+const capture = captureLines;
 
 const LEVELS: Array<[number, string]> = [[0, 'info'], [1, 'info'], [2, 'debug'], [3, 'debug'], [4, 'trace'], [9, 'trace']];
 for (const [v, level] of LEVELS) {

@@ -1,11 +1,11 @@
 import test from 'ava';
 import { request as httpRequest } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { clusterIPServicePort, readyEndpoint } from '../../ts/model/build.js';
 import { FakeClock } from '../../ts/runner/clock.js';
 import { serviceHealthBody, serviceHealthMaps, ServiceHealthServers, type ListenFn, type ServiceHealthOptions, type ServiceName } from '../../ts/server/service-health.js';
+import { captureLines } from '../helpers/log-capture.js';
 
 interface Reply {
   status: number;
@@ -52,13 +52,7 @@ function occupy(port: number, host = '127.0.0.1'): Promise<NetServer> {
 }
 
 function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, stream } = captureLines();
   return { lines, logger: pino({ level: 'debug' }, stream) };
 }
 

@@ -37,7 +37,13 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { services: 1000, endpoints: 10, changes: 200, upstreamBaseline: false, agent: false, mix: false };
+  // --mix implies the upstream baseline (minutes at 10k); this skips it for quick runs.
+  let skipBaseline = false;
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--no-upstream-baseline') {
+      skipBaseline = true;
+      continue;
+    }
     if (argv[i] === '--upstream-baseline' || argv[i] === '--agent' || argv[i] === '--mix') {
       if (argv[i] === '--agent') a.agent = true;
       else if (argv[i] === '--mix') a.mix = a.upstreamBaseline = true;
@@ -51,9 +57,10 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--services') a.services = n;
     else if (flag === '--endpoints') a.endpoints = n;
     else if (flag === '--changes') a.changes = n;
-    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline --agent --mix`);
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --changes K --upstream-baseline --no-upstream-baseline --agent --mix`);
   }
   if (a.mix && a.agent) throw new Error('--mix and --agent: the agent run uses the plain cluster only');
+  if (skipBaseline) a.upstreamBaseline = false;
   return a;
 }
 
