@@ -120,11 +120,18 @@ pub fn numgen_random(b: &mut MsgBuffer, dreg: u32, modulus: u32, offset: u32) {
 }
 
 pub fn dnat(b: &mut MsgBuffer, nfproto: u8, addr_reg: u32, proto_reg: u32) {
+    nat(b, nfproto, addr_reg, proto_reg, None);
+}
+
+fn nat(b: &mut MsgBuffer, nfproto: u8, addr_reg: u32, proto_reg: u32, flags: Option<u32>) {
     expr(b, "nat", |b| {
         b.attr_u32_be(NFTA_NAT_TYPE, NFT_NAT_DNAT);
         b.attr_u32_be(NFTA_NAT_FAMILY, nfproto as u32);
         b.attr_u32_be(NFTA_NAT_REG_ADDR_MIN, addr_reg);
         b.attr_u32_be(NFTA_NAT_REG_PROTO_MIN, proto_reg);
+        if let Some(f) = flags {
+            b.attr_u32_be(NFTA_NAT_FLAGS, f);
+        }
     });
 }
 
@@ -161,11 +168,5 @@ pub fn dynset_update(b: &mut MsgBuffer, set: &str, key_reg: u32, data_reg: Optio
 
 /// DNAT to fixed registers, with the port marked as given (as nft does for `dnat to A:P`).
 pub fn dnat_specified(b: &mut MsgBuffer, nfproto: u8, addr_reg: u32, proto_reg: u32) {
-    expr(b, "nat", |b| {
-        b.attr_u32_be(NFTA_NAT_TYPE, NFT_NAT_DNAT);
-        b.attr_u32_be(NFTA_NAT_FAMILY, nfproto as u32);
-        b.attr_u32_be(NFTA_NAT_REG_ADDR_MIN, addr_reg);
-        b.attr_u32_be(NFTA_NAT_REG_PROTO_MIN, proto_reg);
-        b.attr_u32_be(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
-    });
+    nat(b, nfproto, addr_reg, proto_reg, Some(NF_NAT_RANGE_PROTO_SPECIFIED));
 }
