@@ -51,7 +51,13 @@ fn ruleset() -> Fake {
         base("post", ChainType::Nat, Hook::Postrouting, 100),
         base("fwd", ChainType::Filter, Hook::Forward, 0),
         rule("mark", vec![Stmt::MarkOr(0x4000)]),
-        rule("pre", vec![Stmt::AddrIn { field: Field::Saddr, cidr: "10.244.0.0/16".parse().unwrap(), negate: true }, Stmt::Verdict(Verdict::Jump("mark".into()))]),
+        rule(
+            "pre",
+            vec![
+                Stmt::AddrIn { field: Field::Saddr, cidr: "10.244.0.0/16".parse().unwrap(), negate: true },
+                Stmt::Verdict(Verdict::Jump("mark".into())),
+            ],
+        ),
         rule("pre", vec![Stmt::Vmap { fields: fields.clone(), map: "vips".into() }]),
         rule("lb", vec![Stmt::DnatMap { fields: vec![Field::Daddr, Field::NumgenRandom(2)], map: "backends".into() }]),
         rule("deny", vec![Stmt::L4Proto(6), Stmt::RejectTcpReset]),

@@ -48,7 +48,15 @@ pub struct Desired {
 
 impl Desired {
     pub fn new(family: Family) -> Self {
-        Self { family, node: NodeAddressing::default(), service_cidrs: Vec::new(), ports: HashMap::new(), owner: HashMap::new(), waiting: BTreeMap::new(), dirty: BTreeSet::new() }
+        Self {
+            family,
+            node: NodeAddressing::default(),
+            service_cidrs: Vec::new(),
+            ports: HashMap::new(),
+            owner: HashMap::new(),
+            waiting: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
     }
 
     pub fn family(&self) -> Family {
@@ -196,7 +204,11 @@ impl Desired {
                     let (ip, _, port) = vip;
                     rejected.push(Rejected {
                         key: sp.key.clone(),
-                        reason: format!("{} is already used by {}; this ServicePort is programmed without it", describe_vip(ip, port), o.key),
+                        reason: format!(
+                            "{} is already used by {}; this ServicePort is programmed without it",
+                            describe_vip(ip, port),
+                            o.key
+                        ),
                     });
                     blocked.push(vip.0);
                     self.waiting.entry(vip).or_default().insert(sp.key.clone());

@@ -188,7 +188,9 @@ impl<M: Mode> Syncer<M> {
         let Syncer { mode, backend, .. } = self;
         let mut read = |set: &str| -> Result<Vec<kproxy_nftables::ElementBytes>, NftError> {
             match backend {
-                Backend::Fake(f) => f.list_elements(family, table, set).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None }),
+                Backend::Fake(f) => {
+                    f.list_elements(family, table, set).map_err(|e| NftError::Kernel { errno: e.errno, what: e.what, detail: None })
+                }
                 Backend::Kernel { conn, .. } => Self::conn(conn, family, table)?.list_elements(family, table, set),
             }
         };
@@ -262,7 +264,16 @@ impl<M: Mode> Syncer<M> {
         if was_full {
             kproxy_netlink::release_free_memory();
         }
-        Ok(Outcome { full: was_full, stats, duration_ms: start.elapsed().as_secs_f64() * 1000.0, plan_ms, commit_ms, rejected, text, cleanup_failed })
+        Ok(Outcome {
+            full: was_full,
+            stats,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            plan_ms,
+            commit_ms,
+            rejected,
+            text,
+            cleanup_failed,
+        })
     }
 
     /// Removes the mode's rules (missing ones are fine).

@@ -109,9 +109,12 @@ fn normalize_slots(dump: &str) -> String {
     let mut groups: std::collections::BTreeMap<String, Vec<(u32, String)>> = Default::default();
     let mut out = Vec::new();
     for l in dump.lines() {
-        let slot_map = ["endpoint-addrs", "local-endpoint-addrs", "nodeport-endpoint-addrs", "nodeport-local-endpoint-addrs"]
-            .iter()
-            .find_map(|m| l.strip_prefix(&format!("add element ip kube-proxy {m} {{ ")).or_else(|| l.strip_prefix(&format!("add element ip6 kube-proxy {m} {{ "))).map(|r| (m, r)));
+        let slot_map =
+            ["endpoint-addrs", "local-endpoint-addrs", "nodeport-endpoint-addrs", "nodeport-local-endpoint-addrs"].iter().find_map(|m| {
+                l.strip_prefix(&format!("add element ip kube-proxy {m} {{ "))
+                    .or_else(|| l.strip_prefix(&format!("add element ip6 kube-proxy {m} {{ ")))
+                    .map(|r| (m, r))
+            });
         if let Some((map, rest)) = slot_map {
             let (k, v) = rest.trim_end_matches(" }").split_once(" : ").unwrap();
             let (vip, slot) = k.rsplit_once(" . ").unwrap();
@@ -134,8 +137,7 @@ fn normalize_slots(dump: &str) -> String {
 /// sync later (flushed meanwhile); drop the chains that `reference` does not have.
 fn without_unused_mod_chains(dump: &str, reference: &str) -> String {
     let chain_of = |l: &str| l.split(' ').nth(4).unwrap_or("").to_string();
-    let known: std::collections::BTreeSet<String> =
-        reference.lines().filter(|l| l.starts_with("add chain")).map(chain_of).collect();
+    let known: std::collections::BTreeSet<String> = reference.lines().filter(|l| l.starts_with("add chain")).map(chain_of).collect();
     dump.lines()
         .filter(|l| !((l.starts_with("add chain") || l.starts_with("add rule")) && !known.contains(&chain_of(l))))
         .collect::<Vec<_>>()
@@ -356,7 +358,13 @@ fn affinity_entries_of_a_leaving_endpoint_are_purged_after_the_commit() {
     let (tx, full) = m.plan(false);
     assert!(!full);
     fake.apply(&tx).unwrap();
-    let mut read = |set: &str| fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel { errno: e.errno, what: e.what, detail: None });
+    let mut read = |set: &str| {
+        fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel {
+            errno: e.errno,
+            what: e.what,
+            detail: None,
+        })
+    };
     let after = m.planner.after_commit(&mut read).unwrap().expect("a purge");
     fake.apply(&after).unwrap();
     let dump = fake.dump(Family::Ip, "kube-proxy");
@@ -364,6 +372,12 @@ fn affinity_entries_of_a_leaving_endpoint_are_purged_after_the_commit() {
     assert!(!dump.contains("192.0.2.8"), "the client of the endpoint that left is forgotten:\n{dump}");
     assert!(dump.contains(&format!("add element ip kube-proxy {clients} {{ 192.0.2.7 }}")), "{dump}");
     // Nothing is left to do after that.
-    let mut read = |set: &str| fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel { errno: e.errno, what: e.what, detail: None });
+    let mut read = |set: &str| {
+        fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel {
+            errno: e.errno,
+            what: e.what,
+            detail: None,
+        })
+    };
     assert!(m.planner.after_commit(&mut read).unwrap().is_none());
 }

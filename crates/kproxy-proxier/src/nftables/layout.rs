@@ -86,7 +86,8 @@ pub const UD_AFFINITY_V6: &str = "0004020000000104000000000314000407000000010c00
 // Captured: `typeof ip saddr ; flags dynamic,timeout`.
 pub const UD_CLIENTS_V4: &str = "0004020000000314000407000000010c00040c00000001040b000000";
 pub const UD_CLIENTS_V6: &str = "0004020000000314000407000000010c00040d000000010408000000";
-pub const UD_SLOT_VMAP: &str = "000401000000010400000000031a000417000000011200040100000001040100000002040000000004080004010000000100060400000000";
+pub const UD_SLOT_VMAP: &str =
+    "000401000000010400000000031a000417000000011200040100000001040100000002040000000004080004010000000100060400000000";
 const UD_ENDPOINT_ADDRS_V4: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040c00000001040c000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
 const UD_ENDPOINT_ADDRS_V6: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040d000000010409000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
 
@@ -128,9 +129,8 @@ pub fn sets(f: Family) -> Vec<SetDef> {
     let vip = concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]);
     let port = concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]);
     let vip_decl = format!("type {an} . inet_proto . inet_service");
-    let verdict_map = |name: &str, comment: &str| {
-        def(name, vip, alen + 8, SetData::Verdict, format!("{vip_decl} : verdict"), comment, UD_VERDICT_MAP)
-    };
+    let verdict_map =
+        |name: &str, comment: &str| def(name, vip, alen + 8, SetData::Verdict, format!("{vip_decl} : verdict"), comment, UD_VERDICT_MAP);
     let port_map = |name: &str, comment: &str| {
         def(name, port, 8, SetData::Verdict, "type inet_proto . inet_service : verdict".into(), comment, UD_PORT_VERDICT_MAP)
     };
@@ -161,7 +161,15 @@ pub fn sets(f: Family) -> Vec<SetDef> {
     vec![
         def(CLUSTER_IPS, at, alen, SetData::None, format!("type {an}"), "Active ClusterIPs", UD_CLUSTER_IPS),
         def(NODEPORT_IPS, at, alen, SetData::None, format!("type {an}"), "IPs that accept NodePort traffic", UD_CLUSTER_IPS),
-        def(HAIRPIN, concat(&[at, at]), alen * 2, SetData::None, format!("type {an} . {an}"), "endpoint pairs that need hairpin masquerade", UD_HAIRPIN),
+        def(
+            HAIRPIN,
+            concat(&[at, at]),
+            alen * 2,
+            SetData::None,
+            format!("type {an} . {an}"),
+            "endpoint pairs that need hairpin masquerade",
+            UD_HAIRPIN,
+        ),
         def(
             MASQUERADE_SERVICES,
             vip,

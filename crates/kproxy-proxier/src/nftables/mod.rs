@@ -3,10 +3,10 @@
 
 pub mod layout;
 pub mod names;
-pub mod shared;
 pub mod objects;
 pub mod own;
 pub mod plan;
+pub mod shared;
 pub mod trace;
 
 use kproxy_nftables::{Family, Op, Transaction};

@@ -207,4 +207,3 @@ pub fn firewall_chain(sp: &ServicePort, r: &mut ServicePortObjects) -> String {
     r.chains.push((name.clone(), rules));
     name
 }
-

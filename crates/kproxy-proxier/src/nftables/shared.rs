@@ -63,7 +63,8 @@ impl SharedChain {
             SharedChain::NodePortLocal(n) => vec![vec![dnat_nodeport_slot(n as u32, NODEPORT_LOCAL_ENDPOINT_ADDRS)]],
             SharedChain::ExternalLocal(..) | SharedChain::NodePortExternalLocal(..) => {
                 let deps = self.deps();
-                let pick = |local: bool| deps.iter().find(|d| matches!(d, SharedChain::VipLocal(_) | SharedChain::NodePortLocal(_)) == local);
+                let pick =
+                    |local: bool| deps.iter().find(|d| matches!(d, SharedChain::VipLocal(_) | SharedChain::NodePortLocal(_)) == local);
                 let cluster = pick(false).map(|c| c.name());
                 let local = pick(true).map(|c| c.name());
                 external_local_rules(detector, cluster.as_deref(), local.as_deref())

@@ -59,7 +59,12 @@ pub fn explain(
     }
     let mut fake = Fake::new();
     fake.apply(tx).map_err(|e| ProxierError::new(Code::Internal, format!("the desired ruleset does not apply: {e:?}")))?;
-    let outcomes = trace_with_local(&fake, tx.family, &Packet { src, dst, proto, dport, from_node, iif: (!iif.is_empty()).then(|| iif.to_owned()) }, &nets);
+    let outcomes = trace_with_local(
+        &fake,
+        tx.family,
+        &Packet { src, dst, proto, dport, from_node, iif: (!iif.is_empty()).then(|| iif.to_owned()) },
+        &nets,
+    );
     let mut items: Vec<String> = outcomes
         .iter()
         .map(|o| {
