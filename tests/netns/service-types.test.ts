@@ -16,6 +16,7 @@
 //   lb     10.96.0.63                 LoadBalancer 198.51.100.63, externalIPs 192.0.2.63, 80->30083 -> backend-1..3
 //   fw     10.96.0.64                 LoadBalancer 198.51.100.64, sourceRanges 192.168.100.0/24, 80->30084 -> backend-1..3
 //   sticky 10.96.0.65                 ClientIP affinity, timeoutSeconds 2 -> backend-1..3
+//   keep   10.96.0.66                 ClientIP affinity, the default timeout -> backend-1..3
 // Where a drop is expected, the address is one the node would otherwise answer or refuse: an
 // LB IP it forwards to its upstream router, which answers "unreachable" (tests/netns/outside.ts),
 // its own IP or the Service range it routes to itself ("refused", closed ports). So "timeout"
@@ -36,6 +37,7 @@ const HTTP = WEB_PORTS[0];
 const DNS = WEB_PORTS[1];
 const STICKY_IP = '10.96.0.65';
 const STICKY_TIMEOUT_S = 2;
+const KEEP_IP = '10.96.0.66';
 
 type Port = ServicePortDef & { nodePort?: number };
 
@@ -86,6 +88,8 @@ const EXTRA: Record<string, object[]> = {
     svc('sticky', [STICKY_IP], [HTTP], { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: STICKY_TIMEOUT_S } } }),
     ...slices('sticky', HERE, [HTTP], ['IPv4']),
   ],
+  // The default timeout (3 h): nothing expires while the test changes endpoints.
+  'keep.yaml': [svc('keep', [KEEP_IP], [HTTP], { sessionAffinity: 'ClientIP' }), ...slices('keep', HERE, [HTTP], ['IPv4'])],
 };
 
 type Group = 'nodeport' | 'local' | 'external' | 'ranges' | 'servicecidr';
@@ -255,7 +259,7 @@ test.serial('ClientIP affinity: one client sticks to one backend, and picks anew
 
 test.serial('ClientIP affinity: when one backend leaves, only its clients move', async (t) => {
   const bed = await bedFor(t, 'svct-keep');
-  const burst = async (ns: string) => tally(await bed.topo.tcpRequests(ns, STICKY_IP, 80, { count: 5 }));
+  const burst = async (ns: string) => tally(await bed.topo.tcpRequests(ns, KEEP_IP, 80, { count: 5 }));
   const only = (counts: Record<string, number>) => (Object.keys(counts).length === 1 && !Object.keys(counts)[0].startsWith('error') ? Object.keys(counts)[0] : undefined);
   // Five clients (the two outside namespaces and the three pods), each stuck to one backend.
   const clients = [bed.topo.client, bed.outside, ...bed.topo.backends.map((b) => b.ns)];
@@ -267,10 +271,10 @@ test.serial('ClientIP affinity: when one backend leaves, only its clients move',
   const leaving = [...bed.topo.backends].sort((a, b) => load(a.name) - load(b.name))[0];
   const staying = bed.topo.backends.filter((b) => b !== leaving).map((b) => Number(b.name.split('-')[1]));
   const placement = Object.fromEntries(staying.map((i) => [i, NODE_NAME]));
-  await bed.manifests.write('sticky.yaml', EXTRA['sticky.yaml'][0], ...slices('sticky', placement, [HTTP], ['IPv4']));
-  await waitWhileRunning(bed.agent, `${leaving.name} out of the sticky Service`, async () => {
+  await bed.manifests.write('keep.yaml', EXTRA['keep.yaml'][0], ...slices('keep', placement, [HTTP], ['IPv4']));
+  await waitWhileRunning(bed.agent, `${leaving.name} out of the keep Service`, async () => {
     const r = await bed.topo.exec(bed.topo.node, ['nft', 'list', 'table', 'ip', 'kube-proxy'], { allowFailure: true });
-    return !r.stdout.includes(`sticky/tcp/http__${leaving.v4}/`);
+    return !r.stdout.includes(`keep/tcp/http__${leaving.v4}/`);
   });
   const after = new Map<string, string | undefined>();
   for (const ns of clients) after.set(ns, only(await burst(ns)));
