@@ -381,3 +381,22 @@ fn affinity_entries_of_a_leaving_endpoint_are_purged_after_the_commit() {
     };
     assert!(m.planner.after_commit(&mut read).unwrap().is_none());
 }
+
+/// internalTrafficPolicy Local with affinity and no external path: only the local list's objects.
+#[test]
+fn affinity_builds_only_the_lists_a_path_uses() {
+    let mut s = spec("ns", "s", "p", "TCP", "10.96.0.9", 80, &[("10.244.0.1", 80), ("10.244.0.2", 80)]);
+    s.session_affinity = "ClientIP".into();
+    s.sticky_max_age_seconds = 60;
+    s.internal_policy_local = true;
+    common::local_at(&mut s, &[0]);
+    let mut m = Model::new(cfg(Family::Ip));
+    m.update(&[s], &[]);
+    let text = m.render_text();
+    assert!(text.contains("add chain ip kube-proxy local-"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("add chain ip kube-proxy service-") && l.contains("ns/s/")),
+        "no cluster chain when no path uses it:\n{text}"
+    );
+    assert!(!text.contains("10.244.0.2/80"), "no endpoint chain for the remote endpoint:\n{text}");
+}

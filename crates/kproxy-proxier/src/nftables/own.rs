@@ -106,7 +106,13 @@ struct Sticky {
 pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &mut ServicePortObjects) -> OwnTargets {
     let base = service_base(&sp.key);
     let f = family(sp);
-    let (cluster_eps, local_eps) = sp.sticky_lists.clone();
+    let (mut cluster_eps, local_eps) = sp.sticky_lists.clone();
+    // The cluster list serves the ClusterIP under internalTrafficPolicy Cluster, and every
+    // external path (Cluster policy, or the short-circuits of Local): without those, no chain.
+    let external_paths = !sp.external.is_empty() || sp.node_port != 0;
+    if sp.internal_local && !external_paths {
+        cluster_eps.clear();
+    }
     let lists = [
         Sticky {
             chain: format!("service-{base}"),
