@@ -17,6 +17,9 @@
 //   fw     10.96.0.64                 LoadBalancer 198.51.100.64, sourceRanges 192.168.100.0/24, 80->30084 -> backend-1..3
 //   sticky 10.96.0.65                 ClientIP affinity, timeoutSeconds 2 -> backend-1..3
 //   keep   10.96.0.66                 ClientIP affinity, the default timeout -> backend-1..3
+//   hinted 10.96.0.67                 backend-1 hinted for zone-a (this node's zone), backend-2/3 for zone-b
+//   draining 10.96.0.68               no Ready endpoint: backend-1 terminating and not serving, 2/3 serving
+//   rolling 10.96.0.69                backend-1 Ready, backend-2/3 serving but terminating
 // Where a drop is expected, the address is one the node would otherwise answer or refuse: an
 // LB IP it forwards to its upstream router, which answers "unreachable" (tests/netns/outside.ts),
 // its own IP or the Service range it routes to itself ("refused", closed ports). So "timeout"
@@ -60,13 +63,28 @@ function slices(name: string, placement: Record<number, string>, ports: Port[], 
 }
 
 const HERE = { 1: NODE_NAME, 2: NODE_NAME, 3: NODE_NAME };
+
+/** backend-1..3 of a Service, each with these conditions (ready unless said) or a zone hint. */
+function conditioned(name: string, eps: Array<{ ready?: boolean; serving?: boolean; terminating?: boolean; zone?: string }>) {
+  const s = endpointSlice(name, 'IPv4', eps.map((_, i) => `10.244.${i + 1}.2`), [HTTP]);
+  s.endpoints.forEach((e, i) => {
+    const c = eps[i];
+    e.conditions = { ready: c.ready ?? true, serving: c.serving ?? true, terminating: c.terminating ?? false };
+    if (c.zone) Object.assign(e, { zone: c.zone, hints: { forZones: [{ name: c.zone }] } });
+  });
+  return s;
+}
 const SPLIT = { 1: NODE_NAME, 2: 'other-node', 3: 'other-node' };
 const LB = { type: 'LoadBalancer' };
 const LOCAL = { ...LB, externalTrafficPolicy: 'Local' };
 
 const EXTRA: Record<string, object[]> = {
   // Replaces cluster.ts's plain Node: a real node's addresses, where "primary" NodePorts answer.
-  'node.yaml': [{ ...node(), status: { addresses: [{ type: 'InternalIP', address: NODE_IP }, { type: 'InternalIP', address: NODE_IP6 }] } }],
+  'node.yaml': [{
+    ...node(),
+    metadata: { ...node().metadata, labels: { ...node().metadata.labels, 'topology.kubernetes.io/zone': 'zone-a' } },
+    status: { addresses: [{ type: 'InternalIP', address: NODE_IP }, { type: 'InternalIP', address: NODE_IP6 }] },
+  }],
   'servicecidr.yaml': [{ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'kubernetes' }, spec: { cidrs: ['10.96.0.0/16', 'fd00:96::/112'] } }],
   'np.yaml': [
     svc('np', ['10.96.0.60', 'fd00:96::60'], [{ ...HTTP, nodePort: 30080 }, { ...DNS, nodePort: 30053 }], { type: 'NodePort' }),
@@ -88,11 +106,20 @@ const EXTRA: Record<string, object[]> = {
     svc('sticky', [STICKY_IP], [HTTP], { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: STICKY_TIMEOUT_S } } }),
     ...slices('sticky', HERE, [HTTP], ['IPv4']),
   ],
+  // Topology hints (this node is in zone-a) and the terminating fallback.
+  'topology.yaml': [
+    svc('hinted', ['10.96.0.67'], [HTTP]),
+    conditioned('hinted', [{ zone: 'zone-a' }, { zone: 'zone-b' }, { zone: 'zone-b' }]),
+    svc('draining', ['10.96.0.68'], [HTTP]),
+    conditioned('draining', [{ ready: false, terminating: true, serving: false }, { ready: false, terminating: true }, { ready: false, terminating: true }]),
+    svc('rolling', ['10.96.0.69'], [HTTP]),
+    conditioned('rolling', [{}, { ready: false, terminating: true }, { ready: false, terminating: true }]),
+  ],
   // The default timeout (3 h): nothing expires while the test changes endpoints.
   'keep.yaml': [svc('keep', [KEEP_IP], [HTTP], { sessionAffinity: 'ClientIP' }), ...slices('keep', HERE, [HTTP], ['IPv4'])],
 };
 
-type Group = 'nodeport' | 'local' | 'external' | 'ranges' | 'servicecidr';
+type Group = 'nodeport' | 'local' | 'external' | 'ranges' | 'servicecidr' | 'topology';
 /**
  * One flow: new connections (or UDP sockets) from `from` ('client', 'outside', 'node' or a
  * backend) to `to`. expect: the backends that must all answer (count is picked so that each
@@ -131,6 +158,10 @@ const FLOWS: Row[] = [
   ['ranges', '... while that source reaches an LB IP without ranges', 'outside', '198.51.100.63:80', 'tcp', ALL, 'masqueraded', 40],
   ['ranges', '... and the ranged Service\'s NodePort (ranges guard LB IPs only)', 'outside', `${NODE_IP}:30084`, 'tcp', ALL, 'masqueraded', 40],
   ['ranges', '... and its ClusterIP', 'outside', '10.96.0.64:80', 'tcp', ALL, 'masqueraded', 40],
+
+  ['topology', 'zone hints: only the endpoint hinted for this node\'s zone', 'client', '10.96.0.67:80', 'tcp', ['backend-1'], 'masqueraded', 20],
+  ['topology', 'no Ready endpoint: the serving terminating ones take the traffic', 'client', '10.96.0.68:80', 'tcp', ['backend-2', 'backend-3'], 'masqueraded', 30],
+  ['topology', 'a Ready endpoint beside terminating ones: only the Ready one', 'client', '10.96.0.69:80', 'tcp', ['backend-1'], 'masqueraded', 20],
 
   ['servicecidr', 'a real ClusterIP works', 'client', `${WEB_IP}:80`, 'tcp', ALL, 'masqueraded', 40],
   ['servicecidr', 'a real IPv6 ClusterIP works', 'client', `[${WEB_IP6}]:80`, 'tcp', ALL, 'masqueraded', 40],
@@ -224,6 +255,10 @@ test.serial('a LoadBalancer ingress IP and an externalIP reach the endpoints', a
 
 test.serial('loadBalancerSourceRanges: an allowed source connects, any other is dropped', async (t) => {
   await checkRows(t, 'ranges');
+});
+
+test.serial('topology hints and the terminating fallback, applied to real traffic', async (t) => {
+  await checkRows(t, 'topology');
 });
 
 test.serial('ServiceCIDR: an unallocated IP is dropped while a real ClusterIP works', async (t) => {
