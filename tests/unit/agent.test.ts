@@ -7,16 +7,9 @@ import { Agent } from '../../ts/agent.js';
 import { loadConfig } from '../../ts/config/index.js';
 import { Registry } from 'prom-client';
 import { NftablesProxier } from '../../ts/modes/nftables/proxier.js';
-import type { Proxier, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../ts/proxier/types.js';
-import type { KubeObject, Source, SourceHandler } from '../../ts/sources/types.js';
-
-class ScriptedSource implements Source {
-  handler?: SourceHandler;
-  async start(h: SourceHandler): Promise<void> {
-    this.handler = h;
-  }
-  async stop(): Promise<void> {}
-}
+import type { SyncReport, SyncRequest } from '../../ts/proxier/types.js';
+import type { KubeObject } from '../../ts/sources/types.js';
+import { RecordingProxier, ScriptedSource } from '../helpers/scripted.js';
 
 const config = loadConfig([
   '--manifests', '/unused',
@@ -44,30 +37,16 @@ const slice = (svc: string, ips: string[]): KubeObject => ({
 });
 
 /** nftables mode on the fake, recording every request; its fake refuses the next `failures` batches. */
-class RecordingProxier implements Proxier {
-  readonly mode = 'nftables' as const;
-  readonly family = 'IPv4' as const;
-  seen: SyncRequest[] = [];
-  constructor(readonly inner: NftablesProxier, public failures = 0) {}
-  get features() {
-    return this.inner.features;
+class FailingProxier extends RecordingProxier {
+  constructor(readonly nft: NftablesProxier, public failures = 0) {
+    super(nft);
   }
-  async sync(req: SyncRequest): Promise<SyncReport> {
-    this.seen.push(req);
+  override sync(req: SyncRequest): Promise<SyncReport> {
     if (this.failures > 0) {
       this.failures--;
-      this.inner.fakeFailNext(1); // EPERM, as an unprivileged agent would get
+      this.nft.fakeFailNext(1); // EPERM, as an unprivileged agent would get
     }
-    return this.inner.sync(req);
-  }
-  render(): string {
-    return this.inner.render();
-  }
-  explain(p: TracePacket): TraceResult {
-    return this.inner.explain(p);
-  }
-  cleanup(): Promise<void> {
-    return this.inner.cleanup();
+    return super.sync(req);
   }
 }
 
@@ -76,7 +55,7 @@ function setup(failures = 0) {
   const registry = new Registry();
   const logger = pino({ level: 'silent' });
   const inner = new NftablesProxier({ family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: '10.244.0.0/16' }, masqueradeAll: false, masqueradeBit: 14, fake: true, registry, logger });
-  const dp = new RecordingProxier(inner, failures);
+  const dp = new FailingProxier(inner, failures);
   const agent = new Agent({ config, logger, source, proxiers: [dp], registry });
   return { source, dp, agent };
 }
@@ -106,7 +85,7 @@ test('nothing is programmed until Services and EndpointSlices have synced', asyn
   await synced;
   t.is(dp.seen.length, 1);
   t.true(dp.seen[0].full, 'the first sync replaces the table');
-  t.regex(dp.inner.fakeDump(), /10\.96\.0\.10 \. tcp \. 80 comment "ns\/web:http" : goto endpoints-mod-2/);
+  t.regex(dp.nft.fakeDump(), /10\.96\.0\.10 \. tcp \. 80 comment "ns\/web:http" : goto endpoints-mod-2/);
 });
 
 test('a change after the initial sync is programmed as a partial sync', async (t) => {
@@ -117,7 +96,7 @@ test('a change after the initial sync is programmed as a partial sync', async (t
   const last = dp.seen.at(-1)!;
   t.false(last.full);
   t.is(last.upserts.length, 1);
-  t.regex(dp.inner.fakeDump(), /goto endpoints-mod-1/);
+  t.regex(dp.nft.fakeDump(), /goto endpoints-mod-1/);
 });
 
 test('invalid objects are skipped, logged and counted, and never reach the dataplane', async (t) => {
@@ -127,8 +106,8 @@ test('invalid objects are skipped, logged and counted, and never reach the datap
   ]);
   const metrics = await agent.registry.getSingleMetricAsString('kproxy_invalid_objects_total');
   t.regex(metrics, /kproxy_invalid_objects_total\{kind="Service",reason="[a-z-]+"\} 1/);
-  t.false(dp.inner.fakeDump().includes('10.96.0.300'));
-  t.true(dp.inner.fakeDump().includes('10.96.0.11'));
+  t.false(dp.nft.fakeDump().includes('10.96.0.300'));
+  t.true(dp.nft.fakeDump().includes('10.96.0.11'));
 });
 
 test('a failed sync is counted and retried as a full sync that loses nothing', async (t) => {
@@ -142,15 +121,15 @@ test('a failed sync is counted and retried as a full sync that loses nothing', a
   await next;
   const retry = dp.seen.at(-1)!;
   t.true(retry.full, 'the retry after a failure is a full sync');
-  t.true(dp.inner.fakeDump().includes('10.96.0.12'));
+  t.true(dp.nft.fakeDump().includes('10.96.0.12'));
   // The failed request never reached the fake's table: the full retry carries web again.
-  t.true(dp.inner.fakeDump().includes('10.96.0.10'), 'the Service from the failed sync is programmed');
+  t.true(dp.nft.fakeDump().includes('10.96.0.10'), 'the Service from the failed sync is programmed');
 });
 
 test('a full sync requested while a sync is running is not lost', async (t) => {
   const { source, dp, agent } = await started(t, [['Service', service('web', '10.96.0.10')]]);
   // Make the next sync slow, and ask for a full sync while it runs.
-  const inner = dp.inner;
+  const inner = dp.nft;
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   dp.sync = async (req) => {

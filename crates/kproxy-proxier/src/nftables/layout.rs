@@ -95,11 +95,6 @@ pub fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).filter_map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// The shared chain that picks one of `n` endpoints for any ServicePort with n endpoints.
-pub fn slots_chain(n: usize) -> String {
-    format!("endpoints-mod-{n}")
-}
-
 fn addr_type(f: Family) -> (u32, &'static str) {
     match f {
         Family::Ip => (TYPE_IPADDR, "ipv4_addr"),
@@ -228,12 +223,6 @@ fn daddr_in(set: &str) -> Stmt {
 /// `ip daddr . meta l4proto . th dport vmap @map`: a ServicePort's VIP picks the verdict.
 fn vip_vmap(map: &str) -> Stmt {
     Stmt::Vmap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport], map: map.into() }
-}
-
-/// `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @endpoint-addrs`:
-/// picks slot 0..N-1 of the destination ServicePort in the shared endpoint map.
-pub fn dnat_slot(n: u32) -> Stmt {
-    Stmt::DnatMap { fields: vec![Field::Daddr, Field::L4Proto, Field::Dport, Field::NumgenRandom(n)], map: ENDPOINT_ADDRS.into() }
 }
 
 /// `dnat to meta l4proto . th dport . numgen random mod N map @nodeport-endpoint-addrs`.

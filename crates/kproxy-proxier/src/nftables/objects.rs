@@ -267,7 +267,7 @@ pub fn objects_of(sp: &ServicePort, detector: Option<&LocalDetector>) -> Service
             (SERVICE_IPS, NO_ENDPOINT_SERVICES, MASQUERADE_SERVICES)
         };
         let target = match &own {
-            Some(o) => o.target(is_cluster_ip, sp),
+            Some(o) => o.target(is_cluster_ip),
             None => r.shared_path(p),
         };
         // No endpoint for this path's policy (local ones under Local): drop if others exist, else reject.

@@ -21,7 +21,7 @@ pub struct OwnTargets {
 }
 
 impl OwnTargets {
-    pub fn target(&self, is_cluster_ip: bool, _sp: &ServicePort) -> Option<String> {
+    pub fn target(&self, is_cluster_ip: bool) -> Option<String> {
         if is_cluster_ip {
             self.cluster_ip.clone()
         } else {
