@@ -4,8 +4,9 @@
 # only on this machine's newer one. Prints TAP for scripts/test.mjs.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-# The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot.
-out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
+# The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot. Under
+# emulation the agent takes ~40 s to its first program (more on a busy host): the demo waits longer.
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
 # npx draws a spinner (escape codes) before its first line: strip it so lines start clean.
 out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/')"
 rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"

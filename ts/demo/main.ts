@@ -2,6 +2,7 @@
 //
 //   --once  exit after the showing (the smoke test uses it); otherwise run until Ctrl-C.
 //   KPROXY_DEMO_AGENT=path  run another agent script instead of bin/kproxy.js (e.g. a build).
+//   KPROXY_DEMO_WAIT_S=N    wait up to N s (default 60) for the first program (slow, emulated CPUs).
 //
 // Everything the demo makes (namespaces, processes) is removed on exit, Ctrl-C, SIGTERM or error.
 import { createWriteStream, existsSync } from 'node:fs';
@@ -48,12 +49,13 @@ async function startAgent(topo: Topology, logFile: string): Promise<NsProcess> {
 
 async function waitForRuleset(topo: Topology, agent: NsProcess): Promise<void> {
   const started = Date.now();
+  const timeoutMs = (Number(process.env.KPROXY_DEMO_WAIT_S) || 60) * 1000;
   for (const [family, ip] of [['ip', CLUSTER_IP], ['ip6', CLUSTER_IP6]]) {
     await waitFor(`${ip} in the ${family} kube-proxy service-ips map`, async () => {
       if (agent.exitCode !== null) throw new GiveUp(`kproxy exited (${agent.exitCode}):\n${agent.output().slice(-3000)}`);
       const map = await topo.exec(topo.node, ['nft', 'list', 'map', family, 'kube-proxy', 'service-ips'], { allowFailure: true });
       return map.code === 0 && map.stdout.includes(`${ip} . `);
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs });
   }
   say(`Ruleset programmed after ${((Date.now() - started) / 1000).toFixed(1)} s:`);
   say(`  ip netns exec ${topo.node} nft list table ip kube-proxy`);
