@@ -30,8 +30,9 @@ add map $fam kube-proxy no-endpoint-services { type $a . inet_proto . inet_servi
 add map $fam kube-proxy endpoint-addrs { typeof $ph . meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "service IP . protocol . port . slot : endpoint address . port" ; }
 add map $fam kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
 add map $fam kube-proxy nodeport-endpoint-addrs { typeof meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "protocol . NodePort . slot : endpoint address . port" ; }
-add map $fam kube-proxy affinity-x { typeof ${ph%daddr}saddr : $ph . th dport ; flags dynamic,timeout ; }
-add set $fam kube-proxy affinity-clients-x { typeof ${ph%daddr}saddr ; flags dynamic,timeout ; }
-add map $fam kube-proxy endpoints-x { typeof numgen random mod 1 : verdict ; }
+add map $fam kube-proxy affinity-endpoints { typeof ${ph%daddr}saddr . meta l4proto . $ph . th dport : $ph . th dport ; flags dynamic,timeout ; comment "x" ; }
+add map $fam kube-proxy nodeport-affinity-endpoints { typeof ${ph%daddr}saddr . meta l4proto . th dport : $ph . th dport ; flags dynamic,timeout ; comment "x" ; }
+add map $fam kube-proxy affinity-recorders { type inet_proto . $a . inet_service . $a . inet_service : verdict ; comment "x" ; }
+add map $fam kube-proxy nodeport-affinity-recorders { type inet_proto . inet_service . $a . inet_service : verdict ; comment "x" ; }
 NFT
 done

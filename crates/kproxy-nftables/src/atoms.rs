@@ -140,21 +140,21 @@ impl fmt::Display for Val {
     }
 }
 
-/// A key or value of up to four fields, stored inline: a full sync builds
+/// A key or value of up to five fields, stored inline: a full sync builds
 /// hundreds of thousands of them, and this keeps them off the heap.
 #[derive(Clone, Copy)]
 pub struct Tuple {
     len: u8,
-    vals: [Val; 4],
+    vals: [Val; 5],
 }
 
 impl Tuple {
-    pub const MAX: usize = 4;
+    pub const MAX: usize = 5;
 
-    /// Panics on more than four fields: every set kproxy defines has at most four.
+    /// Panics on more than five fields: every set kproxy defines has at most five.
     pub fn new(vals: &[Val]) -> Tuple {
         assert!(vals.len() <= Self::MAX, "tuple of {} fields", vals.len());
-        let mut t = Tuple { len: vals.len() as u8, vals: [Val::Int(0); 4] };
+        let mut t = Tuple { len: vals.len() as u8, vals: [Val::Int(0); 5] };
         t.vals[..vals.len()].copy_from_slice(vals);
         t
     }
@@ -164,6 +164,11 @@ impl Tuple {
         self.vals[self.len as usize] = v;
         self.len += 1;
         self
+    }
+
+    /// This tuple followed by `rest`'s fields.
+    pub fn extend_from(self, rest: &[Val]) -> Tuple {
+        rest.iter().fold(self, |t, v| t.with(*v))
     }
 
     pub fn as_slice(&self) -> &[Val] {

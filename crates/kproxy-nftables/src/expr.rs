@@ -63,6 +63,15 @@ pub fn ct_load(b: &mut MsgBuffer, key: u32, dreg: u32) {
     });
 }
 
+/// `ct original <key>`: a field of the connection's original direction.
+pub fn ct_load_original(b: &mut MsgBuffer, key: u32, dreg: u32) {
+    expr(b, "ct", |b| {
+        b.attr_u32_be(NFTA_CT_DREG, dreg);
+        b.attr_u32_be(NFTA_CT_KEY, key);
+        b.attr_u8(NFTA_CT_DIRECTION, IP_CT_DIR_ORIGINAL);
+    });
+}
+
 pub fn cmp(b: &mut MsgBuffer, sreg: u32, op: u32, data: &[u8]) {
     expr(b, "cmp", |b| {
         b.attr_u32_be(NFTA_CMP_SREG, sreg);

@@ -9,12 +9,13 @@ use kproxy_netlink::MsgBuffer;
 
 use std::net::IpAddr;
 
-use crate::atoms::{proto_name, Family, Tuple, Val, Verdict};
+use crate::atoms::{proto_name, Family, Val, Verdict};
 use crate::cidr::Cidr;
 use crate::consts::*;
 use crate::expr;
 
-/// A value a statement loads into a register: a header field or a generated number.
+/// A value a statement loads into a register: a header field, a connection's
+/// original destination, a generated number, or a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
     /// `ip saddr` / `ip6 saddr`
@@ -25,18 +26,29 @@ pub enum Field {
     L4Proto,
     /// `th dport`
     Dport,
+    /// `ct original ip daddr`: the destination before DNAT.
+    CtOrigDaddr,
+    /// `ct original proto-dst`: the port before DNAT (nft needs a `meta l4proto` match first).
+    CtOrigProtoDst,
     /// `numgen random mod N`
     NumgenRandom(u32),
+    /// A constant (`update` keys may hold them; nft refuses them in lookup keys).
+    Value(Val),
 }
 
 impl Field {
     /// Bytes the field occupies in a register (before 4-byte padding).
     pub fn len(self, f: Family) -> usize {
         match self {
-            Field::Saddr | Field::Daddr => f.addr_len(),
+            Field::Saddr | Field::Daddr | Field::CtOrigDaddr => f.addr_len(),
             Field::L4Proto => 1,
-            Field::Dport => 2,
+            Field::Dport | Field::CtOrigProtoDst => 2,
             Field::NumgenRandom(_) => 4,
+            Field::Value(v) => {
+                let mut b = Vec::new();
+                v.put(&mut b, false);
+                b.len()
+            }
         }
     }
 
@@ -47,7 +59,12 @@ impl Field {
             Field::Daddr => write!(out, "{ip} daddr"),
             Field::L4Proto => write!(out, "meta l4proto"),
             Field::Dport => write!(out, "th dport"),
+            Field::CtOrigDaddr => write!(out, "ct original {ip} daddr"),
+            Field::CtOrigProtoDst => write!(out, "ct original proto-dst"),
             Field::NumgenRandom(n) => write!(out, "numgen random mod {n}"),
+            // A protocol by number: nft reads `tcp` here as the start of a `tcp …` match.
+            Field::Value(Val::Proto(p)) => write!(out, "{p}"),
+            Field::Value(v) => write!(out, "{v}"),
         };
     }
 
@@ -57,7 +74,14 @@ impl Field {
             Field::Daddr => expr::payload(b, NFT_PAYLOAD_NETWORK_HEADER, daddr_offset(f), f.addr_len() as u32, reg),
             Field::L4Proto => expr::meta_load(b, NFT_META_L4PROTO, reg),
             Field::Dport => expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg),
+            Field::CtOrigDaddr => expr::ct_load_original(b, if f == Family::Ip { NFT_CT_DST_IP } else { NFT_CT_DST_IP6 }, reg),
+            Field::CtOrigProtoDst => expr::ct_load_original(b, NFT_CT_PROTO_DST, reg),
             Field::NumgenRandom(n) => expr::numgen_random(b, reg, n, 0),
+            Field::Value(v) => {
+                let mut bytes = Vec::new();
+                v.put(&mut bytes, false);
+                expr::immediate_data(b, reg, &bytes);
+            }
         }
     }
 }
@@ -86,14 +110,15 @@ pub enum Stmt {
         prefix: bool,
         negate: bool,
     },
-    /// `update @set { ip saddr timeout 10800s : 10.0.0.1 . 80 }`: adds the key with `data` if
-    /// absent (an existing element keeps its data) and restarts its timeout.
+    /// `update @set { ip saddr . tcp . 10.96.0.1 . 80 timeout 10800s : ip daddr . th dport }`:
+    /// adds the key with `data` if absent (an existing element keeps its data) and restarts
+    /// its timeout.
     UpdateSet {
         set: String,
         key: Vec<Field>,
         timeout_s: u32,
         /// None for a plain set.
-        data: Option<Tuple>,
+        data: Option<Vec<Field>>,
     },
     /// `dnat to 10.0.0.1:80` (after `meta l4proto`).
     DnatTo {
@@ -188,10 +213,12 @@ impl Stmt {
             Stmt::UpdateSet { set, key, timeout_s, data } => {
                 write!(out, "update @{set} {{ ").ok();
                 render_fields(f, key, out);
-                match data {
-                    Some(d) => write!(out, " timeout {timeout_s}s : {} }}", crate::atoms::render_vals(d)),
-                    None => write!(out, " timeout {timeout_s}s }}"),
+                write!(out, " timeout {timeout_s}s").ok();
+                if let Some(d) = data {
+                    out.push_str(" : ");
+                    render_fields(f, d, out);
                 }
+                write!(out, " }}")
             }
             Stmt::DnatTo { addr: IpAddr::V6(a), port } => write!(out, "dnat to [{a}]:{port}"),
             Stmt::DnatTo { addr, port } => write!(out, "dnat to {addr}:{port}"),
@@ -267,16 +294,19 @@ impl Stmt {
             }
             Stmt::UpdateSet { set, key, timeout_s, data } => {
                 encode_fields(f, key, b);
-                // As nft does: the data starts at the next 16-byte register after the key's,
-                // one immediate per field.
-                let key_len: usize = key.iter().map(|k| k.len(f).div_ceil(4) * 4).sum();
-                let data_reg = R0 + key_len.div_ceil(16) as u32 * 4;
-                let mut reg = data_reg;
-                for v in data.iter().flat_map(|d| d.iter()) {
-                    let mut bytes = Vec::new();
-                    v.put(&mut bytes, false);
-                    expr::immediate_data(b, reg, &bytes);
-                    reg = reg_after(reg, bytes.len());
+                // As nft does, the data starts at the next 16-byte register after the key's;
+                // where that would overrun the registers (IPv6), right after the key.
+                let words = |fs: &[Field]| fs.iter().map(|k| k.len(f).div_ceil(4)).sum::<usize>() as u32;
+                let key_words = words(key);
+                let data_words = data.as_deref().map_or(0, words);
+                let aligned = key_words.div_ceil(4) * 4;
+                let data_reg = R0 + if aligned + data_words <= 16 { aligned } else { key_words };
+                if let Some(d) = data {
+                    let mut reg = data_reg;
+                    for field in d {
+                        field.encode(f, b, reg);
+                        reg = reg_after(reg, field.len(f));
+                    }
                 }
                 expr::dynset_update(b, set, R0, data.is_some().then_some(data_reg), *timeout_s as u64 * 1000);
             }

@@ -61,6 +61,8 @@ struct Run<'a> {
     src: IpAddr,
     dst: IpAddr,
     dport: u16,
+    /// The destination before any DNAT (`ct original`).
+    orig: (IpAddr, u16),
     proto: u8,
     from_node: bool,
     iif: Option<&'a str>,
@@ -102,7 +104,10 @@ impl<'a> Run<'a> {
                 Field::Daddr => Val::ip(self.dst),
                 Field::L4Proto => Val::Proto(self.proto),
                 Field::Dport => Val::Port(self.dport),
+                Field::CtOrigDaddr => Val::ip(self.orig.0),
+                Field::CtOrigProtoDst => Val::Port(self.orig.1),
                 Field::NumgenRandom(n) => Val::Int(self.numgen(*n)),
+                Field::Value(v) => *v,
             };
             t = t.with(v);
         }
@@ -280,6 +285,7 @@ fn run_once<'a>(fake: &'a Fake, family: Family, p: &'a Packet, local: &'a [Cidr]
         src: p.src,
         dst: p.dst,
         dport: p.dport,
+        orig: (p.dst, p.dport),
         proto: p.proto,
         from_node: p.from_node,
         iif: p.iif.as_deref(),

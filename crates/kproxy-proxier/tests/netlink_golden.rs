@@ -89,8 +89,20 @@ fn expr_line(name: &str, data: &[u8], family: Family) -> String {
             }
         }
         "ct" => {
-            let key = if num(NFTA_CT_KEY) == NFT_CT_STATE { "state" } else { "status" };
-            format!("ct load {key} => reg {}", reg(&get(NFTA_CT_DREG).unwrap()))
+            let key = match num(NFTA_CT_KEY) {
+                NFT_CT_STATE => "state",
+                NFT_CT_STATUS => "status",
+                NFT_CT_DST_IP => "dst_ip",
+                NFT_CT_DST_IP6 => "dst_ip6",
+                NFT_CT_PROTO_DST => "proto_dst",
+                _ => "?",
+            };
+            let dir = match get(NFTA_CT_DIRECTION).map(|d| d.payload.first().copied()) {
+                Some(Some(IP_CT_DIR_ORIGINAL)) => " , dir original",
+                Some(_) => " , dir reply",
+                None => "",
+            };
+            format!("ct load {key} => reg {}{dir}", reg(&get(NFTA_CT_DREG).unwrap()))
         }
         "cmp" => {
             let op = if num(NFTA_CMP_OP) == NFT_CMP_EQ { "eq" } else { "neq" };

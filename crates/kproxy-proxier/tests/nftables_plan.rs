@@ -326,60 +326,68 @@ fn a_cluster_ip_wins_over_an_external_claim_on_the_same_address() {
     assert!(!dump.contains("10.96.0.7 . tcp . 80 . 0 : 10.244.0.1 . 80"), "{dump}");
 }
 
-/// Clients of an endpoint that leaves lose their affinity; the other clients keep theirs.
+/// Clients of an endpoint that leaves lose their affinity; the other clients keep theirs,
+/// and when the ServicePort goes, so do its entries, but not another ServicePort's.
 #[test]
-fn affinity_entries_of_a_leaving_endpoint_are_purged_after_the_commit() {
+fn affinity_entries_of_a_leaving_endpoint_or_service_are_purged_after_the_commit() {
     use kproxy_nftables::{ElemData, Element, Op, Transaction, Tuple, Val};
-    let sticky = |eps: &[(&str, u32)]| {
-        let mut s = spec("ns", "s", "p", "TCP", "10.96.0.9", 80, eps);
+    let sticky = |name: &str, vip: &str, eps: &[(&str, u32)]| {
+        let mut s = spec("ns", name, "p", "TCP", vip, 80, eps);
         s.session_affinity = "ClientIP".into();
         s.sticky_max_age_seconds = 60;
         s
     };
+    let other = sticky("o", "10.96.0.8", &[("10.244.0.2", 80)]);
     let mut m = Model::new(cfg(Family::Ip));
     let mut fake = Fake::new();
-    m.update(&[sticky(&[("10.244.0.1", 80), ("10.244.0.2", 80)])], &[]);
+    m.update(&[sticky("s", "10.96.0.9", &[("10.244.0.1", 80), ("10.244.0.2", 80)]), other.clone()], &[]);
     fake.apply(&m.plan(false).0).unwrap();
-    let dump = fake.dump(Family::Ip, "kube-proxy");
-    let map = dump.lines().find_map(|l| l.strip_prefix("add map ip kube-proxy ").filter(|r| r.starts_with("affinity-"))).unwrap();
-    let map = map.split(' ').next().unwrap().to_string();
-    let clients = map.replacen("affinity-", "affinity-clients-", 1);
-    // What the packet path would have recorded: client .7 on endpoint .1, client .8 on .2.
-    let client = |c: u8| Tuple::new(&[Val::V4([192, 0, 2, c].into())]);
+    // What the packet path would have recorded: on 10.96.0.9, client .7 on endpoint .1 and
+    // client .8 on .2; on 10.96.0.8, client .8 on .2.
+    let key =
+        |c: u8, vip: u8| Tuple::new(&[Val::V4([192, 0, 2, c].into()), Val::Proto(6), Val::V4([10, 96, 0, vip].into()), Val::Port(80)]);
     let ep = |e: u8| Tuple::new(&[Val::V4([10, 244, 0, e].into()), Val::Port(80)]);
+    let entry = |c: u8, vip: u8, e: u8| Element { key: key(c, vip), data: Some(ElemData::Vals(ep(e))), comment: None };
     let mut seed = Transaction::new(Family::Ip, "kube-proxy");
-    let entry = |c: u8, e: u8| Element { key: client(c), data: Some(ElemData::Vals(ep(e))), comment: None };
-    seed.push(Op::AddElements { set: map.clone(), elems: vec![entry(7, 1), entry(8, 2)] });
-    let plain = |c: u8| Element { key: client(c), data: None, comment: None };
-    seed.push(Op::AddElements { set: clients.clone(), elems: vec![plain(7), plain(8)] });
+    seed.push(Op::AddElements { set: "affinity-endpoints".into(), elems: vec![entry(7, 9, 1), entry(8, 9, 2), entry(8, 8, 2)] });
     fake.apply(&seed).unwrap();
-    // Endpoint .2 leaves.
-    m.update(&[sticky(&[("10.244.0.1", 80)])], &[]);
+    let after_commit = |m: &mut Model, fake: &mut Fake| {
+        let mut read = |set: &str| {
+            fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel {
+                errno: e.errno,
+                what: e.what,
+                detail: None,
+            })
+        };
+        let tx = m.planner.after_commit(&mut read).unwrap();
+        if let Some(tx) = &tx {
+            fake.apply(tx).unwrap();
+        }
+        tx.is_some()
+    };
+    let line = |c: u8, vip: u8, e: u8| {
+        format!("add element ip kube-proxy affinity-endpoints {{ 192.0.2.{c} . tcp . 10.96.0.{vip} . 80 : 10.244.0.{e} . 80 }}")
+    };
+    // Endpoint .2 leaves 10.96.0.9.
+    m.update(&[sticky("s", "10.96.0.9", &[("10.244.0.1", 80)])], &[]);
     let (tx, full) = m.plan(false);
     assert!(!full);
     fake.apply(&tx).unwrap();
-    let mut read = |set: &str| {
-        fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel {
-            errno: e.errno,
-            what: e.what,
-            detail: None,
-        })
-    };
-    let after = m.planner.after_commit(&mut read).unwrap().expect("a purge");
-    fake.apply(&after).unwrap();
+    assert!(after_commit(&mut m, &mut fake), "a purge");
     let dump = fake.dump(Family::Ip, "kube-proxy");
-    assert!(dump.contains(&format!("add element ip kube-proxy {map} {{ 192.0.2.7 : 10.244.0.1 . 80 }}")), "{dump}");
-    assert!(!dump.contains("192.0.2.8"), "the client of the endpoint that left is forgotten:\n{dump}");
-    assert!(dump.contains(&format!("add element ip kube-proxy {clients} {{ 192.0.2.7 }}")), "{dump}");
+    assert!(dump.contains(&line(7, 9, 1)), "{dump}");
+    assert!(!dump.contains(&line(8, 9, 2)), "the client of the endpoint that left is forgotten:\n{dump}");
+    assert!(dump.contains(&line(8, 8, 2)), "another Service's client of that endpoint stays:\n{dump}");
     // Nothing is left to do after that.
-    let mut read = |set: &str| {
-        fake.list_elements(Family::Ip, "kube-proxy", set).map_err(|e| kproxy_nftables::NftError::Kernel {
-            errno: e.errno,
-            what: e.what,
-            detail: None,
-        })
-    };
-    assert!(m.planner.after_commit(&mut read).unwrap().is_none());
+    assert!(!after_commit(&mut m, &mut fake));
+    // The ServicePort goes: its clients go with it.
+    m.update(&[], &["ns/s/tcp/p".to_string()]);
+    let (tx, _) = m.plan(false);
+    fake.apply(&tx).unwrap();
+    after_commit(&mut m, &mut fake);
+    let dump = fake.dump(Family::Ip, "kube-proxy");
+    assert!(!dump.contains(&line(7, 9, 1)), "{dump}");
+    assert!(dump.contains(&line(8, 8, 2)), "{dump}");
 }
 
 /// internalTrafficPolicy Local with affinity and no external path: only the local list's objects.
@@ -393,10 +401,11 @@ fn affinity_builds_only_the_lists_a_path_uses() {
     let mut m = Model::new(cfg(Family::Ip));
     m.update(&[s], &[]);
     let text = m.render_text();
-    assert!(text.contains("add chain ip kube-proxy local-"), "{text}");
+    assert!(text.contains("add chain ip kube-proxy local-affinity-"), "{text}");
     assert!(
-        !text.lines().any(|l| l.starts_with("add chain ip kube-proxy service-") && l.contains("ns/s/")),
-        "no cluster chain when no path uses it:\n{text}"
+        !text.lines().any(|l| l.starts_with("add chain ip kube-proxy affinity-") && l.contains("ns/s/")),
+        "no cluster recorder when no path uses it:\n{text}"
     );
-    assert!(!text.contains("10.244.0.2/80"), "no endpoint chain for the remote endpoint:\n{text}");
+    assert!(!text.contains("10.244.0.2"), "the remote endpoint is in no list:\n{text}");
+    assert!(text.contains("goto sticky-local-endpoints-mod-1"), "{text}");
 }

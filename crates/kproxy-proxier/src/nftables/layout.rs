@@ -29,6 +29,17 @@ pub const NODEPORT_LOCAL_ENDPOINT_ADDRS: &str = "nodeport-local-endpoint-addrs";
 pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const FIREWALL_CHECK: &str = "firewall-check";
 pub const NODEPORT_ENDPOINTS_CHECK: &str = "nodeport-endpoints-check";
+// ClientIP affinity (docs/design.md): which endpoint each client of a path sticks to, and
+// who records it after DNAT, per endpoint list (the local list serves Local policies).
+pub const AFFINITY_ENDPOINTS: &str = "affinity-endpoints";
+pub const LOCAL_AFFINITY_ENDPOINTS: &str = "local-affinity-endpoints";
+pub const NODEPORT_AFFINITY_ENDPOINTS: &str = "nodeport-affinity-endpoints";
+pub const NODEPORT_LOCAL_AFFINITY_ENDPOINTS: &str = "nodeport-local-affinity-endpoints";
+pub const AFFINITY_RECORDERS: &str = "affinity-recorders";
+pub const LOCAL_AFFINITY_RECORDERS: &str = "local-affinity-recorders";
+pub const NODEPORT_AFFINITY_RECORDERS: &str = "nodeport-affinity-recorders";
+pub const NODEPORT_LOCAL_AFFINITY_RECORDERS: &str = "nodeport-local-affinity-recorders";
+pub const RECORD_AFFINITY: &str = "record-affinity";
 
 /// How traffic from this node's pods is told apart (upstream's detect-local modes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +92,10 @@ const UD_VERDICT_MAP: &str = "000400000000010400000000030800040d0000000100060400
 const UD_PORT_VERDICT_MAP: &str = UD_VERDICT_MAP;
 const UD_NODEPORT_ADDRS_V4: &str = "000400000000010400000000034a00040d0000000142000e00040900000001060004100000000114000407000000010c00040b000000010402000000021a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
 const UD_NODEPORT_ADDRS_V6: &str = "000400000000010400000000034a00040d0000000142000e00040900000001060004100000000114000407000000010c00040b000000010402000000021a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
-pub const UD_AFFINITY_V4: &str = "0004020000000104000000000314000407000000010c00040c00000001040b000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
-pub const UD_AFFINITY_V6: &str = "0004020000000104000000000314000407000000010c00040d000000010408000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
-// Captured: `typeof ip saddr ; flags dynamic,timeout`.
-pub const UD_CLIENTS_V4: &str = "0004020000000314000407000000010c00040c00000001040b000000";
-pub const UD_CLIENTS_V6: &str = "0004020000000314000407000000010c00040d000000010408000000";
-pub const UD_SLOT_VMAP: &str =
-    "000401000000010400000000031a000417000000011200040100000001040100000002040000000004080004010000000100060400000000";
+const UD_AFFINITY_V4: &str = "000400000000010400000000035a00040d00000001520014000407000000010c00040c00000001040b000000010e00040900000001060004100000000214000407000000010c00040c00000001040c0000000314000407000000010c00040b000000010402000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
+const UD_AFFINITY_V6: &str = "000400000000010400000000035a00040d00000001520014000407000000010c00040d000000010408000000010e00040900000001060004100000000214000407000000010c00040d0000000104090000000314000407000000010c00040b000000010402000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
+const UD_NODEPORT_AFFINITY_V4: &str = "000400000000010400000000034400040d000000013c0014000407000000010c00040c00000001040b000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
+const UD_NODEPORT_AFFINITY_V6: &str = "000400000000010400000000034400040d000000013c0014000407000000010c00040d000000010408000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
 const UD_ENDPOINT_ADDRS_V4: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040c00000001040c000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000";
 const UD_ENDPOINT_ADDRS_V6: &str = "000400000000010400000000036000040d00000001580014000407000000010c00040d000000010409000000010e00040900000001060004100000000214000407000000010c00040b000000010402000000031a0004170000000112000401000000010401000000020400000000043400040d000000012c0014000407000000010c00040d0000000104090000000114000407000000010c00040b000000010402000000060400000000";
 
@@ -153,6 +161,32 @@ pub fn sets(f: Family) -> Vec<SetDef> {
             ud,
         )
     };
+    let endpoint = SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 };
+    let sticky = |name: &str, key_type: u32, key_len: u32, decl: String, comment: &str, udata: &str| SetDef {
+        dynamic: true,
+        ..def(name, key_type, key_len, endpoint.clone(), format!("{decl} ; flags dynamic,timeout"), comment, udata)
+    };
+    let affinity = |name: &str, comment: &str| {
+        let ud = if f == Family::Ip { UD_AFFINITY_V4 } else { UD_AFFINITY_V6 };
+        let decl = format!("typeof {ip} saddr . meta l4proto . {ip} daddr . th dport : {ip} daddr . th dport");
+        sticky(name, concat(&[at, TYPE_INET_PROTOCOL, at, TYPE_INET_SERVICE]), alen * 2 + 8, decl, comment, ud)
+    };
+    let nodeport_affinity = |name: &str, comment: &str| {
+        let ud = if f == Family::Ip { UD_NODEPORT_AFFINITY_V4 } else { UD_NODEPORT_AFFINITY_V6 };
+        let decl = format!("typeof {ip} saddr . meta l4proto . th dport : {ip} daddr . th dport");
+        sticky(name, concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]), alen + 8, decl, comment, ud)
+    };
+    // `type`, not `typeof`: nft cannot type `ct original proto-dst` in a declaration.
+    let recorders = |name: &str, comment: &str| {
+        let key = concat(&[TYPE_INET_PROTOCOL, at, TYPE_INET_SERVICE, at, TYPE_INET_SERVICE]);
+        let decl = format!("type inet_proto . {an} . inet_service . {an} . inet_service : verdict");
+        def(name, key, alen * 2 + 12, SetData::Verdict, decl, comment, UD_VERDICT_MAP)
+    };
+    let nodeport_recorders = |name: &str, comment: &str| {
+        let key = concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, at, TYPE_INET_SERVICE]);
+        let decl = format!("type inet_proto . inet_service . {an} . inet_service : verdict");
+        def(name, key, alen + 12, SetData::Verdict, decl, comment, UD_VERDICT_MAP)
+    };
     vec![
         def(CLUSTER_IPS, at, alen, SetData::None, format!("type {an}"), "Active ClusterIPs", UD_CLUSTER_IPS),
         def(NODEPORT_IPS, at, alen, SetData::None, format!("type {an}"), "IPs that accept NodePort traffic", UD_CLUSTER_IPS),
@@ -192,6 +226,14 @@ pub fn sets(f: Family) -> Vec<SetDef> {
         slots(LOCAL_ENDPOINT_ADDRS, "service IP . protocol . port . slot : local endpoint address . port"),
         port_slots(NODEPORT_ENDPOINT_ADDRS, "protocol . NodePort . slot : endpoint address . port"),
         port_slots(NODEPORT_LOCAL_ENDPOINT_ADDRS, "protocol . NodePort . slot : local endpoint address . port"),
+        affinity(AFFINITY_ENDPOINTS, "client . protocol . service IP . port : endpoint address . port"),
+        affinity(LOCAL_AFFINITY_ENDPOINTS, "client . protocol . service IP . port : local endpoint address . port"),
+        nodeport_affinity(NODEPORT_AFFINITY_ENDPOINTS, "client . protocol . NodePort : endpoint address . port"),
+        nodeport_affinity(NODEPORT_LOCAL_AFFINITY_ENDPOINTS, "client . protocol . NodePort : local endpoint address . port"),
+        recorders(AFFINITY_RECORDERS, "protocol . service IP . port . endpoint address . port : affinity recorder"),
+        recorders(LOCAL_AFFINITY_RECORDERS, "protocol . service IP . port . local endpoint address . port : affinity recorder"),
+        nodeport_recorders(NODEPORT_AFFINITY_RECORDERS, "protocol . NodePort . endpoint address . port : affinity recorder"),
+        nodeport_recorders(NODEPORT_LOCAL_AFFINITY_RECORDERS, "protocol . NodePort . local endpoint address . port : affinity recorder"),
     ]
 }
 
@@ -271,6 +313,24 @@ pub fn cluster_ips_check_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
     rules
 }
 
+/// One rule per protocol and recorder map: nft needs the protocol matched before it can
+/// type `ct original proto-dst`.
+fn record_affinity_rules() -> Vec<Vec<Stmt>> {
+    use Field::*;
+    let mut rules = Vec::new();
+    for proto in [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP] {
+        for (fields, map) in [
+            (vec![L4Proto, CtOrigDaddr, CtOrigProtoDst, Daddr, Dport], AFFINITY_RECORDERS),
+            (vec![L4Proto, CtOrigDaddr, CtOrigProtoDst, Daddr, Dport], LOCAL_AFFINITY_RECORDERS),
+            (vec![L4Proto, CtOrigProtoDst, Daddr, Dport], NODEPORT_AFFINITY_RECORDERS),
+            (vec![L4Proto, CtOrigProtoDst, Daddr, Dport], NODEPORT_LOCAL_AFFINITY_RECORDERS),
+        ] {
+            rules.push(vec![Stmt::L4Proto(proto), Stmt::Vmap { fields, map: map.into() }]);
+        }
+    }
+    rules
+}
+
 /// Ops that create the fixed ruleset in an empty table.
 pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     let mark = cfg.mark();
@@ -285,6 +345,7 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
         NODEPORT_ENDPOINTS_CHECK,
         CLUSTER_IPS_CHECK,
         REJECT_CHAIN,
+        RECORD_AFFINITY,
     ] {
         ops.push(Op::AddChain(regular(c)));
     }
@@ -351,6 +412,14 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     for c in ["filter-input", "filter-forward", "filter-output"] {
         ops.push(rule(c, vec![Stmt::CtStateNew, jump(SERVICE_ENDPOINTS_CHECK)]));
         ops.push(rule(c, vec![Stmt::CtStateNew, jump(CLUSTER_IPS_CHECK)]));
+    }
+    // Affinity: a new connection that was DNATed is recorded by the recorder of its
+    // original destination and the endpoint it reached (docs/design.md).
+    for c in ["filter-input", "filter-forward", "filter-output"] {
+        ops.push(rule(c, vec![Stmt::CtStateNew, Stmt::CtStatusDnat, jump(RECORD_AFFINITY)]));
+    }
+    for r in record_affinity_rules() {
+        ops.push(rule(RECORD_AFFINITY, r));
     }
     ops.push(rule("nat-prerouting", vec![jump(SERVICES)]));
     ops.push(rule("nat-output", vec![jump(SERVICES)]));

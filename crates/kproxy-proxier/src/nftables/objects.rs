@@ -10,7 +10,7 @@ use kproxy_nftables::{Cidr, ElemData, Element, SetDef, Stmt, Tuple, Val, Verdict
 
 use super::layout::*;
 use super::own;
-use super::shared::{no_endpoint_verdict, SharedChain};
+use super::shared::{no_endpoint_verdict, Shape, SharedChain};
 use crate::service::ServicePort as ModelPort;
 
 pub type Ep = (IpAddr, u16);
@@ -155,10 +155,12 @@ fn keep_slots(now: &[Ep], previous: &[Ep]) -> Vec<Ep> {
     slots.into_iter().flatten().collect()
 }
 
+/// The entries a ServicePort's recorder writes into one affinity map: keys that start
+/// with `prefix` after the client address, pointing at one of `endpoints`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Affinity {
-    pub map: String,
-    pub clients: String,
+pub struct AffinityKeys {
+    pub map: &'static str,
+    pub prefix: Tuple,
     pub endpoints: Vec<Ep>,
 }
 
@@ -173,9 +175,9 @@ pub struct ServicePortObjects {
     pub chains: Vec<(String, Vec<Vec<Stmt>>)>,
     /// Sets and maps of its own, with their fixed elements.
     pub sets: Vec<(SetDef, Vec<Element>)>,
-    /// Its affinity maps with their clients sets, and the endpoints their entries may point
-    /// at: when one of these goes, its clients are deleted after the commit (plan.rs).
-    pub affinity: Vec<Affinity>,
+    /// The affinity entries it records: when a key or an endpoint goes, its clients are
+    /// deleted after the commit (plan.rs).
+    pub affinity: Vec<AffinityKeys>,
     pub cluster_ip: Option<IpAddr>,
     pub hairpins: Vec<IpAddr>,
 }
@@ -199,6 +201,11 @@ struct Path<'a> {
     cluster: &'a [Ep],
     /// Some under externalTrafficPolicy Local.
     local: Option<&'a [Ep]>,
+    /// ClientIP affinity: through the `sticky-…` chains.
+    sticky: bool,
+    /// `cluster` is the local list (a sticky ClusterIP under internalTrafficPolicy Local,
+    /// whose clients are recorded in the local affinity map).
+    local_list: bool,
 }
 
 impl ServicePortObjects {
@@ -217,47 +224,55 @@ impl ServicePortObjects {
     fn shared_path(&mut self, p: &Path) -> Option<String> {
         let (slots, local_slots) =
             if p.nodeport { (NODEPORT_ENDPOINT_ADDRS, NODEPORT_LOCAL_ENDPOINT_ADDRS) } else { (ENDPOINT_ADDRS, LOCAL_ENDPOINT_ADDRS) };
+        let first = if p.local_list { local_slots } else { slots };
         for (i, ep) in p.cluster.iter().enumerate() {
-            self.add(slots, slot(p.key, i, *ep));
+            self.add(first, slot(p.key, i, *ep));
         }
         self.hairpins.extend(p.cluster.iter().map(|e| e.0));
-        let chain = match p.local {
-            None if p.cluster.is_empty() => return None,
-            None if p.nodeport => SharedChain::NodePort(p.cluster.len()),
-            None => SharedChain::Vip(p.cluster.len()),
+        let n = p.cluster.len();
+        let shape = match p.local {
+            None if n == 0 => return None,
+            None if p.nodeport => Shape::NodePort(n),
+            None if p.local_list => Shape::VipLocal(n),
+            None => Shape::Vip(n),
             Some(local) => {
                 for (i, ep) in local.iter().enumerate() {
                     self.add(local_slots, slot(p.key, i, *ep));
                 }
                 self.hairpins.extend(local.iter().map(|e| e.0));
-                let (n, m) = (p.cluster.len(), local.len());
+                let m = local.len();
                 if n + m == 0 {
                     return None;
                 }
                 if p.nodeport {
-                    SharedChain::NodePortExternalLocal(n, m)
+                    Shape::NodePortExternalLocal(n, m)
                 } else {
-                    SharedChain::ExternalLocal(n, m)
+                    Shape::ExternalLocal(n, m)
                 }
             }
         };
+        let chain = SharedChain::new(shape, p.sticky);
         self.share(chain);
         Some(chain.name())
     }
 }
 
-/// Renders `sp`. Without affinity its paths go to shared chains and its endpoints are slot
-/// elements; with affinity it gets upstream's per-ServicePort chains (own.rs).
-pub fn objects_of(sp: &ServicePort, detector: Option<&LocalDetector>) -> ServicePortObjects {
+/// Renders `sp`: its paths go to shared chains and its endpoints are slot elements; with
+/// affinity the chains are the sticky ones and it owns recorders (own.rs).
+pub fn objects_of(sp: &ServicePort) -> ServicePortObjects {
     let mut r = ServicePortObjects { cluster_ip: Some(sp.cluster_ip), ..Default::default() };
-    let own = sp.sticky().then(|| own::affinity_chains(sp, detector, &mut r));
-    let mut paths = vec![Path { key: sp.vip_key(sp.cluster_ip), nodeport: false, cluster: &sp.endpoints, local: None }];
+    let sticky = sp.sticky();
+    if sticky {
+        own::affinity_recorders(sp, &mut r);
+    }
+    let local_list = sticky && sp.internal_local;
+    let mut paths = vec![Path { key: sp.vip_key(sp.cluster_ip), nodeport: false, cluster: &sp.endpoints, local: None, sticky, local_list }];
     let local = sp.external_local.then_some(&sp.external_local_endpoints[..]);
     for ip in &sp.external {
-        paths.push(Path { key: sp.vip_key(*ip), nodeport: false, cluster: &sp.external_endpoints, local });
+        paths.push(Path { key: sp.vip_key(*ip), nodeport: false, cluster: &sp.external_endpoints, local, sticky, local_list: false });
     }
     if sp.node_port != 0 {
-        paths.push(Path { key: sp.nodeport_key(), nodeport: true, cluster: &sp.external_endpoints, local });
+        paths.push(Path { key: sp.nodeport_key(), nodeport: true, cluster: &sp.external_endpoints, local, sticky, local_list: false });
     }
     for (i, p) in paths.iter().enumerate() {
         let is_cluster_ip = i == 0;
@@ -266,10 +281,7 @@ pub fn objects_of(sp: &ServicePort, detector: Option<&LocalDetector>) -> Service
         } else {
             (SERVICE_IPS, NO_ENDPOINT_SERVICES, MASQUERADE_SERVICES)
         };
-        let target = match &own {
-            Some(o) => o.target(is_cluster_ip),
-            None => r.shared_path(p),
-        };
+        let target = r.shared_path(p);
         // No endpoint for this path's policy (local ones under Local): drop if others exist, else reject.
         let usable = if is_cluster_ip { !p.cluster.is_empty() } else { p.local.map_or(!p.cluster.is_empty(), |l| !l.is_empty()) };
         if !usable {

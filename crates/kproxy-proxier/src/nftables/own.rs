@@ -1,196 +1,93 @@
-//! Chains and sets a ServicePort owns, named as upstream names them: the
-//! session-affinity chains, and the source-range firewall.
+//! Chains a ServicePort owns, named as upstream names them: the affinity
+//! recorders, and the source-range firewall.
 //!
-//! Affinity stays O(1) per new connection: one dynamic map per endpoint list,
-//! `client address : endpoint`, instead of upstream's set and rule per endpoint.
-//! A known client is sent where the map says (and its timeout restarted); a new
-//! one picks an endpoint chain by random slot, which records it.
+//! Affinity stays O(1) per new connection, with no chain per endpoint: the shared
+//! `sticky-…` chains send a known client where the path's affinity map says, and
+//! pick a new one's endpoint by slot. After DNAT, `record-affinity` looks up the
+//! connection's original destination and the endpoint it reached, and jumps to
+//! this ServicePort's recorder, which writes the client into the affinity map of
+//! every path that endpoint serves. An endpoint change only changes elements.
 
-use kproxy_nftables::consts::*;
-use kproxy_nftables::{ElemData, Element, Family, Field, SetData, SetDef, Stmt, Tuple, Val, Verdict};
+use kproxy_nftables::{ElemData, Element, Field, Stmt, Tuple, Val, Verdict};
 
-use super::layout::{hex, LocalDetector, UD_AFFINITY_V4, UD_AFFINITY_V6, UD_CLIENTS_V4, UD_CLIENTS_V6, UD_SLOT_VMAP};
-use super::names::{endpoint_base, service_base};
-use super::objects::{Affinity, Ep, ServicePort, ServicePortObjects};
-use super::shared::external_local_rules;
+use super::layout::*;
+use super::names::service_base;
+use super::objects::{AffinityKeys, Ep, ServicePort, ServicePortObjects};
 
-/// The chains a ServicePort with affinity sends its paths to.
-pub struct OwnTargets {
-    cluster_ip: Option<String>,
-    external: Option<String>,
+/// One endpoint list behind affinity, and the paths that read its affinity maps.
+struct List<'a> {
+    recorder: String,
+    endpoints: &'a [Ep],
+    vips: Vec<std::net::IpAddr>,
+    nodeport: bool,
+    maps: (&'static str, &'static str),
+    recorders: (&'static str, &'static str),
 }
 
-impl OwnTargets {
-    pub fn target(&self, is_cluster_ip: bool) -> Option<String> {
-        if is_cluster_ip {
-            self.cluster_ip.clone()
-        } else {
-            self.external.clone()
-        }
-    }
-}
-
-fn family(sp: &ServicePort) -> Family {
-    Family::of(&sp.cluster_ip)
-}
-
-fn addr_type(f: Family) -> u32 {
-    if f == Family::Ip {
-        TYPE_IPADDR
-    } else {
-        TYPE_IP6ADDR
-    }
-}
-
-fn affinity_map(f: Family, name: String) -> SetDef {
-    let at = addr_type(f);
-    let alen = f.addr_len() as u32;
-    let ip = f.keyword();
-    SetDef {
-        name,
-        key_type: at,
-        key_len: alen,
-        data: SetData::Value { ty: (at << 6) | TYPE_INET_SERVICE, len: alen + 4 },
-        decl: format!("typeof {ip} saddr : {ip} daddr . th dport ; flags dynamic,timeout"),
-        comment: None,
-        udata_prefix: hex(if f == Family::Ip { UD_AFFINITY_V4 } else { UD_AFFINITY_V6 }),
-        size: None,
-        dynamic: true,
-    }
-}
-
-/// The clients an affinity map knows, with the same timeouts: the test that a client is
-/// known (kernels before 6.2 refuse a plain lookup into a map, and nft cannot show one).
-fn clients_set(f: Family, name: String) -> SetDef {
-    SetDef {
-        name,
-        key_type: addr_type(f),
-        key_len: f.addr_len() as u32,
-        data: SetData::None,
-        decl: format!("typeof {} saddr ; flags dynamic,timeout", f.keyword()),
-        comment: None,
-        udata_prefix: hex(if f == Family::Ip { UD_CLIENTS_V4 } else { UD_CLIENTS_V6 }),
-        size: None,
-        dynamic: true,
-    }
-}
-
-fn slot_vmap(name: String) -> SetDef {
-    SetDef {
-        name,
-        key_type: TYPE_INTEGER,
-        key_len: 4,
-        data: SetData::Verdict,
-        decl: "typeof numgen random mod 1 : verdict".into(),
-        comment: None,
-        udata_prefix: hex(UD_SLOT_VMAP),
-        size: None,
-        dynamic: false,
-    }
-}
-
-fn ep_val(ep: Ep) -> Tuple {
-    Tuple::new(&[Val::ip(ep.0), Val::Port(ep.1)])
-}
-
-/// One endpoint list behind affinity: its dispatch chain, map and slot vmap.
-struct Sticky {
-    chain: String,
-    map: String,
-    clients: String,
-    vmap: String,
-    endpoints: Vec<Ep>,
-}
-
-/// Builds the affinity chains into `r` and says where each path goes.
-pub fn affinity_chains(sp: &ServicePort, detector: Option<&LocalDetector>, r: &mut ServicePortObjects) -> OwnTargets {
+/// Builds the affinity recorders of `sp` into `r`: their chains, and their elements in
+/// the recorder maps for every path of the ServicePort and every endpoint of the list.
+pub fn affinity_recorders(sp: &ServicePort, r: &mut ServicePortObjects) {
     let base = service_base(&sp.key);
-    let f = family(sp);
-    let (mut cluster_eps, local_eps) = sp.sticky_lists.clone();
-    // The cluster list serves the ClusterIP under internalTrafficPolicy Cluster, and every
-    // external path (Cluster policy, or the short-circuits of Local): without those, no chain.
-    let external_paths = !sp.external.is_empty() || sp.node_port != 0;
-    if sp.internal_local && !external_paths {
-        cluster_eps.clear();
-    }
+    let (cluster, local) = (&sp.sticky_lists.0, &sp.sticky_lists.1);
     let lists = [
-        Sticky {
-            chain: format!("service-{base}"),
-            map: format!("affinity-{base}"),
-            clients: format!("affinity-clients-{base}"),
-            vmap: format!("endpoints-{base}"),
-            endpoints: cluster_eps,
+        List {
+            recorder: format!("affinity-{base}"),
+            endpoints: cluster,
+            // The cluster list serves the ClusterIP unless internalTrafficPolicy is Local, and
+            // every external path (Cluster policy, or the short-circuits of Local).
+            vips: [(!sp.internal_local).then_some(sp.cluster_ip)].into_iter().flatten().chain(sp.external.iter().copied()).collect(),
+            nodeport: sp.node_port != 0,
+            maps: (AFFINITY_ENDPOINTS, NODEPORT_AFFINITY_ENDPOINTS),
+            recorders: (AFFINITY_RECORDERS, NODEPORT_AFFINITY_RECORDERS),
         },
-        Sticky {
-            chain: format!("local-{base}"),
-            map: format!("local-affinity-{base}"),
-            clients: format!("local-affinity-clients-{base}"),
-            vmap: format!("local-endpoints-{base}"),
-            endpoints: local_eps,
+        List {
+            recorder: format!("local-affinity-{base}"),
+            endpoints: local,
+            vips: [sp.internal_local.then_some(sp.cluster_ip)]
+                .into_iter()
+                .flatten()
+                .chain(sp.external.iter().copied().filter(|_| sp.external_local))
+                .collect(),
+            nodeport: sp.node_port != 0 && sp.external_local,
+            maps: (LOCAL_AFFINITY_ENDPOINTS, NODEPORT_LOCAL_AFFINITY_ENDPOINTS),
+            recorders: (LOCAL_AFFINITY_RECORDERS, NODEPORT_LOCAL_AFFINITY_RECORDERS),
         },
     ];
-    let used: Vec<&Sticky> = lists.iter().filter(|l| !l.endpoints.is_empty()).collect();
-    // Endpoint chains first: the vmaps point at them. Each records the client in every list it is in.
-    let mut all: Vec<Ep> = used.iter().flat_map(|l| l.endpoints.iter().copied()).collect();
-    all.sort_unstable();
-    all.dedup();
-    for ep in &all {
-        // Record, then DNAT, in two rules: a full map stops its rule, and then only
-        // affinity is lost, never the DNAT.
-        let mut record = Vec::new();
-        for l in used.iter().filter(|l| l.endpoints.contains(ep)) {
-            record.push(Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: Some(ep_val(*ep)) });
-            record.push(Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s: sp.affinity_s, data: None });
+    for l in lists.iter().filter(|l| !l.endpoints.is_empty() && (!l.vips.is_empty() || l.nodeport)) {
+        let proto = Val::Proto(sp.protocol);
+        let mut keys: Vec<(&'static str, Tuple)> =
+            l.vips.iter().map(|ip| (l.maps.0, Tuple::new(&[proto, Val::ip(*ip), Val::Port(sp.port)]))).collect();
+        if l.nodeport {
+            keys.push((l.maps.1, Tuple::new(&[proto, Val::Port(sp.node_port)])));
         }
-        let rules = vec![record, vec![Stmt::L4Proto(sp.protocol), Stmt::DnatTo { addr: ep.0, port: ep.1 }]];
-        r.chains.push((endpoint_chain(sp, *ep), rules));
-    }
-    for l in &used {
-        // A known client: restart its timeouts and DNAT to its endpoint. `update` keeps an
-        // existing element's data; the first endpoint is written only if the map's element
-        // expired between the two updates, and it is a live endpoint.
-        let timeout_s = sp.affinity_s;
-        let sticky = vec![
-            Stmt::InSet { fields: vec![Field::Saddr], set: l.clients.clone() },
-            Stmt::UpdateSet { set: l.clients.clone(), key: vec![Field::Saddr], timeout_s, data: None },
-            Stmt::UpdateSet { set: l.map.clone(), key: vec![Field::Saddr], timeout_s, data: Some(ep_val(l.endpoints[0])) },
-            Stmt::L4Proto(sp.protocol),
-            Stmt::DnatMap { fields: vec![Field::Saddr], map: l.map.clone() },
-        ];
-        let pick = vec![Stmt::Vmap { fields: vec![Field::NumgenRandom(l.endpoints.len() as u32)], map: l.vmap.clone() }];
-        let elems = l
-            .endpoints
+        // One rule per path: a rule holds at most 128 expressions, and a full map then
+        // stops only its own update.
+        let rules = keys
             .iter()
-            .enumerate()
-            .map(|(i, ep)| Element {
-                key: Tuple::new(&[Val::Int(i as u32)]),
-                data: Some(ElemData::Verdict(Verdict::Goto(endpoint_chain(sp, *ep)))),
-                comment: None,
+            .map(|(map, prefix)| {
+                let key = std::iter::once(Field::Saddr).chain(prefix.iter().map(|v| Field::Value(*v))).collect();
+                let data = Some(vec![Field::Daddr, Field::Dport]);
+                vec![Stmt::UpdateSet { set: (*map).into(), key, timeout_s: sp.affinity_s, data }]
             })
             .collect();
-        r.sets.push((affinity_map(f, l.map.clone()), Vec::new()));
-        r.sets.push((clients_set(f, l.clients.clone()), Vec::new()));
-        r.sets.push((slot_vmap(l.vmap.clone()), elems));
-        r.chains.push((l.chain.clone(), vec![sticky, pick]));
-        r.affinity.push(Affinity { map: l.map.clone(), clients: l.clients.clone(), endpoints: l.endpoints.clone() });
-        r.hairpins.extend(l.endpoints.iter().map(|e| e.0));
+        r.chains.push((l.recorder.clone(), rules));
+        for (map, prefix) in keys {
+            r.affinity.push(AffinityKeys { map, prefix, endpoints: l.endpoints.to_vec() });
+        }
+        // Any path of the ServicePort that reached one of the list's endpoints records.
+        let jump = || Some(ElemData::Verdict(Verdict::Jump(l.recorder.clone())));
+        for ep in l.endpoints {
+            let tail = [Val::ip(ep.0), Val::Port(ep.1)];
+            for ip in std::iter::once(sp.cluster_ip).chain(sp.external.iter().copied()) {
+                let key = Tuple::new(&[Val::Proto(sp.protocol), Val::ip(ip), Val::Port(sp.port), tail[0], tail[1]]);
+                r.elements.push((l.recorders.0, Element { key, data: jump(), comment: None }));
+            }
+            if sp.node_port != 0 {
+                let key = Tuple::new(&[Val::Proto(sp.protocol), Val::Port(sp.node_port), tail[0], tail[1]]);
+                r.elements.push((l.recorders.1, Element { key, data: jump(), comment: None }));
+            }
+        }
     }
-    let chain_of = |i: usize| (!lists[i].endpoints.is_empty()).then(|| lists[i].chain.clone());
-    let (service, local) = (chain_of(0), chain_of(1));
-    let cluster_ip = if sp.internal_local { local.clone() } else { service.clone() };
-    let external = if sp.external_local {
-        let name = format!("external-{base}");
-        let rules = external_local_rules(detector, service.as_deref(), local.as_deref());
-        r.chains.push((name.clone(), rules));
-        Some(name)
-    } else {
-        service
-    };
-    OwnTargets { cluster_ip, external }
-}
-
-fn endpoint_chain(sp: &ServicePort, ep: Ep) -> String {
-    format!("endpoint-{}", endpoint_base(&sp.key, ep.0, ep.1))
 }
 
 /// `firewall-HASH-…`: a source outside the ranges is dropped before DNAT. Sources in the

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kproxy_nftables::{Chain, Element, Fake, NftError, Op, Rule, Stmt, Transaction, Tuple, Val};
 
 use super::layout::*;
-use super::objects::{objects_of, ServicePort, ServicePortObjects};
+use super::objects::{objects_of, Ep, ServicePort, ServicePortObjects};
 use super::shared::SharedChain;
 use crate::desired::{Desired, NodeAddressing};
 use crate::sync::ReadSet;
@@ -21,7 +21,7 @@ const MIN_SET_SIZE: usize = 16 * 1024;
 /// chain is deleted by a later transaction, at least this long after its last use (upstream: 1 s).
 const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
 
-const DYNAMIC_SETS: [&str; 14] = [
+const DYNAMIC_SETS: [&str; 18] = [
     CLUSTER_IPS,
     NODEPORT_IPS,
     HAIRPIN,
@@ -36,6 +36,10 @@ const DYNAMIC_SETS: [&str; 14] = [
     NODEPORT_ENDPOINT_ADDRS,
     NODEPORT_LOCAL_ENDPOINT_ADDRS,
     FIREWALL_IPS,
+    AFFINITY_RECORDERS,
+    LOCAL_AFFINITY_RECORDERS,
+    NODEPORT_AFFINITY_RECORDERS,
+    NODEPORT_LOCAL_AFFINITY_RECORDERS,
 ];
 
 /// The element cap for a set holding `count` elements: room to double before
@@ -63,8 +67,8 @@ pub struct Planner {
     purges: Vec<Purge>,
     /// What the last after-commit transaction carried, taken back if it fails.
     in_flight: (Vec<(String, Instant)>, Vec<Purge>),
-    /// Affinity maps and sets whose purge failed: flushed by the next sync instead.
-    flush_next: Vec<String>,
+    /// Affinity maps whose purge failed: flushed by the next sync instead.
+    flush_next: BTreeSet<&'static str>,
     node: NodeAddressing,
     /// Element counts and kernel caps of the dynamic sets.
     counts: HashMap<&'static str, usize>,
@@ -130,7 +134,7 @@ impl Planner {
             own_sets: HashSet::new(),
             purges: Vec::new(),
             in_flight: Default::default(),
-            flush_next: Vec::new(),
+            flush_next: BTreeSet::new(),
             node: NodeAddressing::default(),
             counts: HashMap::new(),
             sizes: HashMap::new(),
@@ -172,10 +176,6 @@ impl Planner {
         }
     }
 
-    fn detector(&self) -> Option<&LocalDetector> {
-        self.cfg.detector.as_ref()
-    }
-
     fn plan_full(&mut self, desired: &Desired) -> Transaction {
         self.cfg.service_cidrs = desired.service_cidrs().to_vec();
         self.cfg.nodeports_all = desired.node().nodeports_all;
@@ -207,7 +207,7 @@ impl Planner {
         let mut st = Stages::default();
         tx.ops.reserve(64);
         for sp in specs {
-            let r = objects_of(&sp, self.detector());
+            let r = objects_of(&sp);
             for c in &r.shared {
                 if self.shared.insert(*c) {
                     add_chain(&mut st, &c.name(), &c.rules(self.cfg.detector.as_ref()));
@@ -295,15 +295,20 @@ impl Planner {
         }
         // After the flushes that drop the rules using them.
         st.release.extend(gone_sets);
-        // Clients of an endpoint that left are deleted after the commit, when nothing can
-        // record them any more (its chain is gone); the map cannot be searched by value here.
+        // Clients of an endpoint or a path that left are deleted after the commit, when
+        // nothing records them any more; the map cannot be searched by value here.
         for a in &old.affinity {
-            if let Some(now) = new.affinity.iter().find(|n| n.map == a.map) {
-                let gone: Vec<(IpAddr, u16)> = a.endpoints.iter().filter(|e| !now.endpoints.contains(e)).copied().collect();
-                if !gone.is_empty() {
-                    self.purges.push(Purge { map: a.map.clone(), clients: a.clients.clone(), gone });
+            let gone = match new.affinity.iter().find(|n| n.map == a.map && n.prefix == a.prefix) {
+                Some(now) => {
+                    let gone: Vec<Ep> = a.endpoints.iter().filter(|e| !now.endpoints.contains(e)).copied().collect();
+                    if gone.is_empty() {
+                        continue;
+                    }
+                    Some(gone)
                 }
-            }
+                None => None,
+            };
+            self.purges.push(Purge { map: a.map, prefix: a.prefix, gone });
         }
     }
 
@@ -341,9 +346,7 @@ impl Planner {
         let mut st = Stages::default();
         // Affinity maps whose purge failed: their clients start over.
         for set in std::mem::take(&mut self.flush_next) {
-            if self.own_sets.contains(&set) {
-                st.release.push(Op::FlushSet(set));
-            }
+            st.release.push(Op::FlushSet(set.into()));
         }
         if desired.service_cidrs() != self.cfg.service_cidrs {
             self.cfg.service_cidrs = desired.service_cidrs().to_vec();
@@ -366,8 +369,8 @@ impl Planner {
                 None => sp,
             });
             let empty = ServicePortObjects::default();
-            let old = old_sp.as_ref().map(|sp| objects_of(sp, self.detector()));
-            let new = new_sp.as_ref().map(|sp| objects_of(sp, self.detector()));
+            let old = old_sp.as_ref().map(objects_of);
+            let new = new_sp.as_ref().map(objects_of);
             let (o, n) = (old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty));
             for c in &n.shared {
                 if self.shared.insert(*c) {
@@ -409,20 +412,25 @@ impl Planner {
             self.stale.remove(name);
             tx.push(Op::DeleteChain(name.clone()));
         }
-        let purges: Vec<Purge> = std::mem::take(&mut self.purges).into_iter().filter(|p| self.own_sets.contains(&p.map)).collect();
+        let purges = std::mem::take(&mut self.purges);
         self.in_flight = (ripe, purges.clone());
-        for p in &purges {
-            let gone: HashSet<Vec<u8>> = p.gone.iter().map(|(ip, port)| vals_bytes(&[Val::ip(*ip), Val::Port(*port)])).collect();
-            let keys: Vec<Vec<u8>> = read(&p.map)?.into_iter().filter(|(_, d)| gone.contains(d)).map(|(k, _)| k).collect();
-            if keys.is_empty() {
-                continue;
+        let alen = self.cfg.family.addr_len();
+        let maps: BTreeSet<&'static str> = purges.iter().map(|p| p.map).collect();
+        for map in maps {
+            let here: Vec<(&Purge, Vec<u8>)> = purges.iter().filter(|p| p.map == map).map(|p| (p, vals_bytes(&p.prefix))).collect();
+            let mut keys = Vec::new();
+            for (k, d) in read(map)? {
+                let Some(client) = k.get(..alen).and_then(addr_val) else { continue };
+                let hit = here.iter().find(|(p, prefix)| {
+                    k[alen..] == prefix[..]
+                        && p.gone.as_ref().is_none_or(|g| g.iter().any(|e| vals_bytes(&[Val::ip(e.0), Val::Port(e.1)]) == d))
+                });
+                if let Some((p, _)) = hit {
+                    keys.push(Tuple::new(&[client]).extend_from(&p.prefix));
+                }
             }
-            let known: HashSet<Vec<u8>> = read(&p.clients)?.into_iter().map(|(k, _)| k).collect();
-            let tuples = |ks: &mut dyn Iterator<Item = &Vec<u8>>| ks.filter_map(|k| addr_key(k)).collect::<Vec<Tuple>>();
-            tx.push(Op::DeleteElements { set: p.map.clone(), keys: tuples(&mut keys.iter()) });
-            let in_clients = tuples(&mut keys.iter().filter(|k| known.contains(*k)));
-            if !in_clients.is_empty() {
-                tx.push(Op::DeleteElements { set: p.clients.clone(), keys: in_clients });
+            if !keys.is_empty() {
+                tx.push(Op::DeleteElements { set: map.into(), keys });
             }
         }
         Ok((!tx.is_empty()).then_some(tx))
@@ -433,9 +441,7 @@ impl Planner {
     pub fn after_commit_failed(&mut self) {
         let (ripe, purges) = std::mem::take(&mut self.in_flight);
         self.stale.extend(ripe);
-        for p in purges {
-            self.flush_next.extend([p.map, p.clients]);
-        }
+        self.flush_next.extend(purges.iter().map(|p| p.map));
     }
 
     /// A planner with the same set sizes and nothing committed, for rendering.
@@ -461,12 +467,13 @@ impl Planner {
     }
 }
 
-/// Affinity entries of endpoints that left one ServicePort's endpoint list.
+/// Affinity entries to delete: keys of `map` with `prefix` after the client, pointing at
+/// an endpoint in `gone` (None: at any, the path itself left).
 #[derive(Debug, Clone)]
 struct Purge {
-    map: String,
-    clients: String,
-    gone: Vec<(IpAddr, u16)>,
+    map: &'static str,
+    prefix: Tuple,
+    gone: Option<Vec<Ep>>,
 }
 
 /// Element bytes of `vals`, as the kernel lists them.
@@ -476,14 +483,14 @@ fn vals_bytes(vals: &[Val]) -> Vec<u8> {
     out
 }
 
-/// A client-address key from its bytes.
-fn addr_key(k: &[u8]) -> Option<Tuple> {
+/// A client address from its bytes.
+fn addr_val(k: &[u8]) -> Option<Val> {
     let ip: IpAddr = match k.len() {
         4 => <[u8; 4]>::try_from(k).ok()?.into(),
         16 => <[u8; 16]>::try_from(k).ok()?.into(),
         _ => return None,
     };
-    Some(Tuple::new(&[Val::ip(ip)]))
+    Some(Val::ip(ip))
 }
 
 /// Counts one more reference; true for the first.

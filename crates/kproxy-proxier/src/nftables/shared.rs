@@ -3,15 +3,13 @@
 //! point at them; its endpoints are elements of the slot maps they read. They
 //! carry no Service in their rules, so an endpoint change never rewrites one.
 
-use kproxy_nftables::{Stmt, Verdict};
+use kproxy_nftables::{Field, Stmt, Verdict};
 
-use super::layout::{
-    dnat_nodeport_slot, dnat_vip_slot, goto, jump, LocalDetector, ENDPOINT_ADDRS, LOCAL_ENDPOINT_ADDRS, MARK_FOR_MASQ,
-    NODEPORT_ENDPOINT_ADDRS, NODEPORT_LOCAL_ENDPOINT_ADDRS,
-};
+use super::layout::*;
 
+/// What a shared chain does, by endpoint counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SharedChain {
+pub enum Shape {
     /// `endpoints-mod-N`: one of a VIP's N slots in `endpoint-addrs`.
     Vip(usize),
     /// `local-endpoints-mod-N`: one of a VIP's N slots in `local-endpoint-addrs`.
@@ -26,50 +24,80 @@ pub enum SharedChain {
     NodePortExternalLocal(usize, usize),
 }
 
+/// A shared chain; `sticky` (ClientIP affinity, named `sticky-…`) first sends a known
+/// client to the endpoint its affinity map holds for this path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedChain {
+    pub shape: Shape,
+    pub sticky: bool,
+}
+
 impl SharedChain {
+    pub fn new(shape: Shape, sticky: bool) -> SharedChain {
+        SharedChain { shape, sticky }
+    }
+
     pub fn name(&self) -> String {
-        match self {
-            SharedChain::Vip(n) => format!("endpoints-mod-{n}"),
-            SharedChain::VipLocal(n) => format!("local-endpoints-mod-{n}"),
-            SharedChain::NodePort(n) => format!("nodeport-endpoints-mod-{n}"),
-            SharedChain::NodePortLocal(n) => format!("nodeport-local-endpoints-mod-{n}"),
-            SharedChain::ExternalLocal(n, m) => format!("external-local-{n}-{m}"),
-            SharedChain::NodePortExternalLocal(n, m) => format!("nodeport-external-local-{n}-{m}"),
+        let base = match self.shape {
+            Shape::Vip(n) => format!("endpoints-mod-{n}"),
+            Shape::VipLocal(n) => format!("local-endpoints-mod-{n}"),
+            Shape::NodePort(n) => format!("nodeport-endpoints-mod-{n}"),
+            Shape::NodePortLocal(n) => format!("nodeport-local-endpoints-mod-{n}"),
+            Shape::ExternalLocal(n, m) => format!("external-local-{n}-{m}"),
+            Shape::NodePortExternalLocal(n, m) => format!("nodeport-external-local-{n}-{m}"),
+        };
+        if self.sticky {
+            format!("sticky-{base}")
+        } else {
+            base
         }
     }
 
     /// The shared chains this one jumps to; they must exist first.
     pub fn deps(&self) -> Vec<SharedChain> {
-        let (cluster, local) = match *self {
-            SharedChain::ExternalLocal(n, m) => (SharedChain::Vip(n), SharedChain::VipLocal(m)),
-            SharedChain::NodePortExternalLocal(n, m) => (SharedChain::NodePort(n), SharedChain::NodePortLocal(m)),
+        let (cluster, local) = match self.shape {
+            Shape::ExternalLocal(n, m) => (Shape::Vip(n), Shape::VipLocal(m)),
+            Shape::NodePortExternalLocal(n, m) => (Shape::NodePort(n), Shape::NodePortLocal(m)),
             _ => return Vec::new(),
         };
-        [cluster, local].into_iter().filter(|c| c.count() > 0).collect()
+        [cluster, local].into_iter().map(|s| SharedChain::new(s, self.sticky)).filter(|c| c.count() > 0).collect()
     }
 
     fn count(&self) -> usize {
-        match *self {
-            SharedChain::Vip(n) | SharedChain::VipLocal(n) | SharedChain::NodePort(n) | SharedChain::NodePortLocal(n) => n,
-            SharedChain::ExternalLocal(n, m) | SharedChain::NodePortExternalLocal(n, m) => n + m,
+        match self.shape {
+            Shape::Vip(n) | Shape::VipLocal(n) | Shape::NodePort(n) | Shape::NodePortLocal(n) => n,
+            Shape::ExternalLocal(n, m) | Shape::NodePortExternalLocal(n, m) => n + m,
         }
     }
 
     pub fn rules(&self, detector: Option<&LocalDetector>) -> Vec<Vec<Stmt>> {
-        match *self {
-            SharedChain::Vip(n) => vec![vec![dnat_vip_slot(n as u32, ENDPOINT_ADDRS)]],
-            SharedChain::VipLocal(n) => vec![vec![dnat_vip_slot(n as u32, LOCAL_ENDPOINT_ADDRS)]],
-            SharedChain::NodePort(n) => vec![vec![dnat_nodeport_slot(n as u32, NODEPORT_ENDPOINT_ADDRS)]],
-            SharedChain::NodePortLocal(n) => vec![vec![dnat_nodeport_slot(n as u32, NODEPORT_LOCAL_ENDPOINT_ADDRS)]],
-            SharedChain::ExternalLocal(..) | SharedChain::NodePortExternalLocal(..) => {
+        use Field::*;
+        let (slot, sticky) = match self.shape {
+            Shape::Vip(n) => (dnat_vip_slot(n as u32, ENDPOINT_ADDRS), (vec![Saddr, L4Proto, Daddr, Dport], AFFINITY_ENDPOINTS)),
+            Shape::VipLocal(n) => {
+                (dnat_vip_slot(n as u32, LOCAL_ENDPOINT_ADDRS), (vec![Saddr, L4Proto, Daddr, Dport], LOCAL_AFFINITY_ENDPOINTS))
+            }
+            Shape::NodePort(n) => {
+                (dnat_nodeport_slot(n as u32, NODEPORT_ENDPOINT_ADDRS), (vec![Saddr, L4Proto, Dport], NODEPORT_AFFINITY_ENDPOINTS))
+            }
+            Shape::NodePortLocal(n) => (
+                dnat_nodeport_slot(n as u32, NODEPORT_LOCAL_ENDPOINT_ADDRS),
+                (vec![Saddr, L4Proto, Dport], NODEPORT_LOCAL_AFFINITY_ENDPOINTS),
+            ),
+            Shape::ExternalLocal(..) | Shape::NodePortExternalLocal(..) => {
                 let deps = self.deps();
-                let pick =
-                    |local: bool| deps.iter().find(|d| matches!(d, SharedChain::VipLocal(_) | SharedChain::NodePortLocal(_)) == local);
+                let pick = |local: bool| deps.iter().find(|d| matches!(d.shape, Shape::VipLocal(_) | Shape::NodePortLocal(_)) == local);
                 let cluster = pick(false).map(|c| c.name());
                 let local = pick(true).map(|c| c.name());
-                external_local_rules(detector, cluster.as_deref(), local.as_deref())
+                return external_local_rules(detector, cluster.as_deref(), local.as_deref());
             }
+        };
+        if !self.sticky {
+            return vec![vec![slot]];
         }
+        // A known client's entry is a lookup miss once it expires: then it is picked anew.
+        let (fields, map) = sticky;
+        vec![vec![Stmt::DnatMap { fields, map: map.into() }], vec![slot]]
     }
 }
 
