@@ -32,7 +32,7 @@ add map $fam kube-proxy service-nodeports { type inet_proto . inet_service : ver
 add map $fam kube-proxy nodeport-endpoint-addrs { typeof meta l4proto . th dport . numgen random mod 1 : $ph . th dport ; comment "protocol . NodePort . slot : endpoint address . port" ; }
 add map $fam kube-proxy affinity-endpoints { typeof ${ph%daddr}saddr . meta l4proto . $ph . th dport : $ph . th dport ; flags dynamic,timeout ; comment "x" ; }
 add map $fam kube-proxy nodeport-affinity-endpoints { typeof ${ph%daddr}saddr . meta l4proto . th dport : $ph . th dport ; flags dynamic,timeout ; comment "x" ; }
-add map $fam kube-proxy affinity-recorders { type inet_proto . $a . inet_service . $a . inet_service : verdict ; comment "x" ; }
-add map $fam kube-proxy nodeport-affinity-recorders { type inet_proto . inet_service . $a . inet_service : verdict ; comment "x" ; }
+add set $fam kube-proxy affinity-members { type $a . inet_proto . inet_service . $a . inet_service ; comment "x" ; }
+add set $fam kube-proxy nodeport-affinity-members { type inet_proto . inet_service . $a . inet_service ; comment "x" ; }
 NFT
 done

@@ -31,6 +31,8 @@ export interface NativeSyncReport {
 
 export interface NativeNftablesProxier {
   sync(req: NativeSyncRequest): Promise<NativeSyncReport>;
+  /** `sync` on the calling thread (small partial syncs). */
+  syncNow(req: NativeSyncRequest): NativeSyncReport;
   render(): string;
   /** TraceResult as JSON. */
   explain(src: string, dst: string, port: number, protocol: string, fromNode: boolean, iif: string, localCidrs: string[]): string;

@@ -76,6 +76,25 @@ pub fn lock<M: Mode>(m: &Mutex<Syncer<M>>) -> MutexGuard<'_, Syncer<M>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One sync, on the calling thread.
+pub fn run_sync<M: Mode>(syncer: &Shared<M>, req: SyncRequest) -> napi::Result<SyncReport> {
+    let result = no_panic(|| {
+        let mut s = lock(syncer);
+        if let Some(n) = &req.node {
+            s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
+        }
+        if let Some(c) = &req.service_cidrs {
+            s.set_service_cidrs(c).map_err(to_napi)?;
+        }
+        s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
+    });
+    if result.is_err() {
+        // After any failure (a caught panic included) the kernel state is unknown.
+        lock(syncer).invalidate();
+    }
+    result
+}
+
 pub struct SyncTask<M: Mode> {
     pub syncer: Shared<M>,
     pub req: Option<SyncRequest>,
@@ -87,22 +106,7 @@ impl<M: Mode> Task for SyncTask<M> {
 
     fn compute(&mut self) -> napi::Result<SyncReport> {
         let req = self.req.take().ok_or_else(|| coded(Code::Internal, "sync task ran twice"))?;
-        let syncer = self.syncer.clone();
-        let result = no_panic(|| {
-            let mut s = lock(&syncer);
-            if let Some(n) = &req.node {
-                s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
-            }
-            if let Some(c) = &req.service_cidrs {
-                s.set_service_cidrs(c).map_err(to_napi)?;
-            }
-            s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
-        });
-        if result.is_err() {
-            // After any failure (a caught panic included) the kernel state is unknown.
-            lock(&self.syncer).invalidate();
-        }
-        result
+        run_sync(&self.syncer, req)
     }
 
     fn resolve(&mut self, _env: Env, output: SyncReport) -> napi::Result<SyncReport> {

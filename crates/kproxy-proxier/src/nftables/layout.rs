@@ -35,6 +35,10 @@ pub const AFFINITY_ENDPOINTS: &str = "affinity-endpoints";
 pub const LOCAL_AFFINITY_ENDPOINTS: &str = "local-affinity-endpoints";
 pub const NODEPORT_AFFINITY_ENDPOINTS: &str = "nodeport-affinity-endpoints";
 pub const NODEPORT_LOCAL_AFFINITY_ENDPOINTS: &str = "nodeport-local-affinity-endpoints";
+pub const AFFINITY_MEMBERS: &str = "affinity-members";
+pub const LOCAL_AFFINITY_MEMBERS: &str = "local-affinity-members";
+pub const NODEPORT_AFFINITY_MEMBERS: &str = "nodeport-affinity-members";
+pub const NODEPORT_LOCAL_AFFINITY_MEMBERS: &str = "nodeport-local-affinity-members";
 pub const AFFINITY_RECORDERS: &str = "affinity-recorders";
 pub const LOCAL_AFFINITY_RECORDERS: &str = "local-affinity-recorders";
 pub const NODEPORT_AFFINITY_RECORDERS: &str = "nodeport-affinity-recorders";
@@ -177,15 +181,15 @@ pub fn sets(f: Family) -> Vec<SetDef> {
         sticky(name, concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]), alen + 8, decl, comment, ud)
     };
     // `type`, not `typeof`: nft cannot type `ct original proto-dst` in a declaration.
-    let recorders = |name: &str, comment: &str| {
-        let key = concat(&[TYPE_INET_PROTOCOL, at, TYPE_INET_SERVICE, at, TYPE_INET_SERVICE]);
-        let decl = format!("type inet_proto . {an} . inet_service . {an} . inet_service : verdict");
-        def(name, key, alen * 2 + 12, SetData::Verdict, decl, comment, UD_VERDICT_MAP)
+    let members = |name: &str, comment: &str| {
+        let key = concat(&[at, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, at, TYPE_INET_SERVICE]);
+        let decl = format!("type {an} . inet_proto . inet_service . {an} . inet_service");
+        def(name, key, alen * 2 + 12, SetData::None, decl, comment, UD_HAIRPIN)
     };
-    let nodeport_recorders = |name: &str, comment: &str| {
+    let nodeport_members = |name: &str, comment: &str| {
         let key = concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, at, TYPE_INET_SERVICE]);
-        let decl = format!("type inet_proto . inet_service . {an} . inet_service : verdict");
-        def(name, key, alen + 12, SetData::Verdict, decl, comment, UD_VERDICT_MAP)
+        let decl = format!("type inet_proto . inet_service . {an} . inet_service");
+        def(name, key, alen + 12, SetData::None, decl, comment, UD_HAIRPIN)
     };
     vec![
         def(CLUSTER_IPS, at, alen, SetData::None, format!("type {an}"), "Active ClusterIPs", UD_CLUSTER_IPS),
@@ -230,10 +234,14 @@ pub fn sets(f: Family) -> Vec<SetDef> {
         affinity(LOCAL_AFFINITY_ENDPOINTS, "client . protocol . service IP . port : local endpoint address . port"),
         nodeport_affinity(NODEPORT_AFFINITY_ENDPOINTS, "client . protocol . NodePort : endpoint address . port"),
         nodeport_affinity(NODEPORT_LOCAL_AFFINITY_ENDPOINTS, "client . protocol . NodePort : local endpoint address . port"),
-        recorders(AFFINITY_RECORDERS, "protocol . service IP . port . endpoint address . port : affinity recorder"),
-        recorders(LOCAL_AFFINITY_RECORDERS, "protocol . service IP . port . local endpoint address . port : affinity recorder"),
-        nodeport_recorders(NODEPORT_AFFINITY_RECORDERS, "protocol . NodePort . endpoint address . port : affinity recorder"),
-        nodeport_recorders(NODEPORT_LOCAL_AFFINITY_RECORDERS, "protocol . NodePort . local endpoint address . port : affinity recorder"),
+        members(AFFINITY_MEMBERS, "service IP . protocol . port . endpoint address . port, with affinity"),
+        members(LOCAL_AFFINITY_MEMBERS, "service IP . protocol . port . local endpoint address . port, with affinity"),
+        nodeport_members(NODEPORT_AFFINITY_MEMBERS, "protocol . NodePort . endpoint address . port, with affinity"),
+        nodeport_members(NODEPORT_LOCAL_AFFINITY_MEMBERS, "protocol . NodePort . local endpoint address . port, with affinity"),
+        verdict_map(AFFINITY_RECORDERS, "who records a client of this path's endpoint list"),
+        verdict_map(LOCAL_AFFINITY_RECORDERS, "who records a client of this path's local endpoint list"),
+        port_map(NODEPORT_AFFINITY_RECORDERS, "who records a client of this NodePort's endpoint list"),
+        port_map(NODEPORT_LOCAL_AFFINITY_RECORDERS, "who records a client of this NodePort's local endpoint list"),
     ]
 }
 
@@ -313,19 +321,27 @@ pub fn cluster_ips_check_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
     rules
 }
 
-/// One rule per protocol and recorder map: nft needs the protocol matched before it can
-/// type `ct original proto-dst`.
+/// A DNATed connection whose original path has affinity, and whose endpoint is in that
+/// path's list, goes to the path's recorder. One rule per protocol and list: nft needs the
+/// protocol matched before it can type `ct original proto-dst`.
 fn record_affinity_rules() -> Vec<Vec<Stmt>> {
     use Field::*;
+    let vip = || vec![CtOrigDaddr, L4Proto, CtOrigProtoDst];
+    let port = || vec![L4Proto, CtOrigProtoDst];
     let mut rules = Vec::new();
     for proto in [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP] {
-        for (fields, map) in [
-            (vec![L4Proto, CtOrigDaddr, CtOrigProtoDst, Daddr, Dport], AFFINITY_RECORDERS),
-            (vec![L4Proto, CtOrigDaddr, CtOrigProtoDst, Daddr, Dport], LOCAL_AFFINITY_RECORDERS),
-            (vec![L4Proto, CtOrigProtoDst, Daddr, Dport], NODEPORT_AFFINITY_RECORDERS),
-            (vec![L4Proto, CtOrigProtoDst, Daddr, Dport], NODEPORT_LOCAL_AFFINITY_RECORDERS),
+        for (path, members, recorders) in [
+            (vip(), AFFINITY_MEMBERS, AFFINITY_RECORDERS),
+            (vip(), LOCAL_AFFINITY_MEMBERS, LOCAL_AFFINITY_RECORDERS),
+            (port(), NODEPORT_AFFINITY_MEMBERS, NODEPORT_AFFINITY_RECORDERS),
+            (port(), NODEPORT_LOCAL_AFFINITY_MEMBERS, NODEPORT_LOCAL_AFFINITY_RECORDERS),
         ] {
-            rules.push(vec![Stmt::L4Proto(proto), Stmt::Vmap { fields, map: map.into() }]);
+            let member = [path.clone(), vec![Daddr, Dport]].concat();
+            rules.push(vec![
+                Stmt::L4Proto(proto),
+                Stmt::InSet { fields: member, set: members.into() },
+                Stmt::Vmap { fields: path, map: recorders.into() },
+            ]);
         }
     }
     rules

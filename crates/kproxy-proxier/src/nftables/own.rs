@@ -3,10 +3,12 @@
 //!
 //! Affinity stays O(1) per new connection, with no chain per endpoint: the shared
 //! `sticky-…` chains send a known client where the path's affinity map says, and
-//! pick a new one's endpoint by slot. After DNAT, `record-affinity` looks up the
-//! connection's original destination and the endpoint it reached, and jumps to
-//! this ServicePort's recorder, which writes the client into the affinity map of
-//! every path that endpoint serves. An endpoint change only changes elements.
+//! pick a new one's endpoint by slot. After DNAT, `record-affinity` checks that
+//! the endpoint is in the list of the connection's original path (a member set)
+//! and jumps to that list's recorder, which writes the client into the affinity
+//! map of every path the list serves. An endpoint change only changes plain
+//! elements, never a verdict or a rule, which would make the kernel validate the
+//! whole table.
 
 use kproxy_nftables::{ElemData, Element, Field, Stmt, Tuple, Val, Verdict};
 
@@ -21,6 +23,7 @@ struct List<'a> {
     vips: Vec<std::net::IpAddr>,
     nodeport: bool,
     maps: (&'static str, &'static str),
+    members: (&'static str, &'static str),
     recorders: (&'static str, &'static str),
 }
 
@@ -38,6 +41,7 @@ pub fn affinity_recorders(sp: &ServicePort, r: &mut ServicePortObjects) {
             vips: [(!sp.internal_local).then_some(sp.cluster_ip)].into_iter().flatten().chain(sp.external.iter().copied()).collect(),
             nodeport: sp.node_port != 0,
             maps: (AFFINITY_ENDPOINTS, NODEPORT_AFFINITY_ENDPOINTS),
+            members: (AFFINITY_MEMBERS, NODEPORT_AFFINITY_MEMBERS),
             recorders: (AFFINITY_RECORDERS, NODEPORT_AFFINITY_RECORDERS),
         },
         List {
@@ -50,6 +54,7 @@ pub fn affinity_recorders(sp: &ServicePort, r: &mut ServicePortObjects) {
                 .collect(),
             nodeport: sp.node_port != 0 && sp.external_local,
             maps: (LOCAL_AFFINITY_ENDPOINTS, NODEPORT_LOCAL_AFFINITY_ENDPOINTS),
+            members: (LOCAL_AFFINITY_MEMBERS, NODEPORT_LOCAL_AFFINITY_MEMBERS),
             recorders: (LOCAL_AFFINITY_RECORDERS, NODEPORT_LOCAL_AFFINITY_RECORDERS),
         },
     ];
@@ -76,15 +81,19 @@ pub fn affinity_recorders(sp: &ServicePort, r: &mut ServicePortObjects) {
         }
         // Any path of the ServicePort that reached one of the list's endpoints records.
         let jump = || Some(ElemData::Verdict(Verdict::Jump(l.recorder.clone())));
-        for ep in l.endpoints {
-            let tail = [Val::ip(ep.0), Val::Port(ep.1)];
-            for ip in std::iter::once(sp.cluster_ip).chain(sp.external.iter().copied()) {
-                let key = Tuple::new(&[Val::Proto(sp.protocol), Val::ip(ip), Val::Port(sp.port), tail[0], tail[1]]);
-                r.elements.push((l.recorders.0, Element { key, data: jump(), comment: None }));
+        let plain = |key: Tuple| Element { key, data: None, comment: None };
+        for ip in std::iter::once(sp.cluster_ip).chain(sp.external.iter().copied()) {
+            let path = Tuple::new(&[Val::ip(ip), proto, Val::Port(sp.port)]);
+            r.elements.push((l.recorders.0, Element { key: path, data: jump(), comment: None }));
+            for ep in l.endpoints {
+                r.elements.push((l.members.0, plain(path.extend_from(&[Val::ip(ep.0), Val::Port(ep.1)]))));
             }
-            if sp.node_port != 0 {
-                let key = Tuple::new(&[Val::Proto(sp.protocol), Val::Port(sp.node_port), tail[0], tail[1]]);
-                r.elements.push((l.recorders.1, Element { key, data: jump(), comment: None }));
+        }
+        if sp.node_port != 0 {
+            let path = Tuple::new(&[proto, Val::Port(sp.node_port)]);
+            r.elements.push((l.recorders.1, Element { key: path, data: jump(), comment: None }));
+            for ep in l.endpoints {
+                r.elements.push((l.members.1, plain(path.extend_from(&[Val::ip(ep.0), Val::Port(ep.1)]))));
             }
         }
     }

@@ -21,7 +21,7 @@ const MIN_SET_SIZE: usize = 16 * 1024;
 /// chain is deleted by a later transaction, at least this long after its last use (upstream: 1 s).
 const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
 
-const DYNAMIC_SETS: [&str; 18] = [
+const DYNAMIC_SETS: [&str; 22] = [
     CLUSTER_IPS,
     NODEPORT_IPS,
     HAIRPIN,
@@ -36,6 +36,10 @@ const DYNAMIC_SETS: [&str; 18] = [
     NODEPORT_ENDPOINT_ADDRS,
     NODEPORT_LOCAL_ENDPOINT_ADDRS,
     FIREWALL_IPS,
+    AFFINITY_MEMBERS,
+    LOCAL_AFFINITY_MEMBERS,
+    NODEPORT_AFFINITY_MEMBERS,
+    NODEPORT_LOCAL_AFFINITY_MEMBERS,
     AFFINITY_RECORDERS,
     LOCAL_AFFINITY_RECORDERS,
     NODEPORT_AFFINITY_RECORDERS,
