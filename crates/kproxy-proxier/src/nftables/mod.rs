@@ -1,6 +1,7 @@
 //! nftables mode: one `ip`/`ip6` table named like upstream's, static chains,
 //! and sets/maps that carry every Service (see docs/design.md).
 
+mod collect;
 pub mod layout;
 pub mod names;
 pub mod objects;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use kproxy_nftables::{Chain, Element, Fake, NftError, Op, Rule, Stmt, Transaction, Tuple, Val};
 
+use super::collect::{bump, unbump, ElementOps, RefCounts};
 use super::layout::*;
 use super::objects::{objects_of, Ep, ServicePort, ServicePortObjects};
 use super::shared::SharedChain;
@@ -59,8 +60,8 @@ pub struct Planner {
     cfg: LayoutConfig,
     /// What the kernel holds, per ServicePort (re-rendered when diffing).
     committed: HashMap<String, ServicePort>,
-    cluster_refs: HashMap<IpAddr, usize>,
-    hairpin_refs: HashMap<IpAddr, usize>,
+    cluster_refs: RefCounts,
+    hairpin_refs: RefCounts,
     /// The shared chains that exist (never removed by partial syncs).
     shared: BTreeSet<SharedChain>,
     /// ServicePorts' own chains that were flushed, and when: a later sync deletes them.
@@ -78,25 +79,6 @@ pub struct Planner {
     counts: HashMap<&'static str, usize>,
     sizes: HashMap<&'static str, usize>,
     needs_full: bool,
-}
-
-/// The element changes of one transaction, fixed sets by name, own sets by owner.
-#[derive(Default)]
-struct ElementOps {
-    adds: BTreeMap<&'static str, Vec<Element>>,
-    dels: BTreeMap<&'static str, Vec<Tuple>>,
-}
-
-impl ElementOps {
-    fn add(&mut self, set: &'static str, e: Element) {
-        self.adds.entry(set).or_default().push(e);
-    }
-    fn del(&mut self, set: &'static str, key: Tuple) {
-        self.dels.entry(set).or_default().push(key);
-    }
-    fn net_change(&self, set: &str) -> isize {
-        self.adds.get(set).map_or(0, |v| v.len() as isize) - self.dels.get(set).map_or(0, |v| v.len() as isize)
-    }
 }
 
 /// A partial transaction's ops, grouped so that every reference is valid when sent.
@@ -131,8 +113,8 @@ impl Planner {
         Planner {
             cfg,
             committed: HashMap::new(),
-            cluster_refs: HashMap::new(),
-            hairpin_refs: HashMap::new(),
+            cluster_refs: RefCounts::default(),
+            hairpin_refs: RefCounts::default(),
             shared: BTreeSet::new(),
             stale: BTreeMap::new(),
             own_sets: HashSet::new(),
@@ -206,8 +188,8 @@ impl Planner {
         let mut specs: Vec<ServicePort> = desired.values().map(|sp| ServicePort::from_model(sp, &node_ips)).collect();
         specs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let endpoints: usize = specs.iter().map(|sp| sp.endpoints.len() + sp.external_endpoints.len()).sum();
-        els.adds.insert(ENDPOINT_ADDRS, Vec::with_capacity(endpoints));
-        els.adds.insert(SERVICE_IPS, Vec::with_capacity(specs.len()));
+        els.adds.entry(ENDPOINT_ADDRS).reserve(endpoints);
+        els.adds.entry(SERVICE_IPS).reserve(specs.len());
         let mut st = Stages::default();
         tx.ops.reserve(64);
         for sp in specs {
@@ -398,7 +380,7 @@ impl Planner {
             }
             self.counts.insert(set, count);
         }
-        for (set, keys) in std::mem::take(&mut els.dels) {
+        for (set, keys) in els.dels.take() {
             tx.push(Op::DeleteElements { set: set.into(), keys });
         }
         push_stages(&mut tx, st, els);
@@ -497,28 +479,6 @@ fn addr_val(k: &[u8]) -> Option<Val> {
     Some(Val::ip(ip))
 }
 
-/// Counts one more reference; true for the first.
-fn bump(refs: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> bool {
-    let n = refs.entry(ip).or_insert(0);
-    *n += 1;
-    *n == 1
-}
-
-/// Counts one reference less; true when the last one went.
-fn unbump(refs: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> bool {
-    match refs.get_mut(&ip) {
-        Some(n) if *n > 1 => {
-            *n -= 1;
-            false
-        }
-        Some(_) => {
-            refs.remove(&ip);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Element changes from `old` to `new`; a changed value is a delete then an add.
 fn diff_elements(old: &[(&'static str, Element)], new: &[(&'static str, Element)], els: &mut ElementOps) {
     let index = |v: &'_ [(&'static str, Element)]| -> HashMap<(&'static str, Tuple), Element> {
@@ -545,18 +505,18 @@ fn cancel_readds(els: &mut ElementOps) {
         dels.retain(|k| !both.contains(k));
         adds.retain(|a| !both.contains(&a.key));
     }
-    els.dels.retain(|_, v| !v.is_empty());
-    els.adds.retain(|_, v| !v.is_empty());
+    els.dels.drop_empty();
+    els.adds.drop_empty();
 }
 
 /// Appends the staged ops in an order where every reference exists when sent.
-fn push_stages(tx: &mut Transaction, st: Stages, els: ElementOps) {
+fn push_stages(tx: &mut Transaction, st: Stages, mut els: ElementOps) {
     tx.ops.extend(st.release);
     tx.ops.extend(st.chains);
     tx.ops.extend(st.sets);
     tx.ops.extend(st.own_elements);
     tx.ops.extend(st.rules);
-    for (set, elems) in els.adds {
+    for (set, elems) in els.adds.take() {
         tx.push(Op::AddElements { set: set.into(), elems });
     }
 }
