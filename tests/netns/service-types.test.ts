@@ -20,6 +20,12 @@
 //   hinted 10.96.0.67                 backend-1 hinted for zone-a (this node's zone), backend-2/3 for zone-b
 //   draining 10.96.0.68               no Ready endpoint: backend-1 terminating and not serving, 2/3 serving
 //   rolling 10.96.0.69                backend-1 Ready, backend-2/3 serving but terminating
+//   sticky6 10.96.0.70 / fd00:96::70  ClientIP affinity, the default timeout -> backend-1..3
+//   paths  10.96.0.71 / fd00:96::71   NodePort 80->30071, externalIPs 192.0.2.71, 2001:db8:2::71,
+//                                     ClientIP affinity (default timeout) -> backend-1..3
+//   stlocal 10.96.0.72 / fd00:96::72  LoadBalancer 198.51.100.72, 2001:db8:51::72, eTP Local, 80->30072,
+//                                     ClientIP affinity (default timeout);
+//                                     backend-1/2 on this node, backend-3 on other-node
 // Where a drop is expected, the address is one the node would otherwise answer or refuse: an
 // LB IP it forwards to its upstream router, which answers "unreachable" (tests/netns/outside.ts),
 // its own IP or the Service range it routes to itself ("refused", closed ports). So "timeout"
@@ -41,6 +47,11 @@ const DNS = WEB_PORTS[1];
 const STICKY_IP = '10.96.0.65';
 const STICKY_TIMEOUT_S = 2;
 const KEEP_IP = '10.96.0.66';
+const STICKY6_IP6 = 'fd00:96::70';
+const PATHS = { v4: { cluster: '10.96.0.71', external: '192.0.2.71' }, v6: { cluster: 'fd00:96::71', external: '2001:db8:2::71' }, nodePort: 30071 };
+const STLOCAL_LB = { v4: '198.51.100.72', v6: '2001:db8:51::72' };
+const STLOCAL_NODEPORT = 30072;
+const AFFINITY = { sessionAffinity: 'ClientIP' };
 
 type Port = ServicePortDef & { nodePort?: number };
 
@@ -63,6 +74,10 @@ function slices(name: string, placement: Record<number, string>, ports: Port[], 
 }
 
 const HERE = { 1: NODE_NAME, 2: NODE_NAME, 3: NODE_NAME };
+/** The one backend that answered every attempt of a burst, or undefined (several, or errors). */
+const only = (counts: Record<string, number>) => (Object.keys(counts).length === 1 && !Object.keys(counts)[0].startsWith('error') ? Object.keys(counts)[0] : undefined);
+/** A tally on one line ("backend-2 x10, backend-3 x2"), so a diff shows which row it belongs to. */
+const line = (counts: Record<string, number>) => Object.entries(counts).map(([k, n]) => `${k} x${n}`).sort().join(', ');
 
 /** backend-1..3 of a Service, each with these conditions (ready unless said) or a zone hint. */
 function conditioned(name: string, eps: Array<{ ready?: boolean; serving?: boolean; terminating?: boolean; zone?: string }>) {
@@ -117,6 +132,19 @@ const EXTRA: Record<string, object[]> = {
   ],
   // The default timeout (3 h): nothing expires while the test changes endpoints.
   'keep.yaml': [svc('keep', [KEEP_IP], [HTTP], { sessionAffinity: 'ClientIP' }), ...slices('keep', HERE, [HTTP], ['IPv4'])],
+  'sticky6.yaml': [svc('sticky6', ['10.96.0.70', STICKY6_IP6], [HTTP], AFFINITY), ...slices('sticky6', HERE, [HTTP])],
+  'paths.yaml': [
+    svc('paths', [PATHS.v4.cluster, PATHS.v6.cluster], [{ ...HTTP, nodePort: PATHS.nodePort }],
+      { type: 'NodePort', externalIPs: [PATHS.v4.external, PATHS.v6.external], ...AFFINITY }),
+    ...slices('paths', HERE, [HTTP]),
+  ],
+  'stlocal.yaml': [
+    {
+      ...svc('stlocal', ['10.96.0.72', 'fd00:96::72'], [{ ...HTTP, nodePort: STLOCAL_NODEPORT }], { ...LOCAL, healthCheckNodePort: 32072, ...AFFINITY }),
+      status: { loadBalancer: { ingress: [{ ip: STLOCAL_LB.v4 }, { ip: STLOCAL_LB.v6 }] } },
+    },
+    ...slices('stlocal', { 1: NODE_NAME, 2: NODE_NAME, 3: 'other-node' }, [HTTP]),
+  ],
 };
 
 type Group = 'nodeport' | 'local' | 'external' | 'ranges' | 'servicecidr' | 'topology';
@@ -269,7 +297,6 @@ test.serial('ClientIP affinity: one client sticks to one backend, and picks anew
   const bed = await bedFor(t, 'svct-sticky');
   /** A burst of new connections, back to back (far inside the timeout): every answer counted. */
   const burst = async (ns: string, count: number) => tally(await bed.topo.tcpRequests(ns, STICKY_IP, 80, { count }));
-  const only = (counts: Record<string, number>) => (Object.keys(counts).length === 1 && !Object.keys(counts)[0].startsWith('error') ? Object.keys(counts)[0] : undefined);
 
   // Without affinity, 30 connections on one of 3 backends has odds of 3 * (1/3)^30.
   const first = await burst(bed.topo.client, 30);
@@ -295,7 +322,6 @@ test.serial('ClientIP affinity: one client sticks to one backend, and picks anew
 test.serial('ClientIP affinity: when one backend leaves, only its clients move', async (t) => {
   const bed = await bedFor(t, 'svct-keep');
   const burst = async (ns: string) => tally(await bed.topo.tcpRequests(ns, KEEP_IP, 80, { count: 5 }));
-  const only = (counts: Record<string, number>) => (Object.keys(counts).length === 1 && !Object.keys(counts)[0].startsWith('error') ? Object.keys(counts)[0] : undefined);
   // Five clients (the two outside namespaces and the three pods), each stuck to one backend.
   const clients = [bed.topo.client, bed.outside, ...bed.topo.backends.map((b) => b.ns)];
   const before = new Map<string, string | undefined>();
@@ -318,4 +344,71 @@ test.serial('ClientIP affinity: when one backend leaves, only its clients move',
   // With the map flushed instead, each staying client keeps its backend only 1 time in 2.
   t.deepEqual([...seen], [...want], `before ${JSON.stringify([...before])}, ${leaving.name} left`);
   t.true(clients.some((ns) => before.get(ns) !== leaving.name), 'some client had another backend');
+});
+
+test.serial('ClientIP affinity on an IPv6 ClusterIP: each client sticks to one backend', async (t) => {
+  const bed = await bedFor(t, 'svct-sticky6');
+  // Without affinity, 30 connections on one of 3 backends has odds of 3 * (1/3)^30.
+  const seen: Record<string, string> = {};
+  const want: Record<string, string> = {};
+  for (const [who, ns] of [['client', bed.topo.client], ['outside', bed.outside]]) {
+    const counts = tally(await bed.topo.tcpRequests(ns, STICKY6_IP6, 80, { count: 30 }));
+    seen[who] = line(counts);
+    want[who] = `${only(counts) ?? 'one backend'} x30`;
+  }
+  t.deepEqual(seen, want, `30 connections from each client to [${STICKY6_IP6}]:80`);
+});
+
+test.serial('ClientIP affinity holds across a Service\'s paths: NodePort, then externalIP, then ClusterIP', async (t) => {
+  const bed = await bedFor(t, 'svct-paths');
+  // Four off-node clients (each namespace's IPv4 and IPv6 address). Each first lands on some
+  // backend B through the NodePort; its bursts through the externalIP and the ClusterIP (which
+  // the node routes for off-node clients too) must land on B as well. Without the entries the
+  // recorder writes for the other paths, each later path picks its own backend (and sticks to
+  // it): B again 1 time in 3 per path, so all four clients pass by luck with odds (1/9)^4.
+  const clients: Array<[string, string, boolean]> = [
+    ['client', bed.topo.client, false], ['outside', bed.outside, false], ['client IPv6', bed.topo.client, true], ['outside IPv6', bed.outside, true],
+  ];
+  const seen: Record<string, string> = {};
+  const want: Record<string, string> = {};
+  for (const [who, ns, v6] of clients) {
+    const a = v6 ? PATHS.v6 : PATHS.v4;
+    const node = v6 ? `[${NODE_IP6}]` : NODE_IP;
+    const paths = [`${node}:${PATHS.nodePort}`, `${v6 ? `[${a.external}]` : a.external}:80`, `${v6 ? `[${a.cluster}]` : a.cluster}:80`];
+    let first: string | undefined;
+    for (const to of paths) {
+      const { host, port } = destination(to);
+      const counts = tally(await bed.topo.tcpRequests(ns, host, port, { count: 10 }));
+      first ??= only(counts) ?? 'one backend';
+      seen[`${who} -> ${to}`] = line(counts);
+      want[`${who} -> ${to}`] = `${first} x10`;
+    }
+  }
+  t.deepEqual(seen, want, 'each client\'s bursts, in order: NodePort, externalIP, ClusterIP');
+});
+
+test.serial('ClientIP affinity with externalTrafficPolicy Local: one local endpoint, the client IP kept, on the LB IP and the NodePort', async (t) => {
+  const bed = await bedFor(t, 'svct-stlocal');
+  // backend-1/2 are local, backend-3 is not (its namespace still answers, so a stray pick shows).
+  // Four off-node clients (each namespace's IPv4 and IPv6 address). Without affinity, 30
+  // connections on one of the two local endpoints has odds of 2 * (1/2)^30. The NodePort burst
+  // then must land on the same endpoint (the LB IP's recorder writes the NodePort's local map
+  // too); without that entry it would pick anew, the same one 1 time in 2 (all four: 1 in 16).
+  const seen: Record<string, string> = {};
+  const want: Record<string, string> = {};
+  for (const [who, v6] of [['client', false], ['outside', false], ['client', true], ['outside', true]] as const) {
+    const ns = namespace(bed, who);
+    const lbIP = v6 ? STLOCAL_LB.v6 : STLOCAL_LB.v4;
+    const nodeIP = v6 ? NODE_IP6 : NODE_IP;
+    const lb = await bed.topo.tcpRequests(ns, lbIP, 80, { count: 30 });
+    const np = await bed.topo.tcpRequests(ns, nodeIP, STLOCAL_NODEPORT, { count: 10 });
+    const b = only(tally(lb));
+    const expect = b && ['backend-1', 'backend-2'].includes(b) ? `${b} kept` : 'backend-1 or backend-2 kept';
+    const [lbTo, npTo] = v6 ? [`[${lbIP}]:80`, `[${nodeIP}]:${STLOCAL_NODEPORT}`] : [`${lbIP}:80`, `${nodeIP}:${STLOCAL_NODEPORT}`];
+    seen[`${who} -> ${lbTo}`] = observed(bed.topo, who, v6, lb).join(', ');
+    seen[`${who} -> ${npTo}`] = observed(bed.topo, who, v6, np).join(', ');
+    want[`${who} -> ${lbTo}`] = expect;
+    want[`${who} -> ${npTo}`] = expect;
+  }
+  t.deepEqual(seen, want, 'each client: LB IP burst, then NodePort burst');
 });

@@ -1,5 +1,5 @@
 // Run inside the VM (tests/vm/lts-kernel.sh), in a fresh network namespace: every rule shape
-// nftables mode writes, through the life of ServicePorts that own chains and sets (affinity,
+// nftables mode writes, through the life of ServicePorts that own chains (affinity recorders,
 // source ranges), on the LTS kernel. Kernels before 6.2 release map references to chains
 // lazily, so own chains are deleted a sync later; this proves those syncs commit there.
 // Prints one "ok"/"not ok" line per step; exits 1 on any failure. (/usr/sbin/nft: under npx,
@@ -48,8 +48,8 @@ async function lifecycle(family: IPFamily, podCIDR?: string): Promise<void> {
   const node = { nodePortIPs: [v6 ? '2001:db8::1' : '192.0.2.1'], nodeIPs: [v6 ? '2001:db8::1' : '192.0.2.1'] };
   const steps: [string, () => Promise<unknown>][] = [
     ['full sync of every shape', () => p.sync({ full: true, upserts: mix(family, 3, true), deletes: [], node, serviceCIDRs: [v6 ? 'fd00:96::/112' : '10.96.0.0/16'] })],
-    ['an affinity ServicePort loses an endpoint (its map is flushed)', () => p.sync({ full: false, upserts: mix(family, 2, true), deletes: [] })],
-    ['the affinity ServicePort goes (its chains flushed, its sets deleted)', () => p.sync({ full: false, upserts: [], deletes: ['vm/sticky/tcp/p'] })],
+    ['an affinity ServicePort loses an endpoint (member elements only)', () => p.sync({ full: false, upserts: mix(family, 2, true), deletes: [] })],
+    ['the affinity ServicePort goes (its recorder chains flushed)', () => p.sync({ full: false, upserts: [], deletes: ['vm/sticky/tcp/p'] })],
     ['a later sync deletes its chains', async () => {
       await new Promise((r) => setTimeout(r, 1500));
       return p.sync({ full: false, upserts: mix(family, 3, false), deletes: [] });
@@ -68,7 +68,7 @@ async function lifecycle(family: IPFamily, podCIDR?: string): Promise<void> {
   }
   try {
     const text = execFileSync('/usr/sbin/nft', ['list', 'table', v6 ? 'ip6' : 'ip', 'kube-proxy'], { encoding: 'utf8' });
-    check(`${label}: nft lists the table`, text.includes('affinity-') && text.includes('firewall-') && text.includes('external-local-'));
+    check(`${label}: nft lists the table`, ['sticky-', 'record-affinity', 'affinity-endpoints', 'firewall-', 'external-local-'].every((s) => text.includes(s)));
   } catch (e) {
     check(`${label}: nft lists the table`, false, (e as Error).message.split('\n')[0]);
   }

@@ -44,6 +44,9 @@ pub const LOCAL_AFFINITY_RECORDERS: &str = "local-affinity-recorders";
 pub const NODEPORT_AFFINITY_RECORDERS: &str = "nodeport-affinity-recorders";
 pub const NODEPORT_LOCAL_AFFINITY_RECORDERS: &str = "nodeport-local-affinity-recorders";
 pub const RECORD_AFFINITY: &str = "record-affinity";
+/// Entries an affinity map holds (one per client and path, node-wide). The kernel's
+/// default for a dynamic set is 65535; upstream has that per endpoint.
+pub const AFFINITY_CLIENTS: u32 = 1 << 20;
 
 /// How traffic from this node's pods is told apart (upstream's detect-local modes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +171,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
     let endpoint = SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 };
     let sticky = |name: &str, key_type: u32, key_len: u32, decl: String, comment: &str, udata: &str| SetDef {
         dynamic: true,
+        size: Some(AFFINITY_CLIENTS),
         ..def(name, key_type, key_len, endpoint.clone(), format!("{decl} ; flags dynamic,timeout"), comment, udata)
     };
     let affinity = |name: &str, comment: &str| {

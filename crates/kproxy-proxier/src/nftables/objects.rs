@@ -1,12 +1,12 @@
 //! What one ServicePort puts in the nftables ruleset. Most ServicePorts only
 //! add elements: their VIPs and NodePort point at shared chains, and their
 //! endpoints fill slots of the shared maps. ServicePorts with session
-//! affinity, and LoadBalancers with source ranges, also own chains and sets
-//! (own.rs), named as upstream names them.
+//! affinity (their recorders) and LoadBalancers with source ranges also own
+//! chains (own.rs), named as upstream names them.
 
 use std::net::IpAddr;
 
-use kproxy_nftables::{Cidr, ElemData, Element, SetDef, Stmt, Tuple, Val, Verdict};
+use kproxy_nftables::{Cidr, ElemData, Element, Stmt, Tuple, Val, Verdict};
 
 use super::layout::*;
 use super::own;
@@ -173,8 +173,6 @@ pub struct ServicePortObjects {
     pub shared: Vec<SharedChain>,
     /// Chains of its own (name, rules), callees before callers.
     pub chains: Vec<(String, Vec<Vec<Stmt>>)>,
-    /// Sets and maps of its own, with their fixed elements.
-    pub sets: Vec<(SetDef, Vec<Element>)>,
     /// The affinity entries it records: when a key or an endpoint goes, its clients are
     /// deleted after the commit (plan.rs).
     pub affinity: Vec<AffinityKeys>,

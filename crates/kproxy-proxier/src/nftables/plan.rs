@@ -2,7 +2,7 @@
 //! replace, or a partial diff of what changed. It remembers what the kernel
 //! holds per ServicePort, to diff against.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -66,8 +66,6 @@ pub struct Planner {
     shared: BTreeSet<SharedChain>,
     /// ServicePorts' own chains that were flushed, and when: a later sync deletes them.
     stale: BTreeMap<String, Instant>,
-    /// The ServicePorts' own sets that exist.
-    own_sets: HashSet<String>,
     /// Affinity entries to delete after the commit: their endpoint left.
     purges: Vec<Purge>,
     /// What the last after-commit transaction carried, taken back if it fails.
@@ -84,13 +82,10 @@ pub struct Planner {
 /// A partial transaction's ops, grouped so that every reference is valid when sent.
 #[derive(Default)]
 struct Stages {
-    /// Chain flushes, own-set element deletes, set deletes and flushes.
+    /// Chain and set flushes.
     release: Vec<Op>,
     chains: Vec<Op>,
-    sets: Vec<Op>,
     rules: Vec<Op>,
-    /// Elements of own sets (they point at own chains).
-    own_elements: Vec<Op>,
 }
 
 fn plain(key: Tuple) -> Element {
@@ -117,7 +112,6 @@ impl Planner {
             hairpin_refs: RefCounts::default(),
             shared: BTreeSet::new(),
             stale: BTreeMap::new(),
-            own_sets: HashSet::new(),
             purges: Vec::new(),
             in_flight: Default::default(),
             flush_next: BTreeSet::new(),
@@ -173,7 +167,6 @@ impl Planner {
         tx.ops.extend(fixed);
         self.shared.clear();
         self.stale.clear();
-        self.own_sets.clear();
         self.purges.clear();
         self.flush_next.clear();
         self.committed.clear();
@@ -214,7 +207,9 @@ impl Planner {
         }
         for op in tx.ops.iter_mut() {
             if let Op::AddSet(s) = op {
-                s.size = self.sizes.get(s.name.as_str()).map(|n| *n as u32);
+                if let Some(n) = self.sizes.get(s.name.as_str()) {
+                    s.size = Some(*n as u32);
+                }
             }
         }
         push_stages(&mut tx, st, els);
@@ -222,7 +217,7 @@ impl Planner {
         tx
     }
 
-    /// The ops that turn `old`'s own chains and sets into `new`'s.
+    /// The ops that turn `old`'s own chains into `new`'s.
     fn own_diff(&mut self, old: &ServicePortObjects, new: &ServicePortObjects, st: &mut Stages) {
         let old_chains: HashMap<&str, &Vec<Vec<Stmt>>> = old.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
         let new_chains: HashMap<&str, &Vec<Vec<Stmt>>> = new.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
@@ -249,38 +244,6 @@ impl Planner {
                 self.stale.insert(name.clone(), Instant::now());
             }
         }
-        let old_sets: HashMap<&str, &Vec<Element>> = old.sets.iter().map(|(d, e)| (d.name.as_str(), e)).collect();
-        let new_sets: HashMap<&str, &Vec<Element>> = new.sets.iter().map(|(d, e)| (d.name.as_str(), e)).collect();
-        for (def, elems) in &new.sets {
-            match old_sets.get(def.name.as_str()) {
-                None => {
-                    self.own_sets.insert(def.name.clone());
-                    st.sets.push(Op::AddSet(def.clone()));
-                    if !elems.is_empty() {
-                        st.own_elements.push(Op::AddElements { set: def.name.clone(), elems: elems.clone() });
-                    }
-                }
-                Some(o) => {
-                    let dels: Vec<Tuple> = o.iter().filter(|e| !elems.contains(e)).map(|e| e.key).collect();
-                    let adds: Vec<Element> = elems.iter().filter(|e| !o.contains(e)).cloned().collect();
-                    if !dels.is_empty() {
-                        st.release.push(Op::DeleteElements { set: def.name.clone(), keys: dels });
-                    }
-                    if !adds.is_empty() {
-                        st.own_elements.push(Op::AddElements { set: def.name.clone(), elems: adds });
-                    }
-                }
-            }
-        }
-        let mut gone_sets = Vec::new();
-        for (def, _) in &old.sets {
-            if !new_sets.contains_key(def.name.as_str()) {
-                self.own_sets.remove(&def.name);
-                gone_sets.push(Op::DeleteSet(def.name.clone()));
-            }
-        }
-        // After the flushes that drop the rules using them.
-        st.release.extend(gone_sets);
         // Clients of an endpoint or a path that left are deleted after the commit, when
         // nothing records them any more; the map cannot be searched by value here.
         for a in &old.affinity {
@@ -513,8 +476,6 @@ fn cancel_readds(els: &mut ElementOps) {
 fn push_stages(tx: &mut Transaction, st: Stages, mut els: ElementOps) {
     tx.ops.extend(st.release);
     tx.ops.extend(st.chains);
-    tx.ops.extend(st.sets);
-    tx.ops.extend(st.own_elements);
     tx.ops.extend(st.rules);
     for (set, elems) in els.adds.take() {
         tx.push(Op::AddElements { set: set.into(), elems });
