@@ -15,8 +15,7 @@ export const COLUMNS = [
 
 export const HEADER = `kproxy-wire ${WIRE_VERSION}\t${COLUMNS.join('\t')}`;
 
-/** A scalar field must not hold a separator; list items neither hold one nor are empty. */
-const UNSAFE = /[\t\n\r ]/;
+// A scalar field must not hold a separator; list items neither hold one nor are empty.
 /** An IP made only of what a canonical IP can be made of (hex digits, `:`, `.`): an endpoint
  * token must not gain commas or spaces. A loop, not a regex: it runs once per endpoint. */
 function ipChars(ip: string): boolean {
@@ -76,24 +75,34 @@ function endpointsColumn(sp: ServicePort): string | undefined {
   if (!markByIdentity(marks, eps, sp.clusterEndpoints, CLUSTER_BIT) || !markByIdentity(marks, eps, sp.localEndpoints, LOCAL_BIT)) {
     ({ eps, marks } = markById(sp));
   }
-  let out = '';
+  const out = new Array<string>(eps.length);
   for (let i = 0; i < eps.length; i++) {
     const e = eps[i];
     if (!ipChars(e.ip)) return undefined;
     const bits = marks[i] | (e.ready ? 1 : 0) | (e.serving ? 2 : 0) | (e.terminating ? 4 : 0) | (e.isLocal ? 8 : 0);
-    out += (i === 0 ? '' : ' ') + e.ip + ',' + e.port + ',' + FLAGS[bits];
+    out[i] = `${e.ip},${e.port},${FLAGS[bits]}`;
   }
-  return out;
+  return out.join(' ');
+}
+
+/** The string holds a tab, newline, carriage return or space (a separator of the wire). */
+function hasSeparator(v: string): boolean {
+  for (let k = 0; k < v.length; k++) {
+    const c = v.charCodeAt(k);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) return true;
+  }
+  return false;
 }
 
 function safeList(l: readonly string[]): boolean {
-  for (const v of l) if (v === '' || UNSAFE.test(v)) return false;
+  for (const v of l) if (v === '' || hasSeparator(v)) return false;
   return true;
 }
 
 function row(sp: ServicePort): string | undefined {
-  const scalars = sp.key + sp.namespace + sp.name + sp.portName + sp.protocol + sp.type + sp.clusterIP + sp.sessionAffinity + sp.trafficDistribution;
-  if (UNSAFE.test(scalars) || !safeList(sp.externalIPs) || !safeList(sp.loadBalancerVIPs) || !safeList(sp.loadBalancerSourceRanges)) return undefined;
+  const scalars = [sp.key, sp.namespace, sp.name, sp.portName, sp.protocol, sp.type, sp.clusterIP, sp.sessionAffinity, sp.trafficDistribution];
+  for (const v of scalars) if (hasSeparator(v)) return undefined;
+  if (!safeList(sp.externalIPs) || !safeList(sp.loadBalancerVIPs) || !safeList(sp.loadBalancerSourceRanges)) return undefined;
   const eps = endpointsColumn(sp);
   if (eps === undefined) return undefined;
   return [

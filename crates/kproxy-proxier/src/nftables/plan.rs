@@ -181,8 +181,15 @@ impl Planner {
         let mut specs: Vec<ServicePort> = desired.values().map(|sp| ServicePort::from_model(sp, &node_ips)).collect();
         specs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let endpoints: usize = specs.iter().map(|sp| sp.endpoints.len() + sp.external_endpoints.len()).sum();
+        // Room up front: growing vectors of large elements and tables of 100k addresses
+        // one doubling at a time copies them again and again.
         els.adds.entry(ENDPOINT_ADDRS).reserve(endpoints);
+        els.adds.entry(HAIRPIN).reserve(endpoints);
         els.adds.entry(SERVICE_IPS).reserve(specs.len());
+        els.adds.entry(CLUSTER_IPS).reserve(specs.len());
+        self.hairpin_refs.reserve(endpoints);
+        self.cluster_refs.reserve(specs.len());
+        self.committed.reserve(specs.len());
         let mut st = Stages::default();
         tx.ops.reserve(64);
         for sp in specs {
