@@ -12,7 +12,9 @@ import { CLUSTER_CIDRS, GiveUp, REPO_ROOT, waitFor, type NsProcess, type Topolog
 export const AGENT_ENTRY = process.env.KPROXY_AGENT_ENTRY?.split(/\s+/).filter(Boolean) ?? ['--import', 'tsx', 'ts/cli.ts'];
 
 export interface AgentConfig {
-  manifestsDir: string;
+  /** The manifests source; or `kubeconfig`, the Kubernetes source. */
+  manifestsDir?: string;
+  kubeconfig?: string;
   /** --iptables-sync-period, e.g. '1s' (it also drives nftables mode, as upstream). */
   syncPeriod?: string;
   hostname?: string;
@@ -25,7 +27,8 @@ export interface AgentConfig {
 export function rulesetFlags(cfg: AgentConfig): string[] {
   return [
     '--proxy-mode', 'nftables',
-    '--manifests', cfg.manifestsDir,
+    ...(cfg.manifestsDir ? ['--manifests', cfg.manifestsDir] : []),
+    ...(cfg.kubeconfig ? ['--kubeconfig', cfg.kubeconfig] : []),
     '--cluster-cidr', CLUSTER_CIDRS.join(','),
     '--hostname-override', cfg.hostname ?? 'test-node',
     ...(cfg.rulesetArgs ?? []),
