@@ -40,5 +40,6 @@ echo "build-k8s: etcd $(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
 go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
 
 echo "$pins" >"$out/.pins"
-for b in kube-apiserver kube-proxy etcd; do "$out/$b" --version 2>&1 | head -1 | sed "s/^/build-k8s: $b: /"; done
-"$out/kubectl" version --client 2>&1 | head -1 | sed "s/^/build-k8s: kubectl: /"
+# (sed reads all of it: `head -1` would end a longer output with SIGPIPE, failing the pipeline.)
+for b in kube-apiserver kube-proxy etcd; do "$out/$b" --version 2>&1 | sed -n "1s/^/build-k8s: $b: /p"; done
+"$out/kubectl" version --client 2>&1 | sed -n "1s/^/build-k8s: kubectl: /p"

@@ -17,6 +17,9 @@ const run = promisify(execFile);
 
 export const K8S_BIN = join(REPO_ROOT, 'tests/k8s/bin');
 export const KPROXY_USER = 'system:serviceaccount:kube-system:kproxy';
+/** Upstream kube-proxy's identity, bound to the apiserver's own system:node-proxier role. */
+export const UPSTREAM_USER = 'system:serviceaccount:kube-system:kube-proxy';
+type User = 'admin' | 'kproxy' | 'upstream';
 const ETCD_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
 const API_PORT = 6443;
@@ -30,9 +33,9 @@ export interface ControlPlane {
   /** https://127.0.0.1:6443, reachable from the namespace it runs in. */
   server: string;
   /** A kubeconfig file for `admin` or kproxy's ServiceAccount. */
-  kubeconfig(user: 'admin' | 'kproxy'): string;
+  kubeconfig(user: User): string;
   /** kubectl as `admin` (or `as`), run in the namespace; stdout. */
-  kubectl(args: string[], opts?: { input?: string; as?: 'admin' | 'kproxy'; allowFailure?: boolean }): Promise<string>;
+  kubectl(args: string[], opts?: { input?: string; as?: User; allowFailure?: boolean }): Promise<string>;
   /** Creates or replaces objects (`kubectl apply --server-side`); status fields then via `setStatus`. */
   apply(...objects: object[]): Promise<void>;
   /** Writes an object's status (Node addresses, LoadBalancer ingress) through the status subresource. */
@@ -72,11 +75,13 @@ export async function startControlPlane(t: ExecutionContext, topo: Topology, ns 
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-cp-'));
   const certDir = join(dir, 'certs');
   const server = `https://127.0.0.1:${API_PORT}`;
-  const tokens = { admin: `admin-${Math.random().toString(36).slice(2)}`, kproxy: `kproxy-${Math.random().toString(36).slice(2)}` };
+  const token = (who: string) => `${who}-${Math.random().toString(36).slice(2)}`;
+  const tokens: Record<User, string> = { admin: token('admin'), kproxy: token('kproxy'), upstream: token('upstream') };
   writeFileSync(
     join(dir, 'tokens.csv'),
     `${tokens.admin},admin,admin,"system:masters"\n` +
-      `${tokens.kproxy},${KPROXY_USER},kproxy,"system:serviceaccounts,system:serviceaccounts:kube-system"\n`,
+      `${tokens.kproxy},${KPROXY_USER},kproxy,"system:serviceaccounts,system:serviceaccounts:kube-system"\n` +
+      `${tokens.upstream},${UPSTREAM_USER},kube-proxy,"system:serviceaccounts,system:serviceaccounts:kube-system"\n`,
   );
   await run('openssl', ['genrsa', '-out', join(dir, 'sa.key'), '2048']);
   await run('openssl', ['rsa', '-in', join(dir, 'sa.key'), '-pubout', '-out', join(dir, 'sa.pub')]);
@@ -120,7 +125,7 @@ export async function startControlPlane(t: ExecutionContext, topo: Topology, ns 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const kubeconfig = (user: 'admin' | 'kproxy') => {
+  const kubeconfig = (user: User) => {
     const file = join(dir, `${user}.kubeconfig`);
     if (!existsSync(file)) {
       const ca = readFileSync(join(certDir, 'apiserver.crt')).toString('base64');
@@ -166,5 +171,10 @@ export async function startControlPlane(t: ExecutionContext, topo: Topology, ns 
   // apiserver's own controller has made kube-system.
   await waitFor('kube-system to exist', async () => (await kubectl(['get', 'namespace', 'kube-system', '-o', 'name'], { allowFailure: true })).trim() !== '', { timeoutMs: 30_000 });
   await kubectl(['apply', '-f', join(REPO_ROOT, 'deploy/rbac.yaml')]);
+  await cp.apply({
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'upstream-kube-proxy' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:node-proxier' },
+    subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: UPSTREAM_USER }],
+  });
   return cp;
 }
