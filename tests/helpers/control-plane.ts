@@ -69,8 +69,16 @@ async function stopProcess(p: NsProcess | undefined): Promise<void> {
   }
 }
 
-/** Starts etcd and kube-apiserver in `ns` of `topo`, waits for /readyz, and stops both at teardown. */
-export async function startControlPlane(t: ExecutionContext, topo: Topology, ns = topo.node): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** The namespace to run in (default: the topology's node). */
+  ns?: string;
+  /** More kube-apiserver flags. */
+  apiserverArgs?: string[];
+}
+
+/** Starts etcd and kube-apiserver in the node namespace of `topo`, waits for /readyz, and stops both at teardown. */
+export async function startControlPlane(t: ExecutionContext, topo: Topology, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const ns = opts.ns ?? topo.node;
   if (!controlPlaneBuilt()) throw new Error(`no Kubernetes binaries in ${K8S_BIN}: run scripts/build-k8s.sh`);
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-cp-'));
   const certDir = join(dir, 'certs');
@@ -111,6 +119,7 @@ export async function startControlPlane(t: ExecutionContext, topo: Topology, ns 
       '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
       '--service-cluster-ip-range', '10.96.0.0/16,fd00:96::/108',
       '--authorization-mode', 'RBAC', '--token-auth-file', join(dir, 'tokens.csv'),
+      ...(opts.apiserverArgs ?? []),
     ]);
     await waitFor('kube-apiserver to be ready', async () => {
       if (api!.exitCode !== null) throw new Error(`kube-apiserver exited ${api!.exitCode}:\n${api!.output().slice(-2000)}`);

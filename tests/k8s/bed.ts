@@ -5,7 +5,7 @@ import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { CLUSTER_CIDRS, waitFor, type Topology } from '../../ts/demo/topology.js';
 import { startAgent, type Agent } from '../helpers/agent.js';
-import { K8S_BIN, startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { K8S_BIN, startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../helpers/control-plane.js';
 import { tally, topologyFor } from '../netns/flows.js';
 import { endpointSlice, node, NODE_NAME, service } from '../netns/manifests.js';
 
@@ -24,9 +24,9 @@ export interface Bed {
   until(what: string, want: string, timeoutMs?: number, ip?: string): Promise<void>;
 }
 
-export async function bedFor(t: ExecutionContext, name: string): Promise<Bed> {
+export async function bedFor(t: ExecutionContext, name: string, cpOpts: ControlPlaneOptions = {}): Promise<Bed> {
   const topo = await topologyFor(t, { backends: 2, name });
-  const cp = await startControlPlane(t, topo);
+  const cp = await startControlPlane(t, topo, cpOpts);
   await cp.apply(node());
   await cp.setStatus('node', NODE_NAME, { addresses: [{ type: 'InternalIP', address: NODE_IP }] });
   await cp.apply(service('web', [WEB_IP, WEB_IP6]));

@@ -4,11 +4,12 @@
 // controller-manager runs, so the tests write the EndpointSlices themselves.
 import test, { type ExecutionContext } from 'ava';
 import { waitForServiceIP } from '../helpers/agent.js';
+import type { ControlPlaneOptions } from '../helpers/control-plane.js';
 import { NODE_NAME } from '../netns/manifests.js';
 import { bedFor as bareBed, startKproxy, WEB_IP, WEB_IP6 } from './bed.js';
 
-async function bedFor(t: ExecutionContext, name: string) {
-  const bed = await bareBed(t, name);
+async function bedFor(t: ExecutionContext, name: string, cpOpts: ControlPlaneOptions = {}) {
+  const bed = await bareBed(t, name, cpOpts);
   const agent = startKproxy(t, bed);
   await waitForServiceIP(bed.topo, agent, WEB_IP);
   await waitForServiceIP(bed.topo, agent, WEB_IP6);
@@ -70,4 +71,19 @@ test.serial('an API server restart, an etcd restart and a compaction (410 Gone, 
   // The restarted apiserver counts from zero, and only the agent lists EndpointSlices.
   const lists = /apiserver_request_total\{[^}]*resource="endpointslices"[^}]*verb="LIST"[^}]*\} (\d+)/.exec(await bed.cp.metrics());
   t.truthy(lists && Number(lists[1]) >= 1, 'the agent relisted EndpointSlices (its old resourceVersion was gone)');
+});
+
+test.serial('watches the server closes are resumed from their resourceVersion, without a relist', async (t) => {
+  // kube-apiserver ends each watch after a random 1-2x --min-request-timeout.
+  const bed = await bedFor(t, 'k8s-close', { apiserverArgs: ['--min-request-timeout', '2'] });
+  const counter = async (verb: string) => {
+    const m = new RegExp(`apiserver_request_total\\{[^}]*resource="endpointslices"[^}]*verb="${verb}"[^}]*\\} (\\d+)`).exec(await bed.cp.metrics());
+    return Number(m?.[1] ?? 0);
+  };
+  // Several closes later (2-4 s each), a change still lands.
+  await new Promise((r) => setTimeout(r, 12_000));
+  await bed.setEndpoints(bed.b2);
+  await bed.until('only backend-2 to answer', 'backend-2');
+  t.true((await counter('WATCH')) >= 3, `EndpointSlice watches were reopened (${await counter('WATCH')} WATCH requests)`);
+  t.is(await counter('LIST'), 1, 'one list, at the start: every close was resumed from its resourceVersion');
 });
