@@ -34,8 +34,9 @@ export async function bedFor(t: ExecutionContext, name: string, cpOpts: ControlP
     cp.apply(endpointSlice('web', 'IPv4', backends.map((b) => b.v4)), endpointSlice('web', 'IPv6', backends.map((b) => b.v6)));
   await setEndpoints(...topo.backends);
   const answered = async (ip = WEB_IP) => Object.keys(tally(await topo.tcpRequests(topo.client, ip, 80, { count: 30 }))).sort().join();
-  const until = (what: string, want: string, timeoutMs = 30_000, ip = WEB_IP) =>
-    waitFor(what, async () => (await answered(ip)) === want, { timeoutMs });
+  const until = async (what: string, want: string, timeoutMs = 30_000, ip = WEB_IP) => {
+    await waitFor(what, async () => (await answered(ip)) === want, { timeoutMs });
+  };
   return { topo, cp, setEndpoints, answered, until };
 }
 
