@@ -64,7 +64,11 @@ export function requireAgent(): void {
 /** Starts the agent inside the topology's node namespace (killed by topology.destroy()). */
 export function startAgent(topo: Topology, cfg: AgentConfig): Agent {
   requireAgent();
-  const child = topo.spawnIn(topo.node, 'node', [...AGENT_ENTRY, ...agentFlags(cfg)]);
+  return asAgent(topo.spawnIn(topo.node, 'node', [...AGENT_ENTRY, ...agentFlags(cfg)]));
+}
+
+/** A proxy process (kproxy or upstream's) as the suites drive it. */
+export function asAgent(child: NsProcess): Agent {
   return {
     process: child,
     logs: () => child.output(),

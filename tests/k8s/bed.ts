@@ -4,7 +4,7 @@
 import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { CLUSTER_CIDRS, waitFor, type Topology } from '../../ts/demo/topology.js';
-import { startAgent, type Agent } from '../helpers/agent.js';
+import { asAgent, startAgent, type Agent } from '../helpers/agent.js';
 import { K8S_BIN, startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../helpers/control-plane.js';
 import { tally, topologyFor } from '../netns/flows.js';
 import { endpointSlice, node, NODE_NAME, service } from '../netns/manifests.js';
@@ -65,16 +65,7 @@ export function startUpstream(t: ExecutionContext, bed: Bed, mode: 'nftables' | 
     '--healthz-bind-address', '0.0.0.0:10256',
     '-v', '2',
   ]);
-  const agent: Agent = {
-    process: child,
-    logs: () => child.output(),
-    signal: (s) => child.kill(s),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await child.exited;
-    },
-  };
+  const agent = asAgent(child);
   t.teardown(async () => {
     if (!t.passed) t.log(`kube-proxy output (tail):\n${agent.logs().slice(-3000)}`);
     await agent.stop();
