@@ -27,12 +27,16 @@ export interface NativeSyncReport {
   text?: string | null;
   /** The best-effort transaction after the sync (stale chains, affinity purges) failed. */
   cleanupFailed: boolean;
+  /** A `syncNow` left its after-commit work (stale chains, affinity purges) for `afterCommit`. */
+  afterCommitPending: boolean;
 }
 
 export interface NativeNftablesProxier {
   sync(req: NativeSyncRequest): Promise<NativeSyncReport>;
-  /** `sync` on the calling thread (small partial syncs). */
-  syncNow(req: NativeSyncRequest): NativeSyncReport;
+  /** `sync` on the calling thread (small partial syncs); null: declined (use `sync`), nothing changed. */
+  syncNow(req: NativeSyncRequest): NativeSyncReport | null;
+  /** The after-commit work a `syncNow` left, on the pool; true if it failed. */
+  afterCommit(): Promise<boolean>;
   render(): string;
   /** TraceResult as JSON. */
   explain(src: string, dst: string, port: number, protocol: string, fromNode: boolean, iif: string, localCidrs: string[]): string;

@@ -10,7 +10,7 @@ use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, LocalDetector, Nftab
 use kproxy_proxier::{sync::parse_family, Code, Syncer};
 
 use crate::errors::{coded, to_napi};
-use crate::sync_task::{lock, run_sync, CleanupTask, Shared, SyncReport, SyncRequest, SyncTask};
+use crate::sync_task::{lock, run_sync_quick, AfterCommitTask, CleanupTask, Shared, SyncReport, SyncRequest, SyncTask};
 
 #[napi(object)]
 pub struct NftablesOptions {
@@ -90,11 +90,20 @@ impl NftablesProxier {
         AsyncTask::new(SyncTask { syncer: self.syncer.clone(), req: Some(req) })
     }
 
-    /// `sync` on the calling thread, for small partial syncs: their work takes a fraction
-    /// of a millisecond, less than the two thread hand-offs of a task.
+    /// `sync` on the calling thread, for small partial syncs (their plan and commit take a
+    /// fraction of a millisecond, less than a task's two thread hand-offs). null: it declined,
+    /// changing nothing (a full replace or a foreign change): use `sync`. Its after-commit
+    /// work is left for `afterCommit`.
     #[napi]
-    pub fn sync_now(&self, req: SyncRequest) -> napi::Result<SyncReport> {
-        run_sync(&self.syncer, req)
+    pub fn sync_now(&self, req: SyncRequest) -> napi::Result<Option<SyncReport>> {
+        run_sync_quick(&self.syncer, req)
+    }
+
+    /// The after-commit work (stale chains, affinity purges) a `syncNow` left, on the pool.
+    /// Resolves true if it failed (it is retried after the next sync).
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn after_commit(&self) -> AsyncTask<AfterCommitTask<NftablesMode>> {
+        AsyncTask::new(AfterCommitTask { syncer: self.syncer.clone() })
     }
 
     /// The desired ruleset as canonical sorted `nft -f` text.

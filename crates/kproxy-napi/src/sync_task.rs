@@ -51,6 +51,8 @@ pub struct SyncReport {
     pub text: Option<String>,
     /// The best-effort transaction after the sync (stale chains, affinity purges) failed.
     pub cleanup_failed: bool,
+    /// A quick sync (`syncNow`) left that transaction for `afterCommit`.
+    pub after_commit_pending: bool,
 }
 
 impl From<Outcome> for SyncReport {
@@ -66,6 +68,7 @@ impl From<Outcome> for SyncReport {
             rejected: o.rejected.into_iter().map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect(),
             text: o.text,
             cleanup_failed: o.cleanup_failed,
+            after_commit_pending: o.after_commit_pending,
         }
     }
 }
@@ -78,8 +81,7 @@ pub fn lock<M: Mode>(m: &Mutex<Syncer<M>>) -> MutexGuard<'_, Syncer<M>> {
 
 /// One sync, on the calling thread.
 pub fn run_sync<M: Mode>(syncer: &Shared<M>, req: SyncRequest) -> napi::Result<SyncReport> {
-    let result = no_panic(|| {
-        let mut s = lock(syncer);
+    guarded(syncer, |s| {
         if let Some(n) = &req.node {
             s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
         }
@@ -87,12 +89,45 @@ pub fn run_sync<M: Mode>(syncer: &Shared<M>, req: SyncRequest) -> napi::Result<S
             s.set_service_cidrs(c).map_err(to_napi)?;
         }
         s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map(SyncReport::from).map_err(to_napi)
-    });
+    })
+}
+
+/// A small partial sync on the calling thread, or None when it belongs on the pool (a full
+/// replace, a foreign change, node or ServiceCIDR changes); nothing changed then.
+pub fn run_sync_quick<M: Mode>(syncer: &Shared<M>, req: SyncRequest) -> napi::Result<Option<SyncReport>> {
+    if req.full || req.node.is_some() || req.service_cidrs.is_some() || req.explain.unwrap_or(false) {
+        return Ok(None);
+    }
+    guarded(syncer, |s| s.sync_quick(&req.upserts, &req.deletes).map(|o| o.map(SyncReport::from)).map_err(to_napi))
+}
+
+/// Runs `f` on the locked syncer; after any failure (a caught panic included) the kernel
+/// state is unknown.
+fn guarded<M: Mode, T>(syncer: &Shared<M>, f: impl FnOnce(&mut Syncer<M>) -> napi::Result<T>) -> napi::Result<T> {
+    let result = no_panic(|| f(&mut lock(syncer)));
     if result.is_err() {
-        // After any failure (a caught panic included) the kernel state is unknown.
         lock(syncer).invalidate();
     }
     result
+}
+
+/// The after-commit work a quick sync left, on the pool: `true` if it failed.
+pub struct AfterCommitTask<M: Mode> {
+    pub syncer: Shared<M>,
+}
+
+impl<M: Mode> Task for AfterCommitTask<M> {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> napi::Result<bool> {
+        let syncer = self.syncer.clone();
+        no_panic(|| Ok(!lock(&syncer).run_after_commit()))
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> napi::Result<bool> {
+        Ok(output)
+    }
 }
 
 pub struct SyncTask<M: Mode> {

@@ -301,6 +301,7 @@ impl Stmt {
                 let data_words = data.as_deref().map_or(0, words);
                 let aligned = key_words.div_ceil(4) * 4;
                 let data_reg = R0 + if aligned + data_words <= 16 { aligned } else { key_words };
+                debug_assert!(data_reg - R0 + data_words <= 16, "update key and data overrun the 16 registers");
                 if let Some(d) = data {
                     let mut reg = data_reg;
                     for field in d {

@@ -38,6 +38,14 @@ pub trait Mode: Send + 'static {
     }
     /// The after-commit work failed; the mode takes it back (to retry, or to do it another way).
     fn after_commit_failed(&mut self) {}
+    /// The next plan will be a full replace whatever changes (a quick sync then declines).
+    fn next_plan_full(&self, _desired: &Desired) -> bool {
+        true
+    }
+    /// `after_commit` has work now (a quick sync then leaves it for `run_after_commit`).
+    fn after_commit_due(&self) -> bool {
+        false
+    }
 }
 
 pub enum Backend {
@@ -61,6 +69,8 @@ pub struct Outcome {
     pub text: Option<String>,
     /// The best-effort transaction after the sync failed (upstream's cleanup failures).
     pub cleanup_failed: bool,
+    /// A quick sync left its after-commit work for `run_after_commit`.
+    pub after_commit_pending: bool,
 }
 
 pub struct Syncer<M: Mode> {
@@ -221,7 +231,46 @@ impl<M: Mode> Syncer<M> {
 
     /// Applies one sync request: `upserts` is wire text; with `full` it is the whole state.
     pub fn sync(&mut self, full: bool, upserts: &str, deletes: &[String], explain: bool) -> Result<Outcome, ProxierError> {
+        self.sync_with(full, upserts, deletes, explain, false).map(|o| o.expect("a sync that may not decline"))
+    }
+
+    /// A partial sync done on the caller's thread: None (nothing changed) when it would be a
+    /// full replace or another program changed the table, which the pool's `sync` handles; its
+    /// after-commit work (purges that dump maps, stale chains) waits for `run_after_commit`.
+    pub fn sync_quick(&mut self, upserts: &str, deletes: &[String]) -> Result<Option<Outcome>, ProxierError> {
+        self.sync_with(false, upserts, deletes, false, true)
+    }
+
+    /// The after-commit work a quick sync left; false if it failed (counted as upstream's
+    /// cleanup failures).
+    pub fn run_after_commit(&mut self) -> bool {
+        self.after_commit()
+    }
+
+    fn sync_with(
+        &mut self,
+        full: bool,
+        upserts: &str,
+        deletes: &[String],
+        explain: bool,
+        quick: bool,
+    ) -> Result<Option<Outcome>, ProxierError> {
         let start = Instant::now();
+        let nft = |e: NftError| ProxierError::from(&e);
+        let early_genid = if quick {
+            if self.mode.next_plan_full(&self.desired) {
+                return Ok(None);
+            }
+            let genid = self.read_genid().map_err(nft)?;
+            // The check consumes what the monitor saw: remember it as a full plan ahead.
+            if self.foreign_change(genid) {
+                self.mode.invalidate();
+                return Ok(None);
+            }
+            Some(genid)
+        } else {
+            None
+        };
         let (records, mut rejected) = wire::decode(upserts)?;
         if full {
             rejected.extend(self.desired.replace_all(&records));
@@ -229,11 +278,13 @@ impl<M: Mode> Syncer<M> {
             rejected.extend(self.desired.update(&records, deletes));
         }
         drop(records);
-        let nft = |e: NftError| ProxierError::from(&e);
         // One generation read decides "did someone else change our table?" and is the
         // generation the batch must still find, so nothing slips in between.
-        let genid = self.read_genid().map_err(nft)?;
-        if self.foreign_change(genid) {
+        let genid = match early_genid {
+            Some(g) => g,
+            None => self.read_genid().map_err(nft)?,
+        };
+        if !quick && self.foreign_change(genid) {
             self.mode.invalidate();
         }
         let (mut tx, mut was_full) = self.mode.plan(&mut self.desired, full);
@@ -256,7 +307,7 @@ impl<M: Mode> Syncer<M> {
                 return Err(nft(e));
             }
         };
-        let cleanup_failed = !self.after_commit();
+        let cleanup_failed = !quick && !self.after_commit();
         let text = explain.then(|| text::render_tx(&tx));
         let commit_ms = planned.elapsed().as_secs_f64() * 1000.0;
         let plan_ms = (planned - start).as_secs_f64() * 1000.0;
@@ -264,7 +315,7 @@ impl<M: Mode> Syncer<M> {
         if was_full {
             kproxy_netlink::release_free_memory();
         }
-        Ok(Outcome {
+        Ok(Some(Outcome {
             full: was_full,
             stats,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
@@ -273,7 +324,8 @@ impl<M: Mode> Syncer<M> {
             rejected,
             text,
             cleanup_failed,
-        })
+            after_commit_pending: quick && self.mode.after_commit_due(),
+        }))
     }
 
     /// Removes the mode's rules (missing ones are fine).

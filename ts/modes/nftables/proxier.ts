@@ -37,6 +37,8 @@ export class NftablesProxier implements Proxier {
   readonly family: IPFamily;
   readonly features = NFTABLES_FEATURES;
   private readonly native: NativeNftablesProxier;
+  /** The after-commit work of the last quick sync, running on the pool. */
+  private afterCommitDone: Promise<void> = Promise.resolve();
   private readonly metrics: NftablesMetrics;
   private readonly logger: Logger;
 
@@ -59,6 +61,8 @@ export class NftablesProxier implements Proxier {
   }
 
   async sync(req: SyncRequest): Promise<NftablesSyncReport> {
+    // What a quick sync left for the pool finishes first: syncs never overlap.
+    await this.afterCommitDone;
     const encodeStart = performance.now();
     const { text, rejected } = encodeServicePorts(req.upserts);
     const encodeMs = performance.now() - encodeStart;
@@ -76,10 +80,18 @@ export class NftablesProxier implements Proxier {
         },
         serviceCidrs: req.serviceCIDRs,
       };
-      // A small partial sync runs on this thread: its work takes a fraction of a millisecond,
-      // less than handing it to the thread pool and back (far less on a busy node).
+      // A small partial sync runs on this thread: its plan and commit take a fraction of a
+      // millisecond, less than handing it to the thread pool and back (far less on a busy
+      // node). The addon declines anything bigger (a full replace, a foreign change), and
+      // leaves the after-commit work, which can dump large maps, to the pool.
       const small = !req.full && req.upserts.length + req.deletes.length <= SYNC_NOW_MAX;
-      report = small ? this.native.syncNow(nreq) : await this.native.sync(nreq);
+      report = (small ? this.native.syncNow(nreq) : null) ?? (await this.native.sync(nreq));
+      if (report.afterCommitPending) {
+        this.afterCommitDone = this.native.afterCommit().then(
+          (failed) => void (failed && this.metrics.cleanupFailuresTotal.inc({ ip_family: this.family })),
+          (e) => this.logger.warn({ ipFamily: this.family, err: fromAddonError(e).message }, 'after-commit work failed'),
+        );
+      }
     } catch (e) {
       const err = fromAddonError(e);
       this.metrics.syncFailuresTotal.inc({ ip_family: this.family });
@@ -130,6 +142,7 @@ export class NftablesProxier implements Proxier {
   }
 
   async cleanup(): Promise<void> {
+    await this.afterCommitDone;
     try {
       await this.native.cleanup();
     } catch (e) {

@@ -44,9 +44,6 @@ pub const LOCAL_AFFINITY_RECORDERS: &str = "local-affinity-recorders";
 pub const NODEPORT_AFFINITY_RECORDERS: &str = "nodeport-affinity-recorders";
 pub const NODEPORT_LOCAL_AFFINITY_RECORDERS: &str = "nodeport-local-affinity-recorders";
 pub const RECORD_AFFINITY: &str = "record-affinity";
-/// Entries an affinity map holds (one per client and path, node-wide). The kernel's
-/// default for a dynamic set is 65535; upstream has that per endpoint.
-pub const AFFINITY_CLIENTS: u32 = 1 << 20;
 
 /// How traffic from this node's pods is told apart (upstream's detect-local modes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +168,6 @@ pub fn sets(f: Family) -> Vec<SetDef> {
     let endpoint = SetData::Value { ty: concat(&[at, TYPE_INET_SERVICE]), len: alen + 4 };
     let sticky = |name: &str, key_type: u32, key_len: u32, decl: String, comment: &str, udata: &str| SetDef {
         dynamic: true,
-        size: Some(AFFINITY_CLIENTS),
         ..def(name, key_type, key_len, endpoint.clone(), format!("{decl} ; flags dynamic,timeout"), comment, udata)
     };
     let affinity = |name: &str, comment: &str| {
@@ -328,8 +324,11 @@ pub fn cluster_ips_check_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
 /// A DNATed connection whose original path has affinity, and whose endpoint is in that
 /// path's list, goes to the path's recorder. One rule per protocol and list: nft needs the
 /// protocol matched before it can type `ct original proto-dst`.
-fn record_affinity_rules() -> Vec<Vec<Stmt>> {
+fn record_affinity_rules(cfg: &LayoutConfig) -> Vec<Vec<Stmt>> {
     use Field::*;
+    // A NodePort connection was addressed to a NodePort address (with every local address
+    // taking NodePorts, the endpoint membership alone decides).
+    let nodeport_guard = || (!cfg.nodeports_all).then(|| Stmt::InSet { fields: vec![CtOrigDaddr], set: NODEPORT_IPS.into() });
     let vip = || vec![CtOrigDaddr, L4Proto, CtOrigProtoDst];
     let port = || vec![L4Proto, CtOrigProtoDst];
     let mut rules = Vec::new();
@@ -341,11 +340,12 @@ fn record_affinity_rules() -> Vec<Vec<Stmt>> {
             (port(), NODEPORT_LOCAL_AFFINITY_MEMBERS, NODEPORT_LOCAL_AFFINITY_RECORDERS),
         ] {
             let member = [path.clone(), vec![Daddr, Dport]].concat();
-            rules.push(vec![
-                Stmt::L4Proto(proto),
-                Stmt::InSet { fields: member, set: members.into() },
-                Stmt::Vmap { fields: path, map: recorders.into() },
-            ]);
+            let guard = if path[0] == CtOrigDaddr { None } else { nodeport_guard() };
+            let mut rule = vec![Stmt::L4Proto(proto)];
+            rule.extend(guard);
+            rule.push(Stmt::InSet { fields: member, set: members.into() });
+            rule.push(Stmt::Vmap { fields: path, map: recorders.into() });
+            rules.push(rule);
         }
     }
     rules
@@ -438,7 +438,7 @@ pub fn fixed_ops(cfg: &LayoutConfig) -> Vec<Op> {
     for c in ["filter-input", "filter-forward", "filter-output"] {
         ops.push(rule(c, vec![Stmt::CtStateNew, Stmt::CtStatusDnat, jump(RECORD_AFFINITY)]));
     }
-    for r in record_affinity_rules() {
+    for r in record_affinity_rules(cfg) {
         ops.push(rule(RECORD_AFFINITY, r));
     }
     ops.push(rule("nat-prerouting", vec![jump(SERVICES)]));

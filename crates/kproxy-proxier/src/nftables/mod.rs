@@ -61,6 +61,14 @@ impl Mode for NftablesMode {
         self.planner.after_commit_failed();
     }
 
+    fn next_plan_full(&self, desired: &Desired) -> bool {
+        self.planner.next_plan_full(desired)
+    }
+
+    fn after_commit_due(&self) -> bool {
+        self.planner.after_commit_due()
+    }
+
     fn cleanup(&self) -> Transaction {
         let mut tx = Transaction::new(self.family(), layout::TABLE);
         tx.push(Op::DeleteTable);

@@ -130,6 +130,12 @@ impl Planner {
         self.needs_full
     }
 
+    /// The next plan replaces everything whatever changes (a set overflow aside, which only
+    /// the plan itself finds).
+    pub fn next_plan_full(&self, desired: &Desired) -> bool {
+        self.needs_full || desired.node().nodeports_all != self.cfg.nodeports_all
+    }
+
     /// Marks the kernel state unknown: the next plan replaces the whole table.
     pub fn invalidate(&mut self) {
         self.needs_full = true;
@@ -357,6 +363,12 @@ impl Planner {
         Some(tx)
     }
 
+    /// `after_commit` has something to do: purges, or stale chains old enough to delete.
+    pub fn after_commit_due(&self) -> bool {
+        let now = Instant::now();
+        !self.purges.is_empty() || self.stale.values().any(|t| now.duration_since(*t) >= STALE_CHAIN_DELAY)
+    }
+
     /// The best-effort transaction after a commit: own chains flushed at least
     /// STALE_CHAIN_DELAY ago are deleted, and affinity clients of endpoints that left.
     pub fn after_commit(&mut self, read: &mut ReadSet<'_>) -> Result<Option<Transaction>, NftError> {
@@ -374,7 +386,9 @@ impl Planner {
         let maps: BTreeSet<&'static str> = purges.iter().map(|p| p.map).collect();
         for map in maps {
             let here: Vec<(&Purge, Vec<u8>)> = purges.iter().filter(|p| p.map == map).map(|p| (p, vals_bytes(&p.prefix))).collect();
-            let mut keys = Vec::new();
+            // A dump is no snapshot: the packet path may add entries mid-dump, and an entry
+            // can be listed twice; a key deleted twice fails the whole batch.
+            let mut keys = BTreeSet::new();
             for (k, d) in read(map)? {
                 let Some(client) = k.get(..alen).and_then(addr_val) else { continue };
                 let hit = here.iter().find(|(p, prefix)| {
@@ -382,11 +396,11 @@ impl Planner {
                         && p.gone.as_ref().is_none_or(|g| g.iter().any(|e| vals_bytes(&[Val::ip(e.0), Val::Port(e.1)]) == d))
                 });
                 if let Some((p, _)) = hit {
-                    keys.push(Tuple::new(&[client]).extend_from(&p.prefix));
+                    keys.insert(Tuple::new(&[client]).extend_from(&p.prefix));
                 }
             }
             if !keys.is_empty() {
-                tx.push(Op::DeleteElements { set: map.into(), keys });
+                tx.push(Op::DeleteElements { set: map.into(), keys: keys.into_iter().collect() });
             }
         }
         Ok((!tx.is_empty()).then_some(tx))
