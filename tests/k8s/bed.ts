@@ -50,7 +50,7 @@ export function startKproxy(t: ExecutionContext, bed: Bed): Agent {
 }
 
 /** Upstream kube-proxy v1.37.2 in the node namespace, as system:node-proxier. */
-export function startUpstream(t: ExecutionContext, bed: Bed, mode: 'nftables' | 'iptables'): Agent {
+export function startUpstream(t: ExecutionContext, bed: Pick<Bed, 'topo' | 'cp'>, mode: 'nftables' | 'iptables'): Agent {
   // Upstream execs `nft` (and iptables) by name: under npm, node_modules/.bin comes first on
   // PATH, and @vercel/nft's `nft` is not nftables'.
   const path = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':');

@@ -49,7 +49,7 @@ async function matrixBed(t: ExecutionContext, name: string, proxy: 'kproxy' | 'u
       if (!t.passed) t.log(`kproxy output (tail):\n${agent.logs().slice(-3000)}`);
     });
   } else {
-    agent = startUpstream(t, { topo, cp, setEndpoints: async () => {}, answered: async () => '', until: async () => {} }, 'nftables');
+    agent = startUpstream(t, { topo, cp }, 'nftables');
   }
   t.teardown(async () => {
     if (t.passed) return;

@@ -80,10 +80,10 @@ test.serial('watches the server closes are resumed from their resourceVersion, w
     const m = new RegExp(`apiserver_request_total\\{[^}]*resource="endpointslices"[^}]*verb="${verb}"[^}]*\\} (\\d+)`).exec(await bed.cp.metrics());
     return Number(m?.[1] ?? 0);
   };
-  // Several closes later (2-4 s each), a change still lands.
+  // Several closes later (2-4 s each; asserted: at least two), a change still lands.
   await new Promise((r) => setTimeout(r, 12_000));
   await bed.setEndpoints(bed.b2);
   await bed.until('only backend-2 to answer', 'backend-2');
-  t.true((await counter('WATCH')) >= 3, `EndpointSlice watches were reopened (${await counter('WATCH')} WATCH requests)`);
+  t.true((await counter('WATCH')) >= 2, `EndpointSlice watches were reopened (${await counter('WATCH')} WATCH requests)`);
   t.is(await counter('LIST'), 1, 'one list, at the start: every close was resumed from its resourceVersion');
 });

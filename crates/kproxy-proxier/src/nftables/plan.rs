@@ -126,10 +126,6 @@ impl Planner {
         &self.cfg
     }
 
-    pub fn needs_full(&self) -> bool {
-        self.needs_full
-    }
-
     /// The next plan replaces everything whatever changes (a set overflow aside, which only
     /// the plan itself finds).
     pub fn next_plan_full(&self, desired: &Desired) -> bool {
