@@ -48,6 +48,8 @@ export interface ControlPlane {
   compact(): Promise<void>;
   /** kube-apiserver's /metrics (since its last start). */
   metrics(): Promise<string>;
+  /** The bearer token of a user (for clients that are not kubectl). */
+  token(user: User): string;
   /** Logs of both, for a failing test. */
   logs(): string;
 }
@@ -69,6 +71,9 @@ async function stopProcess(p: NsProcess | undefined): Promise<void> {
   }
 }
 
+/** What the harness needs of its caller: ava's test context, or the bench's own. */
+export type Teardowns = Pick<ExecutionContext, 'teardown' | 'log' | 'passed'>;
+
 export interface ControlPlaneOptions {
   /** The namespace to run in (default: the topology's node). */
   ns?: string;
@@ -77,7 +82,7 @@ export interface ControlPlaneOptions {
 }
 
 /** Starts etcd and kube-apiserver in the node namespace of `topo`, waits for /readyz, and stops both at teardown. */
-export async function startControlPlane(t: ExecutionContext, topo: Topology, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+export async function startControlPlane(t: Teardowns, topo: Topology, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const ns = opts.ns ?? topo.node;
   if (!controlPlaneBuilt()) throw new Error(`no Kubernetes binaries in ${K8S_BIN}: run scripts/build-k8s.sh`);
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-cp-'));
@@ -172,6 +177,7 @@ export async function startControlPlane(t: ExecutionContext, topo: Topology, opt
       await topo.exec(ns, ['curl', '-sf', '-X', 'POST', `${etcdUrl}/v3/kv/compaction`, '-d', JSON.stringify({ revision, physical: true })]);
     },
     metrics: async () => (await topo.exec(ns, ['curl', '-sfk', '-H', `Authorization: Bearer ${tokens.admin}`, `${server}/metrics`])).stdout,
+    token: (user) => tokens[user],
     logs: () => `--- etcd\n${etcd?.output().slice(-1500) ?? ''}\n--- kube-apiserver\n${api?.output().slice(-3000) ?? ''}`,
   };
   await startEtcd();

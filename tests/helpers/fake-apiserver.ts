@@ -8,7 +8,7 @@
 
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiEndpoint } from '../../ts/sources/kube-client.js';
 
 export type Resource = 'services' | 'endpointslices' | 'nodes' | 'servicecidrs';
 
@@ -154,15 +154,9 @@ export class FakeApiServer {
     await this.start();
   }
 
-  kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.url, skipTLSVerify: true }],
-      users: [{ name: 'fake', token: 'fake-token' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-      currentContext: 'fake',
-    });
-    return kc;
+  /** How a source reaches this server, with a token it accepts. */
+  endpoint(): ApiEndpoint {
+    return { server: this.url, insecure: true, authorization: () => 'Bearer fake-token' };
   }
 
   // --- state ------------------------------------------------------------------

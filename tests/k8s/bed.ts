@@ -50,11 +50,11 @@ export function startKproxy(t: ExecutionContext, bed: Bed): Agent {
 }
 
 /** Upstream kube-proxy v1.37.2 in the node namespace, as system:node-proxier. */
-export function startUpstream(t: ExecutionContext, bed: Pick<Bed, 'topo' | 'cp'>, mode: 'nftables' | 'iptables'): Agent {
+export function spawnUpstream(bed: Pick<Bed, 'topo' | 'cp'>, mode: 'nftables' | 'iptables', extraArgs: string[] = []): Agent {
   // Upstream execs `nft` (and iptables) by name: under npm, node_modules/.bin comes first on
   // PATH, and @vercel/nft's `nft` is not nftables'.
   const path = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).join(':');
-  const child = bed.topo.spawnIn(bed.topo.node, 'env', [`PATH=${path}:/usr/sbin:/sbin`, join(K8S_BIN, 'kube-proxy'),
+  return asAgent(bed.topo.spawnIn(bed.topo.node, 'env', [`PATH=${path}:/usr/sbin:/sbin`, join(K8S_BIN, 'kube-proxy'),
     '--kubeconfig', bed.cp.kubeconfig('upstream'),
     '--proxy-mode', mode,
     '--hostname-override', NODE_NAME,
@@ -64,8 +64,13 @@ export function startUpstream(t: ExecutionContext, bed: Pick<Bed, 'topo' | 'cp'>
     '--metrics-bind-address', '127.0.0.1:10249',
     '--healthz-bind-address', '0.0.0.0:10256',
     '-v', '2',
-  ]);
-  const agent = asAgent(child);
+    ...extraArgs,
+  ]));
+}
+
+/** spawnUpstream, stopped (and its log shown on failure) when the test ends. */
+export function startUpstream(t: ExecutionContext, bed: Pick<Bed, 'topo' | 'cp'>, mode: 'nftables' | 'iptables'): Agent {
+  const agent = spawnUpstream(bed, mode);
   t.teardown(async () => {
     if (!t.passed) t.log(`kube-proxy output (tail):\n${agent.logs().slice(-3000)}`);
     await agent.stop();

@@ -25,7 +25,7 @@ async function setup(t: { teardown(f: () => unknown): void }, opts: Partial<Kube
   const source = new KubernetesSource({
     nodeName: 'node-a',
     logger: pino({ level: 'silent' }),
-    kubeConfig: fake.kubeConfig(),
+    endpoint: fake.endpoint(),
     backoff: { initialMs: 5, maxMs: 40 },
     events: { hostname: 'host-1', intervalMs: 5, now: () => now },
     ...opts,
@@ -127,7 +127,7 @@ test('the agent records Starting once its source started, only when asked to (no
   await waitFor(() => fake.events.length === 1, 'the Starting event');
   t.like(fake.events[0].body, { reason: 'Starting', action: 'StartKubeProxy', type: 'Normal', regarding: { kind: 'Node', name: 'node-a' } });
 
-  const other = new KubernetesSource({ nodeName: 'node-a', logger: pino({ level: 'silent' }), kubeConfig: fake.kubeConfig(), backoff: { initialMs: 5, maxMs: 40 } });
+  const other = new KubernetesSource({ nodeName: 'node-a', logger: pino({ level: 'silent' }), endpoint: fake.endpoint(), backoff: { initialMs: 5, maxMs: 40 } });
   const quiet = new Agent({ config, logger: pino({ level: 'silent' }), source: other, proxiers: [] });
   await quiet.start();
   t.teardown(() => quiet.stop());

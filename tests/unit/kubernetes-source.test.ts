@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../../ts/model/service-filter.js';
-import { KubernetesSource, loadKubeConfig } from '../../ts/sources/kubernetes.js';
+import { KubernetesSource, loadApiEndpoint } from '../../ts/sources/kubernetes.js';
 import type { EventType, Kind, KubeObject } from '../../ts/sources/types.js';
 import { FakeApiServer, waitFor } from '../helpers/fake-apiserver.js';
 
@@ -47,7 +47,7 @@ async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => v
   const source = new KubernetesSource({
     nodeName: 'node-a',
     logger: pino({ level: 'silent' }),
-    kubeConfig: fake.kubeConfig(),
+    endpoint: fake.endpoint(),
     backoff: { initialMs: 5, maxMs: 40 },
     pageSize: opts.pageSize,
     resyncMs: opts.resyncMs,
@@ -98,7 +98,16 @@ test('lists with kube-proxy selectors, syncs once, then streams the watch', asyn
   await waitFor(() => env.names('Service', 'MODIFIED').length === 1, 'MODIFIED');
   const mod = env.events.find((e) => e.type === 'MODIFIED')!;
   t.is(mod.obj.spec.clusterIP, '10.96.0.11');
-  t.is(mod.old?.metadata.resourceVersion, before.metadata.resourceVersion, 'old is the previous version');
+  t.not(mod.obj.metadata.resourceVersion, before.metadata.resourceVersion);
+  // Services are held parsed by the tracker, not as objects here: no previous object to hand.
+  t.is(mod.old, undefined);
+  // Our Node is kept whole: an update carries the previous version.
+  const nodeBefore = env.events.find((e) => e.kind === 'Node')!.obj;
+  env.fake.upsert('nodes', { ...node('node-a'), metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'z2' } } });
+  await waitFor(() => env.events.some((e) => e.kind === 'Node' && e.type === 'MODIFIED'), 'Node MODIFIED');
+  const nodeMod = env.events.find((e) => e.kind === 'Node' && e.type === 'MODIFIED')!;
+  t.is(nodeMod.old?.metadata.resourceVersion, nodeBefore.metadata.resourceVersion, 'old is the previous version');
+  t.is(nodeMod.obj.metadata.labels['topology.kubernetes.io/zone'], 'z2');
 
   // Gaining the other-proxy label takes a Service out of the selection: DELETED.
   env.fake.upsert('services', svc('ns1', 'a', { labels: { 'service.kubernetes.io/service-proxy-name': 'x' } }));
@@ -202,33 +211,51 @@ test('failed initial lists are retried until synced', async (t) => {
   t.true(Object.values(env.source.stats()).reduce((n, s) => n + s.errors, 0) >= 4);
 });
 
-test('resync re-delivers unchanged objects as MODIFIED with old === obj', async (t) => {
+test('resync re-delivers the kept objects (our Node) as MODIFIED with old === obj; Services are held parsed, not re-sent', async (t) => {
   const env = await setup(t, { resyncMs: 20 });
-  await waitFor(() => env.names('Service', 'MODIFIED').length >= 2, 'resync');
+  await waitFor(() => env.events.filter((e) => e.kind === 'Node' && e.type === 'MODIFIED').length >= 2, 'resync');
   const m = env.events.find((e) => e.type === 'MODIFIED')!;
+  t.is(m.kind, 'Node');
   t.true(m.obj === m.old);
+  t.deepEqual(env.names('Service', 'MODIFIED'), []);
 });
 
-test('loadKubeConfig: --master overrides the kubeconfig server; plain http needs no TLS', (t) => {
+test('loadApiEndpoint: --master overrides the kubeconfig server; tokens, token files, certificates and plugins', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-kc-'));
-  const file = join(dir, 'config');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters: [{name: c1, cluster: {server: "https://10.0.0.1:6443", insecure-skip-tls-verify: false}}]',
-      'users: [{name: u1, user: {token: abc}}]',
-      'contexts: [{name: x, context: {cluster: c1, user: u1}}]',
-      'current-context: x',
-    ].join('\n'),
-  );
-  t.is(loadKubeConfig({ kubeconfig: file }).getCurrentCluster()?.server, 'https://10.0.0.1:6443');
-  const over = loadKubeConfig({ kubeconfig: file, master: 'http://127.0.0.1:8080' });
-  t.is(over.getCurrentCluster()?.server, 'http://127.0.0.1:8080');
-  t.true(over.getCurrentCluster()?.skipTLSVerify);
-  t.is(over.getCurrentUser()?.token, 'abc');
-  const bare = loadKubeConfig({ master: 'https://api.example:6443' });
-  t.is(bare.getCurrentCluster()?.server, 'https://api.example:6443');
-  t.false(bare.getCurrentCluster()?.skipTLSVerify);
+  const write = (name: string, lines: string[]) => {
+    writeFileSync(join(dir, name), lines.join('\n'));
+    return join(dir, name);
+  };
+  const kubeconfig = (user: string, cluster = '{server: "https://10.0.0.1:6443/", insecure-skip-tls-verify: false}') => [
+    'apiVersion: v1', 'kind: Config',
+    `clusters: [{name: c1, cluster: ${cluster}}]`,
+    `users: [{name: u1, user: ${user}}]`,
+    'contexts: [{name: x, context: {cluster: c1, user: u1}}]',
+    'current-context: x',
+  ];
+  const file = write('config', kubeconfig('{token: abc}'));
+  const ep = loadApiEndpoint({ kubeconfig: file });
+  t.is(ep.server, 'https://10.0.0.1:6443');
+  t.is(ep.authorization?.(), 'Bearer abc');
+  t.false(ep.insecure);
+  const over = loadApiEndpoint({ kubeconfig: file, master: 'http://127.0.0.1:8080' });
+  t.is(over.server, 'http://127.0.0.1:8080');
+  t.is(over.authorization?.(), 'Bearer abc');
+  t.is(loadApiEndpoint({ master: 'https://api.example:6443' }).server, 'https://api.example:6443');
+
+  // Paths are relative to the kubeconfig's folder; a token file is read, not copied.
+  write('token', ['from-file']);
+  write('ca.crt', ['CA']);
+  write('client.crt', ['CERT']);
+  const files = loadApiEndpoint({ kubeconfig: write('files', kubeconfig('{tokenFile: token, client-certificate: client.crt, client-key-data: S0VZ}', '{server: "https://h:6443", certificate-authority: ca.crt}')) });
+  t.is(files.authorization?.(), 'Bearer from-file');
+  t.is(files.ca?.toString(), 'CA');
+  t.is(files.cert?.toString(), 'CERT');
+  t.is(files.key?.toString(), 'KEY');
+
+  // exec plugins go through client-node; an unknown context is a clear error.
+  const exec = loadApiEndpoint({ kubeconfig: write('exec', kubeconfig('{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}')) });
+  t.truthy(exec.plugin);
+  t.is(exec.authorization, undefined);
+  t.throws(() => loadApiEndpoint({ kubeconfig: write('bad', ['current-context: nope', 'contexts: []']) }), { message: /no context named "nope"/ });
 });

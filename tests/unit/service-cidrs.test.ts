@@ -73,7 +73,7 @@ async function apiSource(t: { teardown(f: () => unknown): void }, seed: (f: Fake
   const fake = new FakeApiServer();
   await fake.start();
   seed(fake);
-  const source = new KubernetesSource({ nodeName: 'node-a', logger: pino({ level: 'silent' }), kubeConfig: fake.kubeConfig(), backoff: { initialMs: 5, maxMs: 40 } });
+  const source = new KubernetesSource({ nodeName: 'node-a', logger: pino({ level: 'silent' }), endpoint: fake.endpoint(), backoff: { initialMs: 5, maxMs: 40 } });
   const rec = recorder();
   await source.start(rec.handler);
   t.teardown(async () => {

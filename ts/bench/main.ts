@@ -1,4 +1,5 @@
 // npm run bench -- --services N --endpoints M [--changes K] [--mix] [--agent] [--upstream-baseline]
+// npm run bench -- --k8s ...: see tests/k8s/bench/main.ts.
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
 // --mix: the cluster of ts/bench/mix.ts (NodePort, source ranges, eTP Local, affinity,
@@ -330,6 +331,13 @@ async function run(args: Args): Promise<void> {
 }
 
 function main(): void {
+  if (process.argv.includes('--k8s')) {
+    // Side by side with upstream kube-proxy on a real kube-apiserver: a test-side harness
+    // (tests/k8s/bench), run from its TypeScript sources.
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'tests/k8s/bench/main.ts'), ...process.argv.slice(2)], { stdio: 'inherit', cwd: root });
+    process.exit(r.status ?? 1);
+  }
   const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) {
     console.error('kproxy bench needs root: it creates a network namespace and programs nftables');

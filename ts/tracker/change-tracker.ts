@@ -4,7 +4,7 @@
 
 import type { EventType, Kind, KubeObject } from '../sources/types.js';
 import { LABEL_TOPOLOGY_ZONE, type IPFamily, type NodeInfo, type ServicePort } from '../model/types.js';
-import { fingerprint } from '../fingerprint.js';
+import { jsonEqual } from './equal.js';
 import { buildServicePorts, servicePortHeads } from './service-ports.js';
 import { isObject, objectRef, parseEndpointSlice, parseService, type OnInvalid, type ServiceInfo, type SliceInfo } from './validate.js';
 
@@ -22,21 +22,12 @@ export interface FamilyChanges {
   deletes: string[];
 }
 
-interface Applied {
-  spec: ServicePort;
-  json: string;
-}
 
 const byKey = (a: ServicePort, b: ServicePort) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
-/**
- * The digest that decides "changed?". The Cluster and Local lists are subsets of `endpoints`
- * and are written as indices into it: the text stays near one copy of the endpoints.
- */
-export function servicePortFingerprint(sp: ServicePort): string {
-  const index = new Map(sp.endpoints.map((ep, i) => [ep, i]));
-  const idx = (list: ServicePort['endpoints']) => list.map((ep) => index.get(ep) ?? ep);
-  return fingerprint(JSON.stringify({ ...sp, clusterEndpoints: idx(sp.clusterEndpoints), localEndpoints: idx(sp.localEndpoints) }));
+/** What decides "changed?" for a ServicePort handed out before. */
+export function sameServicePort(a: ServicePort, b: ServicePort): boolean {
+  return jsonEqual(a, b);
 }
 
 export class ChangeTracker {
@@ -55,9 +46,9 @@ export class ChangeTracker {
 
   /** Services whose specs must be recomputed at the next drain. */
   private readonly dirty = new Set<string>();
-  /** Fingerprints at the last drain, to count only real pending changes (metrics). */
-  private readonly drainedSvcFp = new Map<string, string>();
-  private readonly drainedSliceFp = new Map<string, string>();
+  /** What each Service and slice was at the last drain, to count only real pending changes (metrics). */
+  private readonly drainedSvc = new Map<string, ServiceInfo>();
+  private readonly drainedSlice = new Map<string, SliceInfo>();
   private readonly pendingSvc = new Set<string>();
   private readonly pendingSlice = new Map<string, string>();
   /** Per Service, how many of its slices are pending (the metric counts Services). */
@@ -69,7 +60,7 @@ export class ChangeTracker {
   /** The same for externalTrafficPolicy Local. */
   private readonly noLocalExternal = new Map<IPFamily, Set<string>>();
   /** What the last drain handed out: family -> service -> key -> spec. */
-  private readonly applied = new Map<IPFamily, Map<string, Map<string, Applied>>>();
+  private readonly applied = new Map<IPFamily, Map<string, Map<string, ServicePort>>>();
   private triggerTime: number | undefined;
 
   constructor(opts: ChangeTrackerOptions) {
@@ -131,12 +122,16 @@ export class ChangeTracker {
       const changes: FamilyChanges = { upserts: [], deletes: [] };
       const perSvc = this.applied.get(family)!;
       for (const svcId of this.dirty) {
-        const before = perSvc.get(svcId) ?? new Map<string, Applied>();
-        const after = new Map<string, Applied>();
+        const before = perSvc.get(svcId) ?? new Map<string, ServicePort>();
+        const after = new Map<string, ServicePort>();
         for (const spec of this.compute(svcId, family)) {
-          const json = servicePortFingerprint(spec);
-          after.set(spec.key, { spec, json });
-          if (before.get(spec.key)?.json !== json) changes.upserts.push(spec);
+          const prev = before.get(spec.key);
+          // Unchanged: keep the object handed out before, so later comparisons stay one-sided.
+          if (prev && sameServicePort(prev, spec)) after.set(spec.key, prev);
+          else {
+            after.set(spec.key, spec);
+            changes.upserts.push(spec);
+          }
         }
         for (const key of before.keys()) if (!after.has(key)) changes.deletes.push(key);
         const noLocal = this.noLocal.get(family)!;
@@ -146,10 +141,10 @@ export class ChangeTracker {
           noLocalExternal.delete(key);
         }
         // As upstream: only where the policy leaves none though some exist (the drop case).
-        for (const [key, a] of after) {
-          const dropped = a.spec.localEndpoints.length === 0 && a.spec.clusterEndpoints.length > 0;
-          if (dropped && a.spec.internalPolicyLocal) noLocal.add(key);
-          if (dropped && a.spec.externalPolicyLocal) noLocalExternal.add(key);
+        for (const [key, spec] of after) {
+          const dropped = spec.localEndpoints.length === 0 && spec.clusterEndpoints.length > 0;
+          if (dropped && spec.internalPolicyLocal) noLocal.add(key);
+          if (dropped && spec.externalPolicyLocal) noLocalExternal.add(key);
         }
         if (after.size > 0) perSvc.set(svcId, after);
         else perSvc.delete(svcId);
@@ -166,8 +161,8 @@ export class ChangeTracker {
     }
     this.triggerTime = earliest;
 
-    for (const svcId of this.pendingSvc) this.setFp(this.drainedSvcFp, svcId, this.serviceFp(svcId));
-    for (const sliceId of this.pendingSlice.keys()) this.setFp(this.drainedSliceFp, sliceId, this.sliceFp(sliceId));
+    for (const svcId of this.pendingSvc) this.setDrained(this.drainedSvc, svcId, this.services.get(svcId));
+    for (const sliceId of this.pendingSlice.keys()) this.setDrained(this.drainedSlice, sliceId, this.sliceInfo(sliceId));
     this.pendingSvc.clear();
     this.pendingSlice.clear();
     this.pendingSlicesPerSvc.clear();
@@ -183,7 +178,7 @@ export class ChangeTracker {
     const out: ServicePort[] = [];
     for (const [svcId, specs] of perSvc) {
       if (this.dirty.has(svcId)) continue;
-      for (const a of specs.values()) out.push(a.spec);
+      for (const spec of specs.values()) out.push(spec);
     }
     for (const svcId of this.dirty) out.push(...this.compute(svcId, family));
     return out.sort(byKey);
@@ -273,13 +268,16 @@ export class ChangeTracker {
 
   private touchService(svcId: string): void {
     this.dirty.add(svcId);
-    if (this.serviceFp(svcId) === this.drainedSvcFp.get(svcId)) this.pendingSvc.delete(svcId);
+    if (this.sameService(this.services.get(svcId), this.drainedSvc.get(svcId))) this.pendingSvc.delete(svcId);
     else this.pendingSvc.add(svcId);
   }
 
   private touchSlice(sliceId: string, svcId: string): void {
     this.dirty.add(svcId);
-    this.setPendingSlice(sliceId, this.sliceFp(sliceId) === this.drainedSliceFp.get(sliceId) ? undefined : svcId);
+    const now = this.sliceInfo(sliceId);
+    const drained = this.drainedSlice.get(sliceId);
+    const same = now === drained || (now !== undefined && drained !== undefined && jsonEqual(now, drained, 'triggerTime'));
+    this.setPendingSlice(sliceId, same ? undefined : svcId);
   }
 
   private setPendingSlice(sliceId: string, svcId: string | undefined): void {
@@ -306,25 +304,22 @@ export class ChangeTracker {
     return buildServicePorts(svc, slices, family, this.node);
   }
 
-  /** Only what shapes rules: the ServicePorts without endpoints, in every family. */
-  private serviceFp(svcId: string): string | undefined {
-    const svc = this.services.get(svcId);
-    if (!svc) return undefined;
-    return fingerprint(JSON.stringify(this.families.map((f) => servicePortHeads(svc, f))));
+  /** Only what shapes rules counts: the ServicePorts without endpoints, in every family. */
+  private sameService(a: ServiceInfo | undefined, b: ServiceInfo | undefined): boolean {
+    if (a === b) return true;
+    if (!a || !b) return false;
+    return this.families.every((f) => jsonEqual(servicePortHeads(a, f), servicePortHeads(b, f)));
   }
 
-  private sliceFp(sliceId: string): string | undefined {
+  private sliceInfo(sliceId: string): SliceInfo | undefined {
     const svcId = this.sliceOwner.get(sliceId);
     if (svcId === undefined) return undefined;
-    const info = this.slicesBySvc.get(svcId)?.get(sliceId.slice(sliceId.indexOf('/') + 1));
-    if (!info) return undefined;
-    const { triggerTime: _ignored, ...rest } = info;
-    return fingerprint(JSON.stringify(rest));
+    return this.slicesBySvc.get(svcId)?.get(sliceId.slice(sliceId.indexOf('/') + 1));
   }
 
-  private setFp(map: Map<string, string>, id: string, fp: string | undefined): void {
-    if (fp === undefined) map.delete(id);
-    else map.set(id, fp);
+  private setDrained<T>(map: Map<string, T>, id: string, value: T | undefined): void {
+    if (value === undefined) map.delete(id);
+    else map.set(id, value);
   }
 
   private identity(obj: unknown): string | undefined {

@@ -1,0 +1,225 @@
+// How kproxy reaches the API server: a kubeconfig (or in-cluster config) reduced to a server,
+// TLS material and a credential, and two request shapes, a JSON request and a watch stream.
+//
+// Why not client-node's KubeConfig for everything: importing it loads the whole generated
+// API (0.6 s of CPU and ~70 MiB of RSS at start), on the path to the first sync. The plain
+// cases (token, token file, client certificate, basic auth, in-cluster) are read here; a
+// user with an `exec` or `auth-provider` plugin is handed to client-node, imported then.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { dirname, isAbsolute, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parse as parseYaml } from 'yaml';
+
+export interface ApiEndpoint {
+  /** e.g. https://10.0.0.1:6443 (no trailing slash). */
+  server: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  insecure?: boolean;
+  tlsServerName?: string;
+  /** The Authorization header, asked for on every request (token files rotate). */
+  authorization?: () => string | undefined;
+  /** A kubeconfig user with a plugin: client-node fills in the request's TLS and headers. */
+  plugin?: (opts: https.RequestOptions) => Promise<void>;
+}
+
+const IN_CLUSTER_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The file's contents at most this old (client-go re-reads a token file every minute). */
+function cachedFile(path: string, maxAgeMs = 60_000): () => string {
+  let value = '';
+  let readAt = -Infinity;
+  return () => {
+    if (Date.now() - readAt > maxAgeMs) {
+      value = readFileSync(path, 'utf8').trim();
+      readAt = Date.now();
+    }
+    return value;
+  };
+}
+
+/** --kubeconfig, else in-cluster; --master overrides the server (as clientcmd does). */
+export function loadApiEndpoint(opts: { kubeconfig?: string; master?: string }): ApiEndpoint {
+  let ep: ApiEndpoint;
+  if (opts.kubeconfig) ep = fromKubeconfigFile(opts.kubeconfig);
+  else if (opts.master) ep = { server: opts.master };
+  else if (process.env.KUBERNETES_SERVICE_HOST) ep = inCluster();
+  else throw new Error('no --kubeconfig or --master, and not running in a cluster (KUBERNETES_SERVICE_HOST is unset)');
+  if (opts.master) ep = { ...ep, server: opts.master };
+  return { ...ep, server: ep.server.replace(/\/+$/, '') };
+}
+
+function inCluster(): ApiEndpoint {
+  const host = process.env.KUBERNETES_SERVICE_HOST!;
+  const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
+  const token = cachedFile(join(IN_CLUSTER_DIR, 'token'));
+  return {
+    server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    ca: readFileSync(join(IN_CLUSTER_DIR, 'ca.crt')),
+    authorization: () => `Bearer ${token()}`,
+  };
+}
+
+const named = (list: unknown, name: string, what: string): Record<string, any> => {
+  const entry = Array.isArray(list) ? list.find((e) => e?.name === name) : undefined;
+  if (!entry?.[what]) throw new Error(`kubeconfig: no ${what} named "${name}"`);
+  return entry[what];
+};
+
+export function fromKubeconfigFile(file: string): ApiEndpoint {
+  const doc = parseYaml(readFileSync(file, 'utf8')) ?? {};
+  const contextName = doc['current-context'];
+  if (typeof contextName !== 'string' || !contextName) throw new Error(`kubeconfig ${file}: no current-context`);
+  const context = named(doc.contexts, contextName, 'context');
+  const cluster = named(doc.clusters, context.cluster, 'cluster');
+  const user = context.user ? named(doc.users, context.user, 'user') : {};
+  const base = dirname(file);
+  const path = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  const material = (data: unknown, p: unknown) =>
+    typeof data === 'string' ? Buffer.from(data, 'base64') : typeof p === 'string' ? readFileSync(path(p)) : undefined;
+  if (typeof cluster.server !== 'string') throw new Error(`kubeconfig ${file}: cluster "${context.cluster}" has no server`);
+  const ep: ApiEndpoint = {
+    server: cluster.server,
+    ca: material(cluster['certificate-authority-data'], cluster['certificate-authority']),
+    insecure: cluster['insecure-skip-tls-verify'] === true,
+    tlsServerName: cluster['tls-server-name'],
+    cert: material(user['client-certificate-data'], user['client-certificate']),
+    key: material(user['client-key-data'], user['client-key']),
+  };
+  if (user.exec || user['auth-provider']) ep.plugin = pluginAuth(file);
+  else if (typeof user.token === 'string') ep.authorization = () => `Bearer ${user.token}`;
+  else if (typeof user.tokenFile === 'string') {
+    const token = cachedFile(path(user.tokenFile));
+    ep.authorization = () => `Bearer ${token()}`;
+  } else if (typeof user.username === 'string') {
+    const basic = `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`;
+    ep.authorization = () => basic;
+  }
+  return ep;
+}
+
+/** exec and auth-provider credentials, through client-node (loaded on first use). */
+function pluginAuth(file: string): (opts: https.RequestOptions) => Promise<void> {
+  let kc: Promise<{ applyToHTTPSOptions(o: https.RequestOptions): Promise<void> }> | undefined;
+  return async (opts) => {
+    kc ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+      const c = new KubeConfig();
+      c.loadFromFile(file);
+      return c;
+    });
+    await (await kc).applyToHTTPSOptions(opts);
+  };
+}
+
+async function requestOptions(ep: ApiEndpoint, method: string, extraHeaders: Record<string, string | number>): Promise<https.RequestOptions> {
+  const opts: https.RequestOptions = { method, headers: {} };
+  if (ep.plugin) await ep.plugin(opts);
+  else {
+    Object.assign(opts, { ca: ep.ca, cert: ep.cert, key: ep.key, rejectUnauthorized: !ep.insecure, servername: ep.tlsServerName });
+    const auth = ep.authorization?.();
+    if (auth) (opts.headers as Record<string, string>).Authorization = auth;
+  }
+  opts.headers = { ...(opts.headers as object), Accept: 'application/json', 'User-Agent': 'kproxy', ...extraHeaders };
+  return opts;
+}
+
+function send(ep: ApiEndpoint, url: URL, opts: https.RequestOptions): http.ClientRequest {
+  return (url.protocol === 'http:' ? http : https).request(url, opts);
+}
+
+export class ApiError extends Error {
+  constructor(message: string, readonly statusCode: number) {
+    super(message);
+  }
+}
+
+/** One request; resolves with the status and the parsed JSON body (undefined when empty). */
+export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; json: any }> {
+  const url = new URL(ep.server + pathAndQuery);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const opts = await requestOptions(ep, method, payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
+  return new Promise((resolve, reject) => {
+    const req = send(ep, url, opts);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: any;
+        try {
+          json = text === '' ? undefined : JSON.parse(text);
+        } catch (e) {
+          if (res.statusCode === 200) return reject(e);
+        }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: any;
+}
+
+/**
+ * A watch: calls onEvent for each line of the stream, resolves when the server ends it (its
+ * timeout), rejects on a non-200 answer or a broken connection. abort() ends it early.
+ */
+export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  const url = new URL(ep.server + pathAndQuery);
+  const opts = await requestOptions(ep, 'GET', {});
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return resolve();
+    const req = send(ep, url, opts);
+    const onAbort = () => {
+      req.destroy();
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (fn: () => void) => {
+      signal.removeEventListener('abort', onAbort);
+      fn();
+    };
+    req.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
+    req.on('response', (res) => {
+      res.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
+      if (res.statusCode !== 200) {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let message = Buffer.concat(chunks).toString('utf8');
+          try {
+            message = JSON.parse(message)?.message ?? message;
+          } catch {}
+          settle(() => reject(new ApiError(`watch ${url.pathname}: HTTP ${res.statusCode}: ${message}`, res.statusCode ?? 0)));
+        });
+        return;
+      }
+      let failed = false;
+      const lines = createInterface({ input: res, crlfDelay: Infinity });
+      // readline re-emits its input's errors (a reset connection): handled on res above.
+      lines.on('error', () => {});
+      lines.on('line', (line) => {
+        if (failed || line === '') return;
+        try {
+          onEvent(JSON.parse(line));
+        } catch (err) {
+          failed = true;
+          req.destroy();
+          settle(() => reject(err));
+        }
+      });
+      res.on('aborted', () => settle(() => (signal.aborted ? resolve() : reject(new Error(`watch ${url.pathname}: connection lost`)))));
+      lines.on('close', () => settle(() => resolve()));
+    });
+    req.end();
+  });
+}

@@ -1,0 +1,214 @@
+// One resource, listed and then watched, as client-go's reflector does: the first list from
+// the watch cache (resourceVersion=0), watches resumed from the last resourceVersion seen
+// (bookmarks keep it fresh), a relist only after 410 Gone, and exponential backoff after
+// errors. Nothing is deleted because the server is unreachable: only a list that lacks an
+// object, or a watch DELETED, removes it.
+//
+// What it keeps per object: its resourceVersion, and the object itself only when asked
+// (`keepObjects`: the Node and ServiceCIDRs, few and read whole by their consumers). The
+// tracker holds Services and EndpointSlices in parsed form; a copy here would double them.
+import type { Logger } from 'pino';
+import { apiRequest, ApiError, watchStream, type ApiEndpoint, type WatchEvent } from './kube-client.js';
+import type { EventType, Kind, KubeObject } from './types.js';
+
+export interface Resource {
+  kind: Kind;
+  apiVersion: string;
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** A 404 means the API server does not serve it (older release): no objects, not an error. */
+  optional?: boolean;
+  keepObjects?: boolean;
+}
+
+export interface ReflectorHooks {
+  emit(kind: Kind, type: EventType, obj: KubeObject, old?: KubeObject): void;
+  /** The first complete list (or: the resource is not served). */
+  synced(): void;
+  log: Logger;
+  sleep(ms: number): Promise<void>;
+  backoff: { initialMs: number; maxMs: number };
+  pageSize: number;
+}
+
+class Gone extends Error {}
+
+const key = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+export class Reflector {
+  private readonly known = new Map<string, { rv: string; obj?: KubeObject }>();
+  private resourceVersion = '';
+  private attempt = 0;
+  private watchAbort = new AbortController();
+  absent = false;
+  synced = false;
+  stopped = false;
+  lists = 0;
+  errors = 0;
+
+  constructor(
+    private readonly res: Resource,
+    private readonly ep: ApiEndpoint,
+    private readonly hooks: ReflectorHooks,
+  ) {}
+
+  get kind(): Kind {
+    return this.res.kind;
+  }
+
+  /** Resolves once running: after the first list, or after it failed and a retry is scheduled. */
+  start(): Promise<void> {
+    return new Promise((started) => void this.loop(started));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watchAbort.abort();
+  }
+
+  /** Re-delivers every kept object as an unchanged MODIFIED (configSyncPeriod). */
+  resync(): void {
+    for (const { obj } of this.known.values()) if (obj) this.hooks.emit(this.res.kind, 'MODIFIED', obj, obj);
+  }
+
+  private async loop(started: () => void): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.list();
+        started();
+        const began = Date.now();
+        await this.watch();
+        // A server that ends watches at once must not be asked again in a tight loop.
+        if (Date.now() - began < 1000) await this.hooks.sleep(this.hooks.backoff.initialMs);
+      } catch (err) {
+        if (this.stopped) break;
+        if (err instanceof Gone) {
+          this.hooks.log.info({ resource: this.res.kind }, 'Watch history compacted (410 Gone); relisting');
+          this.resourceVersion = '';
+          continue;
+        }
+        if (this.res.optional && (err as ApiError)?.statusCode === 404) {
+          this.notServed();
+          started();
+          return;
+        }
+        this.errors++;
+        const delay = Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
+        this.hooks.log.warn({ resource: this.res.kind, err: (err as Error)?.message ?? String(err), status: (err as ApiError)?.statusCode, retryMs: delay }, 'watch failed; restarting');
+        started();
+        await this.hooks.sleep(delay);
+      }
+    }
+    started();
+  }
+
+  private query(extra: Record<string, string>): string {
+    const q = new URLSearchParams();
+    if (this.res.labelSelector) q.set('labelSelector', this.res.labelSelector);
+    if (this.res.fieldSelector) q.set('fieldSelector', this.res.fieldSelector);
+    for (const [k, v] of Object.entries(extra)) q.set(k, v);
+    return `${this.res.path}?${q}`;
+  }
+
+  /**
+   * A paged list. The first one may come from the watch cache (resourceVersion=0, as
+   * client-go); a relist after 410 reads the current state. Then: what the list lacks is deleted.
+   */
+  private async list(): Promise<void> {
+    this.lists++;
+    const items: KubeObject[] = [];
+    let rv = '';
+    let cont = '';
+    const fromCache = this.lists === 1;
+    for (;;) {
+      const extra: Record<string, string> = { limit: String(this.hooks.pageSize) };
+      if (cont) extra.continue = cont;
+      else if (fromCache) extra.resourceVersion = '0';
+      const { status, json } = await apiRequest(this.ep, 'GET', this.query(extra));
+      if (status === 410 && cont) throw new Gone(); // the continue token expired: start over
+      if (status !== 200) throw new ApiError(`list ${this.res.path}: HTTP ${status}: ${json?.message ?? ''}`, status);
+      rv ||= json?.metadata?.resourceVersion ?? '';
+      if (Array.isArray(json?.items)) for (const item of json.items) items.push(item);
+      cont = json?.metadata?.continue ?? '';
+      if (!cont) break;
+    }
+    if (this.stopped) return;
+    const listed = new Set<string>();
+    for (const obj of items) {
+      listed.add(key(obj));
+      this.deliver('ADDED', obj);
+    }
+    for (const [k, entry] of this.known) if (!listed.has(k)) this.deliver('DELETED', entry.obj ?? stub(this.res, k));
+    this.resourceVersion = rv;
+    this.attempt = 0;
+    this.markSynced();
+  }
+
+  private async watch(): Promise<void> {
+    this.watchAbort = new AbortController();
+    // No timeoutSeconds: the server then ends each watch after 1-2x its --min-request-timeout,
+    // spread at random as client-go's own timeouts are.
+    const path = this.query({ watch: '1', resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' });
+    await watchStream(this.ep, path, (e) => this.onWatchEvent(e), this.watchAbort.signal);
+  }
+
+  private onWatchEvent(e: WatchEvent): void {
+    if (this.stopped) return;
+    if (e.type === 'ERROR') {
+      const code = e.object?.code;
+      if (code === 410) throw new Gone();
+      throw new ApiError(`watch ${this.res.path}: ${e.object?.message ?? 'error event'}`, code ?? 0);
+    }
+    this.attempt = 0;
+    const rv = e.object?.metadata?.resourceVersion;
+    if (typeof rv === 'string' && rv) this.resourceVersion = rv;
+    if (e.type === 'BOOKMARK') return;
+    this.deliver(e.type, e.object);
+  }
+
+  private deliver(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): void {
+    if (this.stopped || typeof obj !== 'object' || obj === null) return;
+    // List items come without kind/apiVersion; watch objects have them.
+    obj.kind ??= this.res.kind;
+    obj.apiVersion ??= this.res.apiVersion;
+    const k = key(obj);
+    const prev = this.known.get(k);
+    if (type === 'DELETED') {
+      this.known.delete(k);
+      this.hooks.emit(this.res.kind, 'DELETED', obj, prev?.obj);
+      return;
+    }
+    const rv = String(obj.metadata?.resourceVersion ?? '');
+    // A relist hands back every object: one we hold at this version has not changed.
+    if (prev && rv && prev.rv === rv) return;
+    // managedFields are the largest part of most objects, and no proxy reads them.
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+    this.known.set(k, { rv, obj: this.res.keepObjects ? obj : undefined });
+    this.hooks.emit(this.res.kind, prev ? 'MODIFIED' : 'ADDED', obj, prev?.obj);
+  }
+
+  /** An older API server: the resource does not exist, so there are none of it. */
+  private notServed(): void {
+    if (this.absent) return;
+    this.absent = true;
+    this.hooks.log.info({ resource: this.res.kind, path: this.res.path }, 'The API server does not serve this resource; assuming there are none');
+    for (const [k, entry] of this.known) {
+      this.known.delete(k);
+      this.hooks.emit(this.res.kind, 'DELETED', entry.obj ?? stub(this.res, k), entry.obj);
+    }
+    this.markSynced();
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    this.hooks.synced();
+  }
+}
+
+/** What a deletion found by a relist carries when the object itself was not kept. */
+function stub(res: Resource, k: string): KubeObject {
+  const [namespace, name] = k.split('/', 2);
+  return { apiVersion: res.apiVersion, kind: res.kind, metadata: { ...(namespace ? { namespace } : {}), name } };
+}
