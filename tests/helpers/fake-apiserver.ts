@@ -61,8 +61,6 @@ export interface RequestLog {
   resource: Resource;
   watch: boolean;
   query: Record<string, string>;
-  /** A streamed list this server refused (watchList false). */
-  refused?: boolean;
 }
 
 type Pred = (o: any) => boolean;
@@ -112,8 +110,6 @@ export class FakeApiServer {
   readonly requests: RequestLog[] = [];
   /** Answer this many coming list requests with 500, to exercise retries. */
   failLists = 0;
-  /** Serves streaming lists (watch with sendInitialEvents), as kube-apiserver 1.34+ does; false answers 422 as 1.33 did. */
-  watchList = true;
   /** Resources this "older release" does not serve: lists and watches get 404. */
   readonly notServed = new Set<Resource>();
   /** Events accepted by POST, in order. */
@@ -226,7 +222,7 @@ export class FakeApiServer {
   }
 
   listCount(resource: Resource): number {
-    return this.requests.filter((r) => r.resource === resource && !r.watch && !r.refused).length;
+    return this.requests.filter((r) => r.resource === resource && !r.watch).length;
   }
 
   // --- wire protocol ----------------------------------------------------------
@@ -237,9 +233,7 @@ export class FakeApiServer {
     if (eventsNs !== undefined && req.method === 'POST') return this.postEvent(decodeURIComponent(eventsNs), req, res);
     const resource = (Object.keys(RESOURCES) as Resource[]).find((r) => RESOURCES[r].path === url.pathname);
     const query = Object.fromEntries(url.searchParams);
-    // A streaming list (watch with sendInitialEvents) is a list, as far as counts go.
-    const initial = query.sendInitialEvents === 'true';
-    const watch = (query.watch === 'true' || query.watch === '1') && !initial;
+    const watch = query.watch === 'true' || query.watch === '1';
     if (resource && req.method === 'GET') this.requests.push({ resource, watch, query });
     if (!resource || req.method !== 'GET' || this.notServed.has(resource)) {
       return this.status(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
@@ -253,31 +247,11 @@ export class FakeApiServer {
       return this.status(res, 400, 'BadRequest', (err as Error).message);
     }
     if (watch) return this.serveWatch(resource, matches, query, res);
-    if (initial && !this.watchList) {
-      this.requests[this.requests.length - 1].refused = true;
-      return this.status(res, 422, 'Invalid', 'sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled');
-    }
-    if (initial && query.resourceVersionMatch !== 'NotOlderThan') {
-      return this.status(res, 422, 'Invalid', 'sendInitialEvents requires resourceVersionMatch=NotOlderThan');
-    }
     if (this.failLists > 0) {
       this.failLists--;
       return this.status(res, 500, 'InternalError', 'injected list failure');
     }
-    if (initial) return this.serveStreamingList(resource, matches, res);
     this.serveList(resource, matches, query, res);
-  }
-
-  /** WatchList: the current state as ADDED events, the initial-events-end bookmark, then a watch. */
-  private serveStreamingList(resource: Resource, matches: Pred, res: http.ServerResponse): void {
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
-    const all = [...this.store[resource].values()].filter(matches).sort((a, b) => (this.key(a) < this.key(b) ? -1 : 1));
-    for (const o of all) this.writeEvent(res, 'ADDED', o);
-    const { kind, apiVersion } = RESOURCES[resource];
-    this.writeEvent(res, 'BOOKMARK', { kind, apiVersion, metadata: { resourceVersion: String(this.rv), annotations: { 'k8s.io/initial-events-end': 'true' } } });
-    const w: OpenWatch = { resource, matches, res };
-    this.watches.add(w);
-    res.on('close', () => this.watches.delete(w));
   }
 
   private postEvent(namespace: string, req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -29,9 +29,8 @@ const slice = (ns: string, name: string, service: string) => ({
 const WATCHED = 4;
 const node = (name: string) => ({ metadata: { name, labels: { 'topology.kubernetes.io/zone': 'z1' } } });
 
-async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number; watchList?: boolean } = {}) {
+async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number } = {}) {
   const fake = new FakeApiServer();
-  fake.watchList = opts.watchList ?? true;
   await fake.start();
   if (opts.seed) opts.seed(fake);
   else {
@@ -71,9 +70,8 @@ async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => v
   return { fake, source, events, invalid, names, deletes, synced: () => synced, eventsAtSync: () => eventsAtSync };
 }
 
-for (const watchList of [true, false]) test(`lists with kube-proxy selectors, syncs once, then streams the watch (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
+test('lists with kube-proxy selectors, syncs once, then streams the watch', async (t) => {
   const env = await setup(t, {
-    watchList,
     seed: (f) => {
       f.upsert('services', svc('ns1', 'a'));
       f.upsert('services', svc('ns1', 'other-proxy', { labels: { 'service.kubernetes.io/service-proxy-name': 'x' } }));
@@ -132,9 +130,8 @@ test('selectors are kube-proxy\'s, from the one Service filter', async (t) => {
   t.like(query('nodes'), { fieldSelector: 'metadata.name=node-a' });
 });
 
-test('a server that refuses streamed lists (422, as 1.33) is asked once, then paged to the end', async (t) => {
+test('paged lists are followed to the end', async (t) => {
   const env = await setup(t, {
-    watchList: false,
     pageSize: 2,
     seed: (f) => {
       for (let i = 0; i < 5; i++) f.upsert('services', svc('ns1', `s${i}`));
@@ -142,28 +139,11 @@ test('a server that refuses streamed lists (422, as 1.33) is asked once, then pa
   });
   await waitFor(() => env.synced() === 1, 'sync');
   t.deepEqual(env.names('Service', 'ADDED'), ['ns1/s0', 'ns1/s1', 'ns1/s2', 'ns1/s3', 'ns1/s4']);
-  const lists = env.fake.requests.filter((r) => r.resource === 'services' && !r.watch);
-  t.is(lists.filter((r) => r.query.sendInitialEvents === 'true').length, 1);
-  t.is(lists.filter((r) => r.query.sendInitialEvents !== 'true').length, 3);
+  t.is(env.fake.requests.filter((r) => r.resource === 'services' && !r.watch).length, 3);
 });
 
-test('a streamed list carries the state as events: no page, one request, then it is the watch', async (t) => {
-  const env = await setup(t, {
-    pageSize: 2,
-    seed: (f) => {
-      for (let i = 0; i < 5; i++) f.upsert('services', svc('ns1', `s${i}`));
-    },
-  });
-  await waitFor(() => env.synced() === 1 && env.fake.openWatchCount('services') === 1, 'sync');
-  t.deepEqual(env.names('Service', 'ADDED'), ['ns1/s0', 'ns1/s1', 'ns1/s2', 'ns1/s3', 'ns1/s4']);
-  t.like(env.fake.requests.filter((r) => r.resource === 'services'), [{ watch: false, query: { sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan' } }]);
-  t.is(env.fake.requests.filter((r) => r.resource === 'services').length, 1);
-  env.fake.upsert('services', svc('ns1', 's5'));
-  await waitFor(() => env.names('Service', 'ADDED').includes('ns1/s5'), 'a change on the same stream');
-});
-
-for (const watchList of [true, false]) test(`a dropped or closed watch is resumed from its resourceVersion, without a relist (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
-  const env = await setup(t, { watchList });
+test('a dropped or closed watch is resumed from its resourceVersion, without a relist', async (t) => {
+  const env = await setup(t);
   await waitFor(() => env.synced() === 1 && env.fake.openWatchCount('services') === 1, 'watching');
   env.fake.dropWatches();
   env.fake.upsert('services', svc('ns2', 'c'));
@@ -176,8 +156,8 @@ for (const watchList of [true, false]) test(`a dropped or closed watch is resume
   t.deepEqual(env.deletes(), []);
 });
 
-for (const watchList of [true, false]) test(`410 Gone forces a relist that yields deletes only for objects really gone (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
-  const env = await setup(t, { watchList });
+test('410 Gone forces a relist that yields deletes only for objects really gone', async (t) => {
+  const env = await setup(t);
   await waitFor(() => env.synced() === 1 && env.fake.openWatchCount() === WATCHED, 'watching');
   // Changes the watch never reports: only a relist can reveal them.
   env.fake.remove('services', 'ns1', 'a', { silent: true });
@@ -190,8 +170,8 @@ for (const watchList of [true, false]) test(`410 Gone forces a relist that yield
   t.is(env.synced(), 1, 'onSynced is not repeated');
 });
 
-for (const watchList of [true, false]) test(`apiserver down: retries with backoff and emits no deletes; events resume after restart (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
-  const env = await setup(t, { watchList });
+test('apiserver down: retries with backoff and emits no deletes; events resume after restart', async (t) => {
+  const env = await setup(t);
   await waitFor(() => env.synced() === 1 && env.fake.openWatchCount() === WATCHED, 'watching');
   const added = env.events.length;
   await env.fake.stop();
@@ -204,8 +184,8 @@ for (const watchList of [true, false]) test(`apiserver down: retries with backof
   t.deepEqual(env.deletes(), []);
 });
 
-for (const watchList of [true, false]) test(`after an outage with compacted history, the relist deletes exactly what went away (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
-  const env = await setup(t, { watchList });
+test('after an outage with compacted history, the relist deletes exactly what went away', async (t) => {
+  const env = await setup(t);
   await waitFor(() => env.synced() === 1 && env.fake.openWatchCount() === WATCHED, 'watching');
   await env.fake.stop();
   env.fake.remove('services', 'ns1', 'b');
@@ -219,9 +199,8 @@ for (const watchList of [true, false]) test(`after an outage with compacted hist
   t.deepEqual(env.deletes().length, 1);
 });
 
-for (const watchList of [true, false]) test(`failed initial lists are retried until synced (${watchList ? 'streamed' : 'paged'} lists)`, async (t) => {
+test('failed initial lists are retried until synced', async (t) => {
   const env = await setup(t, {
-    watchList,
     seed: (f) => {
       f.failLists = 4;
       f.upsert('services', svc('ns1', 'a'));

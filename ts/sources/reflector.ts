@@ -1,9 +1,7 @@
-// One resource, listed and then watched, as client-go's reflector does. The list is streamed
-// (WatchList: a watch with sendInitialEvents, the state as ADDED events, then a bookmark
-// marking its end), so no response holds 10k objects at once; a server that refuses it
-// (422/400: before 1.34, or the gate off) gets paged lists. Watches resume from the last
-// resourceVersion seen (bookmarks keep it fresh), a relist follows only a 410 Gone, and
-// errors back off exponentially. Nothing is deleted because the server is unreachable: only a list that lacks an
+// One resource, listed and then watched, as client-go's reflector does: the first list from
+// the watch cache (resourceVersion=0), watches resumed from the last resourceVersion seen
+// (bookmarks keep it fresh), a relist only after 410 Gone, and exponential backoff after
+// errors. Nothing is deleted because the server is unreachable: only a list that lacks an
 // object, or a watch DELETED, removes it.
 //
 // What it keeps per object: its resourceVersion, and the object itself only when asked
@@ -43,11 +41,6 @@ export class Reflector {
   private resourceVersion = '';
   private attempt = 0;
   private watchAbort = new AbortController();
-  /** The server streams lists (until it refuses one). */
-  private streaming = true;
-  /** During a streamed list: the objects it has carried so far. */
-  private initial?: Set<string>;
-  private onInitialEnd?: () => void;
   absent = false;
   synced = false;
   stopped = false;
@@ -82,11 +75,6 @@ export class Reflector {
   private async loop(started: () => void): Promise<void> {
     while (!this.stopped) {
       try {
-        if (!this.resourceVersion && this.streaming) {
-          // Refused: the next turn pages. Ended after the list: it watches on from there.
-          await this.streamList(started);
-          continue;
-        }
         if (!this.resourceVersion) await this.list();
         started();
         const began = Date.now();
@@ -132,15 +120,12 @@ export class Reflector {
     const items: KubeObject[] = [];
     let rv = '';
     let cont = '';
-    let pages = 0;
-    const began = Date.now();
     const fromCache = this.lists === 1;
     for (;;) {
       const extra: Record<string, string> = { limit: String(this.hooks.pageSize) };
       if (cont) extra.continue = cont;
       else if (fromCache) extra.resourceVersion = '0';
       const { status, json } = await apiRequest(this.ep, 'GET', this.query(extra));
-      pages++;
       if (status === 410 && cont) throw new Gone(); // the continue token expired: start over
       if (status !== 200) throw new ApiError(`list ${this.res.path}: HTTP ${status}: ${json?.message ?? ''}`, status);
       rv ||= json?.metadata?.resourceVersion ?? '';
@@ -149,7 +134,6 @@ export class Reflector {
       if (!cont) break;
     }
     if (this.stopped) return;
-    this.hooks.log.info({ resource: this.res.kind, objects: items.length, pages, ms: Date.now() - began, resourceVersion: rv }, 'Listed');
     const listed = new Set<string>();
     for (const obj of items) {
       listed.add(key(obj));
@@ -159,57 +143,6 @@ export class Reflector {
     this.resourceVersion = rv;
     this.attempt = 0;
     this.markSynced();
-  }
-
-  /**
-   * A streamed list, then the watch it turns into. False when the server refuses streaming
-   * (it is not asked again); resolves when the stream ends after the initial events.
-   */
-  private async streamList(started: () => void): Promise<boolean> {
-    this.lists++;
-    const began = Date.now();
-    let objects = 0;
-    this.initial = new Set();
-    this.onInitialEnd = () => {
-      this.hooks.log.info({ resource: this.res.kind, objects, streamed: true, ms: Date.now() - began, resourceVersion: this.resourceVersion }, 'Listed');
-      started();
-    };
-    const count = () => objects++;
-    this.watchAbort = new AbortController();
-    const path = this.query({ watch: '1', sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true' });
-    try {
-      await watchStream(this.ep, path, (e) => {
-        if (this.initial && e.type === 'ADDED') count();
-        this.onWatchEvent(e);
-      }, this.watchAbort.signal);
-    } catch (err) {
-      const status = (err as ApiError)?.statusCode;
-      if (this.initial && (status === 422 || status === 400)) {
-        this.streaming = false;
-        this.initial = undefined;
-        this.hooks.log.info({ resource: this.res.kind, err: (err as Error).message }, 'The API server does not stream lists; paging instead');
-        return false;
-      }
-      throw err;
-    } finally {
-      const unfinished = this.initial !== undefined;
-      this.initial = undefined;
-      // Ended before its last initial event: what it carried is delivered; the rest comes with the retry.
-      if (unfinished && !this.stopped) this.resourceVersion = '';
-    }
-    if (this.resourceVersion === '' && !this.stopped) throw new Error(`list ${this.res.path}: the stream ended before its initial events did`);
-    return true;
-  }
-
-  /** The initial-events-end bookmark: what the stream did not carry is gone. */
-  private endInitialEvents(rv: string): void {
-    const listed = this.initial!;
-    this.initial = undefined;
-    for (const [k, entry] of this.known) if (!listed.has(k)) this.deliver('DELETED', entry.obj ?? stub(this.res, k));
-    this.resourceVersion = rv;
-    this.attempt = 0;
-    this.markSynced();
-    this.onInitialEnd?.();
   }
 
   private async watch(): Promise<void> {
@@ -227,18 +160,8 @@ export class Reflector {
       if (code === 410) throw new Gone();
       throw new ApiError(`watch ${this.res.path}: ${e.object?.message ?? 'error event'}`, code ?? 0);
     }
-    const rv = e.object?.metadata?.resourceVersion;
-    if (this.initial) {
-      // While the state streams in, the resourceVersion to resume from is the bookmark's.
-      if (e.type === 'BOOKMARK') {
-        if (e.object?.metadata?.annotations?.['k8s.io/initial-events-end'] === 'true') this.endInitialEvents(String(rv ?? ''));
-        return;
-      }
-      if (e.object?.metadata) this.initial.add(key(e.object));
-      this.deliver(e.type, e.object);
-      return;
-    }
     this.attempt = 0;
+    const rv = e.object?.metadata?.resourceVersion;
     if (typeof rv === 'string' && rv) this.resourceVersion = rv;
     if (e.type === 'BOOKMARK') return;
     this.deliver(e.type, e.object);
