@@ -11,6 +11,7 @@ import https from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
+import { ListSplitter } from './list-splitter.js';
 
 export interface ApiEndpoint {
   /** e.g. https://10.0.0.1:6443 (no trailing slash). */
@@ -161,6 +162,49 @@ export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: 
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname} timed out`)));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/**
+ * A list, its items handed to onItem one by one as the response arrives (ListSplitter); resolves
+ * with the status and the list's own fields (metadata), or the error body when not 200.
+ */
+export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem: (item: any) => void, timeoutMs = 60_000): Promise<{ status: number; json: any; items: number }> {
+  const url = new URL(ep.server + pathAndQuery);
+  const opts = await requestOptions(ep, 'GET', {});
+  return new Promise((resolve, reject) => {
+    const req = send(ep, url, opts);
+    req.on('response', (res) => {
+      const ok = res.statusCode === 200;
+      const splitter = new ListSplitter(onItem);
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (!ok) return void chunks.push(c);
+        try {
+          splitter.push(c);
+        } catch (err) {
+          req.destroy();
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          if (ok) return resolve({ status: 200, json: splitter.end(), items: splitter.items });
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {}
+          resolve({ status: res.statusCode ?? 0, json, items: 0 });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url.pathname} timed out`)));
+    req.on('error', reject);
+    req.end();
   });
 }
 

@@ -31,7 +31,7 @@ interface Args {
   updates: number;
   proxies: ProxyName[];
   json?: string;
-  /** Runs kproxy as `node --cpu-prof --cpu-prof-dir DIR bin/kproxy.js` every time (profiling). */
+  /** Runs kproxy as `node --cpu-prof ... bin/kproxy.js` every time, with a heap snapshot at rest, into DIR. */
   profile?: string;
 }
 
@@ -122,7 +122,11 @@ class Bench {
     if (proxy === 'nftables') return spawnUpstream({ topo: this.topo, cp: this.cp }, 'nftables', minSync);
     const flags = agentFlags({ kubeconfig: this.cp.kubeconfig('kproxy'), hostname: NODE_NAME, extraArgs: minSync });
     const bin = join(REPO_ROOT, 'bin/kproxy.js');
-    if (this.args.profile) return asAgent(this.topo.spawnIn(this.topo.node, 'node', ['--cpu-prof', '--cpu-prof-dir', this.args.profile, bin, ...flags]));
+    if (this.args.profile) {
+      // CPU profile on exit, and a heap snapshot on SIGUSR2 (sent at rest, after the cold start).
+      const prof = ['--cpu-prof', '--cpu-prof-dir', this.args.profile, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${this.args.profile}`];
+      return asAgent(this.topo.spawnIn(this.topo.node, 'node', [...prof, bin, ...flags]));
+    }
     if (way === 'npm-bin') return asAgent(this.topo.spawnIn(this.topo.node, bin, flags));
     if (way === 'node') return asAgent(this.topo.spawnIn(this.topo.node, 'node', [bin, ...flags]));
     const [cmd, ...rest] = imageEntrypoint();
@@ -151,7 +155,14 @@ class Bench {
     const answered = await Promise.race([this.until(this.args.services - 1), exited]);
     const cpu = cpuSeconds(pid);
     await sleep(5000); // at rest: the first syncs done, garbage collected as it would be
-    return { agent, ms: answered.at - t0, cpu, rss: rssMiB(pid) };
+    const rss = rssMiB(pid);
+    // kproxy logs each list (objects, pages, ms): how the API server served it.
+    for (const line of agent.logs().split('\n')) if (line.includes('"msg":"Listed"')) console.error(`  ${line}`);
+    if (this.args.profile && proxy === 'kproxy') {
+      agent.signal('SIGUSR2');
+      await sleep(10_000);
+    }
+    return { agent, ms: answered.at - t0, cpu, rss };
   }
 
   private async metricsPage(): Promise<string> {
