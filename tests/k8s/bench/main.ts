@@ -2,7 +2,8 @@
 //                       [--json FILE] [--profile DIR]
 // kproxy and upstream kube-proxy v1.37.2 side by side, on one real kube-apiserver (built by
 // scripts/build-k8s.sh), in one run, with minSyncPeriod 0 for both. For each proxy:
-//   cold start   process start → the last Service answers a real connection; CPU for it
+//   cold start   process start → the last Service answers a real connection; CPU until at rest
+//                (5 s later, so that upstream's `nft` children have exited and count)
 //   memory       RSS at rest after the cold start (kproxy: started each way a user starts it)
 //   event→rules  an EndpointSlice write accepted → its new endpoints answer (p50/p99), CPU,
 //                and the proxy's own kubeproxy_network_programming_duration_seconds
@@ -153,8 +154,9 @@ class Bench {
       throw new Error(`${proxy} exited (${code}) during its cold start:\n${agent.logs().slice(-2000)}`);
     });
     const answered = await Promise.race([this.until(this.args.services - 1), exited]);
-    const cpu = cpuSeconds(pid);
     await sleep(5000); // at rest: the first syncs done, garbage collected as it would be
+    // Read at rest, not at the answer: upstream's `nft` child counts (cutime) once it exits and is reaped.
+    const cpu = cpuSeconds(pid);
     const rss = rssMiB(pid);
     // kproxy logs each list (objects, pages, ms): how the API server served it.
     for (const line of agent.logs().split('\n')) if (line.includes('"msg":"Listed"')) console.error(`  ${line}`);
@@ -184,8 +186,8 @@ class Bench {
       const answered = await this.until(i, 60_000);
       latencies.push(answered.at - accepted);
     }
+    await sleep(1000); // the last observation reaches the histogram; the last `nft` child is reaped
     const cpu = cpuSeconds(pid) - cpu0;
-    await sleep(1000); // the last observation reaches the histogram
     const after = histogram(await this.metricsPage(), name);
     latencies.sort((a, b) => a - b);
     const n = after.count - before.count;
