@@ -29,7 +29,15 @@ const refusedRows = (why: string): Record<string, RowException> => Object.fromEn
 ].map((row) => [row, { outcome: 'refused', why }]));
 const UPSTREAM_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, RowException>> = {
   nftables: refusedRows(INPUT_CHECK),
-  iptables: refusedRows(NO_SERVICECIDR_DROP),
+  iptables: {
+    ...refusedRows(NO_SERVICECIDR_DROP),
+    'another node address is not a NodePort address ("primary"): its own closed port': {
+      outcome: ['backend-1', 'backend-2', 'backend-3'],
+      source: 'masqueraded',
+      count: 30,
+      why: 'upstream\'s iptables mode keeps its old default of NodePorts on every local address (nodePortAddresses "primary" is the nftables default); kproxy has nftables mode only',
+    },
+  },
 };
 
 const GROUPS = [...new Set(FLOWS.map((r) => r[0]))] as Group[];

@@ -239,7 +239,11 @@ export function observed(topo: Topology, from: string, v6: boolean, results: Flo
  * differing row; `skip` names the rows a proxy is not held to (row name: why). */
 /** A row a proxy answers differently, what it does instead, and why (a documented deviation). */
 export interface RowException {
-  outcome: string;
+  /** As a row's: the backends that answer, or 'refused' / 'timeout'. */
+  outcome: Row[5];
+  source?: Row[6];
+  /** Connections to send (a row that expects a refusal sends few; backends need more). */
+  count?: number;
   why: string;
 }
 
@@ -252,9 +256,11 @@ export async function checkRows(t: ExecutionContext, bed: MatrixBed, groups: Gro
   const want: Record<string, string[]> = {};
   for (const unknown of Object.keys(exceptions)) if (!FLOWS.some((r) => r[1] === unknown)) throw new Error(`exception for no row: ${unknown}`);
   for (const row of FLOWS.filter((r) => groups.includes(r[0]))) {
-    const [, name, from, to, proto, tableExpect, source, count] = row;
+    const [, name, from, to, proto, tableExpect, tableSource, tableCount] = row;
     const exception: RowException | undefined = exceptions[name];
     const expect = exception ? exception.outcome : tableExpect;
+    const source = exception ? exception.source ?? '' : tableSource;
+    const count = exception?.count ?? tableCount;
     const { host, port } = destination(to);
     const opts = { count, timeoutMs: typeof expect === 'string' ? 1500 : 3000 };
     const ns = namespace(bed, from);

@@ -262,7 +262,8 @@ function report(args: Args, results: Result[]): string {
   const head = `| ${args.services} Services × ${args.endpoints} endpoints | ${results.map((r) => r.proxy).join(' | ')} |${others.length && k?.proxy === 'kproxy' ? ' upstream ÷ kproxy |' : ''}`;
   const lines = [head, `|---|${results.map(() => '---|').join('')}${others.length && k?.proxy === 'kproxy' ? '---|' : ''}`];
   for (const [name, show, value] of rows) {
-    const ratio = others.length && k?.proxy === 'kproxy' ? ` ${(value(others[0]) / value(k)).toFixed(1)}× |` : '';
+    const r = others.length && k?.proxy === 'kproxy' ? value(others[0]) / value(k) : undefined;
+    const ratio = r === undefined ? '' : Number.isFinite(r) ? ` ${r.toFixed(1)}× |` : ' — |';
     lines.push(`| ${name} | ${results.map(show).join(' | ')} |${ratio}`);
   }
   return lines.join('\n');
