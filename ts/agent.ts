@@ -69,6 +69,8 @@ export class Agent {
   private readonly serviceHealth = new Map<IPFamily, ServiceHealthServers>();
   /** Keys of the ServicePorts with a health-check node port, per family, as last handed out. */
   private readonly healthChecked = new Map<IPFamily, Set<string>>();
+  /** Per family, the UDP ServicePorts as last synced: the conntrack reconciler's input. */
+  private readonly udpServicePorts = new Map<IPFamily, Map<string, ServicePort>>();
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
@@ -288,17 +290,25 @@ export class Agent {
     const had = this.healthChecked.get(family) ?? new Set<string>();
     const touched = full || upserts.some((sp) => sp.healthCheckNodePort > 0 || had.has(sp.key)) || deletes.some((k) => had.has(k));
     const conntrack = this.opts.conntrack?.[family];
-    if (!(servers && touched) && !conntrack) return;
-    const all = this.tracker.all(family);
+    if (conntrack) {
+      // Only UDP ServicePorts can have stale flows: kept as syncs hand them out, not re-listed.
+      let udp = this.udpServicePorts.get(family);
+      if (!udp || full) this.udpServicePorts.set(family, (udp = new Map()));
+      for (const key of deletes) udp.delete(key);
+      for (const sp of upserts) {
+        if (sp.protocol === 'UDP') udp.set(sp.key, sp);
+        else udp.delete(sp.key);
+      }
+      // It never rejects; a failed pass is logged and the next sync reconciles again.
+      void conntrack.reconcile([...udp.values()]);
+    }
     if (servers && touched) {
-      const checked = all.filter((sp) => sp.healthCheckNodePort > 0);
+      const checked = this.tracker.all(family).filter((sp) => sp.healthCheckNodePort > 0);
       this.healthChecked.set(family, new Set(checked.map((sp) => sp.key)));
       const m = serviceHealthMaps(checked);
       servers.syncServices(m.services);
       servers.syncEndpoints(m.localEndpoints);
     }
-    // It never rejects; a failed pass is logged and the next sync reconciles again.
-    if (conntrack) void conntrack.reconcile(all);
   }
 
   private record(family: IPFamily, report: SyncReport, started: number, trigger: number | undefined): void {

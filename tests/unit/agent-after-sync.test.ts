@@ -88,15 +88,21 @@ test('a health-check port that cannot be bound is reported as a Warning Event on
   t.true(events[0].note.includes(String(port)), events[0].note);
 });
 
-test('the conntrack reconciler gets every ServicePort of its family after each successful sync', async (t) => {
+test('the conntrack reconciler gets every UDP ServicePort of its family after each successful sync', async (t) => {
   const calls: string[][] = [];
   const conntrack = { IPv4: { reconcile: async (sps: readonly ServicePort[]) => void calls.push(sps.map((sp) => sp.key).sort()) } };
   const s = await scriptedAgent(['--hostname-override', NODE], { families: ['IPv4'], conntrack, serviceHealth: false });
   t.teardown(() => s.agent.stop());
-  await s.start(() => s.source.emit('Service', 'ADDED', lbLocal('a', '10.96.0.42', 32001)));
-  await s.synced(() => s.source.emit('Service', 'ADDED', lbLocal('b', '10.96.0.43', 32002)));
-  t.deepEqual(calls.at(-1), ['ns/a/tcp/http', 'ns/b/tcp/http'], 'the whole family, not just the change');
-  t.true(calls.length >= 2);
+  const udp = (svc: any) => ({ ...svc, spec: { ...svc.spec, ports: svc.spec.ports.map((p: any) => ({ ...p, protocol: 'UDP' })) } });
+  await s.start(() => s.source.emit('Service', 'ADDED', udp(lbLocal('a', '10.96.0.42', 32001))));
+  await s.synced(() => s.source.emit('Service', 'ADDED', udp(lbLocal('b', '10.96.0.43', 32002))));
+  t.deepEqual(calls.at(-1), ['ns/a/udp/http', 'ns/b/udp/http'], 'the whole family, not just the change');
+  // TCP ServicePorts have no stale flows to clear.
+  await s.synced(() => s.source.emit('Service', 'ADDED', lbLocal('c', '10.96.0.44', 32003)));
+  t.deepEqual(calls.at(-1), ['ns/a/udp/http', 'ns/b/udp/http']);
+  await s.synced(() => s.source.emit('Service', 'DELETED', udp(lbLocal('a', '10.96.0.42', 32001))));
+  t.deepEqual(calls.at(-1), ['ns/b/udp/http'], 'a deleted ServicePort leaves the input');
+  t.true(calls.length >= 4);
 });
 
 test('externalTrafficPolicy Local ServicePorts with no local endpoint are counted, as internal ones are', async (t) => {

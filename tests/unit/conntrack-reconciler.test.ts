@@ -56,6 +56,16 @@ test('the input lists UDP ServicePorts of the family with their VIPs, NodePort a
   t.is(conntrackInput([], 'IPv4'), '');
 });
 
+test('no UDP ServicePort with serving endpoints: the table is not dumped at all', async (t) => {
+  const { native, calls } = fakeNative(() => report());
+  const r = new ConntrackReconciler({ family: 'IPv4', registry: new Registry(), logger: capture().logger, native });
+  await r.reconcile([]);
+  await r.reconcile([dns({ protocol: 'TCP' })]);
+  t.deepEqual(calls, []);
+  await r.reconcile([dns()]);
+  t.is(calls.length, 1);
+});
+
 test('a pass records its duration and deleted flows under the family label', async (t) => {
   const registry = new Registry();
   const { native, calls } = fakeNative(() => report({ deleted: 3, durationMs: 250 }));
@@ -77,7 +87,8 @@ test('both families share one registry', async (t) => {
   const { logger } = capture();
   const v4 = new ConntrackReconciler({ family: 'IPv4', registry, logger, native });
   const v6 = new ConntrackReconciler({ family: 'IPv6', registry, logger, native });
-  await Promise.all([v4.reconcile([]), v6.reconcile([])]);
+  const dns6 = dns({ family: 'IPv6', clusterIP: 'fd00:96::10', endpoints: [readyEndpoint('fd00:244:0:1::2', 8053)] });
+  await Promise.all([v4.reconcile([dns()]), v6.reconcile([dns6])]);
   const text = await registry.metrics();
   t.regex(text, /deleted_entries_total\{ip_family="IPv4"\} 1/);
   t.regex(text, /deleted_entries_total\{ip_family="IPv6"\} 1/);

@@ -106,6 +106,8 @@ export class ConntrackReconciler {
     let report: NativeConntrackReport;
     try {
       const input = conntrackInput(servicePorts, ipFamily);
+      // No UDP ServicePort with serving endpoints: no flow can be stale, so the table is not dumped.
+      if (!input) return;
       this.native ??= loadAddon();
       logV(this.logger, 4, { ipFamily }, 'Started to reconcile conntrack entries');
       report = await this.native.reconcileConntrack(ipFamily, input);
