@@ -4,7 +4,7 @@
 // "leave as is") values; anything else is a ConfigError naming the field.
 
 import { readFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { yaml } from '../yaml.js';
 import { ConfigError, notImplemented } from './errors.js';
 import { formatGoDuration, parseGoDuration } from './duration.js';
 import { API_VERSION, KIND, type RawConfig } from './defaults.js';
@@ -143,10 +143,10 @@ export function readConfigFile(path: string): LoadedFile {
 
 export function decodeConfig(text: string, source: string): LoadedFile {
   const warnings: string[] = [];
-  let doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  let doc = yaml().parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0 && doc.errors.every((e) => e.code === 'DUPLICATE_KEY')) {
     warnings.push(`config file ${source}: using lenient decoding as strict decoding failed: ${doc.errors[0].message}`);
-    doc = YAML.parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+    doc = yaml().parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   }
   if (doc.errors.length > 0) {
     throw new ConfigError('--config', `config file ${source}: failed to decode: ${doc.errors[0].message}`);

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../yaml.js';
 import { ListSplitter } from './list-splitter.js';
 
 export interface ApiEndpoint {
@@ -71,7 +71,9 @@ const named = (list: unknown, name: string, what: string): Record<string, any> =
 };
 
 export function fromKubeconfigFile(file: string): ApiEndpoint {
-  const doc = parseYaml(readFileSync(file, 'utf8')) ?? {};
+  const text = readFileSync(file, 'utf8');
+  // JSON is YAML too; parsed as JSON, it needs no YAML parser at all.
+  const doc = (text.trimStart().startsWith('{') ? JSON.parse(text) : yaml().parse(text)) ?? {};
   const contextName = doc['current-context'];
   if (typeof contextName !== 'string' || !contextName) throw new Error(`kubeconfig ${file}: no current-context`);
   const context = named(doc.contexts, contextName, 'context');

@@ -6,7 +6,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yaml } from '../yaml.js';
 import { fingerprint } from '../fingerprint.js';
 import { matchesLabelSelector, selectedService } from '../model/service-filter.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
@@ -194,7 +194,7 @@ export class ManifestsSource implements Source {
     }
     const docs: unknown[] = [];
     let syntaxError = false;
-    for (const [i, doc] of parseAllDocuments(text).entries()) {
+    for (const [i, doc] of yaml().parseAllDocuments(text).entries()) {
       if (doc.errors.length > 0) {
         syntaxError = true;
         this.invalid('Document', 'parse-error', `${name}#${i}`);

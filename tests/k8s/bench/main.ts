@@ -158,13 +158,26 @@ class Bench {
     // Read at rest, not at the answer: upstream's `nft` child counts (cutime) once it exits and is reaped.
     const cpu = cpuSeconds(pid);
     const rss = rssMiB(pid);
-    // kproxy logs each list (objects, pages, ms): how the API server served it.
-    for (const line of agent.logs().split('\n')) if (line.includes('"msg":"Listed"')) console.error(`  ${line}`);
+    if (proxy === 'kproxy') this.timeline('cold start', agent, t0);
     if (this.args.profile && proxy === 'kproxy') {
       agent.signal('SIGUSR2');
       await sleep(10_000);
     }
     return { agent, ms: answered.at - t0, cpu, rss };
+  }
+
+  /** Where kproxy's start went: its lists and first syncs, in ms after the process was started. */
+  private timeline(what: string, agent: Agent, t0: number): void {
+    const marks: string[] = [];
+    for (const line of agent.logs().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const l = JSON.parse(line);
+      if (l.msg === 'Listed') marks.push(`${l.resource} listed +${Math.round(l.time - t0)} (${l.objects} in ${l.ms} ms)`);
+      else if (l.msg === 'Synced proxy rules' && marks.filter((m) => m.includes('synced')).length < 2) {
+        marks.push(`${l.ipFamily} synced +${Math.round(l.time - t0)} (${l.full ? 'full' : 'partial'}, ${Math.round(l.durationMs)} ms)`);
+      } else if (l.msg === 'Starting kproxy') marks.push(`started +${Math.round(l.time - t0)}`);
+    }
+    console.error(`  kproxy ${what}: ${marks.join('; ')}`);
   }
 
   private async metricsPage(): Promise<string> {
@@ -213,6 +226,7 @@ class Bench {
       return value * 1000 > t0 ? value * 1000 : undefined;
     }, { timeoutMs: 300_000, intervalMs: 20 });
     await sleep(2000);
+    if (proxy === 'kproxy') this.timeline('restart', next, t0);
     const s = await this.probe.call({ op: 'stop-stream' });
     if (s.failed) console.error(`${proxy}: failed connections during the restart: ${JSON.stringify(s.errors)}`);
     return { agent: next, firstSyncMs: synced - t0, failed: s.failed, total: s.ok + s.failed };
