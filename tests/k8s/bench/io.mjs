@@ -5,8 +5,9 @@
 //
 //   {id, op:'api', server, token, requests:[{method, path, body?}], concurrency?}
 //       -> {id, ok, failed, firstError?, at}: every request sent; `at` when the last answered
-//   {id, op:'until', host, port, want, timeoutMs?}
-//       -> {id, at, tries} once a new TCP connection is answered by backend `want`
+//   {id, op:'until', host, port, want, timeoutMs?, pauseMs?}
+//       -> {id, at, tries} once a new TCP connection is answered by backend `want` (tries
+//          pauseMs apart, default 1: the resolution, and what keeps the prober off the CPU)
 //          (at: wall-clock ms, performance.timeOrigin-based, comparable across processes)
 //   {id, op:'stream', targets:[host], port, intervalMs}
 //       -> a steady stream of new connections, round robin; {id, started} at once
@@ -94,7 +95,7 @@ async function until(cmd) {
     if (r.backend === cmd.want) return { at: now(), tries };
     if (now() > deadline) return { error: `timed out; last: ${r.backend ?? r.error}`, tries };
     // A refused connect returns at once: do not spin the CPU the proxies are measured on.
-    if (r.error) await sleep(1);
+    await sleep(cmd.pauseMs ?? 1);
   }
 }
 

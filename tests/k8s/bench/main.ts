@@ -140,8 +140,9 @@ class Bench {
     await this.topo.exec(this.topo.node, ['conntrack', '-F'], { allowFailure: true });
   }
 
-  private until(i: number, timeoutMs = 300_000): Promise<{ at: number; tries: number }> {
-    return this.probe.call({ op: 'until', host: serviceIP(i), port: 80, want: `backend-${this.on[i]}`, timeoutMs });
+  /** Waits for Service i to answer from the backend it is on now, trying every pauseMs. */
+  private until(i: number, pauseMs: number, timeoutMs = 300_000): Promise<{ at: number; tries: number }> {
+    return this.probe.call({ op: 'until', host: serviceIP(i), port: 80, want: `backend-${this.on[i]}`, timeoutMs, pauseMs });
   }
 
   /** Cold start: from an empty node to the last Service answering. */
@@ -153,7 +154,7 @@ class Bench {
     const exited = agent.process.exited.then((code) => {
       throw new Error(`${proxy} exited (${code}) during its cold start:\n${agent.logs().slice(-2000)}`);
     });
-    const answered = await Promise.race([this.until(this.args.services - 1), exited]);
+    const answered = await Promise.race([this.until(this.args.services - 1, 5), exited]);
     await sleep(5000); // at rest: the first syncs done, garbage collected as it would be
     // Read at rest, not at the answer: upstream's `nft` child counts (cutime) once it exits and is reaped.
     const cpu = cpuSeconds(pid);
@@ -196,7 +197,7 @@ class Bench {
       const i = (k * 7919) % this.args.services;
       this.on[i] = 3 - this.on[i];
       const accepted = await this.write([{ method: 'PUT', path: slicePath(i), body: slice(i, this.args.endpoints, this.on[i]) }]);
-      const answered = await this.until(i, 60_000);
+      const answered = await this.until(i, 1, 60_000);
       latencies.push(answered.at - accepted);
     }
     await sleep(1000); // the last observation reaches the histogram; the last `nft` child is reaped
