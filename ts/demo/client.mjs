@@ -11,6 +11,7 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 import readline from 'node:readline';
+import { pathToFileURL } from 'node:url';
 
 // errno codes -> the words the tests' flow tables use.
 const ERRORS = {
@@ -23,7 +24,8 @@ const ERRORS = {
 };
 const describe = (err) => ERRORS[err?.code] ?? err?.code ?? String(err?.message ?? err);
 
-function tcpRequest(host, port, timeoutMs) {
+/** One HTTP-ish request on a new connection: {ok: true, body} or {ok: false, error}. */
+export function tcpRequest(host, port, timeoutMs) {
   return new Promise((resolve) => {
     let received = '';
     const socket = net.connect({ host, port });
@@ -113,10 +115,13 @@ function hold(spec) {
   process.stdin.on('end', () => socket.end());
 }
 
-const spec = JSON.parse(process.argv[2] ?? '{}');
-if (spec.mode === 'hold') hold(spec);
-else if (spec.mode === 'tcp' || spec.mode === 'udp') await batch(spec);
-else {
-  console.error(`usage: client.mjs '{"mode":"tcp"|"udp"|"hold","host":...,"port":...}'`);
-  process.exit(2);
+// Run as a script (not imported for tcpRequest).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const spec = JSON.parse(process.argv[2] ?? '{}');
+  if (spec.mode === 'hold') hold(spec);
+  else if (spec.mode === 'tcp' || spec.mode === 'udp') await batch(spec);
+  else {
+    console.error(`usage: client.mjs '{"mode":"tcp"|"udp"|"hold","host":...,"port":...}'`);
+    process.exit(2);
+  }
 }

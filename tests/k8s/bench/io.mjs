@@ -16,8 +16,8 @@
 //       absent) on a Prometheus text endpoint, and the whole page if `full`
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import readline from 'node:readline';
+import { tcpRequest } from '../../../ts/demo/client.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,26 +66,10 @@ async function api(cmd) {
   return { ok, failed, firstError, at: now() };
 }
 
-/** One HTTP-ish request on a new connection: the responder's name, or an error word. */
-function probe(host, port, timeoutMs = 1000) {
-  return new Promise((resolve) => {
-    let received = '';
-    const socket = net.connect({ host, port });
-    const finish = (result) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write('GET / HTTP/1.0\r\n\r\n'));
-    socket.on('data', (c) => (received += c));
-    socket.on('error', (err) => finish({ error: err.code ?? String(err) }));
-    socket.on('end', () => {
-      const body = received.slice(received.indexOf('\r\n\r\n') + 4).trim();
-      finish(body ? { backend: body.split(' ')[0] } : { error: 'closed' });
-    });
-  });
+/** One request on a new connection: the responder's name, or an error word. */
+async function probe(host, port, timeoutMs = 1000) {
+  const r = await tcpRequest(host, port, timeoutMs);
+  return r.ok ? { backend: r.body.split(' ')[0] } : { error: r.error };
 }
 
 async function until(cmd) {
