@@ -29,7 +29,7 @@ const slice = (ns: string, name: string, service: string) => ({
 const WATCHED = 4;
 const node = (name: string) => ({ metadata: { name, labels: { 'topology.kubernetes.io/zone': 'z1' } } });
 
-async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number } = {}) {
+async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number; watchIdleMs?: number } = {}) {
   const fake = new FakeApiServer();
   await fake.start();
   if (opts.seed) opts.seed(fake);
@@ -51,6 +51,7 @@ async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => v
     backoff: { initialMs: 5, maxMs: 40 },
     pageSize: opts.pageSize,
     resyncMs: opts.resyncMs,
+    watchIdleMs: opts.watchIdleMs,
   });
   await source.start({
     onEvent: (kind, type, obj, old) => events.push({ kind, type, obj, old }),
@@ -168,6 +169,28 @@ test('410 Gone forces a relist that yields deletes only for objects really gone'
   t.deepEqual(env.names('EndpointSlice', 'DELETED'), []);
   t.is(env.fake.listCount('services'), 2);
   t.is(env.synced(), 1, 'onSynced is not repeated');
+});
+
+test('the relist after 410 asks the watch cache for the last version seen; the first list asks for any (0)', async (t) => {
+  const env = await setup(t);
+  await waitFor(() => env.synced() === 1 && env.fake.openWatchCount() === WATCHED, 'watching');
+  const watched = env.fake.requests.filter((r) => r.resource === 'services' && r.watch).at(-1)!.query.resourceVersion;
+  env.fake.expireWatches();
+  await waitFor(() => env.fake.listCount('services') === 2, 'relist');
+  const lists = env.fake.requests.filter((r) => r.resource === 'services' && !r.watch);
+  t.is(lists[0].query.resourceVersion, '0');
+  t.is(lists[1].query.resourceVersion, watched, 'not from etcd: at least as new as what it had');
+});
+
+test('a watch that goes silent is taken for dead and reopened from its resourceVersion, without a relist', async (t) => {
+  const env = await setup(t, { watchIdleMs: 300 });
+  await waitFor(() => env.synced() === 1, 'sync');
+  const watches = () => env.fake.requests.filter((r) => r.resource === 'services' && r.watch).length;
+  await waitFor(() => watches() >= 3, 'reopened watches', 10_000);
+  env.fake.upsert('services', svc('ns9', 'z'));
+  await waitFor(() => env.names('Service', 'ADDED').includes('ns9/z'), 'a change after the reopenings');
+  t.is(env.fake.listCount('services'), 1);
+  t.deepEqual(env.deletes(), []);
 });
 
 test('apiserver down: retries with backoff and emits no deletes; events resume after restart', async (t) => {

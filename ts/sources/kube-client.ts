@@ -70,10 +70,22 @@ const named = (list: unknown, name: string, what: string): Record<string, any> =
   return entry[what];
 };
 
+/** JSON needs no YAML parser (most generated kubeconfigs); anything else is YAML, as clientcmd reads it. */
+function parseConfigText(text: string): any {
+  if (text.trimStart().startsWith('{')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // a YAML flow mapping: `{apiVersion: v1, ...}`
+    }
+  }
+  return yaml().parse(text);
+}
+
 export function fromKubeconfigFile(file: string): ApiEndpoint {
   const text = readFileSync(file, 'utf8');
   // JSON is YAML too; parsed as JSON, it needs no YAML parser at all.
-  const doc = (text.trimStart().startsWith('{') ? JSON.parse(text) : yaml().parse(text)) ?? {};
+  const doc = parseConfigText(text) ?? {};
   const contextName = doc['current-context'];
   if (typeof contextName !== 'string' || !contextName) throw new Error(`kubeconfig ${file}: no current-context`);
   const context = named(doc.contexts, contextName, 'context');
@@ -113,7 +125,11 @@ function pluginAuth(file: string): (opts: https.RequestOptions) => Promise<void>
       c.loadFromFile(file);
       return c;
     });
-    await (await kc).applyToHTTPSOptions(opts);
+    // A failed load is tried again at the next request, not cached.
+    await (await kc.catch((err) => {
+      kc = undefined;
+      throw err;
+    })).applyToHTTPSOptions(opts);
   };
 }
 
@@ -210,6 +226,9 @@ export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem:
   });
 }
 
+/** A watch with nothing on it this long is taken for dead. */
+export const WATCH_IDLE_MS = 180_000;
+
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
   object: any;
@@ -219,7 +238,7 @@ export interface WatchEvent {
  * A watch: calls onEvent for each line of the stream, resolves when the server ends it (its
  * timeout), rejects on a non-200 answer or a broken connection. abort() ends it early.
  */
-export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal, idleMs = WATCH_IDLE_MS): Promise<void> {
   const url = new URL(ep.server + pathAndQuery);
   const opts = await requestOptions(ep, 'GET', {});
   return new Promise((resolve, reject) => {
@@ -235,6 +254,9 @@ export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent
       fn();
     };
     req.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
+    // A connection that went silent (a dead peer, a dropped NAT entry) must not hold the watch
+    // for ever: the server sends a bookmark about every minute, so minutes of nothing mean it is gone.
+    req.setTimeout(idleMs, () => req.destroy(new Error(`watch ${url.pathname}: nothing received for ${idleMs / 1000} s`)));
     req.on('response', (res) => {
       res.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
       if (res.statusCode !== 200) {

@@ -37,6 +37,8 @@ export interface KubernetesSourceOptions {
   endpoint?: ApiEndpoint;
   /** Items per list page (the API's limit/continue); default 500 like client-go. */
   pageSize?: number;
+  /** Tests: how long a silent watch lasts before it is reopened. */
+  watchIdleMs?: number;
   /** Events: client-go's retries for unreachable servers (12 tries, 10 s apart) and os.hostname(). */
   events?: { tries?: number; intervalMs?: number; hostname?: string; now?: () => number };
 }
@@ -98,6 +100,7 @@ export class KubernetesSource implements Source {
       sleep: (ms: number) => sleep(ms, signal),
       backoff,
       pageSize: this.opts.pageSize ?? 500,
+      watchIdleMs: this.opts.watchIdleMs,
     };
     this.informers = resources.map((r) => new Reflector(r, ep, hooks));
     // Each start resolves after its first attempt (watching, or failed and scheduled to retry).

@@ -30,6 +30,8 @@ export interface ReflectorHooks {
   sleep(ms: number): Promise<void>;
   backoff: { initialMs: number; maxMs: number };
   pageSize: number;
+  /** A watch silent this long is taken for dead and reopened (default WATCH_IDLE_MS). */
+  watchIdleMs?: number;
 }
 
 class Gone extends Error {}
@@ -41,6 +43,13 @@ export class Reflector {
   private resourceVersion = '';
   private attempt = 0;
   private watchAbort = new AbortController();
+  /** A list has succeeded: relists after that need not come from the cache's oldest state. */
+  private listedOnce = false;
+  /** The next list's resourceVersion after a 410: the last one seen (from the cache), else '' (current). */
+  private relistFrom = '';
+  private lastGone = -Infinity;
+  /** The last list was served from the cache at a version we named, and its watch has seen nothing yet. */
+  private cachedRelist = false;
   absent = false;
   synced = false;
   stopped = false;
@@ -76,6 +85,7 @@ export class Reflector {
     while (!this.stopped) {
       try {
         if (!this.resourceVersion) await this.list();
+        if (this.stopped) break;
         started();
         const began = Date.now();
         await this.watch();
@@ -83,9 +93,17 @@ export class Reflector {
         if (Date.now() - began < 1000) await this.hooks.sleep(this.hooks.backoff.initialMs);
       } catch (err) {
         if (this.stopped) break;
-        if (err instanceof Gone) {
+        if (err instanceof Gone || (err as ApiError)?.statusCode === 410) {
           this.hooks.log.info({ resource: this.res.kind }, 'Watch history compacted (410 Gone); relisting');
+          // As client-go: relist from the watch cache at the last version seen, not from etcd;
+          // but a cached relist whose own version is gone at once (a restarted apiserver's cache
+          // starts later) reads current state.
+          this.relistFrom = this.cachedRelist ? '' : this.resourceVersion;
+          this.cachedRelist = false;
           this.resourceVersion = '';
+          // Gone again at once: do not hammer the server.
+          if (Date.now() - this.lastGone < 1000) await this.hooks.sleep(this.hooks.backoff.initialMs);
+          this.lastGone = Date.now();
           continue;
         }
         if (this.res.optional && (err as ApiError)?.statusCode === 404) {
@@ -112,9 +130,10 @@ export class Reflector {
   }
 
   /**
-   * A list; its items are delivered as they arrive. The first may come from the watch cache
-   * (resourceVersion=0, as client-go: one response, served several times faster than pages);
-   * a relist after 410 reads the current state, in pages. Then what the list lacked is deleted.
+   * A list; its items are delivered as they arrive. It comes from the watch cache (one
+   * response, served several times faster than pages): resourceVersion=0 at first, the last
+   * version seen after a 410; current state, in pages, only when the cache cannot serve that.
+   * Then what the list lacked is deleted.
    */
   private async list(): Promise<void> {
     this.lists++;
@@ -123,7 +142,9 @@ export class Reflector {
     let rv = '';
     let cont = '';
     let pages = 0;
-    const fromCache = this.lists === 1;
+    // The first list (until one succeeds) takes any cached state, as client-go's "0"; a relist
+    // after 410 takes the cache at least as new as the last version seen; failing that, current.
+    const from = !this.listedOnce ? '0' : this.relistFrom;
     const onItem = (obj: KubeObject) => {
       if (typeof obj !== 'object' || obj === null) return;
       listed.add(key(obj));
@@ -132,10 +153,14 @@ export class Reflector {
     for (;;) {
       const extra: Record<string, string> = { limit: String(this.hooks.pageSize) };
       if (cont) extra.continue = cont;
-      else if (fromCache) extra.resourceVersion = '0';
+      else if (from) extra.resourceVersion = from;
       const { status, json } = await listRequest(this.ep, this.query(extra), onItem);
       pages++;
-      if (status === 410 && cont) throw new Gone(); // the continue token expired: start over
+      // The continue token, or the version asked for, is too old (410) or too new (504): read current state.
+      if ((status === 410 || status === 504) && (cont || (from && from !== '0'))) {
+        this.relistFrom = '';
+        throw new Gone();
+      }
       if (status !== 200) throw new ApiError(`list ${this.res.path}: HTTP ${status}: ${json?.message ?? ''}`, status);
       rv ||= json?.metadata?.resourceVersion ?? '';
       cont = json?.metadata?.continue ?? '';
@@ -145,6 +170,9 @@ export class Reflector {
     this.hooks.log.info({ resource: this.res.kind, objects: listed.size, pages, ms: Date.now() - began, resourceVersion: rv }, 'Listed');
     for (const [k, entry] of this.known) if (!listed.has(k)) this.deliver('DELETED', entry.obj ?? stub(this.res, k));
     this.resourceVersion = rv;
+    this.listedOnce = true;
+    this.cachedRelist = from !== '' && from !== '0';
+    this.relistFrom = '';
     this.attempt = 0;
     this.markSynced();
   }
@@ -154,7 +182,7 @@ export class Reflector {
     // No timeoutSeconds: the server then ends each watch after 1-2x its --min-request-timeout,
     // spread at random as client-go's own timeouts are.
     const path = this.query({ watch: '1', resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' });
-    await watchStream(this.ep, path, (e) => this.onWatchEvent(e), this.watchAbort.signal);
+    await watchStream(this.ep, path, (e) => this.onWatchEvent(e), this.watchAbort.signal, this.hooks.watchIdleMs);
   }
 
   private onWatchEvent(e: WatchEvent): void {
@@ -165,6 +193,7 @@ export class Reflector {
       throw new ApiError(`watch ${this.res.path}: ${e.object?.message ?? 'error event'}`, code ?? 0);
     }
     this.attempt = 0;
+    this.cachedRelist = false;
     const rv = e.object?.metadata?.resourceVersion;
     if (typeof rv === 'string' && rv) this.resourceVersion = rv;
     if (e.type === 'BOOKMARK') return;
