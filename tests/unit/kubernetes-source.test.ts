@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../../ts/model/service-filter.js';
-import { KubernetesSource, loadApiEndpoint } from '../../ts/sources/kubernetes.js';
+import { loadApiEndpoint } from '../../ts/sources/kube-client.js';
+import { KubernetesSource } from '../../ts/sources/kubernetes.js';
 import type { EventType, Kind, KubeObject } from '../../ts/sources/types.js';
 import { FakeApiServer, waitFor } from '../helpers/fake-apiserver.js';
 

@@ -145,8 +145,24 @@ async function requestOptions(ep: ApiEndpoint, method: string, extraHeaders: Rec
   return opts;
 }
 
-function send(ep: ApiEndpoint, url: URL, opts: https.RequestOptions): http.ClientRequest {
+function send(url: URL, opts: https.RequestOptions): http.ClientRequest {
   return (url.protocol === 'http:' ? http : https).request(url, opts);
+}
+
+/** A whole response body, as text. */
+function bodyText(res: http.IncomingMessage, done: (text: string) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
+}
+
+/** An error answer's body: the API's Status object when it is JSON, else nothing. */
+function statusBody(text: string): any {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 export class ApiError extends Error {
@@ -161,20 +177,16 @@ export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: 
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const opts = await requestOptions(ep, method, payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) });
   return new Promise((resolve, reject) => {
-    const req = send(ep, url, opts);
+    const req = send(url, opts);
     req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
+      bodyText(res, (text) => {
+        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0, json: statusBody(text) });
         try {
-          json = text === '' ? undefined : JSON.parse(text);
+          resolve({ status: 200, json: text === '' ? undefined : JSON.parse(text) });
         } catch (e) {
-          if (res.statusCode === 200) return reject(e);
+          reject(e);
         }
-        resolve({ status: res.statusCode ?? 0, json });
       });
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname} timed out`)));
@@ -187,17 +199,16 @@ export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: 
  * A list, its items handed to onItem one by one as the response arrives (ListSplitter); resolves
  * with the status and the list's own fields (metadata), or the error body when not 200.
  */
-export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem: (item: any) => void, timeoutMs = 60_000): Promise<{ status: number; json: any; items: number }> {
+export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem: (item: any) => void, timeoutMs = 60_000): Promise<{ status: number; json: any }> {
   const url = new URL(ep.server + pathAndQuery);
   const opts = await requestOptions(ep, 'GET', {});
   return new Promise((resolve, reject) => {
-    const req = send(ep, url, opts);
+    const req = send(url, opts);
     req.on('response', (res) => {
-      const ok = res.statusCode === 200;
+      res.on('error', reject);
+      if (res.statusCode !== 200) return bodyText(res, (text) => resolve({ status: res.statusCode ?? 0, json: statusBody(text) }));
       const splitter = new ListSplitter(onItem);
-      const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => {
-        if (!ok) return void chunks.push(c);
         try {
           splitter.push(c);
         } catch (err) {
@@ -205,16 +216,9 @@ export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem:
           reject(err);
         }
       });
-      res.on('error', reject);
       res.on('end', () => {
         try {
-          if (ok) return resolve({ status: 200, json: splitter.end(), items: splitter.items });
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: any;
-          try {
-            json = JSON.parse(text);
-          } catch {}
-          resolve({ status: res.statusCode ?? 0, json, items: 0 });
+          resolve({ status: 200, json: splitter.end() });
         } catch (err) {
           reject(err);
         }
@@ -227,7 +231,7 @@ export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem:
 }
 
 /** A watch with nothing on it this long is taken for dead. */
-export const WATCH_IDLE_MS = 180_000;
+const WATCH_IDLE_MS = 180_000;
 
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -243,7 +247,7 @@ export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent
   const opts = await requestOptions(ep, 'GET', {});
   return new Promise((resolve, reject) => {
     if (signal.aborted) return resolve();
-    const req = send(ep, url, opts);
+    const req = send(url, opts);
     const onAbort = () => {
       req.destroy();
       resolve();
@@ -260,16 +264,10 @@ export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent
     req.on('response', (res) => {
       res.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
       if (res.statusCode !== 200) {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let message = Buffer.concat(chunks).toString('utf8');
-          try {
-            message = JSON.parse(message)?.message ?? message;
-          } catch {}
+        return bodyText(res, (text) => {
+          const message = statusBody(text)?.message ?? text;
           settle(() => reject(new ApiError(`watch ${url.pathname}: HTTP ${res.statusCode}: ${message}`, res.statusCode ?? 0)));
         });
-        return;
       }
       let failed = false;
       const lines = createInterface({ input: res, crlfDelay: Infinity });

@@ -48,7 +48,6 @@ const EVENT_DEDUP_MS = 6 * 60_000;
 
 // Re-exported for callers that knew them here; model/service-filter.ts owns them.
 export { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR };
-export { loadApiEndpoint };
 
 const defaultSleep = async (ms: number, signal: AbortSignal): Promise<void> => {
   try {

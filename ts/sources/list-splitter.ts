@@ -23,7 +23,6 @@ export class ListSplitter {
   /** The list without its items: kind, apiVersion, metadata, "items":[]. */
   private shell: Buffer[] = [];
   private shellFrom = 0;
-  items = 0;
 
   constructor(private readonly onItem: (item: any) => void) {}
 
@@ -52,7 +51,6 @@ export class ListSplitter {
           this.itemFrom = -1;
           const text = this.item.length === 1 ? this.item[0] : Buffer.concat(this.item);
           this.item = [];
-          this.items++;
           this.onItem(JSON.parse(text.toString('utf8')));
         } else if (this.depth === 2 && this.inTopArray) {
           this.inTopArray = false;

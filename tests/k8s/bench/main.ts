@@ -9,7 +9,7 @@
 //                and the proxy's own kubeproxy_network_programming_duration_seconds
 //   restart      with the rules in place, under a steady stream of new connections:
 //                time to the first sync and the connections that failed
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTopology, REPO_ROOT, waitFor, type Topology } from '../../../ts/demo/topology.js';
@@ -307,7 +307,7 @@ async function main(): Promise<void> {
     for (const p of args.proxies) results.push(await bench.run(p));
     const table = report(args, results);
     console.log(table);
-    if (args.json) (await import('node:fs')).writeFileSync(args.json, JSON.stringify({ args, results }, null, 2));
+    if (args.json) writeFileSync(args.json, JSON.stringify({ args, results }, null, 2));
   } catch (err) {
     (ctx as { passed: boolean }).passed = false;
     throw err;
