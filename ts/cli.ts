@@ -56,6 +56,7 @@ async function makeSource(config: ProxyConfig, logger: Logger): Promise<Source> 
     kubeconfig: config.kubeconfig || undefined,
     master: config.master || undefined,
     nodeName: config.hostnameOverride,
+    protobuf: config.apiProtobuf,
     resyncMs: config.configSyncPeriodMs,
     logger,
   });

@@ -33,6 +33,10 @@ test.serial('Services and EndpointSlices from a real kube-apiserver are proxied,
   // Nothing it asked for was refused: with any permission missing, the API answers 403 (logged
   // as a status or in the error text; a bare 403 could be a duration or a resourceVersion).
   t.notRegex(bed.agent.logs(), /forbidden|"status":403\b|HTTP 403\b/i, 'no request was forbidden');
+  // Services and EndpointSlices came in protobuf (as upstream reads them), the Node in JSON.
+  const listed = bed.agent.logs().split('\n').filter((l) => l.includes('"msg":"Listed"')).map((l) => JSON.parse(l));
+  const encodings = Object.fromEntries(listed.map((l) => [l.resource, l.encoding]));
+  t.like(encodings, { Service: 'protobuf', EndpointSlice: 'protobuf', Node: 'json' }, JSON.stringify(encodings));
   // And the role is no wider than deploy/rbac.yaml: kproxy cannot read Secrets or write Services.
   for (const [verb, resource] of [['list', 'secrets'], ['create', 'services'], ['delete', 'endpointslices.discovery.k8s.io']]) {
     const can = (await bed.cp.kubectl(['auth', 'can-i', verb, resource, '-A'], { as: 'kproxy', allowFailure: true })).trim();

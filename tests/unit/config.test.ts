@@ -91,7 +91,7 @@ for (const [argv, expected] of FLAG_CASES) {
 // --- flags: argv → ConfigError (flag, message fragment) --------------------------------------
 
 const NOT_IMPLEMENTED_FLAGS = [
-  'write-config-to', 'init-only', 'feature-gates', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
+  'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
   'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'iptables-localhost-nodeports',
   'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
   'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min', 'conntrack-tcp-timeout-established',
@@ -305,6 +305,33 @@ test('config file: JSON works too', (t) => {
   const config = load([`--config=${path}`]);
   t.is(config.syncPeriodMs, 60_000);
   t.is(config.kubeconfig, '/kc');
+});
+
+// Services and EndpointSlices are read in protobuf unless JSON is asked for, as client-go;
+// /configz shows the contentType in force. '@...' is a config file with that body.
+const PB = 'application/vnd.kubernetes.protobuf';
+const CONTENT_TYPES: Array<[string, string[], boolean, string]> = [
+  ['the default', [], true, PB],
+  ['--kube-api-content-type application/json', ['--kube-api-content-type', 'application/json'], false, 'application/json'],
+  ['--kube-api-content-type=' + PB, ['--kube-api-content-type=' + PB], true, PB],
+  ['a file without clientConnection', ['--config', '@'], true, PB],
+  ['clientConnection.contentType: application/json', ['--config', '@clientConnection: {contentType: application/json}'], false, 'application/json'],
+  ['clientConnection.contentType: ""', ['--config', '@clientConnection: {contentType: ""}'], true, PB],
+  ['clientConnection.acceptContentTypes: application/json', ['--config', '@clientConnection: {acceptContentTypes: application/json}'], false, PB],
+];
+for (const [name, argv, protobuf, shown] of CONTENT_TYPES) {
+  test(`API content type: ${name} -> ${protobuf ? 'protobuf' : 'JSON'}`, (t) => {
+    const config = load(argv.map((a) => (a.startsWith('@') ? withFile(`${HEADER}${a.slice(1)}\n`) : a)));
+    t.is(config.apiProtobuf, protobuf);
+    t.is(config.raw.clientConnection.contentType, shown);
+  });
+}
+
+test('API content type: anything else is refused with the accepted values', (t) => {
+  const err = t.throws(() => load(['--kube-api-content-type', 'application/yaml']), { instanceOf: ConfigError });
+  t.is(err?.message, '--kube-api-content-type: must be application/vnd.kubernetes.protobuf or application/json, got "application/yaml"');
+  const file = withFile(`${HEADER}clientConnection: {contentType: text/plain}\n`);
+  t.throws(() => load(['--config', file]), { instanceOf: ConfigError, message: /clientConnection\.contentType/ });
 });
 
 test('config file: other flags are ignored with a warning', (t) => {

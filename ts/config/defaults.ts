@@ -4,6 +4,9 @@
 export const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 export const KIND = 'KubeProxyConfiguration';
 
+export const PROTOBUF_CONTENT_TYPE = 'application/vnd.kubernetes.protobuf';
+/** clientConnection.contentType's accepted values (the API's two encodings). */
+export const CONTENT_TYPES: readonly string[] = [PROTOBUF_CONTENT_TYPE, 'application/json'];
 export const DEFAULT_HEALTHZ_PORT = 10256;
 export const DEFAULT_METRICS_PORT = 10249;
 export const DEFAULT_SYNC_PERIOD_MS = 30_000;
@@ -21,7 +24,7 @@ export function defaultRawConfig(): RawConfig {
     clientConnection: {
       kubeconfig: '',
       acceptContentTypes: '',
-      contentType: 'application/vnd.kubernetes.protobuf',
+      contentType: PROTOBUF_CONTENT_TYPE,
       qps: 5,
       burst: 10,
     },

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { yaml } from '../yaml.js';
 import { ConfigError, notImplemented } from './errors.js';
 import { formatGoDuration, parseGoDuration } from './duration.js';
-import { API_VERSION, KIND, type RawConfig } from './defaults.js';
+import { API_VERSION, CONTENT_TYPES, KIND, type RawConfig } from './defaults.js';
 
 type FieldType = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'stringList' | 'boolMap' | 'object' | 'any';
 
@@ -47,8 +47,7 @@ const SCHEMA: Schema = {
     fields: {
       kubeconfig: str(),
       acceptContentTypes: str((v) => ['', 'application/json'].includes(v), '"" or application/json'),
-      // kproxy's client speaks JSON; asking for protobuf (the default) is fine.
-      contentType: str((v) => ['', 'application/json', 'application/vnd.kubernetes.protobuf'].includes(v), 'the default'),
+      contentType: str((v) => v === '' || CONTENT_TYPES.includes(v), 'application/vnd.kubernetes.protobuf or application/json'),
       qps: { type: 'float', accept: (v) => v === 0 || v === 5, acceptText: '5 (the default)' },
       burst: int((v) => v === 0 || v === 10, '10 (the default)'),
     },

@@ -23,6 +23,7 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'cleanup', kind: 'bool', usage: "If true, remove kproxy's nftables tables and exit." },
   { name: 'kubeconfig', kind: 'string', usage: 'Path to a kubeconfig file (in-cluster config when unset).' },
   { name: 'master', kind: 'string', usage: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
+  { name: 'kube-api-content-type', kind: 'string', usage: 'Content type of requests sent to the API server: application/vnd.kubernetes.protobuf or application/json.', defaultText: 'application/vnd.kubernetes.protobuf' },
   { name: 'hostname-override', kind: 'string', usage: 'The name of this Node (default: the hostname, lower-cased).' },
   { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy).", defaultText: 'nftables' },
   { name: 'cluster-cidr', kind: 'string', usage: 'The pod CIDR range(s) of the cluster; a comma-separated dual-stack pair is allowed.' },
@@ -45,7 +46,7 @@ const IMPLEMENTED: FlagDef[] = [
 
 // Flags of upstream kube-proxy that kproxy recognises but does not implement yet.
 const NOT_IMPLEMENTED = [
-  'write-config-to', 'init-only', 'feature-gates', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
+  'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
   'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'iptables-localhost-nodeports',
   'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
   'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',

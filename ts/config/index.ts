@@ -11,7 +11,7 @@ import { readConfigFile } from './file.js';
 import { formatGoDuration, parseGoDuration } from './duration.js';
 import {
   DEFAULT_CONFIG_SYNC_PERIOD_MS, DEFAULT_HEALTHZ_PORT, DEFAULT_MASQUERADE_BIT, DEFAULT_METRICS_PORT,
-  DEFAULT_MIN_SYNC_PERIOD_MS, DEFAULT_SYNC_PERIOD_MS, defaultRawConfig, type RawConfig,
+  DEFAULT_MIN_SYNC_PERIOD_MS, DEFAULT_SYNC_PERIOD_MS, CONTENT_TYPES, defaultRawConfig, PROTOBUF_CONTENT_TYPE, type RawConfig,
 } from './defaults.js';
 import { checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePortAddresses, validateHostPort } from './validate.js';
 import { appendPortIfNeeded } from '../server/address.js';
@@ -32,6 +32,8 @@ export interface ProxyConfig {
   kubeconfig: string;
   /** "" means the kubeconfig's server. */
   master: string;
+  /** Read Services and EndpointSlices in protobuf (clientConnection.contentType, the default), else JSON. */
+  apiProtobuf: boolean;
   /** The node name: the override, or the hostname; trimmed and lower-cased. */
   hostnameOverride: string;
   clusterCIDRs: string[];
@@ -119,6 +121,8 @@ interface Resolved {
   raw: RawConfig;
   mode: Sourced<string>;
   kubeconfig: string;
+  contentType: Sourced<string>;
+  acceptContentTypes: string;
   hostnameOverride: Sourced<string>;
   clusterCIDR: Sourced<string>;
   detectLocalMode: Sourced<string>;
@@ -156,6 +160,8 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     raw,
     mode: get('proxy-mode', ''),
     kubeconfig: (flags.get('kubeconfig') as string | undefined) ?? '',
+    contentType: get('kube-api-content-type', PROTOBUF_CONTENT_TYPE),
+    acceptContentTypes: '',
     hostnameOverride: { value: '', from: '--hostname-override' },
     clusterCIDR: get('cluster-cidr', ''),
     detectLocalMode: get('detect-local-mode', ''),
@@ -200,6 +206,8 @@ function fromFile(file: RawConfig): Resolved {
     raw,
     mode: { value: mode, from: 'mode' },
     kubeconfig: file.clientConnection?.kubeconfig ?? '',
+    contentType: { value: file.clientConnection?.contentType || PROTOBUF_CONTENT_TYPE, from: 'clientConnection.contentType' },
+    acceptContentTypes: file.clientConnection?.acceptContentTypes ?? '',
     hostnameOverride: { value: file.hostnameOverride ?? '', from: 'hostnameOverride' },
     clusterCIDR: { value: file.clusterCIDR ?? '', from: 'clusterCIDR' },
     detectLocalMode: { value: file.detectLocalMode ?? '', from: 'detectLocalMode' },
@@ -233,6 +241,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   if (r.masqueradeBit.value < 0 || r.masqueradeBit.value > 31) fail(r.masqueradeBit, 'must be within the range [0, 31]');
   if (r.configSyncPeriodMs.value <= 0) fail(r.configSyncPeriodMs, 'must be greater than 0');
   if (r.verbosity.value < 0) fail(r.verbosity, 'must be a non-negative integer');
+  if (!CONTENT_TYPES.includes(r.contentType.value)) fail(r.contentType, `must be ${PROTOBUF_CONTENT_TYPE} or application/json`);
   checkIP(r.bindAddress.value, r.bindAddress.from);
   if (r.healthzBindAddress.value !== '') validateHostPort(r.healthzBindAddress.value, r.healthzBindAddress.from);
   if (r.metricsBindAddress.value !== '') validateHostPort(r.metricsBindAddress.value, r.metricsBindAddress.from);
@@ -245,6 +254,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   const raw = r.raw;
   raw.mode = 'nftables';
   raw.clientConnection.kubeconfig = r.kubeconfig;
+  raw.clientConnection.contentType = r.contentType.value;
   raw.hostnameOverride = override;
   raw.clusterCIDR = r.clusterCIDR.value;
   raw.detectLocalMode = detectLocalMode;
@@ -269,6 +279,8 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     configFile: undefined,
     kubeconfig: r.kubeconfig,
     master: '',
+    // As client-go: acceptContentTypes, when set, is what is asked for.
+    apiProtobuf: (r.acceptContentTypes || r.contentType.value) === PROTOBUF_CONTENT_TYPE,
     hostnameOverride: nodeName,
     clusterCIDRs,
     bindAddress: r.bindAddress.value,

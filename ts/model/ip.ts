@@ -14,7 +14,8 @@ export function ipFamilyOf(ip: unknown): IPFamily | undefined {
 
 /** Canonical text form (RFC 5952 for IPv6), as upstream's net.IP.String() prints it. */
 export function canonicalIP(ip: string): string {
-  if (!isIPv6(ip)) return ip;
+  // IPv4 (no colon) is its own canonical form: skip isIPv6's long regex, run once per endpoint.
+  if (!ip.includes(':') || !isIPv6(ip)) return ip;
   const host = new URL(`http://[${ip}]/`).hostname;
   return host.slice(1, -1);
 }

@@ -12,6 +12,13 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { yaml } from '../yaml.js';
 import { ListSplitter } from './list-splitter.js';
+import { decodeObject, type MessageSchema } from './protobuf/decode.js';
+import { STATUS } from './protobuf/schemas.js';
+import { ProtoListSplitter, ProtoWatchFrames } from './protobuf/stream.js';
+
+const PROTOBUF = 'application/vnd.kubernetes.protobuf';
+/** As client-go for built-in types: protobuf preferred, JSON accepted (an aggregated or older server). */
+const ACCEPT_PROTOBUF = { Accept: `${PROTOBUF}, application/json` };
 
 export interface ApiEndpoint {
   /** e.g. https://10.0.0.1:6443 (no trailing slash). */
@@ -149,20 +156,28 @@ function send(url: URL, opts: https.RequestOptions): http.ClientRequest {
   return (url.protocol === 'http:' ? http : https).request(url, opts);
 }
 
-/** A whole response body, as text. */
-function bodyText(res: http.IncomingMessage, done: (text: string) => void): void {
+/** A whole response body. */
+function readBody(res: http.IncomingMessage, done: (buf: Buffer) => void): void {
   const chunks: Buffer[] = [];
   res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
+  res.on('end', () => done(Buffer.concat(chunks)));
 }
 
-/** An error answer's body: the API's Status object when it is JSON, else nothing. */
-function statusBody(text: string): any {
+const isProtobuf = (res: http.IncomingMessage) => (res.headers['content-type'] ?? '').startsWith(PROTOBUF);
+
+/** An error answer's body: the API's Status object (JSON or protobuf), else nothing. */
+function statusBody(res: http.IncomingMessage, buf: Buffer): any {
   try {
-    return text === '' ? undefined : JSON.parse(text);
+    if (isProtobuf(res)) return decodeObject(buf, STATUS);
+    return buf.length === 0 ? undefined : JSON.parse(buf.toString('utf8'));
   } catch {
     return undefined;
   }
+}
+
+/** What an error answer says: the Status message, else the body as text. */
+function errorMessage(res: http.IncomingMessage, buf: Buffer): string {
+  return statusBody(res, buf)?.message ?? (isProtobuf(res) ? '' : buf.toString('utf8'));
 }
 
 export class ApiError extends Error {
@@ -180,10 +195,10 @@ export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: 
     const req = send(url, opts);
     req.on('response', (res) => {
       res.on('error', reject);
-      bodyText(res, (text) => {
-        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0, json: statusBody(text) });
+      readBody(res, (buf) => {
+        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0, json: statusBody(res, buf) });
         try {
-          resolve({ status: 200, json: text === '' ? undefined : JSON.parse(text) });
+          resolve({ status: 200, json: buf.length === 0 ? undefined : JSON.parse(buf.toString('utf8')) });
         } catch (e) {
           reject(e);
         }
@@ -196,18 +211,23 @@ export async function apiRequest(ep: ApiEndpoint, method: string, pathAndQuery: 
 }
 
 /**
- * A list, its items handed to onItem one by one as the response arrives (ListSplitter); resolves
- * with the status and the list's own fields (metadata), or the error body when not 200.
+ * A list, its items handed to onItem one by one as the response arrives; resolves with the
+ * status and the list's own fields (metadata), or the error body when not 200. With a
+ * protobuf schema it asks for protobuf, as client-go does for built-in types, and reads
+ * whichever the server sends.
  */
-export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem: (item: any) => void, timeoutMs = 60_000): Promise<{ status: number; json: any }> {
+export async function listRequest(
+  ep: ApiEndpoint, pathAndQuery: string, onItem: (item: any) => void, protobuf?: MessageSchema, timeoutMs = 60_000,
+): Promise<{ status: number; json: any; encoding?: 'protobuf' | 'json' }> {
   const url = new URL(ep.server + pathAndQuery);
-  const opts = await requestOptions(ep, 'GET', {});
+  const opts = await requestOptions(ep, 'GET', protobuf ? ACCEPT_PROTOBUF : {});
   return new Promise((resolve, reject) => {
     const req = send(url, opts);
     req.on('response', (res) => {
       res.on('error', reject);
-      if (res.statusCode !== 200) return bodyText(res, (text) => resolve({ status: res.statusCode ?? 0, json: statusBody(text) }));
-      const splitter = new ListSplitter(onItem);
+      if (res.statusCode !== 200) return readBody(res, (buf) => resolve({ status: res.statusCode ?? 0, json: statusBody(res, buf) }));
+      const encoding = protobuf && isProtobuf(res) ? 'protobuf' : 'json';
+      const splitter = encoding === 'protobuf' ? new ProtoListSplitter(protobuf!, onItem) : new ListSplitter(onItem);
       res.on('data', (c: Buffer) => {
         try {
           splitter.push(c);
@@ -218,7 +238,7 @@ export async function listRequest(ep: ApiEndpoint, pathAndQuery: string, onItem:
       });
       res.on('end', () => {
         try {
-          resolve({ status: 200, json: splitter.end() });
+          resolve({ status: 200, json: splitter.end(), encoding });
         } catch (err) {
           reject(err);
         }
@@ -239,12 +259,15 @@ export interface WatchEvent {
 }
 
 /**
- * A watch: calls onEvent for each line of the stream, resolves when the server ends it (its
+ * A watch: calls onEvent for each event of the stream (JSON lines, or protobuf frames when a
+ * schema is given and the server sends them), resolves when the server ends it (its
  * timeout), rejects on a non-200 answer or a broken connection. abort() ends it early.
  */
-export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal, idleMs = WATCH_IDLE_MS): Promise<void> {
+export async function watchStream(
+  ep: ApiEndpoint, pathAndQuery: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal, idleMs = WATCH_IDLE_MS, protobuf?: MessageSchema,
+): Promise<void> {
   const url = new URL(ep.server + pathAndQuery);
-  const opts = await requestOptions(ep, 'GET', {});
+  const opts = await requestOptions(ep, 'GET', protobuf ? ACCEPT_PROTOBUF : {});
   return new Promise((resolve, reject) => {
     if (signal.aborted) return resolve();
     const req = send(url, opts);
@@ -264,12 +287,31 @@ export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent
     req.on('response', (res) => {
       res.on('error', (err) => settle(() => (signal.aborted ? resolve() : reject(err))));
       if (res.statusCode !== 200) {
-        return bodyText(res, (text) => {
-          const message = statusBody(text)?.message ?? text;
+        return readBody(res, (buf) => {
+          const message = errorMessage(res, buf);
           settle(() => reject(new ApiError(`watch ${url.pathname}: HTTP ${res.statusCode}: ${message}`, res.statusCode ?? 0)));
         });
       }
       let failed = false;
+      const fail = (err: unknown) => {
+        failed = true;
+        req.destroy();
+        settle(() => reject(err));
+      };
+      res.on('aborted', () => settle(() => (signal.aborted ? resolve() : reject(new Error(`watch ${url.pathname}: connection lost`)))));
+      if (protobuf && isProtobuf(res)) {
+        const frames = new ProtoWatchFrames(protobuf, (e) => onEvent(e as WatchEvent));
+        res.on('data', (c: Buffer) => {
+          if (failed) return;
+          try {
+            frames.push(c);
+          } catch (err) {
+            fail(err);
+          }
+        });
+        res.on('end', () => settle(() => resolve()));
+        return;
+      }
       const lines = createInterface({ input: res, crlfDelay: Infinity });
       // readline re-emits its input's errors (a reset connection): handled on res above.
       lines.on('error', () => {});
@@ -278,12 +320,9 @@ export async function watchStream(ep: ApiEndpoint, pathAndQuery: string, onEvent
         try {
           onEvent(JSON.parse(line));
         } catch (err) {
-          failed = true;
-          req.destroy();
-          settle(() => reject(err));
+          fail(err);
         }
       });
-      res.on('aborted', () => settle(() => (signal.aborted ? resolve() : reject(new Error(`watch ${url.pathname}: connection lost`)))));
       lines.on('close', () => settle(() => resolve()));
     });
     req.end();

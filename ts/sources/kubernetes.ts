@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../model/service-filter.js';
 import { eventBody, eventNamespace, isomorphicKey } from './events.js';
 import { apiRequest, loadApiEndpoint, type ApiEndpoint } from './kube-client.js';
+import { ENDPOINT_SLICE, SERVICE } from './protobuf/schemas.js';
 import { Reflector, type Resource } from './reflector.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
 
@@ -33,6 +34,8 @@ export interface KubernetesSourceOptions {
   resyncMs?: number;
   logger: Logger;
   backoff?: BackoffOptions;
+  /** Read Services and EndpointSlices in protobuf, as upstream (clientConnection.contentType); default true. */
+  protobuf?: boolean;
   /** A ready endpoint (tests); overrides kubeconfig and in-cluster loading. */
   endpoint?: ApiEndpoint;
   /** Items per list page (the API's limit/continue); default 500 like client-go. */
@@ -86,9 +89,11 @@ export class KubernetesSource implements Source {
     const backoff = { initialMs: this.opts.backoff?.initialMs ?? 1000, maxMs: this.opts.backoff?.maxMs ?? 30_000 };
     const sleep = this.opts.backoff?.sleep ?? defaultSleep;
     const signal = this.abort.signal;
+    // The Node and ServiceCIDRs stay JSON: one object each, read whole by their consumers.
+    const pb = this.opts.protobuf ?? true;
     const resources: Resource[] = [
-      { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services', labelSelector: SERVICE_LABEL_SELECTOR, fieldSelector: SERVICE_FIELD_SELECTOR },
-      { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: SERVICE_LABEL_SELECTOR },
+      { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services', labelSelector: SERVICE_LABEL_SELECTOR, fieldSelector: SERVICE_FIELD_SELECTOR, protobuf: pb ? SERVICE : undefined },
+      { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: SERVICE_LABEL_SELECTOR, protobuf: pb ? ENDPOINT_SLICE : undefined },
       { kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.opts.nodeName}`, keepObjects: true },
       { kind: 'ServiceCIDR', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/servicecidrs', optional: true, keepObjects: true },
     ];

@@ -9,6 +9,7 @@
 // tracker holds Services and EndpointSlices in parsed form; a copy here would double them.
 import type { Logger } from 'pino';
 import { ApiError, listRequest, watchStream, type ApiEndpoint, type WatchEvent } from './kube-client.js';
+import type { MessageSchema } from './protobuf/decode.js';
 import type { EventType, Kind, KubeObject } from './types.js';
 
 export interface Resource {
@@ -20,6 +21,8 @@ export interface Resource {
   /** A 404 means the API server does not serve it (older release): no objects, not an error. */
   optional?: boolean;
   keepObjects?: boolean;
+  /** Ask for protobuf and decode these fields of each object (JSON is read if the server sends it). */
+  protobuf?: MessageSchema;
 }
 
 export interface ReflectorHooks {
@@ -142,6 +145,7 @@ export class Reflector {
     let rv = '';
     let cont = '';
     let pages = 0;
+    let encoding: string | undefined;
     // The first list (until one succeeds) takes any cached state, as client-go's "0"; a relist
     // after 410 takes the cache at least as new as the last version seen; failing that, current.
     const from = !this.listedOnce ? '0' : this.relistFrom;
@@ -154,7 +158,8 @@ export class Reflector {
       const extra: Record<string, string> = { limit: String(this.hooks.pageSize) };
       if (cont) extra.continue = cont;
       else if (from) extra.resourceVersion = from;
-      const { status, json } = await listRequest(this.ep, this.query(extra), onItem);
+      const { status, json, encoding: enc } = await listRequest(this.ep, this.query(extra), onItem, this.res.protobuf);
+      encoding = enc;
       pages++;
       // The continue token, or the version asked for, is too old (410) or too new (504): read current state.
       if ((status === 410 || status === 504) && (cont || (from && from !== '0'))) {
@@ -167,7 +172,7 @@ export class Reflector {
       if (!cont) break;
     }
     if (this.stopped) return;
-    this.hooks.log.info({ resource: this.res.kind, objects: listed.size, pages, ms: Date.now() - began, resourceVersion: rv }, 'Listed');
+    this.hooks.log.info({ resource: this.res.kind, objects: listed.size, pages, ms: Date.now() - began, resourceVersion: rv, encoding }, 'Listed');
     for (const [k, entry] of this.known) if (!listed.has(k)) this.deliver('DELETED', entry.obj ?? stub(this.res, k));
     this.resourceVersion = rv;
     this.listedOnce = true;
@@ -182,7 +187,7 @@ export class Reflector {
     // No timeoutSeconds: the server then ends each watch after 1-2x its --min-request-timeout,
     // spread at random as client-go's own timeouts are.
     const path = this.query({ watch: '1', resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' });
-    await watchStream(this.ep, path, (e) => this.onWatchEvent(e), this.watchAbort.signal, this.hooks.watchIdleMs);
+    await watchStream(this.ep, path, (e) => this.onWatchEvent(e), this.watchAbort.signal, this.hooks.watchIdleMs, this.res.protobuf);
   }
 
   private onWatchEvent(e: WatchEvent): void {
