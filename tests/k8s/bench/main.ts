@@ -1,5 +1,5 @@
 // npm run bench -- --k8s [--services N] [--endpoints M] [--updates K] [--proxies kproxy,nftables]
-//                       [--json FILE] [--profile DIR]
+//                       [--json FILE] [--profile DIR] [--kproxy-content-type json|protobuf]
 // kproxy and upstream kube-proxy v1.37.2 side by side, on one real kube-apiserver (built by
 // scripts/build-k8s.sh), in one run, with minSyncPeriod 0 for both. For each proxy:
 //   cold start   process start → the last Service answers a real connection; CPU until at rest
@@ -34,10 +34,12 @@ interface Args {
   json?: string;
   /** Runs kproxy as `node --cpu-prof ... bin/kproxy.js` every time, with a heap snapshot at rest, into DIR. */
   profile?: string;
+  /** kproxy's --kube-api-content-type (protobuf, its default, or json: the encodings side by side). */
+  kproxyContentType: 'protobuf' | 'json';
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { services: 1000, endpoints: 10, updates: 200, proxies: ['kproxy', 'nftables'] };
+  const a: Args = { services: 1000, endpoints: 10, updates: 200, proxies: ['kproxy', 'nftables'], kproxyContentType: 'protobuf' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     if (flag === '--k8s') continue;
@@ -45,6 +47,11 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--proxies') {
       a.proxies = value.split(',') as ProxyName[];
       for (const p of a.proxies) if (p !== 'kproxy' && p !== 'nftables') throw new Error(`--proxies: unknown ${p}; accepted: kproxy, nftables`);
+      continue;
+    }
+    if (flag === '--kproxy-content-type') {
+      if (value !== 'json' && value !== 'protobuf') throw new Error(`--kproxy-content-type: json or protobuf, got ${value}`);
+      a.kproxyContentType = value;
       continue;
     }
     if (flag === '--json' || flag === '--profile') {
@@ -56,7 +63,7 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--services') a.services = n;
     else if (flag === '--endpoints') a.endpoints = n;
     else if (flag === '--updates') a.updates = n;
-    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --updates K --proxies kproxy,nftables --json FILE --profile DIR`);
+    else throw new Error(`unknown flag ${flag}; accepted: --services N --endpoints M --updates K --proxies kproxy,nftables --json FILE --profile DIR --kproxy-content-type json|protobuf`);
   }
   if (a.endpoints > 16) throw new Error('--endpoints: at most 16 (the address plan of cluster.ts)');
   return a;
@@ -121,7 +128,8 @@ class Bench {
   spawn(proxy: ProxyName, way: StartWay = 'npm-bin'): Agent {
     const minSync = ['--iptables-min-sync-period', '0s'];
     if (proxy === 'nftables') return spawnUpstream({ topo: this.topo, cp: this.cp }, 'nftables', minSync);
-    const flags = agentFlags({ kubeconfig: this.cp.kubeconfig('kproxy'), hostname: NODE_NAME, extraArgs: minSync });
+    const contentType = ['--kube-api-content-type', this.args.kproxyContentType === 'json' ? 'application/json' : 'application/vnd.kubernetes.protobuf'];
+    const flags = agentFlags({ kubeconfig: this.cp.kubeconfig('kproxy'), hostname: NODE_NAME, extraArgs: [...minSync, ...contentType] });
     const bin = join(REPO_ROOT, 'bin/kproxy.js');
     if (this.args.profile) {
       // CPU profile on exit, and a heap snapshot on SIGUSR2 (sent at rest, after the cold start).
