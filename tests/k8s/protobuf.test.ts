@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../ts/demo/topology.js';
 import type { MessageSchema } from '../../ts/sources/protobuf/decode.js';
 import { ENDPOINT_SLICE, SERVICE } from '../../ts/sources/protobuf/schemas.js';
+import { usedFeatures } from '../../ts/tracker/unsupported.js';
+import { parseEndpointSlice, parseService } from '../../ts/tracker/validate.js';
 import { startControlPlane } from '../helpers/control-plane.js';
 import { topologyFor } from '../netns/flows.js';
 import { endpointSlice, node, service } from '../netns/manifests.js';
@@ -16,7 +18,8 @@ import { EXTRA } from '../netns/matrix.js';
 function project(v: any, schema: MessageSchema): any {
   const out: any = {};
   for (const f of Object.values(schema)) {
-    if (!(f.name in v)) continue;
+    // JSON writes an empty list as null (endpoints: null): protobuf writes nothing.
+    if (!(f.name in v) || v[f.name] === null) continue;
     const x = v[f.name];
     if (f.kind === 'message') out[f.name] = f.repeated ? x.map((e: any) => project(e, f.message!)) : project(x, f.message!);
     else out[f.name] = x;
@@ -61,6 +64,9 @@ test.serial('protobuf lists and watches from a real API server decode to its JSO
     const watched = (enc: string) => got[`${name}/${enc}/watch`].map((e: any) => ({ type: e.type, object: project(e.object, schema) }));
     t.deepEqual(watched('protobuf'), watched('json'), `${name}: watch events`);
     t.true(got[`${name}/protobuf/watch`].every((e: any) => e.object.kind && e.object.apiVersion), `${name}: watch objects carry kind and apiVersion`);
+    // What the consumers conclude, field read or not: a field they read that the schema misses shows here.
+    const verdicts = (objs: any[]) => objs.map((o) => (name === 'services' ? { ...parseService(o), features: usedFeatures(o) } : parseEndpointSlice(o)));
+    t.deepEqual(verdicts(got[`${name}/protobuf/list`]), verdicts(json), `${name}: validation and features`);
   }
   // Some fields must really have gone through (a schema that reads nothing would pass the above).
   const lb = got['services/protobuf/list'].find((s: any) => s.metadata.name === 'pb-lb');
@@ -70,6 +76,6 @@ test.serial('protobuf lists and watches from a real API server decode to its JSO
   t.deepEqual(slice.endpoints[0].hints, { forZones: [{ name: 'zone-a' }], forNodes: [{ name: 'n1' }] });
   t.deepEqual(slice.endpoints[1].conditions, { ready: false, serving: true, terminating: true });
   // kproxy's role may not get single Services: the refusal is a protobuf Status.
-  t.like(got.refused, { status: 403, json: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403 } });
+  t.like(got.refused, { status: 403, encoding: 'protobuf', json: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403 } });
   t.regex(got.refused.json.message, /^services "none" is forbidden: User "system:serviceaccount:kube-system:kproxy" cannot get/);
 });

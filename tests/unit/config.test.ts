@@ -318,6 +318,7 @@ const CONTENT_TYPES: Array<[string, string[], boolean, string]> = [
   ['clientConnection.contentType: application/json', ['--config', '@clientConnection: {contentType: application/json}'], false, 'application/json'],
   ['clientConnection.contentType: ""', ['--config', '@clientConnection: {contentType: ""}'], true, PB],
   ['clientConnection.acceptContentTypes: application/json', ['--config', '@clientConnection: {acceptContentTypes: application/json}'], false, PB],
+  ['acceptContentTypes: protobuf, then JSON', ['--config', `@clientConnection: {contentType: application/json, acceptContentTypes: "${PB},application/json"}`], true, 'application/json'],
 ];
 for (const [name, argv, protobuf, shown] of CONTENT_TYPES) {
   test(`API content type: ${name} -> ${protobuf ? 'protobuf' : 'JSON'}`, (t) => {

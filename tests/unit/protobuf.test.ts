@@ -132,12 +132,24 @@ test('protobuf list: no items', (t) => {
   t.deepEqual(end.metadata, { resourceVersion: '5' });
 });
 
-test('protobuf list: a response cut anywhere is an error, not a short list', (t) => {
+test('protobuf list: a response cut at any byte is an error, not a short or empty list', (t) => {
   const bytes = list('ServiceList', [encode(serviceMsg('a')), encode(serviceMsg('b'))], m([2, '9']));
-  for (const cut of [2, 10, 100, bytes.length - 40, bytes.length - 1]) {
+  // The envelope's trailing fields (contentEncoding, contentType: 4 bytes) may be absent; any cut before them is not.
+  for (let cut = 0; cut < bytes.length - 4; cut++) {
     const splitter = new ProtoListSplitter(SERVICE, () => {});
     splitter.push(bytes.subarray(0, cut));
     t.throws(() => splitter.end(), { instanceOf: ProtoError }, `cut at ${cut} of ${bytes.length}`);
+  }
+  const whole = new ProtoListSplitter(SERVICE, () => {});
+  whole.push(bytes.subarray(0, bytes.length - 4));
+  t.deepEqual(whole.end().metadata, { resourceVersion: '9' }, 'without the trailing fields');
+});
+
+test('protobuf list: a field longer than the list that holds it is an error at once', (t) => {
+  // A list of 10 bytes whose first field claims 200 (a skipped one, then an item).
+  for (const field of [5, 2]) {
+    const lying = Buffer.concat([Buffer.from('k8s\0', 'latin1'), varint(0x12), varint(10), varint((field << 3) | 2), varint(200), Buffer.alloc(8)]);
+    t.throws(() => new ProtoListSplitter(SERVICE, () => {}).push(lying), { instanceOf: ProtoError, message: /runs past the list/ }, `field ${field}`);
   }
 });
 
@@ -146,10 +158,6 @@ test('protobuf list: JSON or garbage where protobuf was promised is an error', (
   // A known field with the wrong wire type: a number where the name (a string) should be.
   const wrong = list('ServiceList', [encode(m([1, m([1, 7])]))], m());
   t.throws(() => new ProtoListSplitter(SERVICE, () => {}).push(wrong), { instanceOf: ProtoError, message: /name: wire type 0/ });
-  // An item longer than the list that holds it.
-  const inner = encode(m([2, encode(serviceMsg('a'))]));
-  const lying = Buffer.concat([Buffer.from('k8s\0', 'latin1'), varint(0x12), varint(10), inner]);
-  t.throws(() => new ProtoListSplitter(SERVICE, () => {}).push(lying), { instanceOf: ProtoError });
 });
 
 test('protobuf watch: frames split at any byte give each event once, a Status for ERROR', (t) => {
@@ -180,4 +188,11 @@ test('protobuf watch: an event that throws stops the stream there (the watch is 
   t.throws(() => frames.push(watchFrame('ADDED', envelope('v1', 'Service', encode(serviceMsg('a'))))), { message: 'handler failed' });
   const bad = new ProtoWatchFrames(SERVICE, () => {});
   t.throws(() => bad.push(watchFrame('ADDED', Buffer.from('not an object'))), { instanceOf: ProtoError });
+  const huge = Buffer.alloc(4);
+  huge.writeUInt32BE(64 << 20);
+  t.throws(() => new ProtoWatchFrames(SERVICE, () => {}).push(huge), { instanceOf: ProtoError, message: /at most/ });
+  const cut = new ProtoWatchFrames(SERVICE, () => {});
+  const frame = watchFrame('ADDED', envelope('v1', 'Service', encode(serviceMsg('a'))));
+  cut.push(frame.subarray(0, frame.length - 3));
+  t.is(cut.pending, frame.length - 3, 'a cut frame is held, and counted as pending');
 });

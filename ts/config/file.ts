@@ -46,7 +46,7 @@ const SCHEMA: Schema = {
     type: 'object',
     fields: {
       kubeconfig: str(),
-      acceptContentTypes: str((v) => ['', 'application/json'].includes(v), '"" or application/json'),
+      acceptContentTypes: str(),
       contentType: str((v) => v === '' || CONTENT_TYPES.includes(v), 'application/vnd.kubernetes.protobuf or application/json'),
       qps: { type: 'float', accept: (v) => v === 0 || v === 5, acceptText: '5 (the default)' },
       burst: int((v) => v === 0 || v === 10, '10 (the default)'),

@@ -279,8 +279,8 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     configFile: undefined,
     kubeconfig: r.kubeconfig,
     master: '',
-    // As client-go: acceptContentTypes, when set, is what is asked for.
-    apiProtobuf: (r.acceptContentTypes || r.contentType.value) === PROTOBUF_CONTENT_TYPE,
+    // As client-go: acceptContentTypes, when set, is what is asked for; its first type is preferred.
+    apiProtobuf: (r.acceptContentTypes || r.contentType.value).split(',')[0].trim() === PROTOBUF_CONTENT_TYPE,
     hostnameOverride: nodeName,
     clusterCIDRs,
     bindAddress: r.bindAddress.value,

@@ -225,8 +225,9 @@ export async function listRequest(
     const req = send(url, opts);
     req.on('response', (res) => {
       res.on('error', reject);
-      if (res.statusCode !== 200) return readBody(res, (buf) => resolve({ status: res.statusCode ?? 0, json: statusBody(res, buf) }));
-      const encoding = protobuf && isProtobuf(res) ? 'protobuf' : 'json';
+      const encoding = isProtobuf(res) ? 'protobuf' : 'json';
+      if (res.statusCode !== 200) return readBody(res, (buf) => resolve({ status: res.statusCode ?? 0, json: statusBody(res, buf), encoding }));
+      if (encoding === 'protobuf' && !protobuf) return res.destroy(new Error(`GET ${url.pathname}: protobuf answer to a JSON request`));
       const splitter = encoding === 'protobuf' ? new ProtoListSplitter(protobuf!, onItem) : new ListSplitter(onItem);
       res.on('data', (c: Buffer) => {
         try {
@@ -309,7 +310,8 @@ export async function watchStream(
             fail(err);
           }
         });
-        res.on('end', () => settle(() => resolve()));
+        // A stream cut inside a frame lost an event (the JSON path's partial line fails too).
+        res.on('end', () => settle(() => (frames.pending > 0 && !failed ? reject(new Error(`watch ${url.pathname}: stream ended inside an event`)) : resolve())));
         return;
       }
       const lines = createInterface({ input: res, crlfDelay: Infinity });

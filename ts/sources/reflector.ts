@@ -172,6 +172,8 @@ export class Reflector {
       if (!cont) break;
     }
     if (this.stopped) return;
+    // Every list names its version; one without is no basis for deleting what it lacks.
+    if (!rv) throw new ApiError(`list ${this.res.path}: the answer has no resourceVersion`, 0);
     this.hooks.log.info({ resource: this.res.kind, objects: listed.size, pages, ms: Date.now() - began, resourceVersion: rv, encoding }, 'Listed');
     for (const [k, entry] of this.known) if (!listed.has(k)) this.deliver('DELETED', entry.obj ?? stub(this.res, k));
     this.resourceVersion = rv;

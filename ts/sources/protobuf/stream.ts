@@ -28,6 +28,8 @@ export class ProtoListSplitter {
   private listLeft = 0;
   /** Bytes of a field being skipped that have not arrived yet. */
   private skipLeft = 0;
+  /** The list (the envelope's raw) has begun: a body that ends before it is not an empty list. */
+  private sawList = false;
   private meta: Record<string, any> = {};
 
   constructor(
@@ -65,11 +67,14 @@ export class ProtoListSplitter {
       const head = len.next - pos;
       if (this.state === 'envelope' && field === 2) {
         // The list itself: its fields follow, counted against its length.
+        if (this.sawList) throw new ProtoError('envelope holds two objects');
         pos = len.next;
         this.state = 'list';
+        this.sawList = true;
         this.listLeft = len.value;
         continue;
       }
+      if (this.state === 'list' && head + len.value > this.listLeft) throw new ProtoError(`list field ${field} runs past the list`);
       const wanted = (this.state === 'list' && (field === 1 || field === 2)) || (this.state === 'envelope' && field === 1);
       if (!wanted) {
         // A field no one reads (an envelope's contentType, a list's unknown field): skip it as it streams.
@@ -82,7 +87,6 @@ export class ProtoListSplitter {
       if (end > buf.length) break;
       if (this.state === 'list') {
         this.listLeft -= head + len.value;
-        if (this.listLeft < 0) throw new ProtoError('list item runs past the list');
         const r = new Reader(buf, len.next, end);
         if (field === 2) this.onItem(decodeMessage(r, end, this.schema));
         else this.meta = decodeMessage(r, end, LIST_META);
@@ -94,16 +98,24 @@ export class ProtoListSplitter {
 
   /** The list's own fields ({metadata: {resourceVersion, continue}}), once every byte is in. */
   end(): { metadata: Record<string, any> } {
-    if (this.state === 'magic' || this.buf.length > 0 || this.skipLeft > 0 || (this.state === 'list' && this.listLeft > 0)) {
-      throw new ProtoError('list response ended inside a value');
+    if (!this.sawList || this.buf.length > 0 || this.skipLeft > 0 || this.listLeft !== 0) {
+      throw new ProtoError(this.sawList ? 'list response ended inside a value' : 'list response ended before the list');
     }
     return { metadata: this.meta };
   }
 }
 
+/** client-go's limit on one watch frame: a larger length is a corrupt stream, not a big object. */
+const MAX_FRAME = 16 << 20;
+
 /** A watch in protobuf: frames in, {type, object} out; a Status object (an ERROR event) decodes as STATUS. */
 export class ProtoWatchFrames {
   private buf: Buffer = Buffer.alloc(0);
+
+  /** Bytes of an unfinished frame: a stream that ends with some was cut. */
+  get pending(): number {
+    return this.buf.length;
+  }
 
   constructor(
     private readonly schema: MessageSchema,
@@ -116,6 +128,7 @@ export class ProtoWatchFrames {
     let pos = 0;
     while (buf.length - pos >= 4) {
       const len = buf.readUInt32BE(pos);
+      if (len > MAX_FRAME) throw new ProtoError(`watch frame of ${len} bytes (at most ${MAX_FRAME})`);
       const end = pos + 4 + len;
       if (end > buf.length) break;
       this.onEvent(this.event(buf, pos + 4, end));
@@ -144,6 +157,7 @@ export class ProtoWatchFrames {
           object = decodeObject(buf, (kind) => (kind === 'Status' ? STATUS : this.schema), r.pos, rawEnd);
           r.pos = rawEnd;
         }
+        if (r.pos !== extEnd) throw new ProtoError('watch event object runs past its length');
       } else r.skip(tag & 7);
     }
     if (!type) throw new ProtoError('watch event without a type');
