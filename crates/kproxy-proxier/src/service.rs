@@ -83,6 +83,12 @@ impl ServicePort {
         if s.key.is_empty() || s.key.len() > MAX_KEY_LEN || s.key.chars().any(|c| c.is_whitespace() || c == '"') {
             return Err(format!("invalid key {:?}", s.key.chars().take(80).collect::<String>()));
         }
+        // Names reach rule comments (nft's, and iptables-restore lines): no blank, quote or control character.
+        for (what, v) in [("namespace", &s.namespace), ("name", &s.name), ("port name", &s.port_name)] {
+            if v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
+                return Err(format!("invalid {what} {:?}", v.chars().take(80).collect::<String>()));
+            }
+        }
         let protocol = protocol_number(&s.protocol).ok_or_else(|| format!("unknown protocol {:?}", s.protocol))?;
         let cluster_ip: IpAddr = s.cluster_ip.parse().map_err(|_| format!("bad clusterIP {:?}", s.cluster_ip))?;
         if Family::of(&cluster_ip) != family {

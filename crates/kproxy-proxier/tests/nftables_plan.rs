@@ -40,6 +40,10 @@ fn invalid_specs_are_rejected_with_reasons() {
         (spec("a", "b", "p", "TCP", "fd00::1", 80, &[]), "is not ip"),
         (spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("fd00::5", 80)]), "is not ip"),
         (spec("a", "b", "p", "TCP", "10.96.0.1", 80, &[("10.0.0.1", 0)]), "out of range"),
+        // Names reach rule comments: nothing that could end one or start a new line.
+        (spec("a\"", "b", "p", "TCP", "10.96.0.1", 80, &[]), "invalid"),
+        (spec("a", "b\n-A X", "p", "TCP", "10.96.0.1", 80, &[]), "invalid"),
+        (spec("a", "b", "p q", "TCP", "10.96.0.1", 80, &[]), "invalid"),
     ];
     for (s, want) in cases {
         let r = m.update(&[s], &[]);

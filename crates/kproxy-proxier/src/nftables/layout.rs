@@ -45,16 +45,7 @@ pub const NODEPORT_AFFINITY_RECORDERS: &str = "nodeport-affinity-recorders";
 pub const NODEPORT_LOCAL_AFFINITY_RECORDERS: &str = "nodeport-local-affinity-recorders";
 pub const RECORD_AFFINITY: &str = "record-affinity";
 
-/// How traffic from this node's pods is told apart (upstream's detect-local modes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocalDetector {
-    /// ClusterCIDR or NodeCIDR: the source address is in the prefix.
-    Cidr(Cidr),
-    /// BridgeInterface: it came in on this interface.
-    Interface(String),
-    /// InterfaceNamePrefix: it came in on an interface whose name starts so.
-    InterfacePrefix(String),
-}
+pub use crate::local::LocalDetector;
 
 impl LocalDetector {
     /// Statements that match pod traffic (`negate`: anything else).
