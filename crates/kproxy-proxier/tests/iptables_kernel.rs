@@ -70,12 +70,34 @@ fn by_table(save: &str) -> Vec<(String, String)> {
     tables
 }
 
+/// The packet matrix's cluster (every Service feature), from the fixture the agent's tracker made.
+fn matrix(family: Family) -> String {
+    let wire = if family == Family::Ip {
+        include_str!("../../../tests/fixtures/iptables/matrix.ipv4.wire")
+    } else {
+        include_str!("../../../tests/fixtures/iptables/matrix.ipv6.wire")
+    };
+    let (records, _) = kproxy_proxier::wire::decode(wire).unwrap();
+    let mut d = Desired::new(family);
+    d.set_node(true, &[], &[if family == Family::Ip { "192.168.100.1".into() } else { "fd00:100::1".into() }]).unwrap();
+    assert!(d.update(&records, &[]).is_empty());
+    let cidr: Cidr = (if family == Family::Ip { "10.244.0.0/16" } else { "fd00:244::/48" }).parse().unwrap();
+    let rs = build(&d, &IptablesConfig { family, detector: Some(LocalDetector::Cidr(cidr)), masquerade_all: false, masquerade_bit: 14 });
+    render_save(&rs.tables, &rs.jumps, family == Family::Ip6)
+}
+
 #[test]
 fn the_render_loads_and_reads_back_unchanged() {
     let mut legacy_missing = Vec::new();
-    for (family, interface_detector) in [(Family::Ip, false), (Family::Ip6, false), (Family::Ip, true)] {
-        let input = ruleset(family, interface_detector);
-        assert_eq!(input.contains("-i veth+"), interface_detector);
+    let cases = [
+        (Family::Ip, ruleset(Family::Ip, false)),
+        (Family::Ip6, ruleset(Family::Ip6, false)),
+        (Family::Ip, ruleset(Family::Ip, true)),
+        (Family::Ip, matrix(Family::Ip)),
+        (Family::Ip6, matrix(Family::Ip6)),
+    ];
+    assert!(cases[2].1.contains("-i veth+") && cases[3].1.contains("--rcheck") && cases[3].1.contains("KUBE-FW-"));
+    for (family, input) in cases {
         let prefix = if family == Family::Ip { "iptables" } else { "ip6tables" };
         for backend in ["nft", "legacy"] {
             let tool = format!("{prefix}-{backend}");

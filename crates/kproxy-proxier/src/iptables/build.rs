@@ -1,8 +1,9 @@
 //! The iptables ruleset of one family, built from the desired ServicePorts in upstream's
 //! chain layout (pkg/proxy/iptables/proxier.go), as upstream v1.37.2's own iptables-save
-//! shows it (tests/golden/iptables/). This first slice covers the fixed chains and ClusterIP
-//! Services with cluster endpoints; NodePorts, external and load-balancer IPs, the Local
-//! policies, affinity and source ranges are not built yet.
+//! shows it (tests/golden/iptables/): ClusterIPs, NodePorts (on every local address, this
+//! mode's default), external and load-balancer IPs, source ranges, both Local policies,
+//! ClientIP affinity, and the rejects and drops. Endpoint selection (topology, terminating
+//! fallback) is the agent's, as in every mode.
 
 use std::net::IpAddr;
 
@@ -92,64 +93,243 @@ fn jumps() -> Vec<(TableName, &'static str, Rule)> {
 
 struct Builder<'a> {
     cfg: &'a IptablesConfig,
+    /// The node's own addresses: a source range that holds one lets the LoadBalancer IPs in.
+    node_ips: &'a [IpAddr],
     filter_services: Vec<Rule>,
+    filter_external: Vec<Rule>,
+    filter_nodeports: Vec<Rule>,
+    filter_firewall: Vec<Rule>,
     nat_services: Vec<Rule>,
+    nat_nodeports: Vec<Rule>,
     nat_chains: Vec<Chain>,
 }
 
+/// `ip:port`, `[ip6]:port`: upstream's Endpoint.String().
+fn endpoint_string(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// `-d ip -p proto ... --dport port` around `extra` and the comment, as upstream's capture rules.
+fn capture(dst: Option<IpAddr>, proto: u8, port: u16, text: String, extra: &[Match]) -> Vec<Match> {
+    let mut m = Vec::new();
+    if let Some(ip) = dst {
+        m.push(Match::Destination { cidr: host(ip), negated: false });
+    }
+    m.push(Match::Protocol(proto));
+    m.push(comment(text));
+    m.extend_from_slice(extra);
+    m.push(Match::ProtocolModule(proto, Some(port)));
+    m
+}
+
 impl Builder<'_> {
+    /// One ServicePort, as upstream's syncProxyRules writes it.
     fn service_port(&mut self, sp: &ServicePort) {
         let spn = sp.display.strip_suffix(':').unwrap_or(&sp.display);
-        let proto = sp.protocol;
-        let vip = |extra: &[Match]| {
-            let mut m = vec![Match::Destination { cidr: host(sp.cluster_ip), negated: false }, Match::Protocol(proto)];
-            m.extend_from_slice(extra);
-            m.push(comment(format!("{spn} cluster IP")));
-            m.push(Match::ProtocolModule(proto, Some(sp.port)));
-            m
+        let (proto, pname) = (sp.protocol, protocol_name(sp.protocol));
+        let chains = ServiceChains::new(spn, pname);
+        let externally_accessible = sp.service_type != "ClusterIP" || !sp.external_ips.is_empty();
+        let uses_cluster = !sp.internal_policy_local || (externally_accessible && !sp.external_policy_local);
+        let uses_local = sp.internal_policy_local || (externally_accessible && sp.external_policy_local);
+        // Upstream sorts endpoints by their string; the agent's selection comes in address order.
+        let mut cluster: Vec<(IpAddr, u16)> = if uses_cluster { sp.cluster_endpoints().collect() } else { Vec::new() };
+        let mut local: Vec<(IpAddr, u16)> = if uses_local { sp.local_endpoints().collect() } else { Vec::new() };
+        cluster.sort_by_key(|(ip, port)| endpoint_string(*ip, *port));
+        local.sort_by_key(|(ip, port)| endpoint_string(*ip, *port));
+        let has_endpoints = !cluster.is_empty() || !local.is_empty() || (!uses_cluster && sp.cluster_endpoints().next().is_some());
+        let has_internal = if sp.internal_policy_local { !local.is_empty() } else { has_endpoints };
+        let has_external = if sp.external_policy_local { !local.is_empty() } else { has_endpoints };
+        let internal_chain = if sp.internal_policy_local { &chains.local } else { &chains.cluster };
+        let external_policy_chain = if sp.external_policy_local { &chains.local } else { &chains.cluster };
+        let uses_external_chain = has_endpoints && externally_accessible;
+        let lb_vips: Vec<IpAddr> = sp.load_balancer_vips.iter().copied().filter(|ip| !sp.blocked.contains(ip)).collect();
+        let external_ips: Vec<IpAddr> = sp.external_ips.iter().copied().filter(|ip| !sp.blocked.contains(ip)).collect();
+        let uses_fw = has_endpoints && !lb_vips.is_empty() && !sp.load_balancer_source_ranges.is_empty();
+        let lb_chain = if uses_fw { &chains.firewall } else { &chains.external };
+        let (filter_target, filter_comment) = if !has_endpoints {
+            (Target::Reject, format!("{spn} has no endpoints"))
+        } else {
+            (Target::Drop, format!("{spn} has no local endpoints"))
         };
-        let endpoints: Vec<(IpAddr, u16)> = sp.cluster_endpoints().collect();
-        if endpoints.is_empty() {
-            let mut m = vip(&[]);
-            m[2] = comment(format!("{spn} has no endpoints"));
-            self.filter_services.push(rule(m, Target::Reject));
-            return;
+
+        // The ClusterIP.
+        if has_internal {
+            self.nat_services
+                .push(rule(capture(Some(sp.cluster_ip), proto, sp.port, format!("{spn} cluster IP"), &[]), jump(internal_chain)));
+        } else {
+            self.filter_services
+                .push(rule(capture(Some(sp.cluster_ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
         }
-        let chains = ServiceChains::new(spn, protocol_name(proto));
-        self.nat_services.push(rule(vip(&[]), jump(&chains.cluster)));
-        let mut svc = Vec::new();
-        // Off-cluster traffic to the ClusterIP is masqueraded (all of it with masqueradeAll).
-        if self.cfg.masquerade_all {
-            svc.push(rule(vip(&[]), jump("KUBE-MARK-MASQ")));
-        } else if let Some(d) = &self.cfg.detector {
-            let mut m = vip(&[]);
-            m.insert(0, local_traffic(d, true));
-            sort_builtins(&mut m);
-            svc.push(rule(m, jump("KUBE-MARK-MASQ")));
-        }
-        let n = endpoints.len();
-        for (i, (ip, port)) in endpoints.iter().enumerate() {
-            let sep = endpoint_chain(spn, protocol_name(proto), *ip, *port);
-            let shown = match ip {
-                IpAddr::V4(a) => format!("{a}:{port}"),
-                IpAddr::V6(a) => format!("[{a}]:{port}"),
-            };
-            let mut m = vec![comment(format!("{spn} -> {shown}"))];
-            // Rule i of n takes 1/(n-i) of what reaches it; the last takes the rest.
-            if i + 1 < n {
-                m.push(Match::Probability(1.0 / (n - i) as f64));
+        // External IPs.
+        for ip in &external_ips {
+            if has_endpoints {
+                self.nat_services.push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} external IP"), &[]), jump(&chains.external)));
             }
-            svc.push(rule(m, jump(&sep)));
+            if !has_external {
+                self.filter_external.push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
+            }
+        }
+        // LoadBalancer IPs.
+        for ip in &lb_vips {
+            if has_endpoints {
+                self.nat_services.push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} loadbalancer IP"), &[]), jump(lb_chain)));
+            }
+            if uses_fw {
+                let text = format!("{spn} traffic not accepted by {}", chains.firewall);
+                self.filter_firewall.push(rule(capture(Some(*ip), proto, sp.port, text, &[]), Target::Drop));
+            }
+        }
+        if !has_external {
+            for ip in &lb_vips {
+                self.filter_external.push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
+            }
+        }
+        // The NodePort, on every local address (iptables mode's default).
+        if sp.node_port != 0 && !sp.node_port_blocked() {
+            if has_endpoints {
+                self.nat_nodeports.push(rule(capture(None, proto, sp.node_port, spn.to_string(), &[]), jump(&chains.external)));
+            }
+            if !has_external {
+                let m = capture(None, proto, sp.node_port, filter_comment.clone(), &[Match::DestinationLocal]);
+                self.filter_external.push(rule(m, filter_target.clone()));
+            }
+        }
+        if sp.health_check_node_port != 0 {
+            let m = capture(None, 6, sp.health_check_node_port, format!("{spn} health check node port"), &[]);
+            self.filter_nodeports.push(rule(m, Target::Accept));
+        }
+
+        // Off-cluster traffic to the ClusterIP is masqueraded (all of it with masqueradeAll).
+        let mut internal_rules = Vec::new();
+        if has_internal {
+            let m = capture(Some(sp.cluster_ip), proto, sp.port, format!("{spn} cluster IP"), &[]);
+            if self.cfg.masquerade_all {
+                internal_rules.push(rule(m, jump("KUBE-MARK-MASQ")));
+            } else if let Some(d) = &self.cfg.detector {
+                let mut m = m;
+                m.insert(0, local_traffic(d, true));
+                sort_builtins(&mut m);
+                internal_rules.push(rule(m, jump("KUBE-MARK-MASQ")));
+            }
+        }
+
+        if uses_external_chain {
+            let mut ext = Vec::new();
+            if !sp.external_policy_local {
+                // Endpoints may be on other nodes: masquerade, or the replies would bypass us.
+                ext.push(rule(vec![comment(format!("masquerade traffic for {spn} external destinations"))], jump("KUBE-MARK-MASQ")));
+            } else {
+                if let Some(d) = &self.cfg.detector {
+                    // Pods reaching an external address take the cluster path, as if out to a load balancer and back.
+                    let m = vec![local_traffic(d, false), comment(format!("pod traffic for {spn} external destinations"))];
+                    ext.push(rule(sorted(m), jump(&chains.cluster)));
+                }
+                // The node itself: its source would be the external address, so masquerade and go cluster-wide.
+                ext.push(rule(
+                    vec![comment(format!("masquerade LOCAL traffic for {spn} external destinations")), Match::SourceLocal],
+                    jump("KUBE-MARK-MASQ"),
+                ));
+                ext.push(rule(
+                    vec![comment(format!("route LOCAL traffic for {spn} external destinations")), Match::SourceLocal],
+                    jump(&chains.cluster),
+                ));
+            }
+            if has_external {
+                ext.push(rule(vec![], jump(external_policy_chain)));
+            }
+            self.nat_chains.push(chain(&chains.external, ext));
+        }
+
+        if uses_fw {
+            let text = format!("{spn} loadbalancer IP");
+            let mut fw: Vec<Rule> = Vec::new();
+            let mut allow_node = false;
+            for cidr in &sp.load_balancer_source_ranges {
+                fw.push(rule(vec![Match::Source { cidr: *cidr, negated: false }, comment(text.clone())], jump(&chains.external)));
+                allow_node |= self.node_ips.iter().any(|ip| cidr.contains(ip));
+            }
+            // The node's own requests to a VIP it holds come from the VIP itself.
+            if allow_node {
+                for ip in &lb_vips {
+                    fw.push(rule(vec![Match::Source { cidr: host(*ip), negated: false }, comment(text.clone())], jump(&chains.external)));
+                }
+            }
+            fw.push(rule(vec![comment(format!("other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL"))], Target::None));
+            self.nat_chains.push(chain(&chains.firewall, fw));
+        }
+
+        let sticky = (sp.sticky_max_age_seconds > 0).then_some(sp.sticky_max_age_seconds);
+        let uses_cluster_chain = !cluster.is_empty();
+        let uses_local_chain = !local.is_empty();
+        let mut reachable: Vec<(IpAddr, u16)> = cluster.clone();
+        for e in &local {
+            if !reachable.contains(e) {
+                reachable.push(*e);
+            }
+        }
+        // The masquerade rule heads the internal chain; the endpoint rules follow.
+        let (mut cluster_rules, mut local_rules) = (Vec::new(), Vec::new());
+        if internal_chain == &chains.cluster {
+            cluster_rules = internal_rules;
+        } else {
+            local_rules = internal_rules;
+        }
+        if uses_cluster_chain {
+            cluster_rules.extend(endpoint_rules(spn, pname, &cluster, sticky));
+            self.nat_chains.push(chain(&chains.cluster, cluster_rules));
+        }
+        if uses_local_chain {
+            local_rules.extend(endpoint_rules(spn, pname, &local, sticky));
+            self.nat_chains.push(chain(&chains.local, local_rules));
+        }
+        for (ip, port) in reachable {
+            let sep = endpoint_chain(spn, pname, ip, port);
+            let mut dnat = vec![Match::Protocol(proto), comment(spn)];
+            if sticky.is_some() {
+                dnat.push(Match::RecentSet { name: sep.clone() });
+            }
+            dnat.push(Match::ProtocolModule(proto, None));
             self.nat_chains.push(chain(
                 &sep,
                 vec![
-                    rule(vec![Match::Source { cidr: host(*ip), negated: false }, comment(spn)], jump("KUBE-MARK-MASQ")),
-                    rule(vec![Match::Protocol(proto), comment(spn), Match::ProtocolModule(proto, None)], Target::Dnat(*ip, *port)),
+                    // Hairpin: a pod reaching itself through the Service is masqueraded.
+                    rule(vec![Match::Source { cidr: host(ip), negated: false }, comment(spn)], jump("KUBE-MARK-MASQ")),
+                    rule(dnat, Target::Dnat(ip, port)),
                 ],
             ));
         }
-        self.nat_chains.push(chain(&chains.cluster, svc));
     }
+}
+
+/// Affinity checks (if sticky), then rule i of n taking 1/(n-i) of what reaches it.
+fn endpoint_rules(spn: &str, proto: &str, endpoints: &[(IpAddr, u16)], sticky: Option<u32>) -> Vec<Rule> {
+    let mut out = Vec::new();
+    let named: Vec<(String, String)> = endpoints
+        .iter()
+        .map(|(ip, port)| (endpoint_chain(spn, proto, *ip, *port), format!("{spn} -> {}", endpoint_string(*ip, *port))))
+        .collect();
+    if let Some(seconds) = sticky {
+        for (sep, text) in &named {
+            out.push(rule(vec![comment(text.clone()), Match::RecentCheck { name: sep.clone(), seconds }], jump(sep)));
+        }
+    }
+    let n = named.len();
+    for (i, (sep, text)) in named.iter().enumerate() {
+        let mut m = vec![comment(text.clone())];
+        if i + 1 < n {
+            m.push(Match::Probability(1.0 / (n - i) as f64));
+        }
+        out.push(rule(m, jump(sep)));
+    }
+    out
+}
+
+fn sorted(mut m: Vec<Match>) -> Vec<Match> {
+    sort_builtins(&mut m);
+    m
 }
 
 /// Built-in matches (-s, -d, -i, -p) before modules, as iptables-save prints them.
@@ -167,7 +347,17 @@ fn sort_builtins(m: &mut [Match]) {
 pub fn build(desired: &Desired, cfg: &IptablesConfig) -> Ruleset {
     let v6 = cfg.family == Family::Ip6;
     let mark = cfg.mark();
-    let mut b = Builder { cfg, filter_services: Vec::new(), nat_services: Vec::new(), nat_chains: Vec::new() };
+    let mut b = Builder {
+        cfg,
+        node_ips: &desired.node().node_ips,
+        filter_services: Vec::new(),
+        filter_external: Vec::new(),
+        filter_nodeports: Vec::new(),
+        filter_firewall: Vec::new(),
+        nat_services: Vec::new(),
+        nat_nodeports: Vec::new(),
+        nat_chains: Vec::new(),
+    };
     for sp in desired.values() {
         b.service_port(sp);
     }
@@ -201,17 +391,17 @@ pub fn build(desired: &Desired, cfg: &IptablesConfig) -> Ruleset {
         ),
     ];
     let mut filter = vec![
-        chain("KUBE-EXTERNAL-SERVICES", vec![]),
+        chain("KUBE-EXTERNAL-SERVICES", std::mem::take(&mut b.filter_external)),
         chain("KUBE-FIREWALL", firewall),
         chain("KUBE-FORWARD", forward),
-        chain("KUBE-NODEPORTS", vec![]),
+        chain("KUBE-NODEPORTS", std::mem::take(&mut b.filter_nodeports)),
         chain(CANARY, vec![]),
-        chain("KUBE-PROXY-FIREWALL", vec![]),
+        chain("KUBE-PROXY-FIREWALL", std::mem::take(&mut b.filter_firewall)),
         chain("KUBE-SERVICES", std::mem::take(&mut b.filter_services)),
     ];
     let mut nat = vec![
         chain("KUBE-MARK-MASQ", vec![rule(vec![], Target::OrMark(mark))]),
-        chain("KUBE-NODEPORTS", vec![]),
+        chain("KUBE-NODEPORTS", std::mem::take(&mut b.nat_nodeports)),
         chain(
             "KUBE-POSTROUTING",
             vec![

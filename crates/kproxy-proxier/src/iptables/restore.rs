@@ -58,6 +58,17 @@ pub enum Match {
     ProtocolModule(u8, Option<u16>),
     /// `-m addrtype --dst-type LOCAL`.
     DestinationLocal,
+    /// `-m addrtype --src-type LOCAL`.
+    SourceLocal,
+    /// `-m recent --rcheck --seconds N --reap --name NAME` (affinity: seen within N s).
+    RecentCheck {
+        name: String,
+        seconds: u32,
+    },
+    /// `-m recent --set --name NAME` (affinity: remember this source).
+    RecentSet {
+        name: String,
+    },
     /// `-m mark [!] --mark M/M`.
     Mark {
         mark: u32,
@@ -74,6 +85,8 @@ pub enum Match {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// No target: the rule only counts (upstream's last KUBE-FW rule says what happens next).
+    None,
     Jump(String),
     Return,
     Accept,
@@ -120,7 +133,9 @@ fn probability_text(p: f64) -> String {
     format!("{:.11}", q / 2f64.powi(31))
 }
 
-fn render_match(out: &mut String, m: &Match) {
+fn render_match(out: &mut String, m: &Match, v6: bool) {
+    // The recent match keeps whole source addresses.
+    let mask = if v6 { "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" } else { "255.255.255.255" };
     match m {
         Match::Source { cidr, negated } => write!(out, " {}-s {cidr}", NOT[*negated as usize]).unwrap(),
         Match::Destination { cidr, negated } => write!(out, " {}-d {cidr}", NOT[*negated as usize]).unwrap(),
@@ -133,6 +148,11 @@ fn render_match(out: &mut String, m: &Match) {
         Match::ProtocolModule(p, None) => write!(out, " -m {}", proto_name(*p)).unwrap(),
         Match::ProtocolModule(p, Some(port)) => write!(out, " -m {} --dport {port}", proto_name(*p)).unwrap(),
         Match::DestinationLocal => out.push_str(" -m addrtype --dst-type LOCAL"),
+        Match::SourceLocal => out.push_str(" -m addrtype --src-type LOCAL"),
+        Match::RecentCheck { name, seconds } => {
+            write!(out, " -m recent --rcheck --seconds {seconds} --reap --name {name} --mask {mask} --rsource").unwrap()
+        }
+        Match::RecentSet { name } => write!(out, " -m recent --set --name {name} --mask {mask} --rsource").unwrap(),
         Match::Mark { mark, negated } => write!(out, " -m mark {}--mark {mark:#x}/{mark:#x}", NOT[*negated as usize]).unwrap(),
         Match::Probability(p) => write!(out, " -m statistic --mode random --probability {}", probability_text(*p)).unwrap(),
         Match::CtState { states, negated } => write!(out, " -m conntrack {}--ctstate {states}", NOT[*negated as usize]).unwrap(),
@@ -141,6 +161,7 @@ fn render_match(out: &mut String, m: &Match) {
 
 fn render_target(out: &mut String, t: &Target, v6: bool) {
     match t {
+        Target::None => {}
         Target::Jump(c) => write!(out, " -j {c}").unwrap(),
         Target::Return => out.push_str(" -j RETURN"),
         Target::Accept => out.push_str(" -j ACCEPT"),
@@ -162,7 +183,7 @@ fn render_target(out: &mut String, t: &Target, v6: bool) {
 pub fn render_rule(chain: &str, r: &Rule, v6: bool) -> String {
     let mut out = format!("-A {chain}");
     for m in &r.matches {
-        render_match(&mut out, m);
+        render_match(&mut out, m, v6);
     }
     render_target(&mut out, &r.target, v6);
     out
