@@ -112,6 +112,16 @@ export async function waitForServiceIP(topo: Topology, agent: Agent, ip: string,
   }, { timeoutMs });
 }
 
+/** iptables mode: waits until a nat rule captures `ip` (iptables-save of its family). */
+export async function waitForServiceRule(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
+  const v6 = familyOf(ip) === 'ip6';
+  await waitFor(`${ip} in ${v6 ? 'ip6tables' : 'iptables'} KUBE-SERVICES`, async () => {
+    failIfExited(agent);
+    const r = await topo.exec(topo.node, [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'], { allowFailure: true });
+    return r.stdout.includes(`-A KUBE-SERVICES -d ${ip}/${v6 ? 128 : 32} `);
+  }, { timeoutMs });
+}
+
 /** Waits until `ip` is gone from the service-ips map of its family's table. */
 export async function waitForServiceIPGone(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(`${ip} to leave ${familyOf(ip)} kube-proxy service-ips`, async () => {

@@ -95,7 +95,8 @@ export const MODE_EXCEPTIONS: Partial<Record<ProxyMode, Record<string, { verdict
 };
 
 /** The modes the shared tables run in. */
-export const MODES: ProxyMode[] = implementedModes();
+// iptables mode has no tracer yet: its proof is the real-packet matrix (tests/netns/iptables-mode.test.ts).
+export const MODES: ProxyMode[] = implementedModes().filter((m) => m !== 'iptables');
 
 /** The verdict `mode` must give for row `name`: the table's, unless the mode lists an exception. */
 export function expectedIn(mode: ProxyMode, name: string, verdict: string): string {

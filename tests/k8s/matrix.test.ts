@@ -9,7 +9,7 @@ import { startControlPlane } from '../helpers/control-plane.js';
 import { WEB_IP, WEB_IP6 } from '../netns/cluster.js';
 import { topologyFor } from '../netns/flows.js';
 import { endpointSlice, NODE_NAME, service } from '../netns/manifests.js';
-import { checkRows, EXTRA, FLOWS, type Group, type RowException } from '../netns/matrix.js';
+import { checkRows, EXTRA, FLOWS, MODE_EXCEPTIONS, type Group, type RowException } from '../netns/matrix.js';
 import { outsideFor } from '../netns/outside.js';
 import { startUpstream } from './bed.js';
 
@@ -20,7 +20,6 @@ import { startUpstream } from './bed.js';
 const INPUT_CHECK =
   'deviation 6: kproxy runs cluster-ips-check from filter-input too; this bed routes the Service ranges to the node, ' +
   'so upstream (forward and output only) never drops these and the node\'s own closed port answers "refused"';
-const NO_SERVICECIDR_DROP = 'iptables mode has no unallocated-ServiceCIDR drop at all (upstream added it to nftables mode only); the node\'s closed port answers';
 const refusedRows = (why: string): Record<string, RowException> => Object.fromEntries([
   'an unallocated IP in the ServiceCIDR, TCP: dropped',
   'an unallocated IP in the ServiceCIDR, UDP: dropped',
@@ -29,15 +28,8 @@ const refusedRows = (why: string): Record<string, RowException> => Object.fromEn
 ].map((row) => [row, { outcome: 'refused', why }]));
 const UPSTREAM_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, RowException>> = {
   nftables: refusedRows(INPUT_CHECK),
-  iptables: {
-    ...refusedRows(NO_SERVICECIDR_DROP),
-    'another node address is not a NodePort address ("primary"): its own closed port': {
-      outcome: ['backend-1', 'backend-2', 'backend-3'],
-      source: 'masqueraded',
-      count: 30,
-      why: 'upstream\'s iptables mode keeps its old default of NodePorts on every local address (nodePortAddresses "primary" is the nftables default); kproxy has nftables mode only',
-    },
-  },
+  // Upstream's iptables mode answers as kproxy's does: the mode's own list.
+  iptables: MODE_EXCEPTIONS.iptables,
 };
 
 const GROUPS = [...new Set(FLOWS.map((r) => r[0]))] as Group[];

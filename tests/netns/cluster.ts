@@ -3,7 +3,7 @@
 //   endpoints: backend i = 10.244.i.2 / fd00:244:0:i::2 (all ready, on this node)
 import type { ExecutionContext } from 'ava';
 import type { Topology } from '../../ts/demo/topology.js';
-import { requireAgent, startAgent, waitForServiceIP, type Agent, type AgentConfig } from '../helpers/agent.js';
+import { requireAgent, startAgent, waitForServiceIP, waitForServiceRule, type Agent, type AgentConfig } from '../helpers/agent.js';
 import { topologyFor } from './flows.js';
 import { endpointSlice, manifestDir, node, NODE_NAME, service, type ManifestDir } from './manifests.js';
 
@@ -27,6 +27,8 @@ export interface ClusterOptions {
   extra?: Record<string, object[]>;
   /** Flags that shape the ruleset (AgentConfig.rulesetArgs). */
   rulesetArgs?: string[];
+  /** The proxy mode (default nftables). */
+  mode?: 'nftables' | 'iptables';
 }
 
 export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {}): Promise<Cluster> {
@@ -45,13 +47,15 @@ export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {})
   await setWebEndpoints(topo.backends.map((_, k) => k + 1));
   for (const [file, objects] of Object.entries(opts.extra ?? {})) await manifests.write(file, ...objects);
 
-  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs: opts.rulesetArgs };
+  const rulesetArgs = [...(opts.mode ? ['--proxy-mode', opts.mode] : []), ...(opts.rulesetArgs ?? [])];
+  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs };
   const agent = startAgent(topo, config);
   // On failure, the agent's own words are the first thing to read.
   t.teardown(() => {
     if (!t.passed) t.log(`agent output (tail):\n${agent.logs().slice(-3000)}`);
   });
-  await waitForServiceIP(topo, agent, WEB_IP);
-  await waitForServiceIP(topo, agent, WEB_IP6);
+  const ready = opts.mode === 'iptables' ? waitForServiceRule : waitForServiceIP;
+  await ready(topo, agent, WEB_IP);
+  await ready(topo, agent, WEB_IP6);
   return { topo, manifests, agent, config, setWebEndpoints };
 }

@@ -247,6 +247,26 @@ export interface RowException {
   why: string;
 }
 
+/** The rows iptables mode answers otherwise, kproxy's and upstream's alike (one mode, one list). */
+const NO_SERVICECIDR_DROP = 'iptables mode has no unallocated-ServiceCIDR drop (upstream added it to nftables mode only); the node\'s closed port answers';
+export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, RowException>> = {
+  nftables: {},
+  iptables: {
+    ...Object.fromEntries([
+      'an unallocated IP in the ServiceCIDR, TCP: dropped',
+      'an unallocated IP in the ServiceCIDR, UDP: dropped',
+      'an unallocated IPv6 in the ServiceCIDR: dropped',
+      'an unallocated IP from a pod: dropped',
+    ].map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP }])),
+    'another node address is not a NodePort address ("primary"): its own closed port': {
+      outcome: ['backend-1', 'backend-2', 'backend-3'],
+      source: 'masqueraded',
+      count: 30,
+      why: 'iptables mode keeps upstream\'s default of NodePorts on every local address (nodePortAddresses "primary" is the nftables default)',
+    },
+  },
+};
+
 /**
  * Sends every row of `groups` and compares what happened with the table. A row in
  * `exceptions` is held to the exception's outcome instead: still checked, never skipped.

@@ -100,8 +100,7 @@ const NOT_IMPLEMENTED_FLAGS = [
 ];
 
 const FLAG_ERRORS: Array<[string[], string, string]> = [
-  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables (iptables, ipvs: not implemented yet)'],
-  [['--proxy-mode=iptables'], '--proxy-mode', 'mode "iptables" is not implemented yet by kproxy; accepted: nftables'],
+  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables, iptables (ipvs: not implemented yet)'],
   [['--proxy-mode', 'ipvs'], '--proxy-mode', 'mode "ipvs" is not implemented yet by kproxy'],
   [['--bogus'], '--bogus', 'unknown flag --bogus'],
   [['--bogus=1'], '--bogus', 'unknown flag --bogus'],
@@ -297,6 +296,17 @@ for (const [name, contents, argv, expected] of FILE_CASES) {
   });
 }
 
+test('iptables mode: --proxy-mode iptables or mode: iptables, its periods from the iptables struct, shown in /configz', (t) => {
+  const flags = load(['--proxy-mode', 'iptables', '--iptables-sync-period', '10s']);
+  t.is(flags.mode, 'iptables');
+  t.is(flags.raw.mode, 'iptables');
+  t.is(flags.raw.iptables.syncPeriod, '10s');
+  const file = load(['--config', withFile(`${HEADER}mode: iptables\niptables: {syncPeriod: 20s, minSyncPeriod: 2s}\n`)]);
+  t.is(file.mode, 'iptables');
+  t.is(file.syncPeriodMs, 20_000);
+  t.is(file.minSyncPeriodMs, 2_000);
+});
+
 test('config file: JSON works too', (t) => {
   const path = withFile(JSON.stringify({
     apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: 'nftables',
@@ -372,8 +382,7 @@ test('config file: raw keeps the file and shows effective values', (t) => {
 });
 
 const FILE_ERRORS: Array<[string, string, string]> = [
-  [`${HEADER}mode: ipvs\n`, 'mode', 'mode: mode "ipvs" is not implemented yet by kproxy; accepted: nftables'],
-  [`${HEADER}mode: iptables\n`, 'mode', 'not implemented yet by kproxy'],
+  [`${HEADER}mode: ipvs\n`, 'mode', 'mode: mode "ipvs" is not implemented yet by kproxy; accepted: nftables, iptables'],
   [`${HEADER}mode: kernelspace\n`, 'mode', 'unsupported value "kernelspace"'],
   [`${HEADER}ipvs: {scheduler: rr}\n`, 'ipvs.scheduler', 'field ipvs.scheduler is not implemented yet by kproxy (got "rr"; accepted: "")'],
   [`${HEADER}conntrack: {maxPerCore: 65536}\n`, 'conntrack.maxPerCore', 'field conntrack.maxPerCore is not implemented yet'],

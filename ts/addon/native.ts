@@ -46,6 +46,28 @@ export interface NativeNftablesProxier {
   cleanup(): Promise<void>;
 }
 
+/** A rule in a built-in chain: `iptables -t table -I chain ...args`. */
+export interface NativeIptablesJump { table: string; chain: string; args: string[] }
+
+export interface NativeIptablesPlan {
+  /** `iptables-restore --noflush` input. */
+  restore: string;
+  jumps: NativeIptablesJump[];
+  rejected: { key: string; reason: string }[];
+  chains: number;
+  rules: number;
+  planMs: number;
+}
+
+export interface NativeIptablesRules {
+  plan(req: NativeSyncRequest): NativeIptablesPlan;
+  committed(ok: boolean): void;
+  render(): string;
+  /** `found`: nat chain names from iptables-save (another run's); the addon keeps only its own kind. */
+  cleanupRestore(found: string[]): string;
+  jumps(): NativeIptablesJump[];
+}
+
 /** One conntrack reconcile pass (crates/kproxy-napi/src/conntrack.rs). */
 export interface NativeConntrackReport { flows: number; stale: number; deleted: number; missing: number; failed: number; failedErrno?: number | null; interrupted: boolean; durationMs: number }
 
@@ -58,6 +80,7 @@ export interface NativeModule {
     masqueradeBit?: number;
     fake?: boolean;
   }) => NativeNftablesProxier;
+  IptablesRules: new (opts: { family: string; localDetector?: { mode: string; value: string }; masqueradeAll?: boolean; masqueradeBit?: number }) => NativeIptablesRules;
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;
 }

@@ -25,7 +25,7 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'master', kind: 'string', usage: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
   { name: 'kube-api-content-type', kind: 'string', usage: 'Content type of requests sent to the API server: application/vnd.kubernetes.protobuf or application/json.', defaultText: 'application/vnd.kubernetes.protobuf' },
   { name: 'hostname-override', kind: 'string', usage: 'The name of this Node (default: the hostname, lower-cased).' },
-  { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy).", defaultText: 'nftables' },
+  { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy) or 'iptables'.", defaultText: 'nftables' },
   { name: 'cluster-cidr', kind: 'string', usage: 'The pod CIDR range(s) of the cluster; a comma-separated dual-stack pair is allowed.' },
   { name: 'detect-local-mode', kind: 'string', usage: 'How to tell traffic from local pods: ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix.', defaultText: 'ClusterCIDR' },
   { name: 'pod-bridge-interface', kind: 'string', usage: 'With --detect-local-mode BridgeInterface: traffic from this bridge is local.' },

@@ -24,8 +24,11 @@ export { formatGoDuration, parseGoDuration } from './duration.js';
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
+/** The modes kproxy implements (ipvs and userspace are coming). */
+export type ImplementedMode = 'nftables' | 'iptables';
+
 export interface ProxyConfig {
-  mode: 'nftables';
+  mode: ImplementedMode;
   /** The --config file, when one was given (upstream exits when it changes). */
   configFile: string | undefined;
   /** "" means in-cluster configuration. */
@@ -228,7 +231,7 @@ function fromFile(file: RawConfig): Resolved {
 }
 
 function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
-  checkMode(r.mode);
+  const mode = checkMode(r.mode);
   const detectLocalMode = checkDetectLocalMode(r.detectLocalMode);
   checkDetectLocal(detectLocalMode, r);
   const nodePortAddresses = parseNodePortAddresses(r.nodePortAddresses.value ?? [], r.nodePortAddresses.from);
@@ -252,7 +255,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   if (nodeName === '') throw new ConfigError('--hostname-override', '--hostname-override: empty hostname is invalid; set --hostname-override');
 
   const raw = r.raw;
-  raw.mode = 'nftables';
+  raw.mode = mode;
   raw.clientConnection.kubeconfig = r.kubeconfig;
   raw.clientConnection.contentType = r.contentType.value;
   raw.hostnameOverride = override;
@@ -272,10 +275,10 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     minSyncPeriod: formatGoDuration(r.minSyncPeriodMs.value),
   };
   raw.nftables = { ...raw.nftables, ...effective };
-  if (r.mirrorToIptables) raw.iptables = { ...raw.iptables, ...effective };
+  if (r.mirrorToIptables || mode === 'iptables') raw.iptables = { ...raw.iptables, ...effective };
 
   return {
-    mode: 'nftables',
+    mode,
     configFile: undefined,
     kubeconfig: r.kubeconfig,
     master: '',
@@ -304,17 +307,18 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   };
 }
 
-function checkMode(mode: Sourced<string>): void {
+function checkMode(mode: Sourced<string>): ImplementedMode {
   const name = mode.from;
   switch (mode.value) {
     case '':
     case 'nftables':
-      return;
+      return 'nftables';
     case 'iptables':
+      return 'iptables';
     case 'ipvs':
-      throw new ConfigError(name, `${name}: mode "${mode.value}" is not implemented yet by kproxy; accepted: nftables`);
+      throw new ConfigError(name, `${name}: mode "${mode.value}" is not implemented yet by kproxy; accepted: nftables, iptables`);
     default:
-      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables (iptables, ipvs: not implemented yet)`);
+      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables (ipvs: not implemented yet)`);
   }
 }
 

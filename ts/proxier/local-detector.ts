@@ -38,3 +38,4 @@ export function localDetectors(families: readonly IPFamily[], c: LocalDetectorCo
   }
   return out;
 }
+

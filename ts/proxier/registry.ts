@@ -8,7 +8,7 @@ type Factory = (opts: ProxierOptions) => Proxier;
 
 const MODES: Record<ProxyMode, (() => Promise<Factory>) | undefined> = {
   nftables: async () => (await import('../modes/nftables/proxier.js')).createNftablesProxier,
-  iptables: undefined,
+  iptables: async () => (await import('../modes/iptables/proxier.js')).createIptablesProxier,
   ipvs: undefined,
   userspace: undefined,
 };

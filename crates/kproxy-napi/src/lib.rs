@@ -7,8 +7,11 @@
 
 mod conntrack;
 mod errors;
+mod iptables;
 mod nftables;
+mod options;
 mod sync_task;
 
+pub use iptables::*;
 pub use nftables::*;
 pub use sync_task::{RejectedServicePort, SyncReport, SyncRequest};

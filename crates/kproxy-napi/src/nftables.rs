@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
-use kproxy_nftables::{Cidr, Family};
-use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, LocalDetector, NftablesMode};
+use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, NftablesMode};
 use kproxy_proxier::{sync::parse_family, Code, Syncer};
 
 use crate::errors::{coded, to_napi};
+use crate::options::{detector, LocalDetectorOption};
 use crate::sync_task::{lock, run_sync_quick, AfterCommitTask, CleanupTask, Shared, SyncReport, SyncRequest, SyncTask};
 
 #[napi(object)]
@@ -22,12 +22,6 @@ pub struct NftablesOptions {
     pub masquerade_bit: Option<u32>,
     /// Apply to an in-memory fake with kernel semantics instead of the kernel.
     pub fake: Option<bool>,
-}
-
-#[napi(object)]
-pub struct LocalDetectorOption {
-    pub mode: String,
-    pub value: String,
 }
 
 #[napi]
@@ -53,26 +47,6 @@ fn layout(opts: &NftablesOptions) -> napi::Result<LayoutConfig> {
         nodeports_all: false,
         service_cidrs: Vec::new(),
     })
-}
-
-fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> napi::Result<LocalDetector> {
-    let invalid = |m: String| coded(Code::InvalidOption, m);
-    match d.mode.as_str() {
-        "ClusterCIDR" | "NodeCIDR" => {
-            let c: Cidr = d.value.parse().map_err(|e| invalid(format!("{} {:?}: {e}", d.mode, d.value)))?;
-            if Family::of(&c.addr) != family {
-                return Err(invalid(format!("{} {c} is not {fam}", d.mode)));
-            }
-            Ok(LocalDetector::Cidr(c))
-        }
-        // Interface names: what the kernel accepts (IFNAMSIZ less the NUL), no quotes.
-        "BridgeInterface" | "InterfaceNamePrefix" if d.value.is_empty() || d.value.len() > 15 || d.value.contains(['"', '*', ' ']) => {
-            Err(invalid(format!("{} {:?} is not an interface name", d.mode, d.value)))
-        }
-        "BridgeInterface" => Ok(LocalDetector::Interface(d.value.clone())),
-        "InterfaceNamePrefix" => Ok(LocalDetector::InterfacePrefix(d.value.clone())),
-        m => Err(invalid(format!("unknown detect-local mode {m:?}"))),
-    }
 }
 
 #[napi]

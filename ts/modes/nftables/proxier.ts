@@ -5,7 +5,8 @@ import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeNftablesProxier, type NativeSyncReport } from '../../addon/native.js';
 import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
-import type { Feature, LocalDetector, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
+import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
+import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
 /** What nftables mode programs: every Service feature upstream's nftables mode has. */
@@ -13,19 +14,6 @@ export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
   'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
-
-function detectorOption(d: LocalDetector | undefined): { mode: string; value: string } | undefined {
-  if (!d) return undefined;
-  switch (d.mode) {
-    case 'ClusterCIDR':
-    case 'NodeCIDR':
-      return { mode: d.mode, value: d.cidr };
-    case 'BridgeInterface':
-      return { mode: d.mode, value: d.interface };
-    case 'InterfaceNamePrefix':
-      return { mode: d.mode, value: d.prefix };
-  }
-}
 
 export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };
 
@@ -73,11 +61,7 @@ export class NftablesProxier implements Proxier {
         upserts: text,
         deletes: req.deletes,
         explain: req.explain,
-        node: req.node && {
-          nodePortAll: req.node.nodePortIPs === 'all',
-          nodePortIps: req.node.nodePortIPs === 'all' ? [] : req.node.nodePortIPs,
-          nodeIps: req.node.nodeIPs,
-        },
+        node: nativeNode(req.node),
         serviceCidrs: req.serviceCIDRs,
       };
       // A small partial sync runs on this thread: its plan and commit take a fraction of a

@@ -189,19 +189,45 @@ pub fn render_rule(chain: &str, r: &Rule, v6: bool) -> String {
     out
 }
 
+/// One rule's arguments after the chain, as `iptables -I CHAIN <args>` takes them (the
+/// comment one argument, unquoted).
+pub fn rule_args(r: &Rule, v6: bool) -> Vec<String> {
+    let text = render_rule("X", r, v6);
+    let mut out = Vec::new();
+    let mut rest = text.strip_prefix("-A X").unwrap_or(&text).trim_start();
+    while !rest.is_empty() {
+        // Comments are the only quoted arguments, and hold no quote (validated names).
+        let (tok, after) = if let Some(q) = rest.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (&q[..end], q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            (&rest[..end], &rest[end..])
+        };
+        out.push(tok.to_string());
+        rest = after.trim_start();
+    }
+    out
+}
+
 /// `*table`, the chain declarations, the rules and `COMMIT`: the input of `iptables-restore
-/// --noflush`, which flushes each declared chain and leaves every other one alone.
-pub fn render_restore(tables: &[(TableName, Table)], v6: bool) -> String {
+/// --noflush`, which flushes each declared chain and leaves every other one alone. `stale`
+/// chains (owned before, gone now) are declared too, so flushed, then deleted.
+pub fn render_restore(tables: &[(TableName, Table)], stale: &[(TableName, Vec<String>)], v6: bool) -> String {
     let mut out = String::new();
     for (name, table) in tables {
+        let gone: &[String] = stale.iter().find(|(t, _)| t == name).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
         writeln!(out, "*{}", name.as_str()).unwrap();
-        for c in &table.chains {
-            writeln!(out, ":{} - [0:0]", c.name).unwrap();
+        for c in table.chains.iter().map(|c| &c.name).chain(gone) {
+            writeln!(out, ":{c} - [0:0]").unwrap();
         }
         for c in &table.chains {
             for r in &c.rules {
                 writeln!(out, "{}", render_rule(&c.name, r, v6)).unwrap();
             }
+        }
+        for c in gone {
+            writeln!(out, "-X {c}").unwrap();
         }
         out.push_str("COMMIT\n");
     }

@@ -1,0 +1,35 @@
+//! Options every mode's binding reads the same way.
+
+use napi_derive::napi;
+
+use kproxy_nftables::{Cidr, Family};
+use kproxy_proxier::local::LocalDetector;
+use kproxy_proxier::Code;
+
+use crate::errors::coded;
+
+#[napi(object)]
+pub struct LocalDetectorOption {
+    pub mode: String,
+    pub value: String,
+}
+
+pub(crate) fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> napi::Result<LocalDetector> {
+    let invalid = |m: String| coded(Code::InvalidOption, m);
+    match d.mode.as_str() {
+        "ClusterCIDR" | "NodeCIDR" => {
+            let c: Cidr = d.value.parse().map_err(|e| invalid(format!("{} {:?}: {e}", d.mode, d.value)))?;
+            if Family::of(&c.addr) != family {
+                return Err(invalid(format!("{} {c} is not {fam}", d.mode)));
+            }
+            Ok(LocalDetector::Cidr(c))
+        }
+        // Interface names: what the kernel accepts (IFNAMSIZ less the NUL), no quotes.
+        "BridgeInterface" | "InterfaceNamePrefix" if d.value.is_empty() || d.value.len() > 15 || d.value.contains(['"', '*', ' ']) => {
+            Err(invalid(format!("{} {:?} is not an interface name", d.mode, d.value)))
+        }
+        "BridgeInterface" => Ok(LocalDetector::Interface(d.value.clone())),
+        "InterfaceNamePrefix" => Ok(LocalDetector::InterfacePrefix(d.value.clone())),
+        m => Err(invalid(format!("unknown detect-local mode {m:?}"))),
+    }
+}

@@ -1,0 +1,40 @@
+// iptables mode with real packets: the whole packet matrix (tests/netns/matrix.ts, the table
+// every mode runs; its exceptions for this mode are MODE_EXCEPTIONS.iptables), through the
+// agent on manifests, on this machine's iptables (nf_tables backend), in both families.
+import test from 'ava';
+import { REPO_ROOT } from '../../ts/demo/topology.js';
+import { AGENT_ENTRY, waitWhileRunning } from '../helpers/agent.js';
+import { clusterFor } from './cluster.js';
+import { checkRows, EXTRA, FLOWS, MODE_EXCEPTIONS, type Group } from './matrix.js';
+import { outsideFor } from './outside.js';
+
+const GROUPS = [...new Set(FLOWS.map((r) => r[0]))] as Group[];
+
+test.serial('the packet matrix in iptables mode', async (t) => {
+  const c = await clusterFor(t, { name: 'ipt-mx', extra: EXTRA, mode: 'iptables' });
+  const outside = await outsideFor(t, c.topo);
+  const save = async (tool: string) => (await c.topo.exec(c.topo.node, [tool], { allowFailure: true })).stdout;
+  t.teardown(async () => {
+    if (!t.passed) t.log(`iptables-save (node namespace):\n${await save('iptables-save')}\nip6tables-save:\n${await save('ip6tables-save')}`);
+  });
+  await waitWhileRunning(c.agent, 'the NodePorts in both families', async () => {
+    const dumps = await Promise.all(['iptables-save', 'ip6tables-save'].map(save));
+    return dumps.every((d) => d.includes('--dport 30080 -j KUBE-EXT-'));
+  });
+  await checkRows(t, { ...c, outside }, GROUPS, MODE_EXCEPTIONS.iptables);
+  for (const [row, e] of Object.entries(MODE_EXCEPTIONS.iptables)) t.log(`${row}: ${e.outcome} (${e.why})`);
+  // /proxyMode and the mode's own metrics, as upstream's.
+  const mode = await c.topo.exec(c.topo.node, ['curl', '-sf', 'http://127.0.0.1:10249/proxyMode']);
+  t.is(mode.stdout, 'iptables');
+  const metrics = (await c.topo.exec(c.topo.node, ['curl', '-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
+  t.regex(metrics, /kubeproxy_sync_proxy_rules_iptables_total\{ip_family="IPv4",table="nat"\} [1-9]/);
+  t.regex(metrics, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{ip_family="IPv6"\} 0\n/);
+
+  // --cleanup removes every chain and jump of this mode, and nothing else.
+  await c.topo.exec(c.topo.node, ['iptables', '-A', 'INPUT', '-s', '198.18.0.1/32', '-j', 'ACCEPT']);
+  await c.agent.stop();
+  const r = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} --cleanup --proxy-mode iptables`], { allowFailure: true });
+  t.is(r.code, 0, `${r.stdout}${r.stderr}`);
+  for (const tool of ['iptables-save', 'ip6tables-save']) t.notRegex(await save(tool), /KUBE-/, `${tool} after --cleanup`);
+  t.regex(await save('iptables-save'), /-A INPUT -s 198\.18\.0\.1\/32 -j ACCEPT/, 'a rule kproxy does not own stays');
+});

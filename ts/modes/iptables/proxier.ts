@@ -1,0 +1,171 @@
+// iptables mode behind the Proxier seam: the addon's IptablesRules holds the desired state and
+// renders upstream's chains as `iptables-restore` input; this side applies it with the tool
+// every node has (`iptables-restore --noflush -w`, one transaction per table) and keeps the
+// jumps from the built-in chains, which kproxy shares with the rest of the node.
+import { spawn } from 'node:child_process';
+import type { Logger } from 'pino';
+import { fromAddonError, ProxierError } from '../../addon/errors.js';
+import { loadAddon, type NativeIptablesJump, type NativeIptablesRules } from '../../addon/native.js';
+import { encodeServicePorts } from '../../addon/wire.js';
+import type { IPFamily } from '../../model/types.js';
+import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
+import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
+import { iptablesMetrics, type IptablesMetrics } from './metrics.js';
+
+/** Every Service feature upstream's iptables mode has. */
+export const IPTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
+  'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+]);
+
+/** How long to wait for the xtables lock (upstream waits 5 s too). */
+const LOCK_WAIT_S = '5';
+
+interface Run {
+  code: number | null;
+  stderr: string;
+}
+
+/** Runs a tool with `input` on stdin; never rejects (a missing binary is code null). */
+function run(cmd: string, args: string[], input = ''): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => resolve({ code: null, stderr: err.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+    child.stdin.on('error', () => {}); // the tool may exit before reading all of it
+    child.stdin.end(input);
+  });
+}
+
+/** A tool's stdout ('' when it fails). */
+function output(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', () => resolve(''));
+    child.on('close', (code) => resolve(code === 0 ? out : ''));
+  });
+}
+
+export class IptablesProxier implements Proxier {
+  readonly mode = 'iptables' as const;
+  readonly family: IPFamily;
+  readonly features = IPTABLES_FEATURES;
+  private readonly native: NativeIptablesRules;
+  private readonly metrics: IptablesMetrics;
+  private readonly logger: Logger;
+  private readonly fake: boolean;
+  /** iptables or ip6tables (Debian's alternatives pick the node's backend). */
+  private readonly tool: string;
+  /** The last restore input, for the fake and debugging. */
+  private lastRestore = '';
+
+  constructor(opts: ProxierOptions) {
+    this.family = opts.family;
+    this.metrics = iptablesMetrics(opts.registry);
+    // Exported at 0 from the start, as upstream's.
+    this.metrics.restoreFailuresTotal.inc({ ip_family: opts.family }, 0);
+    this.metrics.partialRestoreFailuresTotal.inc({ ip_family: opts.family }, 0);
+    this.logger = opts.logger;
+    this.fake = opts.fake;
+    this.tool = opts.family === 'IPv4' ? 'iptables' : 'ip6tables';
+    const { IptablesRules } = loadAddon();
+    try {
+      this.native = new IptablesRules({
+        family: opts.family,
+        localDetector: detectorOption(opts.localDetector),
+        masqueradeAll: opts.masqueradeAll,
+        masqueradeBit: opts.masqueradeBit,
+      });
+    } catch (e) {
+      throw fromAddonError(e);
+    }
+  }
+
+  async sync(req: SyncRequest): Promise<SyncReport> {
+    const started = performance.now();
+    const { text, rejected } = encodeServicePorts(req.upserts);
+    let plan;
+    try {
+      plan = this.native.plan({ full: req.full, upserts: text, deletes: req.deletes, node: nativeNode(req.node), serviceCidrs: req.serviceCIDRs });
+    } catch (e) {
+      throw fromAddonError(e);
+    }
+    const restoreStart = performance.now();
+    if (!this.fake) {
+      const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], plan.restore);
+      if (r.code !== 0) {
+        this.native.committed(false);
+        this.metrics.restoreFailuresTotal.inc({ ip_family: this.family });
+        if (!req.full) this.metrics.partialRestoreFailuresTotal.inc({ ip_family: this.family });
+        const err = new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore failed (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
+        this.logger.error({ ipFamily: this.family, err: err.message }, 'Failed to execute iptables-restore');
+        throw err;
+      }
+      // The jumps live in chains others own too: checked on full syncs (start, periodic, after failures).
+      if (req.full) await this.ensureJumps(plan.jumps);
+    }
+    this.native.committed(true);
+    this.lastRestore = plan.restore;
+    const restoreMs = performance.now() - restoreStart;
+    for (const table of ['filter', 'nat']) {
+      const lines = plan.restore.split(`*${table}\n`)[1]?.split('COMMIT')[0] ?? '';
+      const rules = lines.split('\n').filter((l) => l.startsWith('-A ')).length;
+      this.metrics.rulesTotal.set({ ip_family: this.family, table }, rules);
+      this.metrics.rulesLast.set({ ip_family: this.family, table }, rules);
+    }
+    return {
+      full: req.full,
+      objects: plan.chains + plan.rules,
+      messages: 1,
+      bytes: Buffer.byteLength(plan.restore),
+      durationMs: performance.now() - started,
+      rejected: [...rejected, ...plan.rejected],
+      text: req.explain ? plan.restore : undefined,
+      details: { planMs: Number(plan.planMs.toFixed(3)), restoreMs: Number(restoreMs.toFixed(3)), chains: plan.chains, rules: plan.rules },
+    };
+  }
+
+  /** Each jump missing from its built-in chain goes on top, so that they end in the listed order. */
+  private async ensureJumps(jumps: NativeIptablesJump[]): Promise<void> {
+    for (const j of [...jumps].reverse()) {
+      const check = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-C', j.chain, ...j.args]);
+      if (check.code === 0) continue;
+      const add = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-I', j.chain, '1', ...j.args]);
+      if (add.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool} -t ${j.table} -I ${j.chain}: ${add.stderr.trim()}`);
+    }
+  }
+
+  render(): string {
+    return this.native.render();
+  }
+
+  /** The restore input of the last sync (tests, debugging). */
+  restoreInput(): string {
+    return this.lastRestore;
+  }
+
+  explain(): TraceResult {
+    throw new ProxierError('E_INVALID_OPTION', 'tracing is not implemented in iptables mode yet');
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.fake) return;
+    // The jumps first: a chain still referenced cannot be deleted.
+    for (const j of this.native.jumps()) {
+      while ((await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-D', j.chain, ...j.args])).code === 0);
+    }
+    // Another run's per-Service chains are found in the kernel (the addon takes only its own names).
+    const found = await output(`${this.tool}-save`, ['-t', 'nat']);
+    const chains = [...found.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
+    const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], this.native.cleanupRestore(chains));
+    if (r.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore (cleanup) failed: ${r.stderr.trim()}`);
+  }
+}
+
+export function createIptablesProxier(opts: ProxierOptions): IptablesProxier {
+  return new IptablesProxier(opts);
+}
