@@ -6,10 +6,14 @@ set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 # The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot. Under
 # emulation the agent takes ~40 s to its first program (more on a busy host): the demo waits longer.
-out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && { echo '== iptables mode'; KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once --mode iptables; echo \"demo-iptables-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
 # npx draws a spinner (escape codes) before its first line: strip it so lines start clean.
 out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/')"
 rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"
+ipt_rc="$(printf '%s\n' "$out" | sed -n 's/^demo-iptables-rc=//p' | tail -1)"
+# The nftables demo's output, then the iptables demo's.
+nft_out="$(printf '%s\n' "$out" | sed '/^== iptables mode/,$d')"
+ipt_out="$(printf '%s\n' "$out" | sed -n '/^== iptables mode/,/^demo-iptables-rc=/p')"
 kernel="$(printf '%s\n' "$out" | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' || echo unknown)"
 pass=0; fail=0; n=0
 check() { # name, command
@@ -17,10 +21,14 @@ check() { # name, command
   if eval "$2"; then echo "ok $n - kernel $kernel: $1"; pass=$((pass + 1)); else echo "not ok $n - kernel $kernel: $1"; fail=$((fail + 1)); fi
 }
 echo "TAP version 13"
-check "the demo exits 0" '[ "$rc" = 0 ]'
-check "every backend answers the ClusterIP" '[ "$(printf "%s\n" "$out" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
-check "UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$out" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
-check "IPv6 through the ClusterIP is answered" 'printf "%s\n" "$out" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
+for mode in nftables iptables; do
+  if [ "$mode" = nftables ] ; then o="$nft_out"; r="$rc"; else o="$ipt_out"; r="$ipt_rc"; fi
+  check "$mode mode: the demo exits 0" '[ "$r" = 0 ]'
+  check "$mode mode: every backend answers the ClusterIP" '[ "$(printf "%s\n" "$o" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
+  check "$mode mode: UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$o" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
+  check "$mode mode: IPv6 through the ClusterIP is answered" 'printf "%s\n" "$o" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
+  check "$mode mode: /proxyMode says $mode" 'printf "%s\n" "$o" | grep -qE "/proxyMode -> $mode$"'
+done
 check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 21 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
 printf '%s\n' "$out" | grep "^not ok - lifecycle:" | sed 's/^/# /'
 if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi

@@ -1,6 +1,7 @@
 // `npm start`: a node in a few network namespaces, kproxy programming it, traffic to show it.
 //
 //   --once  exit after the showing (the smoke test uses it); otherwise run until Ctrl-C.
+//   --mode iptables  run kproxy in iptables mode instead of nftables.
 //   KPROXY_DEMO_AGENT=path  run another agent script instead of bin/kproxy.js (e.g. a build).
 //   KPROXY_DEMO_WAIT_S=N    wait up to N s (default 60) for the first program (slow, emulated CPUs).
 //
@@ -21,9 +22,11 @@ const NEEDS_ROOT = "kproxy's demo needs root (it creates network namespaces and 
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-function agentArgs(): string[] {
+type Mode = 'nftables' | 'iptables';
+
+function agentArgs(mode: Mode): string[] {
   return [
-    '--proxy-mode', 'nftables',
+    '--proxy-mode', mode,
     '--manifests', relative(REPO_ROOT, MANIFESTS),
     '--cluster-cidr', CLUSTER_CIDRS.join(','),
     '--hostname-override', 'demo-node',
@@ -33,10 +36,10 @@ function agentArgs(): string[] {
   ];
 }
 
-async function startAgent(topo: Topology, logFile: string): Promise<NsProcess> {
+async function startAgent(topo: Topology, logFile: string, mode: Mode): Promise<NsProcess> {
   const script = process.env.KPROXY_DEMO_AGENT ?? join(REPO_ROOT, 'bin', 'kproxy.js');
   if (!existsSync(script)) throw new Error(`the agent (${script}) is missing; is this a complete checkout?`);
-  const args = [relative(REPO_ROOT, script), ...agentArgs()];
+  const args = [relative(REPO_ROOT, script), ...agentArgs(mode)];
   say(`Starting kproxy in the node namespace:`);
   say(`  ip netns exec ${topo.node} node ${args.join(' ')}`);
   say(`  (its log: ${logFile})`);
@@ -47,18 +50,23 @@ async function startAgent(topo: Topology, logFile: string): Promise<NsProcess> {
   return agent;
 }
 
-async function waitForRuleset(topo: Topology, agent: NsProcess): Promise<void> {
+async function waitForRuleset(topo: Topology, agent: NsProcess, mode: Mode): Promise<void> {
   const started = Date.now();
   const timeoutMs = (Number(process.env.KPROXY_DEMO_WAIT_S) || 60) * 1000;
   for (const [family, ip] of [['ip', CLUSTER_IP], ['ip6', CLUSTER_IP6]]) {
-    await waitFor(`${ip} in the ${family} kube-proxy service-ips map`, async () => {
+    const where = mode === 'nftables' ? `the ${family} kube-proxy service-ips map` : `${family === 'ip' ? 'iptables' : 'ip6tables'} KUBE-SERVICES`;
+    await waitFor(`${ip} in ${where}`, async () => {
       if (agent.exitCode !== null) throw new GiveUp(`kproxy exited (${agent.exitCode}):\n${agent.output().slice(-3000)}`);
+      if (mode === 'iptables') {
+        const save = await topo.exec(topo.node, [family === 'ip' ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'], { allowFailure: true });
+        return save.code === 0 && save.stdout.includes(`-A KUBE-SERVICES -d ${ip}/`);
+      }
       const map = await topo.exec(topo.node, ['nft', 'list', 'map', family, 'kube-proxy', 'service-ips'], { allowFailure: true });
       return map.code === 0 && map.stdout.includes(`${ip} . `);
     }, { timeoutMs });
   }
   say(`Ruleset programmed after ${((Date.now() - started) / 1000).toFixed(1)} s:`);
-  say(`  ip netns exec ${topo.node} nft list table ip kube-proxy`);
+  say(mode === 'nftables' ? `  ip netns exec ${topo.node} nft list table ip kube-proxy` : `  ip netns exec ${topo.node} iptables-save`);
 }
 
 async function showTraffic(topo: Topology): Promise<void> {
@@ -122,6 +130,12 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const once = argv.includes('--once');
+  const modeAt = argv.indexOf('--mode');
+  const mode = (modeAt >= 0 ? argv[modeAt + 1] : 'nftables') as Mode;
+  if (mode !== 'nftables' && mode !== 'iptables') {
+    console.error(`--mode: nftables or iptables, got ${mode}`);
+    return 1;
+  }
   const workDir = await mkdtemp(join(tmpdir(), 'kproxy-demo-'));
   const logFile = join(workDir, 'agent.log');
   let topo: Topology | undefined;
@@ -133,15 +147,15 @@ async function main(argv: string[]): Promise<number> {
   const show = async (): Promise<number> => {
     topo = await createTopology({ backends: 3, name: 'demo' });
     describeTopology(topo);
-    const agent = await startAgent(topo, logFile);
-    await waitForRuleset(topo, agent);
+    const agent = await startAgent(topo, logFile, mode);
+    await waitForRuleset(topo, agent, mode);
     await showTraffic(topo);
     await showEndpoints(topo);
     say();
     if (once) return 0;
     say('Try it:');
     say(`  ip netns exec ${topo.client} curl http://${CLUSTER_IP}/`);
-    say(`  ip netns exec ${topo.node} nft list ruleset`);
+    say(mode === 'nftables' ? `  ip netns exec ${topo.node} nft list ruleset` : `  ip netns exec ${topo.node} iptables-save`);
     say('Running until Ctrl-C (everything above is removed on exit).');
     const code = await agent.exited;
     throw new Error(`kproxy exited (${code})`);
