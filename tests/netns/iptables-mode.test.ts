@@ -30,11 +30,18 @@ test.serial('the packet matrix in iptables mode', async (t) => {
   t.regex(metrics, /kubeproxy_sync_proxy_rules_iptables_total\{ip_family="IPv4",table="nat"\} [1-9]/);
   t.regex(metrics, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{ip_family="IPv6"\} 0\n/);
 
-  // --cleanup removes every chain and jump of this mode, and nothing else.
+  // --cleanup removes what upstream's CleanupLeftovers does, and nothing else: the
+  // per-Service chains, KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-EXTERNAL-SERVICES,
+  // KUBE-FORWARD and their jumps. KUBE-FIREWALL (the kubelet's too) and KUBE-MARK-MASQ stay.
   await c.topo.exec(c.topo.node, ['iptables', '-A', 'INPUT', '-s', '198.18.0.1/32', '-j', 'ACCEPT']);
   await c.agent.stop();
   const r = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} --cleanup --proxy-mode iptables`], { allowFailure: true });
   t.is(r.code, 0, `${r.stdout}${r.stderr}`);
-  for (const tool of ['iptables-save', 'ip6tables-save']) t.notRegex(await save(tool), /KUBE-/, `${tool} after --cleanup`);
+  for (const tool of ['iptables-save', 'ip6tables-save']) {
+    const after = await save(tool);
+    const gone = /^:KUBE-(SVC|SVL|EXT|FW|SEP)-|^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD) |-j KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD|PROXY-FIREWALL|SVC-|EXT-|FW-|SEP-)/m;
+    t.notRegex(after, gone, `${tool} after --cleanup`);
+    t.regex(after, /-A INPUT -j KUBE-FIREWALL/, `${tool}: the kubelet's KUBE-FIREWALL stays, as upstream leaves it`);
+  }
   t.regex(await save('iptables-save'), /-A INPUT -s 198\.18\.0\.1\/32 -j ACCEPT/, 'a rule kproxy does not own stays');
 });

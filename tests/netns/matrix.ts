@@ -262,7 +262,7 @@ export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, Row
       outcome: ['backend-1', 'backend-2', 'backend-3'],
       source: 'masqueraded',
       count: 30,
-      why: 'iptables mode keeps upstream\'s default of NodePorts on every local address (nodePortAddresses "primary" is the nftables default)',
+      why: 'iptables mode\'s default, upstream\'s too, is NodePorts on every local address (nodePortAddresses unset means "primary" in nftables mode only)',
     },
   },
 };

@@ -301,6 +301,11 @@ test('iptables mode: --proxy-mode iptables or mode: iptables, its periods from t
   t.is(flags.mode, 'iptables');
   t.is(flags.raw.mode, 'iptables');
   t.is(flags.raw.iptables.syncPeriod, '10s');
+  // Unset nodePortAddresses: every local address in iptables mode (upstream's default), shown unset.
+  t.deepEqual(flags.nodePortAddresses, ['0.0.0.0/0', '::/0']);
+  t.deepEqual(flags.raw.nodePortAddresses, []);
+  t.deepEqual(load(['--proxy-mode', 'iptables', '--nodeport-addresses', 'primary']).nodePortAddresses, ['primary']);
+  t.deepEqual(load(['--proxy-mode', 'nftables']).nodePortAddresses, ['primary']);
   const file = load(['--config', withFile(`${HEADER}mode: iptables\niptables: {syncPeriod: 20s, minSyncPeriod: 2s}\n`)]);
   t.is(file.mode, 'iptables');
   t.is(file.syncPeriodMs, 20_000);

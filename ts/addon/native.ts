@@ -63,9 +63,10 @@ export interface NativeIptablesRules {
   plan(req: NativeSyncRequest): NativeIptablesPlan;
   committed(ok: boolean): void;
   render(): string;
-  /** `found`: nat chain names from iptables-save (another run's); the addon keeps only its own kind. */
-  cleanupRestore(found: string[]): string;
-  jumps(): NativeIptablesJump[];
+  /** Per-Service chains found in the nat table (iptables-save): deleted by the next restore unless wanted. */
+  adopt(natChains: string[]): void;
+  /** `--cleanup`: the jumps to delete first, then the restore that removes the chains. */
+  cleanup(natChains: string[]): { jumps: NativeIptablesJump[]; restore: string };
 }
 
 /** One conntrack reconcile pass (crates/kproxy-napi/src/conntrack.rs). */

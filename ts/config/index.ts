@@ -59,7 +59,7 @@ export interface ProxyConfig {
   bridgeInterface: string;
   /** detectLocal.interfaceNamePrefix (InterfaceNamePrefix mode); '' when unset. */
   interfaceNamePrefix: string;
-  /** ['primary'] (unset or empty: nftables mode's default, as upstream) or canonical CIDRs. */
+  /** ['primary'] (unset in nftables mode, as upstream), canonical CIDRs, or ['0.0.0.0/0', '::/0'] (unset in iptables mode). */
   nodePortAddresses: string[];
   help: boolean;
   /** The effective KubeProxyConfiguration v1alpha1 object (YAML keys), served on /configz. */
@@ -234,7 +234,9 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   const mode = checkMode(r.mode);
   const detectLocalMode = checkDetectLocalMode(r.detectLocalMode);
   checkDetectLocal(detectLocalMode, r);
-  const nodePortAddresses = parseNodePortAddresses(r.nodePortAddresses.value ?? [], r.nodePortAddresses.from);
+  const npaGiven = r.nodePortAddresses.value ?? [];
+  // Unset means "primary" in nftables mode but every local address in iptables mode, as upstream.
+  const nodePortAddresses = mode === 'iptables' && npaGiven.length === 0 ? [...ALL_ADDRESSES] : parseNodePortAddresses(npaGiven, r.nodePortAddresses.from);
   const clusterCIDRs = parseClusterCIDRs(r.clusterCIDR.value, r.clusterCIDR.from);
   if (r.syncPeriodMs.value <= 0) fail(r.syncPeriodMs, 'must be greater than 0');
   if (r.minSyncPeriodMs.value < 0) fail(r.minSyncPeriodMs, 'must be greater than or equal to 0');
@@ -262,7 +264,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   raw.clusterCIDR = r.clusterCIDR.value;
   raw.detectLocalMode = detectLocalMode;
   raw.detectLocal = { bridgeInterface: r.bridgeInterface.value, interfaceNamePrefix: r.interfaceNamePrefix.value };
-  raw.nodePortAddresses = [...nodePortAddresses];
+  raw.nodePortAddresses = mode === 'iptables' && npaGiven.length === 0 ? [] : [...nodePortAddresses];
   raw.bindAddress = r.bindAddress.value;
   raw.healthzBindAddress = r.healthzBindAddress.value;
   raw.metricsBindAddress = r.metricsBindAddress.value;
@@ -306,6 +308,9 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     warnings: [],
   };
 }
+
+/** nodePortAddresses that take every local address, in both families. */
+const ALL_ADDRESSES = ['0.0.0.0/0', '::/0'];
 
 function checkMode(mode: Sourced<string>): ImplementedMode {
   const name = mode.from;

@@ -2,14 +2,12 @@
 //! out. The agent applies it with `iptables-restore --noflush` (the tool every node has) and
 //! ensures the jumps from the built-in chains; then tells this side whether it landed.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use napi_derive::napi;
 
 use kproxy_nftables::Family;
-use kproxy_proxier::iptables::restore::{render_restore, render_save, rule_args, TableName};
-use kproxy_proxier::iptables::{build, IptablesConfig};
-use kproxy_proxier::{sync::parse_family, wire, Code, Desired};
+use kproxy_proxier::iptables::restore::{rule_args, Rule, TableName};
+use kproxy_proxier::iptables::{IptablesConfig, IptablesSync};
+use kproxy_proxier::{sync::parse_family, wire, Code};
 
 use crate::errors::{coded, to_napi};
 use crate::options::{detector, LocalDetectorOption};
@@ -33,6 +31,13 @@ pub struct IptablesJump {
 }
 
 #[napi(object)]
+pub struct IptablesCleanup {
+    /// Delete these first: a chain still referenced cannot be deleted.
+    pub jumps: Vec<IptablesJump>,
+    pub restore: String,
+}
+
+#[napi(object)]
 pub struct IptablesPlan {
     /// `iptables-restore --noflush` input: every owned chain, and the stale ones deleted.
     pub restore: String,
@@ -46,11 +51,8 @@ pub struct IptablesPlan {
 
 #[napi]
 pub struct IptablesRules {
-    desired: Desired,
-    cfg: IptablesConfig,
-    /// The chains of the last restore that landed, and of the one in flight.
-    applied: BTreeMap<TableName, BTreeSet<String>>,
-    pending: Option<BTreeMap<TableName, BTreeSet<String>>>,
+    sync: IptablesSync,
+    v6: bool,
 }
 
 fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
@@ -66,105 +68,63 @@ fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
     Ok(IptablesConfig { family, detector, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit })
 }
 
+fn jumps(v: &[(TableName, &'static str, Rule)], v6: bool) -> Vec<IptablesJump> {
+    v.iter().map(|(t, c, r)| IptablesJump { table: t.as_str().into(), chain: (*c).into(), args: rule_args(r, v6) }).collect()
+}
+
 #[napi]
 impl IptablesRules {
     #[napi(constructor, catch_unwind)]
     pub fn new(opts: IptablesOptions) -> napi::Result<Self> {
         let cfg = config(&opts)?;
-        Ok(Self { desired: Desired::new(cfg.family), cfg, applied: BTreeMap::new(), pending: None })
+        let v6 = cfg.family == Family::Ip6;
+        Ok(Self { sync: IptablesSync::new(cfg), v6 })
     }
 
-    /// Takes the changes and plans the whole ruleset (every owned chain is rewritten: the
-    /// restore is one transaction per table either way).
+    /// Per-Service chains found in the kernel's nat table (iptables-save): deleted by the next
+    /// restore unless still wanted.
+    #[napi(catch_unwind)]
+    pub fn adopt(&mut self, nat_chains: Vec<String>) {
+        self.sync.adopt(&nat_chains);
+    }
+
+    /// Takes the changes and plans the whole ruleset as restore input.
     #[napi(catch_unwind)]
     pub fn plan(&mut self, req: SyncRequest) -> napi::Result<IptablesPlan> {
         let started = std::time::Instant::now();
         let (records, bad) = wire::decode(&req.upserts).map_err(to_napi)?;
         if let Some(n) = req.node {
-            self.desired.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(|e| coded(Code::InvalidOption, e))?;
+            self.sync.desired_mut().set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(|e| coded(Code::InvalidOption, e))?;
         }
-        let mut rejected = if req.full { self.desired.replace_all(&records) } else { self.desired.update(&records, &req.deletes) };
-        rejected.extend(bad);
-        let rs = build(&self.desired, &self.cfg);
-        let v6 = self.cfg.family == Family::Ip6;
-        let now: BTreeMap<TableName, BTreeSet<String>> =
-            rs.tables.iter().map(|(t, table)| (*t, table.chains.iter().map(|c| c.name.clone()).collect())).collect();
-        let stale: Vec<(TableName, Vec<String>)> = self
-            .applied
-            .iter()
-            .map(|(t, before)| (*t, before.difference(now.get(t).unwrap_or(&BTreeSet::new())).cloned().collect::<Vec<_>>()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let restore = render_restore(&rs.tables, &stale, v6);
-        let chains = rs.tables.iter().map(|(_, t)| t.chains.len()).sum::<usize>() as u32;
-        let rules = rs.tables.iter().flat_map(|(_, t)| &t.chains).map(|c| c.rules.len()).sum::<usize>() as u32;
-        let jumps = rs
-            .jumps
-            .iter()
-            .map(|(t, c, r)| IptablesJump { table: t.as_str().into(), chain: (*c).into(), args: rule_args(r, v6) })
-            .collect();
-        self.pending = Some(now);
+        let plan = self.sync.plan(req.full, &records, &req.deletes);
+        let rejected = bad.into_iter().chain(plan.rejected).map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect();
         Ok(IptablesPlan {
-            restore,
-            jumps,
-            rejected: rejected.into_iter().map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect(),
-            chains,
-            rules,
+            restore: plan.restore,
+            jumps: jumps(&plan.jumps, self.v6),
+            rejected,
+            chains: plan.chains as u32,
+            rules: plan.rules as u32,
             plan_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
     }
 
-    /// The last plan landed (or not: then its stale chains are deleted by the next one).
+    /// Whether the last plan's restore landed.
     #[napi(catch_unwind)]
     pub fn committed(&mut self, ok: bool) {
-        if let Some(p) = self.pending.take() {
-            if ok {
-                self.applied = p;
-            } else {
-                // Whatever landed, the next restore must clean up both sets.
-                for (t, chains) in p {
-                    self.applied.entry(t).or_default().extend(chains);
-                }
-            }
-        }
+        self.sync.committed(ok);
     }
 
     /// The desired ruleset as iptables-save prints it (golden tests, `plan`, debug).
     #[napi(catch_unwind)]
     pub fn render(&self) -> String {
-        let rs = build(&self.desired, &self.cfg);
-        render_save(&rs.tables, &rs.jumps, self.cfg.family == Family::Ip6)
+        self.sync.render()
     }
 
-    /// `iptables-restore --noflush` input that flushes and deletes every chain of this mode:
-    /// the fixed ones, the ones this process applied, and `found` (nat chains another run left,
-    /// from iptables-save; only names this mode makes are taken).
+    /// `--cleanup`, as upstream's: the jumps to delete, then the restore that removes the chains
+    /// (upstream's list, and the per-Service ones among `nat_chains`, iptables-save's).
     #[napi(catch_unwind)]
-    pub fn cleanup_restore(&self, found: Vec<String>) -> String {
-        let rs = build(&Desired::new(self.cfg.family), &self.cfg);
-        let mut stale: BTreeMap<TableName, BTreeSet<String>> =
-            rs.tables.iter().map(|(t, table)| (*t, table.chains.iter().map(|c| c.name.clone()).collect())).collect();
-        for (t, chains) in &self.applied {
-            stale.entry(*t).or_default().extend(chains.iter().cloned());
-        }
-        stale.entry(TableName::Nat).or_default().extend(found.into_iter().filter(|c| is_service_chain(c)));
-        let empty: Vec<_> = rs.tables.iter().map(|(t, _)| (*t, Default::default())).collect();
-        let stale: Vec<(TableName, Vec<String>)> = stale.into_iter().map(|(t, v)| (t, v.into_iter().collect())).collect();
-        render_restore(&empty, &stale, self.cfg.family == Family::Ip6)
+    pub fn cleanup(&self, nat_chains: Vec<String>) -> IptablesCleanup {
+        let (j, restore) = self.sync.cleanup(&nat_chains);
+        IptablesCleanup { jumps: jumps(&j, self.v6), restore }
     }
-
-    /// The jumps from the built-in chains this mode keeps (for `--cleanup` to delete).
-    #[napi(catch_unwind)]
-    pub fn jumps(&self) -> Vec<IptablesJump> {
-        let rs = build(&Desired::new(self.cfg.family), &self.cfg);
-        let v6 = self.cfg.family == Family::Ip6;
-        rs.jumps.iter().map(|(t, c, r)| IptablesJump { table: t.as_str().into(), chain: (*c).into(), args: rule_args(r, v6) }).collect()
-    }
-}
-
-/// A per-ServicePort chain name as names.rs makes them: a prefix and 16 base32 characters.
-fn is_service_chain(name: &str) -> bool {
-    ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"].iter().any(|p| {
-        name.strip_prefix(p).is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
-    })
 }

@@ -25,7 +25,10 @@ pub(crate) fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> na
             Ok(LocalDetector::Cidr(c))
         }
         // Interface names: what the kernel accepts (IFNAMSIZ less the NUL), no quotes.
-        "BridgeInterface" | "InterfaceNamePrefix" if d.value.is_empty() || d.value.len() > 15 || d.value.contains(['"', '*', ' ']) => {
+        // Only what interface names are made of: the name reaches iptables-restore lines (`-i NAME`).
+        "BridgeInterface" | "InterfaceNamePrefix"
+            if d.value.is_empty() || d.value.len() > 15 || !d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b)) =>
+        {
             Err(invalid(format!("{} {:?} is not an interface name", d.mode, d.value)))
         }
         "BridgeInterface" => Ok(LocalDetector::Interface(d.value.clone())),

@@ -83,9 +83,9 @@ impl ServicePort {
         if s.key.is_empty() || s.key.len() > MAX_KEY_LEN || s.key.chars().any(|c| c.is_whitespace() || c == '"') {
             return Err(format!("invalid key {:?}", s.key.chars().take(80).collect::<String>()));
         }
-        // Names reach rule comments (nft's, and iptables-restore lines): no blank, quote or control character.
+        // Names reach rule comments (nft's, and iptables-restore lines): no blank, quote, backslash (an escape) or control character.
         for (what, v) in [("namespace", &s.namespace), ("name", &s.name), ("port name", &s.port_name)] {
-            if v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
+            if v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') {
                 return Err(format!("invalid {what} {:?}", v.chars().take(80).collect::<String>()));
             }
         }

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::spec;
+use common::{local_at, spec, with};
 use kproxy_nftables::{Cidr, Family};
 use kproxy_proxier::iptables::restore::render_save;
 use kproxy_proxier::iptables::{build, IptablesConfig};
@@ -25,6 +25,22 @@ fn ruleset(family: Family, interface_detector: bool) -> String {
         spec("default", "dns", "dns", "UDP", &ip("10.96.0.10", "fd00:96::10"), 53, &[(e1.as_str(), 53)]),
         spec("default", "sctp", "s", "SCTP", &ip("10.96.0.41", "fd00:96::41"), 9000, &[(e2.as_str(), 9000)]),
         spec("default", "none", "", "TCP", &ip("10.96.0.42", "fd00:96::42"), 81, &[]),
+        // The policies the matrix lacks: both Local on a NodePort, iTP Local without a local
+        // endpoint, and a LoadBalancer without a NodePort (allocateLoadBalancerNodePorts false).
+        with(spec("default", "both", "p", "TCP", &ip("10.96.0.43", "fd00:96::43"), 80, &eps3), |s| {
+            s.service_type = "NodePort".into();
+            s.node_port = 30100;
+            s.internal_policy_local = true;
+            s.external_policy_local = true;
+            local_at(s, &[0]);
+        }),
+        with(spec("default", "itp", "p", "TCP", &ip("10.96.0.44", "fd00:96::44"), 80, &eps3), |s| s.internal_policy_local = true),
+        with(spec("default", "lbnonp", "p", "TCP", &ip("10.96.0.45", "fd00:96::45"), 80, &eps3), |s| {
+            s.service_type = "LoadBalancer".into();
+            s.load_balancer_vips = vec![ip("198.51.100.45", "2001:db8:51::45").into()];
+            s.external_policy_local = true;
+            local_at(s, &[1]);
+        }),
     ];
     let mut d = Desired::new(family);
     assert!(d.update(&records, &[]).is_empty());
@@ -114,4 +130,71 @@ fn the_render_loads_and_reads_back_unchanged() {
     if !legacy_missing.is_empty() {
         eprintln!("no legacy x_tables in this kernel: {legacy_missing:?} not checked");
     }
+}
+
+/// The restores the agent sends, one after the other with `--noflush` in one namespace: a
+/// Service that goes takes its chains with it (the same process remembers them), and a new
+/// process adopts the chains another run left (from iptables-save) and deletes the unwanted.
+/// After each, kproxy's chains in iptables-save are exactly the render's.
+#[test]
+fn successive_restores_delete_what_went_away() {
+    use kproxy_proxier::iptables::IptablesSync;
+    let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
+    let new_sync = || {
+        let mut s = IptablesSync::new(IptablesConfig {
+            family: Family::Ip,
+            detector: Some(LocalDetector::Cidr(cidr)),
+            masquerade_all: false,
+            masquerade_bit: 14,
+        });
+        s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
+        s
+    };
+    let (all, _) = kproxy_proxier::wire::decode(include_str!("../../../tests/fixtures/iptables/matrix.ipv4.wire")).unwrap();
+    let fewer: Vec<_> = all.iter().filter(|r| !r.key.starts_with("default/np/") && !r.key.starts_with("default/fw/")).cloned().collect();
+    let dir = std::env::temp_dir().join(format!("kproxy-ipt-seq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).display().to_string();
+    // One process: everything, then fewer.
+    let mut one = new_sync();
+    let a = one.plan(true, &all, &[]).restore;
+    one.committed(true);
+    let render_all = one.render();
+    let b = one.plan(true, &fewer, &[]).restore;
+    one.committed(true);
+    let render_fewer = one.render();
+    // A new process on a node that still has everything: it adopts those chains, then wants fewer.
+    let mut two = new_sync();
+    two.adopt(&chains_of(&render_all));
+    let c = two.plan(true, &fewer, &[]).restore;
+    for (name, text) in [("a", &a), ("b", &b), ("c", &c)] {
+        std::fs::write(file(name), text).unwrap();
+    }
+    let (ra, rb, rc) = (file("a"), file("b"), file("c"));
+    let script = format!(
+        "iptables-nft-restore --noflush < {ra} && iptables-nft-save > {ra}.save && \
+         iptables-nft-restore --noflush < {rb} && iptables-nft-save > {rb}.save && \
+         iptables-nft-restore --noflush < {ra} && iptables-nft-restore --noflush < {rc} && iptables-nft-save > {rc}.save"
+    );
+    let out = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().expect("unshare");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = |f: &str| std::fs::read_to_string(format!("{f}.save")).unwrap();
+    assert_eq!(owned(&saved(&ra)), owned(&render_all), "after everything");
+    assert_eq!(owned(&saved(&rb)), owned(&render_fewer), "after fewer: the gone Services' chains are deleted");
+    assert_eq!(owned(&saved(&rc)), owned(&render_fewer), "a new process deleted what the last run left");
+    assert!(render_all.contains("KUBE-FW-KQB2SHMJTLDSIG3J") && !render_fewer.contains("KUBE-FW-KQB2SHMJTLDSIG3J"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The chain declarations of a dump.
+fn chains_of(save: &str) -> Vec<String> {
+    save.lines().filter_map(|l| l.strip_prefix(':')).filter_map(|l| l.split(' ').next()).map(String::from).collect()
+}
+
+/// The lines of kproxy's own chains (declarations and rules), sorted: what the restores control
+/// (the jumps from built-in chains are the agent's, with iptables -C/-I).
+fn owned(save: &str) -> Vec<String> {
+    let mut v: Vec<String> = save.lines().filter(|l| l.starts_with(":KUBE-") || l.starts_with("-A KUBE-")).map(String::from).collect();
+    v.sort();
+    v
 }

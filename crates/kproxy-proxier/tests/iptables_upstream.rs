@@ -31,6 +31,8 @@ const KNOWN_DIFFERENCES: &[(&str, Option<&str>, &str)] = &[
 
 fn cluster(family: Family) -> Desired {
     let mut d = Desired::new(family);
+    // iptables mode's default: NodePorts on every local address.
+    d.set_node(true, &[], &[]).unwrap();
     let records = if family == Family::Ip {
         vec![
             spec("default", "kubernetes", "https", "TCP", "10.96.0.1", 443, &[]),

@@ -20,6 +20,8 @@ export const IPTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
 
 /** How long to wait for the xtables lock (upstream waits 5 s too). */
 const LOCK_WAIT_S = '5';
+/** A partial sync checks the built-in chains' jumps when the last check is older than this. */
+const JUMP_CHECK_MS = 30_000;
 
 interface Run {
   code: number | null;
@@ -50,6 +52,12 @@ function output(cmd: string, args: string[]): Promise<string> {
   });
 }
 
+/** The chain names in the kernel's nat table (the addon keeps only the ones this mode makes). */
+async function natChains(tool: string): Promise<string[]> {
+  const save = await output(`${tool}-save`, ['-t', 'nat']);
+  return [...save.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
+}
+
 export class IptablesProxier implements Proxier {
   readonly mode = 'iptables' as const;
   readonly family: IPFamily;
@@ -62,6 +70,7 @@ export class IptablesProxier implements Proxier {
   private readonly tool: string;
   /** The last restore input, for the fake and debugging. */
   private lastRestore = '';
+  private jumpsCheckedAt = -Infinity;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -88,6 +97,8 @@ export class IptablesProxier implements Proxier {
   async sync(req: SyncRequest): Promise<SyncReport> {
     const started = performance.now();
     const { text, rejected } = encodeServicePorts(req.upserts);
+    // A full sync takes over what another run (or upstream kube-proxy) left: its stale chains go.
+    if (req.full && !this.fake) this.native.adopt(await natChains(this.tool));
     let plan;
     try {
       plan = this.native.plan({ full: req.full, upserts: text, deletes: req.deletes, node: nativeNode(req.node), serviceCidrs: req.serviceCIDRs });
@@ -105,11 +116,15 @@ export class IptablesProxier implements Proxier {
         this.logger.error({ ipFamily: this.family, err: err.message }, 'Failed to execute iptables-restore');
         throw err;
       }
-      // The jumps live in chains others own too: checked on full syncs (start, periodic, after failures).
-      if (req.full) await this.ensureJumps(plan.jumps);
     }
     this.native.committed(true);
     this.lastRestore = plan.restore;
+    // The jumps live in chains the rest of the node shares (a firewall reload flushes them):
+    // checked on full syncs, and on any sync once JUMP_CHECK_MS has passed.
+    if (!this.fake && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
+      await this.ensureJumps(plan.jumps);
+      this.jumpsCheckedAt = performance.now();
+    }
     const restoreMs = performance.now() - restoreStart;
     for (const table of ['filter', 'nat']) {
       const lines = plan.restore.split(`*${table}\n`)[1]?.split('COMMIT')[0] ?? '';
@@ -134,6 +149,8 @@ export class IptablesProxier implements Proxier {
     for (const j of [...jumps].reverse()) {
       const check = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-C', j.chain, ...j.args]);
       if (check.code === 0) continue;
+      // 1 is "no such rule"; anything else (the lock, a bad rule) must not add a duplicate.
+      if (check.code !== 1) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool} -t ${j.table} -C ${j.chain} (exit ${check.code}): ${check.stderr.trim()}`);
       const add = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-I', j.chain, '1', ...j.args]);
       if (add.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool} -t ${j.table} -I ${j.chain}: ${add.stderr.trim()}`);
     }
@@ -152,16 +169,15 @@ export class IptablesProxier implements Proxier {
     throw new ProxierError('E_INVALID_OPTION', 'tracing is not implemented in iptables mode yet');
   }
 
+  /** As upstream's CleanupLeftovers: its jumps, its chains and every per-Service chain go. */
   async cleanup(): Promise<void> {
     if (this.fake) return;
+    const { jumps, restore } = this.native.cleanup(await natChains(this.tool));
     // The jumps first: a chain still referenced cannot be deleted.
-    for (const j of this.native.jumps()) {
+    for (const j of jumps) {
       while ((await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-D', j.chain, ...j.args])).code === 0);
     }
-    // Another run's per-Service chains are found in the kernel (the addon takes only its own names).
-    const found = await output(`${this.tool}-save`, ['-t', 'nat']);
-    const chains = [...found.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
-    const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], this.native.cleanupRestore(chains));
+    const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], restore);
     if (r.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore (cleanup) failed: ${r.stderr.trim()}`);
   }
 }

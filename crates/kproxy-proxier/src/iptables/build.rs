@@ -131,8 +131,10 @@ impl Builder<'_> {
         let spn = sp.display.strip_suffix(':').unwrap_or(&sp.display);
         let (proto, pname) = (sp.protocol, protocol_name(sp.protocol));
         let chains = ServiceChains::new(spn, pname);
-        let externally_accessible = sp.service_type != "ClusterIP" || !sp.external_ips.is_empty();
-        let uses_cluster = !sp.internal_policy_local || (externally_accessible && !sp.external_policy_local);
+        // Upstream's ExternallyAccessible for this family: a NodePort, an external or a LoadBalancer IP.
+        let externally_accessible = sp.node_port != 0 || !sp.external_ips.is_empty() || !sp.load_balancer_vips.is_empty();
+        // External traffic from pods and the node short-circuits to the cluster endpoints, whatever eTP says.
+        let uses_cluster = !sp.internal_policy_local || externally_accessible;
         let uses_local = sp.internal_policy_local || (externally_accessible && sp.external_policy_local);
         // Upstream sorts endpoints by their string; the agent's selection comes in address order.
         let mut cluster: Vec<(IpAddr, u16)> = if uses_cluster { sp.cluster_endpoints().collect() } else { Vec::new() };
@@ -361,13 +363,22 @@ pub fn build(desired: &Desired, cfg: &IptablesConfig) -> Ruleset {
     for sp in desired.values() {
         b.service_port(sp);
     }
-    let mut nodeports =
-        vec![comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain"), Match::DestinationLocal];
-    if v6 {
-        // Upstream's iptables mode has no localhost NodePorts in IPv6.
-        nodeports.insert(0, Match::Destination { cidr: host("::1".parse().unwrap()), negated: true });
+    // Last in KUBE-SERVICES: the NodePorts, on every local address or on the nodePortAddresses.
+    let nodeports_text = "kubernetes service nodeports; NOTE: this must be the last rule in this chain";
+    let node = desired.node();
+    if node.nodeports_all {
+        let mut m = vec![comment(nodeports_text), Match::DestinationLocal];
+        if v6 {
+            // IPv6 has no localhost NodePorts.
+            m.insert(0, Match::Destination { cidr: host("::1".parse().unwrap()), negated: true });
+        }
+        b.nat_services.push(rule(m, jump("KUBE-NODEPORTS")));
+    } else {
+        for ip in node.nodeport_ips.iter().filter(|ip| !(v6 && ip.is_loopback())) {
+            b.nat_services
+                .push(rule(vec![Match::Destination { cidr: host(*ip), negated: false }, comment(nodeports_text)], jump("KUBE-NODEPORTS")));
+        }
     }
-    b.nat_services.push(rule(nodeports, jump("KUBE-NODEPORTS")));
 
     let mut firewall = Vec::new();
     if !v6 {
