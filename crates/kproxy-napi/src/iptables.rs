@@ -7,10 +7,10 @@ use napi_derive::napi;
 use kproxy_nftables::Family;
 use kproxy_proxier::iptables::restore::{rule_args, Rule, TableName};
 use kproxy_proxier::iptables::{IptablesConfig, IptablesSync};
-use kproxy_proxier::{sync::parse_family, wire, Code};
+use kproxy_proxier::{wire, Code};
 
 use crate::errors::{coded, to_napi};
-use crate::options::{detector, LocalDetectorOption};
+use crate::options::{common, LocalDetectorOption};
 use crate::sync_task::{RejectedServicePort, SyncRequest};
 
 #[napi(object)]
@@ -56,15 +56,7 @@ pub struct IptablesRules {
 }
 
 fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
-    let family = parse_family(&opts.family).map_err(to_napi)?;
-    let detector = match &opts.local_detector {
-        None => None,
-        Some(d) => Some(detector(d, family, &opts.family)?),
-    };
-    let masquerade_bit = opts.masquerade_bit.unwrap_or(14);
-    if masquerade_bit > 31 {
-        return Err(coded(Code::InvalidOption, format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
-    }
+    let (family, detector, masquerade_bit) = common(&opts.family, &opts.local_detector, opts.masquerade_bit)?;
     Ok(IptablesConfig { family, detector, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit })
 }
 

@@ -6,10 +6,10 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
 use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, NftablesMode};
-use kproxy_proxier::{sync::parse_family, Code, Syncer};
+use kproxy_proxier::Syncer;
 
-use crate::errors::{coded, to_napi};
-use crate::options::{detector, LocalDetectorOption};
+use crate::errors::to_napi;
+use crate::options::{common, LocalDetectorOption};
 use crate::sync_task::{lock, run_sync_quick, AfterCommitTask, CleanupTask, Shared, SyncReport, SyncRequest, SyncTask};
 
 #[napi(object)]
@@ -30,15 +30,7 @@ pub struct NftablesProxier {
 }
 
 fn layout(opts: &NftablesOptions) -> napi::Result<LayoutConfig> {
-    let family = parse_family(&opts.family).map_err(to_napi)?;
-    let detector = match &opts.local_detector {
-        None => None,
-        Some(d) => Some(detector(d, family, &opts.family)?),
-    };
-    let masquerade_bit = opts.masquerade_bit.unwrap_or(14);
-    if masquerade_bit > 31 {
-        return Err(coded(Code::InvalidOption, format!("masqueradeBit must be 0-31, got {masquerade_bit}")));
-    }
+    let (family, detector, masquerade_bit) = common(&opts.family, &opts.local_detector, opts.masquerade_bit)?;
     Ok(LayoutConfig {
         family,
         detector,

@@ -4,9 +4,9 @@ use napi_derive::napi;
 
 use kproxy_nftables::{Cidr, Family};
 use kproxy_proxier::local::LocalDetector;
-use kproxy_proxier::Code;
+use kproxy_proxier::{sync::parse_family, Code};
 
-use crate::errors::coded;
+use crate::errors::{coded, to_napi};
 
 #[napi(object)]
 pub struct LocalDetectorOption {
@@ -14,7 +14,7 @@ pub struct LocalDetectorOption {
     pub value: String,
 }
 
-pub(crate) fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> napi::Result<LocalDetector> {
+fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> napi::Result<LocalDetector> {
     let invalid = |m: String| coded(Code::InvalidOption, m);
     match d.mode.as_str() {
         "ClusterCIDR" | "NodeCIDR" => {
@@ -35,4 +35,22 @@ pub(crate) fn detector(d: &LocalDetectorOption, family: Family, fam: &str) -> na
         "InterfaceNamePrefix" => Ok(LocalDetector::InterfacePrefix(d.value.clone())),
         m => Err(invalid(format!("unknown detect-local mode {m:?}"))),
     }
+}
+
+/// What every mode's options share: the family, the local detector and the masquerade bit, checked.
+pub(crate) fn common(
+    family: &str,
+    local_detector: &Option<LocalDetectorOption>,
+    masquerade_bit: Option<u32>,
+) -> napi::Result<(Family, Option<LocalDetector>, u32)> {
+    let fam = parse_family(family).map_err(to_napi)?;
+    let detector = match local_detector {
+        None => None,
+        Some(d) => Some(detector(d, fam, family)?),
+    };
+    let bit = masquerade_bit.unwrap_or(14);
+    if bit > 31 {
+        return Err(coded(Code::InvalidOption, format!("masqueradeBit must be 0-31, got {bit}")));
+    }
+    Ok((fam, detector, bit))
 }

@@ -8,7 +8,7 @@ import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeIptablesJump, type NativeIptablesRules } from '../../addon/native.js';
 import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
-import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
+import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
 import { iptablesMetrics, type IptablesMetrics } from './metrics.js';
 
@@ -83,12 +83,7 @@ export class IptablesProxier implements Proxier {
     this.tool = opts.family === 'IPv4' ? 'iptables' : 'ip6tables';
     const { IptablesRules } = loadAddon();
     try {
-      this.native = new IptablesRules({
-        family: opts.family,
-        localDetector: detectorOption(opts.localDetector),
-        masqueradeAll: opts.masqueradeAll,
-        masqueradeBit: opts.masqueradeBit,
-      });
+      this.native = new IptablesRules(nativeOptions(opts));
     } catch (e) {
       throw fromAddonError(e);
     }

@@ -5,7 +5,7 @@ import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeNftablesProxier, type NativeSyncReport } from '../../addon/native.js';
 import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
-import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
+import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
@@ -36,13 +36,7 @@ export class NftablesProxier implements Proxier {
     this.logger = opts.logger;
     const { NftablesProxier: Native } = loadAddon();
     try {
-      this.native = new Native({
-        family: opts.family,
-        localDetector: detectorOption(opts.localDetector),
-        masqueradeAll: opts.masqueradeAll,
-        masqueradeBit: opts.masqueradeBit,
-        fake: opts.fake,
-      });
+      this.native = new Native({ ...nativeOptions(opts), fake: opts.fake });
     } catch (e) {
       throw fromAddonError(e);
     }
