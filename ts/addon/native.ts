@@ -56,6 +56,8 @@ export interface NativeIptablesPlan {
   rejected: { key: string; reason: string }[];
   chains: number;
   rules: number;
+  filterRules: number;
+  natRules: number;
   planMs: number;
 }
 

@@ -46,6 +46,8 @@ pub struct IptablesPlan {
     pub rejected: Vec<RejectedServicePort>,
     pub chains: u32,
     pub rules: u32,
+    pub filter_rules: u32,
+    pub nat_rules: u32,
     pub plan_ms: f64,
 }
 
@@ -89,13 +91,16 @@ impl IptablesRules {
             self.sync.desired_mut().set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(|e| coded(Code::InvalidOption, e))?;
         }
         let plan = self.sync.plan(req.full, &records, &req.deletes);
+        let in_table = |t: TableName| plan.rules.iter().filter(|(n, _)| *n == t).map(|(_, n)| *n as u32).sum();
         let rejected = bad.into_iter().chain(plan.rejected).map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect();
         Ok(IptablesPlan {
             restore: plan.restore,
             jumps: jumps(&plan.jumps, self.v6),
             rejected,
             chains: plan.chains as u32,
-            rules: plan.rules as u32,
+            rules: plan.rules.iter().map(|(_, n)| *n as u32).sum(),
+            filter_rules: in_table(TableName::Filter),
+            nat_rules: in_table(TableName::Nat),
             plan_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
     }

@@ -68,8 +68,6 @@ export class IptablesProxier implements Proxier {
   private readonly fake: boolean;
   /** iptables or ip6tables (Debian's alternatives pick the node's backend). */
   private readonly tool: string;
-  /** The last restore input, for the fake and debugging. */
-  private lastRestore = '';
   private jumpsCheckedAt = -Infinity;
 
   constructor(opts: ProxierOptions) {
@@ -113,7 +111,6 @@ export class IptablesProxier implements Proxier {
       }
     }
     this.native.committed(true);
-    this.lastRestore = plan.restore;
     // The jumps live in chains the rest of the node shares (a firewall reload flushes them):
     // checked on full syncs, and on any sync once JUMP_CHECK_MS has passed.
     if (!this.fake && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
@@ -121,9 +118,8 @@ export class IptablesProxier implements Proxier {
       this.jumpsCheckedAt = performance.now();
     }
     const restoreMs = performance.now() - restoreStart;
-    for (const table of ['filter', 'nat']) {
-      const lines = plan.restore.split(`*${table}\n`)[1]?.split('COMMIT')[0] ?? '';
-      const rules = lines.split('\n').filter((l) => l.startsWith('-A ')).length;
+    // Every owned rule is written by each restore: owned and written are the same count.
+    for (const [table, rules] of [['filter', plan.filterRules], ['nat', plan.natRules]] as const) {
       this.metrics.rulesTotal.set({ ip_family: this.family, table }, rules);
       this.metrics.rulesLast.set({ ip_family: this.family, table }, rules);
     }
@@ -153,11 +149,6 @@ export class IptablesProxier implements Proxier {
 
   render(): string {
     return this.native.render();
-  }
-
-  /** The restore input of the last sync (tests, debugging). */
-  restoreInput(): string {
-    return this.lastRestore;
   }
 
   explain(): TraceResult {

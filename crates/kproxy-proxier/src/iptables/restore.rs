@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use kproxy_nftables::Cidr;
 
+use super::names::protocol_name;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TableName {
     Mangle,
@@ -120,10 +122,6 @@ pub struct Table {
     pub chains: Vec<Chain>,
 }
 
-fn proto_name(p: u8) -> &'static str {
-    super::names::protocol_name(p)
-}
-
 const NOT: [&str; 2] = ["", "! "];
 
 /// The probability as the kernel keeps it (a 31-bit fraction, as libxt_statistic rounds it),
@@ -142,11 +140,11 @@ fn render_match(out: &mut String, m: &Match, v6: bool) {
         Match::InInterface { name, prefix, negated } => {
             write!(out, " {}-i {name}{}", NOT[*negated as usize], if *prefix { "+" } else { "" }).unwrap()
         }
-        Match::Protocol(p) => write!(out, " -p {}", proto_name(*p)).unwrap(),
+        Match::Protocol(p) => write!(out, " -p {}", protocol_name(*p)).unwrap(),
         // iptables-save quotes every comment; validated names hold no quote or newline.
         Match::Comment(c) => write!(out, " -m comment --comment \"{c}\"").unwrap(),
-        Match::ProtocolModule(p, None) => write!(out, " -m {}", proto_name(*p)).unwrap(),
-        Match::ProtocolModule(p, Some(port)) => write!(out, " -m {} --dport {port}", proto_name(*p)).unwrap(),
+        Match::ProtocolModule(p, None) => write!(out, " -m {}", protocol_name(*p)).unwrap(),
+        Match::ProtocolModule(p, Some(port)) => write!(out, " -m {} --dport {port}", protocol_name(*p)).unwrap(),
         Match::DestinationLocal => out.push_str(" -m addrtype --dst-type LOCAL"),
         Match::SourceLocal => out.push_str(" -m addrtype --src-type LOCAL"),
         Match::RecentCheck { name, seconds } => {

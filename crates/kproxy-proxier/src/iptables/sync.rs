@@ -18,7 +18,8 @@ pub struct Plan {
     /// Rules kept in the built-in chains, in the order they belong at the top.
     pub jumps: Vec<(TableName, &'static str, Rule)>,
     pub chains: usize,
-    pub rules: usize,
+    /// Rules written, per table (the `iptables_total`/`_last` metrics).
+    pub rules: Vec<(TableName, usize)>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -80,7 +81,7 @@ impl IptablesSync {
             .collect();
         let restore = render_restore(&rs.tables, &stale, self.v6());
         let chains = rs.tables.iter().map(|(_, t)| t.chains.len()).sum();
-        let rules = rs.tables.iter().flat_map(|(_, t)| &t.chains).map(|c| c.rules.len()).sum();
+        let rules = rs.tables.iter().map(|(n, t)| (*n, t.chains.iter().map(|c| c.rules.len()).sum())).collect();
         self.pending = Some(now);
         Plan { restore, jumps: rs.jumps, chains, rules, rejected }
     }
