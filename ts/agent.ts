@@ -74,6 +74,8 @@ export class Agent {
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
+  /** Stops the proxiers' monitors (iptables' canary). */
+  private readonly monitors: (() => void)[] = [];
   private synced = false;
   private servers: RunningServer[] = [];
   private stopped = false;
@@ -149,6 +151,13 @@ export class Agent {
       );
     }
     this.runner.start();
+    for (const p of this.opts.proxiers) {
+      const stop = p.monitor?.((why) => {
+        logger.warn({ ipFamily: p.family, why }, 'The rules were flushed by someone else; resyncing in full');
+        this.forceFullSync();
+      }, config.syncPeriodMs);
+      if (stop) this.monitors.push(stop);
+    }
     await this.opts.source.start({
       onEvent: (kind, type, obj, old) => this.onEvent(kind, type, obj, old),
       onSynced: () => {
@@ -343,6 +352,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.retryTimers) clearTimeout(t);
+    for (const stop of this.monitors.splice(0)) stop();
     await this.opts.source.stop();
     await this.runner.stop();
     await Promise.all([...this.servers.map((s) => s.close()), ...[...this.serviceHealth.values()].map((s) => s.close())]);

@@ -118,7 +118,8 @@ export async function waitForServiceRule(topo: Topology, agent: Agent, ip: strin
   await waitFor(`${ip} in ${v6 ? 'ip6tables' : 'iptables'} KUBE-SERVICES`, async () => {
     failIfExited(agent);
     const r = await topo.exec(topo.node, [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'], { allowFailure: true });
-    return r.stdout.includes(`-A KUBE-SERVICES -d ${ip}/${v6 ? 128 : 32} `);
+    // Straight in KUBE-SERVICES, or in one of its dispatch chains.
+    return new RegExp(`^-A KUBE-(SERVICES|SVCS-[A-Z2-7]{16}) -d ${ip.replaceAll('.', '\\.')}/${v6 ? 128 : 32} `, 'm').test(r.stdout);
   }, { timeoutMs });
 }
 

@@ -50,14 +50,20 @@ export interface NativeNftablesProxier {
 export interface NativeIptablesJump { table: string; chain: string; args: string[] }
 
 export interface NativeIptablesPlan {
-  /** `iptables-restore --noflush` input. */
+  /** `iptables-restore --noflush` input: the chains to write and to delete ('' when nothing changed). */
   restore: string;
+  /** Every chain written (a full sync, or the first after a failed restore). */
+  full: boolean;
   jumps: NativeIptablesJump[];
   rejected: { key: string; reason: string }[];
+  /** Chains written and deleted; rules written. */
   chains: number;
   rules: number;
   filterRules: number;
   natRules: number;
+  /** Rules owned after this sync. */
+  filterTotal: number;
+  natTotal: number;
   planMs: number;
 }
 
@@ -83,7 +89,14 @@ export interface NativeModule {
     masqueradeBit?: number;
     fake?: boolean;
   }) => NativeNftablesProxier;
-  IptablesRules: new (opts: { family: string; localDetector?: { mode: string; value: string }; masqueradeAll?: boolean; masqueradeBit?: number }) => NativeIptablesRules;
+  IptablesRules: new (opts: {
+    family: string;
+    localDetector?: { mode: string; value: string };
+    masqueradeAll?: boolean;
+    masqueradeBit?: number;
+    /** nat KUBE-SERVICES becomes a dispatch tree above this many rules. */
+    dispatchAbove?: number;
+  }) => NativeIptablesRules;
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;
 }

@@ -126,6 +126,11 @@ export interface Proxier {
   explain(packet: TracePacket): TraceResult;
   /** Removes this mode's rules for this family; missing rules are fine. */
   cleanup(): Promise<void>;
+  /**
+   * Watches for the mode's rules being flushed by someone else (iptables' canary chains) every
+   * `intervalMs`, and calls `lost` when they are; returns the stop function.
+   */
+  monitor?(lost: (why: string) => void, intervalMs: number): () => void;
 }
 
 /** What a mode's factory gets; everything with I/O is injected. */

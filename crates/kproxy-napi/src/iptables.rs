@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use kproxy_nftables::Family;
 use kproxy_proxier::iptables::restore::{rule_args, Rule, TableName};
-use kproxy_proxier::iptables::{IptablesConfig, IptablesSync};
+use kproxy_proxier::iptables::{IptablesConfig, IptablesSync, DISPATCH_ABOVE};
 use kproxy_proxier::{wire, Code};
 
 use crate::errors::{coded, to_napi};
@@ -20,6 +20,8 @@ pub struct IptablesOptions {
     pub local_detector: Option<LocalDetectorOption>,
     pub masquerade_all: Option<bool>,
     pub masquerade_bit: Option<u32>,
+    /// nat KUBE-SERVICES becomes a dispatch tree above this many rules (kproxy's default when unset).
+    pub dispatch_above: Option<u32>,
 }
 
 /// A rule kproxy keeps in a built-in chain: `iptables -t <table> -I <chain> <args>`.
@@ -39,15 +41,22 @@ pub struct IptablesCleanup {
 
 #[napi(object)]
 pub struct IptablesPlan {
-    /// `iptables-restore --noflush` input: every owned chain, and the stale ones deleted.
+    /// `iptables-restore --noflush` input: the chains to write, the ones to delete ('' when
+    /// nothing changed).
     pub restore: String,
+    /// Every chain written (a full sync, or the first after a failed restore).
+    pub full: bool,
     /// In the order they belong at the top of their chains.
     pub jumps: Vec<IptablesJump>,
     pub rejected: Vec<RejectedServicePort>,
     pub chains: u32,
     pub rules: u32,
+    /// Rules written, per table.
     pub filter_rules: u32,
     pub nat_rules: u32,
+    /// Rules owned, per table.
+    pub filter_total: u32,
+    pub nat_total: u32,
     pub plan_ms: f64,
 }
 
@@ -59,7 +68,13 @@ pub struct IptablesRules {
 
 fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
     let (family, detector, masquerade_bit) = common(&opts.family, &opts.local_detector, opts.masquerade_bit)?;
-    Ok(IptablesConfig { family, detector, masquerade_all: opts.masquerade_all.unwrap_or(false), masquerade_bit })
+    Ok(IptablesConfig {
+        family,
+        detector,
+        masquerade_all: opts.masquerade_all.unwrap_or(false),
+        masquerade_bit,
+        dispatch_above: opts.dispatch_above.map_or(DISPATCH_ABOVE, |n| n as usize),
+    })
 }
 
 fn jumps(v: &[(TableName, &'static str, Rule)], v6: bool) -> Vec<IptablesJump> {
@@ -82,7 +97,7 @@ impl IptablesRules {
         self.sync.adopt(&nat_chains);
     }
 
-    /// Takes the changes and plans the whole ruleset as restore input.
+    /// Takes the changes and plans the restore: every chain on a full sync, else the changed ones.
     #[napi(catch_unwind)]
     pub fn plan(&mut self, req: SyncRequest) -> napi::Result<IptablesPlan> {
         let started = std::time::Instant::now();
@@ -91,7 +106,7 @@ impl IptablesRules {
             self.sync.desired_mut().set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(|e| coded(Code::InvalidOption, e))?;
         }
         let plan = self.sync.plan(req.full, &records, &req.deletes);
-        let in_table = |t: TableName| plan.rules.iter().filter(|(n, _)| *n == t).map(|(_, n)| *n as u32).sum();
+        let in_table = |v: &[(TableName, usize)], t: TableName| v.iter().filter(|(n, _)| *n == t).map(|(_, n)| *n as u32).sum();
         let rejected = bad.into_iter().chain(plan.rejected).map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect();
         Ok(IptablesPlan {
             restore: plan.restore,
@@ -99,8 +114,11 @@ impl IptablesRules {
             rejected,
             chains: plan.chains as u32,
             rules: plan.rules.iter().map(|(_, n)| *n as u32).sum(),
-            filter_rules: in_table(TableName::Filter),
-            nat_rules: in_table(TableName::Nat),
+            filter_rules: in_table(&plan.rules, TableName::Filter),
+            nat_rules: in_table(&plan.rules, TableName::Nat),
+            filter_total: in_table(&plan.total, TableName::Filter),
+            nat_total: in_table(&plan.total, TableName::Nat),
+            full: plan.full,
             plan_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
     }

@@ -1,7 +1,8 @@
 // iptables mode behind the Proxier seam: the addon's IptablesRules holds the desired state and
-// renders upstream's chains as `iptables-restore` input; this side applies it with the tool
-// every node has (`iptables-restore --noflush -w`, one transaction per table) and keeps the
-// jumps from the built-in chains, which kproxy shares with the rest of the node.
+// renders upstream's chains as `iptables-restore` input (every chain on a full sync, only the
+// changed ones otherwise); this side applies it with the tool every node has
+// (`iptables-restore --noflush -w`, one transaction per table) and keeps the jumps from the
+// built-in chains, which kproxy shares with the rest of the node.
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { fromAddonError, ProxierError } from '../../addon/errors.js';
@@ -18,10 +19,24 @@ export const IPTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
 
+/**
+ * Tuning: nat KUBE-SERVICES dispatches through a tree of chains above this many rules (the
+ * addon's default when unset). Tests set 0 to run the packet matrix through the tree.
+ */
+export const DISPATCH_ENV = 'KPROXY_IPTABLES_DISPATCH_ABOVE';
+
+function dispatchAbove(): number | undefined {
+  const v = process.env[DISPATCH_ENV];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new ProxierError('E_INVALID_OPTION', `${DISPATCH_ENV} must be a whole number, not ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
 /** How long to wait for the xtables lock (upstream waits 5 s too). */
 const LOCK_WAIT_S = '5';
 /** A partial sync checks the built-in chains' jumps when the last check is older than this. */
 const JUMP_CHECK_MS = 30_000;
+const CANARY = 'KUBE-PROXY-CANARY';
 
 interface Run {
   code: number | null;
@@ -69,6 +84,8 @@ export class IptablesProxier implements Proxier {
   /** iptables or ip6tables (Debian's alternatives pick the node's backend). */
   private readonly tool: string;
   private jumpsCheckedAt = -Infinity;
+  /** A full restore has landed since the start or since the canary was last found gone. */
+  private programmed = false;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -81,7 +98,7 @@ export class IptablesProxier implements Proxier {
     this.tool = opts.family === 'IPv4' ? 'iptables' : 'ip6tables';
     const { IptablesRules } = loadAddon();
     try {
-      this.native = new IptablesRules(nativeOptions(opts));
+      this.native = new IptablesRules({ ...nativeOptions(opts), dispatchAbove: dispatchAbove() });
     } catch (e) {
       throw fromAddonError(e);
     }
@@ -99,18 +116,20 @@ export class IptablesProxier implements Proxier {
       throw fromAddonError(e);
     }
     const restoreStart = performance.now();
-    if (!this.fake) {
+    // Nothing changed: nothing to write.
+    if (!this.fake && plan.restore !== '') {
       const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], plan.restore);
       if (r.code !== 0) {
         this.native.committed(false);
         this.metrics.restoreFailuresTotal.inc({ ip_family: this.family });
-        if (!req.full) this.metrics.partialRestoreFailuresTotal.inc({ ip_family: this.family });
+        if (!plan.full) this.metrics.partialRestoreFailuresTotal.inc({ ip_family: this.family });
         const err = new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore failed (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
         this.logger.error({ ipFamily: this.family, err: err.message }, 'Failed to execute iptables-restore');
         throw err;
       }
     }
     this.native.committed(true);
+    if (plan.full) this.programmed = true;
     // The jumps live in chains the rest of the node shares (a firewall reload flushes them):
     // checked on full syncs, and on any sync once JUMP_CHECK_MS has passed.
     if (!this.fake && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
@@ -118,13 +137,12 @@ export class IptablesProxier implements Proxier {
       this.jumpsCheckedAt = performance.now();
     }
     const restoreMs = performance.now() - restoreStart;
-    // Every owned rule is written by each restore: owned and written are the same count.
-    for (const [table, rules] of [['filter', plan.filterRules], ['nat', plan.natRules]] as const) {
-      this.metrics.rulesTotal.set({ ip_family: this.family, table }, rules);
-      this.metrics.rulesLast.set({ ip_family: this.family, table }, rules);
+    for (const [table, total, written] of [['filter', plan.filterTotal, plan.filterRules], ['nat', plan.natTotal, plan.natRules]] as const) {
+      this.metrics.rulesTotal.set({ ip_family: this.family, table }, total);
+      this.metrics.rulesLast.set({ ip_family: this.family, table }, written);
     }
     return {
-      full: req.full,
+      full: plan.full,
       objects: plan.chains + plan.rules,
       messages: 1,
       bytes: Buffer.byteLength(plan.restore),
@@ -149,6 +167,40 @@ export class IptablesProxier implements Proxier {
 
   render(): string {
     return this.native.render();
+  }
+
+  /**
+   * As upstream's canary: KUBE-PROXY-CANARY in mangle, nat and filter holds no rule and no one
+   * else writes it, so when it is gone, someone flushed the tables (a firewalld reload) and
+   * the next sync must be full. Checked once the first restore has landed.
+   */
+  monitor(lost: (why: string) => void, intervalMs: number): () => void {
+    if (this.fake) return () => {};
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || !this.programmed) return;
+      busy = true;
+      void this.canaryGone()
+        .then((table) => {
+          if (table) {
+            this.programmed = false;
+            lost(`${this.tool} -t ${table}: ${CANARY} is gone`);
+          }
+        })
+        .finally(() => (busy = false));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** The first table whose canary chain is missing. */
+  private async canaryGone(): Promise<string | undefined> {
+    for (const table of ['mangle', 'nat', 'filter']) {
+      const r = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', table, '-S', CANARY]);
+      // 1 is "no chain by that name"; anything else (the lock) proves nothing.
+      if (r.code === 1) return table;
+    }
+    return undefined;
   }
 
   explain(): TraceResult {

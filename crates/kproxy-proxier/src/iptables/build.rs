@@ -1,5 +1,5 @@
-//! The iptables ruleset of one family, built from the desired ServicePorts in upstream's
-//! chain layout (pkg/proxy/iptables/proxier.go), as upstream v1.37.2's own iptables-save
+//! Each ServicePort's part of the iptables ruleset (its rules in the shared chains, and its
+//! own chains), in upstream's chain layout (pkg/proxy/iptables/proxier.go), as upstream v1.37.2's own iptables-save
 //! shows it (tests/golden/iptables/): ClusterIPs, NodePorts (on every local address, this
 //! mode's default), external and load-balancer IPs, source ranges, both Local policies,
 //! ClientIP affinity, and the rejects and drops. Endpoint selection (topology, terminating
@@ -10,8 +10,7 @@ use std::net::IpAddr;
 use kproxy_nftables::{Cidr, Family};
 
 use super::names::{endpoint_chain, protocol_name, ServiceChains};
-use super::restore::{Chain, Match, Rule, Table, TableName, Target};
-use crate::desired::Desired;
+use super::restore::{Chain, Match, Rule, Target};
 use crate::local::LocalDetector;
 use crate::service::ServicePort;
 
@@ -20,46 +19,41 @@ pub struct IptablesConfig {
     pub detector: Option<LocalDetector>,
     pub masquerade_all: bool,
     pub masquerade_bit: u32,
+    /// nat KUBE-SERVICES becomes a dispatch tree above this many rules (dispatch.rs).
+    pub dispatch_above: usize,
 }
 
+/// Up to this many rules, nat KUBE-SERVICES is upstream's flat list.
+pub const DISPATCH_ABOVE: usize = 128;
+
 impl IptablesConfig {
-    fn mark(&self) -> u32 {
+    pub(super) fn mark(&self) -> u32 {
         1u32 << self.masquerade_bit
     }
 }
 
-/// The chains kproxy owns (declared, so flushed, by each restore) and the rules it keeps in
-/// the built-in chains (ensured one by one, never flushed: other software owns those chains).
-pub struct Ruleset {
-    pub family: Family,
-    pub tables: Vec<(TableName, Table)>,
-    pub jumps: Vec<(TableName, &'static str, Rule)>,
-}
-
-const CANARY: &str = "KUBE-PROXY-CANARY";
-
-fn comment(c: impl Into<String>) -> Match {
+pub(super) fn comment(c: impl Into<String>) -> Match {
     Match::Comment(c.into())
 }
 
-fn jump(chain: &str) -> Target {
+pub(super) fn jump(chain: &str) -> Target {
     Target::Jump(chain.to_string())
 }
 
-fn rule(matches: Vec<Match>, target: Target) -> Rule {
+pub(super) fn rule(matches: Vec<Match>, target: Target) -> Rule {
     Rule { matches, target }
 }
 
-fn host(ip: IpAddr) -> Cidr {
+pub(super) fn host(ip: IpAddr) -> Cidr {
     Cidr { addr: ip, prefix: if ip.is_ipv4() { 32 } else { 128 } }
 }
 
-fn chain(name: &str, rules: Vec<Rule>) -> Chain {
+pub(super) fn chain(name: &str, rules: Vec<Rule>) -> Chain {
     Chain { name: name.to_string(), rules }
 }
 
 /// Matches that pick out traffic from local pods (negated: from anywhere else).
-fn local_traffic(d: &LocalDetector, negated: bool) -> Match {
+pub(super) fn local_traffic(d: &LocalDetector, negated: bool) -> Match {
     match d {
         LocalDetector::Cidr(cidr) => Match::Source { cidr: *cidr, negated },
         LocalDetector::Interface(name) => Match::InInterface { name: name.clone(), prefix: false, negated },
@@ -67,40 +61,46 @@ fn local_traffic(d: &LocalDetector, negated: bool) -> Match {
     }
 }
 
-/// The jumps from the built-in chains, in the order upstream leaves them (the same in both
-/// families; IPv6's KUBE-FIREWALL stays empty).
-fn jumps() -> Vec<(TableName, &'static str, Rule)> {
-    let new = || Match::CtState { states: "NEW", negated: false };
-    let mut out = Vec::new();
-    let mut add = |t, c, r| out.push((t, c, r));
-    use TableName::{Filter, Nat};
-    add(Filter, "INPUT", rule(vec![], jump("KUBE-FIREWALL")));
-    add(Filter, "INPUT", rule(vec![new(), comment("kubernetes load balancer firewall")], jump("KUBE-PROXY-FIREWALL")));
-    add(Filter, "INPUT", rule(vec![comment("kubernetes health check service ports")], jump("KUBE-NODEPORTS")));
-    add(Filter, "INPUT", rule(vec![new(), comment("kubernetes externally-visible service portals")], jump("KUBE-EXTERNAL-SERVICES")));
-    add(Filter, "FORWARD", rule(vec![new(), comment("kubernetes load balancer firewall")], jump("KUBE-PROXY-FIREWALL")));
-    add(Filter, "FORWARD", rule(vec![comment("kubernetes forwarding rules")], jump("KUBE-FORWARD")));
-    add(Filter, "FORWARD", rule(vec![new(), comment("kubernetes service portals")], jump("KUBE-SERVICES")));
-    add(Filter, "FORWARD", rule(vec![new(), comment("kubernetes externally-visible service portals")], jump("KUBE-EXTERNAL-SERVICES")));
-    add(Filter, "OUTPUT", rule(vec![], jump("KUBE-FIREWALL")));
-    add(Filter, "OUTPUT", rule(vec![new(), comment("kubernetes load balancer firewall")], jump("KUBE-PROXY-FIREWALL")));
-    add(Filter, "OUTPUT", rule(vec![new(), comment("kubernetes service portals")], jump("KUBE-SERVICES")));
-    add(Nat, "PREROUTING", rule(vec![comment("kubernetes service portals")], jump("KUBE-SERVICES")));
-    add(Nat, "OUTPUT", rule(vec![comment("kubernetes service portals")], jump("KUBE-SERVICES")));
-    add(Nat, "POSTROUTING", rule(vec![comment("kubernetes postrouting rules")], jump("KUBE-POSTROUTING")));
-    out
+/// One ServicePort's rules in the shared chains, in the order it adds them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SharedRules {
+    pub filter_services: Vec<Rule>,
+    pub filter_external: Vec<Rule>,
+    pub filter_nodeports: Vec<Rule>,
+    pub filter_firewall: Vec<Rule>,
+    pub nat_services: Vec<Rule>,
+    pub nat_nodeports: Vec<Rule>,
+}
+
+/// What one ServicePort adds: rules in the shared chains, and its own nat chains (named from
+/// its ServicePortName, so no other ServicePort writes them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Part {
+    pub shared: SharedRules,
+    pub chains: Vec<Chain>,
+}
+
+impl Part {
+    pub fn rules(&self) -> (usize, usize) {
+        let s = &self.shared;
+        let filter = s.filter_services.len() + s.filter_external.len() + s.filter_nodeports.len() + s.filter_firewall.len();
+        let nat = s.nat_services.len() + s.nat_nodeports.len() + self.chains.iter().map(|c| c.rules.len()).sum::<usize>();
+        (filter, nat)
+    }
+}
+
+/// One ServicePort's part, as upstream's syncProxyRules writes it. `node_ips` are the node's
+/// own addresses: a source range that holds one lets the LoadBalancer IPs in.
+pub fn service_part(cfg: &IptablesConfig, node_ips: &[IpAddr], sp: &ServicePort) -> Part {
+    let mut b = Builder { cfg, node_ips, shared: SharedRules::default(), nat_chains: Vec::new() };
+    b.service_port(sp);
+    Part { shared: b.shared, chains: b.nat_chains }
 }
 
 struct Builder<'a> {
     cfg: &'a IptablesConfig,
-    /// The node's own addresses: a source range that holds one lets the LoadBalancer IPs in.
     node_ips: &'a [IpAddr],
-    filter_services: Vec<Rule>,
-    filter_external: Vec<Rule>,
-    filter_nodeports: Vec<Rule>,
-    filter_firewall: Vec<Rule>,
-    nat_services: Vec<Rule>,
-    nat_nodeports: Vec<Rule>,
+    shared: SharedRules,
     nat_chains: Vec<Chain>,
 }
 
@@ -159,49 +159,59 @@ impl Builder<'_> {
 
         // The ClusterIP.
         if has_internal {
-            self.nat_services
+            self.shared
+                .nat_services
                 .push(rule(capture(Some(sp.cluster_ip), proto, sp.port, format!("{spn} cluster IP"), &[]), jump(internal_chain)));
         } else {
-            self.filter_services
+            self.shared
+                .filter_services
                 .push(rule(capture(Some(sp.cluster_ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
         }
         // External IPs.
         for ip in &external_ips {
             if has_endpoints {
-                self.nat_services.push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} external IP"), &[]), jump(&chains.external)));
+                self.shared
+                    .nat_services
+                    .push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} external IP"), &[]), jump(&chains.external)));
             }
             if !has_external {
-                self.filter_external.push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
+                self.shared
+                    .filter_external
+                    .push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
             }
         }
         // LoadBalancer IPs.
         for ip in &lb_vips {
             if has_endpoints {
-                self.nat_services.push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} loadbalancer IP"), &[]), jump(lb_chain)));
+                self.shared
+                    .nat_services
+                    .push(rule(capture(Some(*ip), proto, sp.port, format!("{spn} loadbalancer IP"), &[]), jump(lb_chain)));
             }
             if uses_fw {
                 let text = format!("{spn} traffic not accepted by {}", chains.firewall);
-                self.filter_firewall.push(rule(capture(Some(*ip), proto, sp.port, text, &[]), Target::Drop));
+                self.shared.filter_firewall.push(rule(capture(Some(*ip), proto, sp.port, text, &[]), Target::Drop));
             }
         }
         if !has_external {
             for ip in &lb_vips {
-                self.filter_external.push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
+                self.shared
+                    .filter_external
+                    .push(rule(capture(Some(*ip), proto, sp.port, filter_comment.clone(), &[]), filter_target.clone()));
             }
         }
         // The NodePort, on every local address (iptables mode's default).
         if sp.node_port != 0 && !sp.node_port_blocked() {
             if has_endpoints {
-                self.nat_nodeports.push(rule(capture(None, proto, sp.node_port, spn.to_string(), &[]), jump(&chains.external)));
+                self.shared.nat_nodeports.push(rule(capture(None, proto, sp.node_port, spn.to_string(), &[]), jump(&chains.external)));
             }
             if !has_external {
                 let m = capture(None, proto, sp.node_port, filter_comment.clone(), &[Match::DestinationLocal]);
-                self.filter_external.push(rule(m, filter_target.clone()));
+                self.shared.filter_external.push(rule(m, filter_target.clone()));
             }
         }
         if sp.health_check_node_port != 0 {
             let m = capture(None, 6, sp.health_check_node_port, format!("{spn} health check node port"), &[]);
-            self.filter_nodeports.push(rule(m, Target::Accept));
+            self.shared.filter_nodeports.push(rule(m, Target::Accept));
         }
 
         // Off-cluster traffic to the ClusterIP is masqueraded (all of it with masqueradeAll).
@@ -344,98 +354,4 @@ fn sort_builtins(m: &mut [Match]) {
         _ => 4,
     };
     m.sort_by_key(rank);
-}
-
-pub fn build(desired: &Desired, cfg: &IptablesConfig) -> Ruleset {
-    let v6 = cfg.family == Family::Ip6;
-    let mark = cfg.mark();
-    let mut b = Builder {
-        cfg,
-        node_ips: &desired.node().node_ips,
-        filter_services: Vec::new(),
-        filter_external: Vec::new(),
-        filter_nodeports: Vec::new(),
-        filter_firewall: Vec::new(),
-        nat_services: Vec::new(),
-        nat_nodeports: Vec::new(),
-        nat_chains: Vec::new(),
-    };
-    for sp in desired.values() {
-        b.service_port(sp);
-    }
-    // Last in KUBE-SERVICES: the NodePorts, on every local address or on the nodePortAddresses.
-    let nodeports_text = "kubernetes service nodeports; NOTE: this must be the last rule in this chain";
-    let node = desired.node();
-    if node.nodeports_all {
-        let mut m = vec![comment(nodeports_text), Match::DestinationLocal];
-        if v6 {
-            // IPv6 has no localhost NodePorts.
-            m.insert(0, Match::Destination { cidr: host("::1".parse().unwrap()), negated: true });
-        }
-        b.nat_services.push(rule(m, jump("KUBE-NODEPORTS")));
-    } else {
-        for ip in node.nodeport_ips.iter().filter(|ip| !(v6 && ip.is_loopback())) {
-            b.nat_services
-                .push(rule(vec![Match::Destination { cidr: host(*ip), negated: false }, comment(nodeports_text)], jump("KUBE-NODEPORTS")));
-        }
-    }
-
-    let mut firewall = Vec::new();
-    if !v6 {
-        // CVE-2020-8558: a martian packet to 127/8 from outside must not reach a localhost NodePort.
-        firewall.push(rule(
-            vec![
-                Match::Source { cidr: "127.0.0.0/8".parse().unwrap(), negated: true },
-                Match::Destination { cidr: "127.0.0.0/8".parse().unwrap(), negated: false },
-                comment("block incoming localnet connections"),
-                Match::CtState { states: "RELATED,ESTABLISHED,DNAT", negated: true },
-            ],
-            Target::Drop,
-        ));
-    }
-    let forward = vec![
-        rule(vec![Match::CtState { states: "INVALID", negated: false }], Target::Drop),
-        rule(vec![comment("kubernetes forwarding rules"), Match::Mark { mark, negated: false }], Target::Accept),
-        rule(
-            vec![comment("kubernetes forwarding conntrack rule"), Match::CtState { states: "RELATED,ESTABLISHED", negated: false }],
-            Target::Accept,
-        ),
-    ];
-    let mut filter = vec![
-        chain("KUBE-EXTERNAL-SERVICES", std::mem::take(&mut b.filter_external)),
-        chain("KUBE-FIREWALL", firewall),
-        chain("KUBE-FORWARD", forward),
-        chain("KUBE-NODEPORTS", std::mem::take(&mut b.filter_nodeports)),
-        chain(CANARY, vec![]),
-        chain("KUBE-PROXY-FIREWALL", std::mem::take(&mut b.filter_firewall)),
-        chain("KUBE-SERVICES", std::mem::take(&mut b.filter_services)),
-    ];
-    let mut nat = vec![
-        chain("KUBE-MARK-MASQ", vec![rule(vec![], Target::OrMark(mark))]),
-        chain("KUBE-NODEPORTS", std::mem::take(&mut b.nat_nodeports)),
-        chain(
-            "KUBE-POSTROUTING",
-            vec![
-                rule(vec![Match::Mark { mark, negated: true }], Target::Return),
-                // Clear the mark: a packet re-entering the stack must not be masqueraded again.
-                rule(vec![], Target::XorMark(mark)),
-                rule(vec![comment("kubernetes service traffic requiring SNAT")], Target::Masquerade { random_fully: true }),
-            ],
-        ),
-        chain(CANARY, vec![]),
-        chain("KUBE-SERVICES", std::mem::take(&mut b.nat_services)),
-    ];
-    nat.append(&mut b.nat_chains);
-    // iptables-save lists chains by name.
-    filter.sort_by(|a, c| a.name.cmp(&c.name));
-    nat.sort_by(|a, c| a.name.cmp(&c.name));
-    Ruleset {
-        family: cfg.family,
-        tables: vec![
-            (TableName::Mangle, Table { chains: vec![chain(CANARY, vec![])] }),
-            (TableName::Filter, Table { chains: filter }),
-            (TableName::Nat, Table { chains: nat }),
-        ],
-        jumps: jumps(),
-    }
 }

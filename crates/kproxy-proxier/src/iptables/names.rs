@@ -59,6 +59,12 @@ impl ServiceChains {
     }
 }
 
+/// KUBE-SVCS-: a dispatch chain of KUBE-SERVICES (kproxy's, not upstream's), for the
+/// Services under one destination prefix.
+pub fn dispatch_chain(prefix: &kproxy_nftables::Cidr) -> String {
+    format!("KUBE-SVCS-{}", hash16(&prefix.to_string()))
+}
+
 /// KUBE-SEP-: one endpoint of a ServicePort; the endpoint as upstream prints it (ip:port, [ip6]:port).
 pub fn endpoint_chain(spn: &str, proto: &str, ip: IpAddr, port: u16) -> String {
     let ep = match ip {

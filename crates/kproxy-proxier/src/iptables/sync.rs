@@ -1,43 +1,72 @@
-//! iptables mode's sync state: the desired ServicePorts, the chains the last restore that
-//! landed left in the kernel, and each sync's restore input. The agent runs the tools
-//! (iptables-restore, iptables -C/-I); this side decides what they get.
+//! iptables mode's sync state: the desired ServicePorts, each one's part of the ruleset, and
+//! the chains the last restore that landed left in the kernel. A full sync writes every chain;
+//! a partial one writes only the chains whose rules changed and deletes the ones gone, as
+//! upstream's MinimizeIPTablesRestore (the shared chains too, only when they changed). The
+//! agent runs the tools (iptables-restore, iptables -C/-I); this side decides what they get.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_nftables::Family;
 
-use super::build::{build, IptablesConfig};
-use super::restore::{render_restore, render_save, Rule, TableName};
-use crate::desired::Desired;
+use super::assemble::{build, jumps, shared_chains, tables};
+use super::build::{service_part, IptablesConfig, Part};
+use super::restore::{render_restore, render_save, Chain, RestoreWriter, Rule, TableName};
+use crate::desired::{Desired, NodeAddressing};
 use crate::wire::{Rejected, ServicePortRecord};
 
 /// One sync's restore input and what goes with it.
 pub struct Plan {
-    /// `iptables-restore --noflush` input: every owned chain, and the stale ones deleted.
+    /// `iptables-restore --noflush` input: the chains to write and the ones to delete ('' when
+    /// nothing changed).
     pub restore: String,
     /// Rules kept in the built-in chains, in the order they belong at the top.
     pub jumps: Vec<(TableName, &'static str, Rule)>,
+    /// Chains written and deleted.
     pub chains: usize,
-    /// Rules written, per table (the `iptables_total`/`_last` metrics).
+    /// Rules written, per table (`iptables_last`).
     pub rules: Vec<(TableName, usize)>,
+    /// Rules owned after this sync, per table (`iptables_total`).
+    pub total: Vec<(TableName, usize)>,
+    pub full: bool,
     pub rejected: Vec<Rejected>,
 }
 
 type Chains = BTreeMap<TableName, BTreeSet<String>>;
+type Shared = BTreeMap<(TableName, String), Vec<Rule>>;
 
 pub struct IptablesSync {
     desired: Desired,
     cfg: IptablesConfig,
+    /// Each ServicePort's part, by key (the shared chains list them in this order).
+    parts: BTreeMap<String, Part>,
+    /// The node addressing the parts were built with.
+    node: NodeAddressing,
+    /// The shared chains as the last restore that landed wrote them.
+    shared: Shared,
     /// Chains in the kernel as far as we know: the last restore that landed, and what `adopt` found.
     applied: Chains,
-    pending: Option<Chains>,
+    pending: Option<Pending>,
+    /// No restore has landed yet, or one failed: what the kernel holds is unknown until a full one lands.
+    rewrite_all: bool,
 }
 
-/// A per-ServicePort chain name as names.rs makes them: a prefix and 16 base32 characters.
+struct Pending {
+    written: Vec<(TableName, String)>,
+    deleted: Vec<(TableName, String)>,
+    shared: Option<Shared>,
+    full: bool,
+}
+
+/// A chain name this mode makes: a per-ServicePort prefix (or the dispatch one) and 16 base32
+/// characters, as names.rs makes them.
 pub fn is_service_chain(name: &str) -> bool {
-    ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"].iter().any(|p| {
+    ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-SVCS-"].iter().any(|p| {
         name.strip_prefix(p).is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
     })
+}
+
+fn keyed(shared: Vec<(TableName, Chain)>) -> Shared {
+    shared.into_iter().map(|(t, c)| ((t, c.name), c.rules)).collect()
 }
 
 /// The chains `--cleanup` removes, as upstream's CleanupLeftovers: not KUBE-MARK-MASQ, KUBE-FIREWALL,
@@ -47,7 +76,16 @@ const CLEANUP_FILTER: &[&str] = &["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KU
 
 impl IptablesSync {
     pub fn new(cfg: IptablesConfig) -> Self {
-        Self { desired: Desired::new(cfg.family), cfg, applied: Chains::new(), pending: None }
+        Self {
+            desired: Desired::new(cfg.family),
+            cfg,
+            parts: BTreeMap::new(),
+            node: NodeAddressing::default(),
+            shared: Shared::new(),
+            applied: Chains::new(),
+            pending: None,
+            rewrite_all: true,
+        }
     }
 
     pub fn desired_mut(&mut self) -> &mut Desired {
@@ -59,45 +97,122 @@ impl IptablesSync {
     }
 
     /// Per-Service chains found in the kernel's nat table (another run's, upstream's): owned
-    /// from now on, so that the next restore deletes the ones no longer wanted.
+    /// from now on, so that the next full restore deletes the ones no longer wanted.
     pub fn adopt(&mut self, nat_chains: &[String]) {
         let nat = self.applied.entry(TableName::Nat).or_default();
         nat.extend(nat_chains.iter().filter(|c| is_service_chain(c)).cloned());
     }
 
-    /// Takes the changes and plans the whole ruleset: every owned chain is rewritten (the
-    /// restore is one transaction per table either way), the stale ones deleted.
+    /// Takes the changes and plans the restore: every chain on a full sync (and until one
+    /// lands), else only the chains whose rules changed.
     pub fn plan(&mut self, full: bool, upserts: &[ServicePortRecord], deletes: &[String]) -> Plan {
         let rejected = if full { self.desired.replace_all(upserts) } else { self.desired.update(upserts, deletes) };
-        // Every chain is rebuilt: nothing is tracked per change.
-        self.desired.take_dirty();
-        let rs = build(&self.desired, &self.cfg);
-        let now: Chains = rs.tables.iter().map(|(t, table)| (*t, table.chains.iter().map(|c| c.name.clone()).collect())).collect();
-        let stale: Vec<(TableName, Vec<String>)> = self
-            .applied
-            .iter()
-            .map(|(t, before)| (*t, before.difference(now.get(t).unwrap_or(&BTreeSet::new())).cloned().collect::<Vec<_>>()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let restore = render_restore(&rs.tables, &stale, self.v6());
-        let chains = rs.tables.iter().map(|(_, t)| t.chains.len()).sum();
-        let rules = rs.tables.iter().map(|(n, t)| (*n, t.chains.iter().map(|c| c.rules.len()).sum())).collect();
-        self.pending = Some(now);
-        Plan { restore, jumps: rs.jumps, chains, rules, rejected }
+        let dirty = self.desired.take_dirty();
+        let full = full || self.rewrite_all || *self.desired.node() != self.node;
+        let mut w = RestoreWriter::new(self.v6());
+        let pending = if full { self.plan_full(&mut w) } else { self.plan_partial(&mut w, dirty) };
+        let chains = pending.written.len() + pending.deleted.len();
+        let rules = w.rules();
+        let total = self.total(pending.shared.as_ref().unwrap_or(&self.shared));
+        self.pending = Some(pending);
+        Plan { restore: w.finish(), jumps: jumps(), chains, rules, total, full, rejected }
     }
 
-    /// Whether the last plan's restore landed. If not, its chains may or may not be there:
-    /// the next restore deletes whichever of both sets it does not want.
-    pub fn committed(&mut self, ok: bool) {
-        if let Some(p) = self.pending.take() {
-            if ok {
-                self.applied = p;
-            } else {
-                for (t, chains) in p {
-                    self.applied.entry(t).or_default().extend(chains);
-                }
+    fn plan_full(&mut self, w: &mut RestoreWriter) -> Pending {
+        self.node = self.desired.node().clone();
+        let (cfg, node_ips) = (&self.cfg, &self.node.node_ips);
+        self.parts = self.desired.values().map(|sp| (sp.key.clone(), service_part(cfg, node_ips, sp))).collect();
+        let shared = shared_chains(self.parts.values(), &self.node, &self.cfg);
+        let mut written = Vec::new();
+        for (t, table) in tables(shared.clone(), self.parts.values().flat_map(|p| p.chains.iter())) {
+            for c in &table.chains {
+                w.write(t, c);
+                written.push((t, c.name.clone()));
             }
         }
+        let now: BTreeSet<(TableName, &str)> = written.iter().map(|(t, n)| (*t, n.as_str())).collect();
+        let deleted: Vec<(TableName, String)> = self
+            .applied
+            .iter()
+            .flat_map(|(t, names)| names.iter().map(move |n| (*t, n)))
+            .filter(|(t, n)| !now.contains(&(*t, n.as_str())))
+            .map(|(t, n)| (t, n.clone()))
+            .collect();
+        for (t, n) in &deleted {
+            w.delete(*t, n);
+        }
+        Pending { written, deleted, shared: Some(keyed(shared)), full: true }
+    }
+
+    fn plan_partial(&mut self, w: &mut RestoreWriter, dirty: BTreeSet<String>) -> Pending {
+        let (mut written, mut deleted) = (Vec::new(), Vec::new());
+        let mut shared_changed = false;
+        for key in dirty {
+            let old = self.parts.remove(&key).unwrap_or_default();
+            let sp = self.desired.get(&key);
+            let new = sp.map(|sp| service_part(&self.cfg, &self.node.node_ips, sp)).unwrap_or_default();
+            for c in &new.chains {
+                if old.chains.iter().find(|o| o.name == c.name) != Some(c) {
+                    w.write(TableName::Nat, c);
+                    written.push((TableName::Nat, c.name.clone()));
+                }
+            }
+            for o in old.chains.iter().filter(|o| !new.chains.iter().any(|c| c.name == o.name)) {
+                deleted.push((TableName::Nat, o.name.clone()));
+            }
+            shared_changed |= old.shared != new.shared;
+            if sp.is_some() {
+                self.parts.insert(key, new);
+            }
+        }
+        let mut shared = None;
+        if shared_changed {
+            let now = keyed(shared_chains(self.parts.values(), &self.node, &self.cfg));
+            for ((t, name), rules) in &now {
+                if self.shared.get(&(*t, name.clone())) != Some(rules) {
+                    w.write(*t, &Chain { name: name.clone(), rules: rules.clone() });
+                    written.push((*t, name.clone()));
+                }
+            }
+            deleted.extend(self.shared.keys().filter(|k| !now.contains_key(*k)).cloned());
+            shared = Some(now);
+        }
+        // The deletions come last in each table: every chain that jumped to them is rewritten first.
+        for (t, n) in &deleted {
+            w.delete(*t, n);
+        }
+        Pending { written, deleted, shared, full: false }
+    }
+
+    /// Rules owned, per table, with `shared` as the shared chains.
+    fn total(&self, shared: &Shared) -> Vec<(TableName, usize)> {
+        let mut by: BTreeMap<TableName, usize> = BTreeMap::new();
+        for ((t, _), rules) in shared {
+            *by.entry(*t).or_default() += rules.len();
+        }
+        *by.entry(TableName::Nat).or_default() += self.parts.values().flat_map(|p| p.chains.iter()).map(|c| c.rules.len()).sum::<usize>();
+        by.into_iter().collect()
+    }
+
+    /// Whether the last plan's restore landed. If not, its chains may or may not be there: the
+    /// next plan is full, and deletes whichever of both sets it does not want.
+    pub fn committed(&mut self, ok: bool) {
+        let Some(p) = self.pending.take() else { return };
+        if ok && p.full {
+            self.applied.clear();
+        }
+        if ok {
+            for (t, n) in &p.deleted {
+                self.applied.entry(*t).or_default().remove(n);
+            }
+            if let Some(s) = p.shared {
+                self.shared = s;
+            }
+        }
+        for (t, n) in p.written {
+            self.applied.entry(t).or_default().insert(n);
+        }
+        self.rewrite_all = !ok;
     }
 
     /// The desired ruleset as iptables-save prints it.

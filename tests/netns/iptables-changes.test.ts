@@ -1,0 +1,54 @@
+// iptables mode over time, with real packets: an endpoint change is a partial restore (it
+// writes a few chains, not the ruleset), and when someone flushes the tables (a firewalld
+// reload), the canary chain's absence brings every rule back within a sync period.
+import test from 'ava';
+import { metricValue, waitForServiceRule, waitWhileRunning } from '../helpers/agent.js';
+import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
+import { ALL_BACKENDS, checkFlows, tally } from './flows.js';
+
+const TOTAL = 'kubeproxy_sync_proxy_rules_iptables_total';
+const LAST = 'kubeproxy_sync_proxy_rules_iptables_last';
+
+test.serial('an endpoint change writes only its chains, and traffic follows', async (t) => {
+  const c = await clusterFor(t, { name: 'ipt-part', mode: 'iptables' });
+  await checkFlows(t, c.topo, [{ from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 30 }]);
+  await c.setWebEndpoints([1, 2]);
+  await waitWhileRunning(c.agent, 'backend-3 to stop answering', async () => !tally(await c.topo.tcpRequests(c.topo.client, WEB_IP, 80, { count: 30 }))['backend-3']);
+  await checkFlows(t, c.topo, [
+    { from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ['backend-1', 'backend-2'], count: 40 },
+    { from: 'client', to: `${WEB_IP}:53`, proto: 'udp', expect: ['backend-1', 'backend-2'], count: 40 },
+    { from: 'client', to: `[${WEB_IP6}]:80`, proto: 'tcp', expect: ['backend-1', 'backend-2'], count: 40 },
+  ]);
+  // The last restore wrote the web ServicePorts' KUBE-SVC chains (each: the masquerade rule and
+  // two balancing rules), no KUBE-SEP (both stayed) and no filter rule: a handful of the rules.
+  const ipv4 = { ip_family: 'IPv4' };
+  const [total, last, filterLast] = await Promise.all([
+    metricValue(c.topo, TOTAL, { ...ipv4, table: 'nat' }),
+    metricValue(c.topo, LAST, { ...ipv4, table: 'nat' }),
+    metricValue(c.topo, LAST, { ...ipv4, table: 'filter' }),
+  ]);
+  t.true(last > 0 && last <= 6, `nat rules written by the endpoint change: ${last}`);
+  t.true(total > 3 * last, `nat rules owned: ${total}`);
+  t.is(filterLast, 0);
+  t.is(await metricValue(c.topo, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', ipv4), 0);
+});
+
+test.serial('a flushed ruleset comes back in full (the canary)', async (t) => {
+  const c = await clusterFor(t, { name: 'ipt-canary', mode: 'iptables', syncPeriod: '1s' });
+  await checkFlows(t, c.topo, [{ from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 }]);
+  // What a firewalld reload does to every table: rules flushed, user chains deleted.
+  for (const table of ['nat', 'filter', 'mangle']) {
+    await c.topo.exec(c.topo.node, ['sh', '-c', `iptables -t ${table} -F && iptables -t ${table} -X`]);
+  }
+  t.notRegex((await c.topo.exec(c.topo.node, ['iptables-save', '-t', 'nat'])).stdout, /KUBE-/, 'the flush took everything');
+  await waitForServiceRule(c.topo, c.agent, WEB_IP, 15_000);
+  await checkFlows(t, c.topo, [
+    { from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 30 },
+    { from: 'client', to: `${WEB_IP}:53`, proto: 'udp', expect: ALL_BACKENDS(3), count: 30 },
+    // IPv6 was never touched, and still works.
+    { from: 'client', to: `[${WEB_IP6}]:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 30 },
+  ]);
+  t.regex(c.agent.logs(), /KUBE-PROXY-CANARY is gone/);
+  // The jumps from the built-in chains came back with it.
+  t.regex((await c.topo.exec(c.topo.node, ['iptables-save', '-t', 'nat'])).stdout, /^-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES$/m);
+});
