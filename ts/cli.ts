@@ -11,8 +11,8 @@ import { createLogger, type Logger } from './log.js';
 import type { IPFamily } from './model/types.js';
 import { localDetectors } from './proxier/local-detector.js';
 import { ConntrackReconciler } from './conntrack/reconciler.js';
-import { createProxiers } from './proxier/registry.js';
-import type { LocalDetector, Proxier } from './proxier/types.js';
+import { createProxiers, implementedModes } from './proxier/registry.js';
+import type { LocalDetector, Proxier, ProxyMode } from './proxier/types.js';
 import { EarlySource } from './sources/early.js';
 import { ManifestsSource } from './sources/manifests.js';
 import type { Source } from './sources/types.js';
@@ -111,11 +111,27 @@ async function trace(config: ProxyConfig, logger: Logger, args: TraceArgs): Prom
   process.stdout.write(printTrace(packet, p.explain(packet), args.json));
 }
 
-async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
-  for (const p of await proxiers(config, logger, false)) {
-    await p.cleanup();
-    logger.info({ ipFamily: p.family, mode: p.mode }, 'Deleted kproxy rules');
+/** Deletes the rules of `modes`, each family; returns the failures (each logged). */
+async function cleanupModes(config: ProxyConfig, logger: Logger, modes: ProxyMode[]): Promise<number> {
+  let failed = 0;
+  for (const mode of modes) {
+    // A registry of its own: these proxiers never sync, and their metrics are not the agent's.
+    for (const p of await proxiers({ ...config, mode: mode as ProxyConfig['mode'] }, logger, false, new Registry())) {
+      try {
+        await p.cleanup();
+        logger.info({ ipFamily: p.family, mode }, 'Deleted the rules of this mode, if any');
+      } catch (e) {
+        failed++;
+        logger.error({ ipFamily: p.family, mode, err: e instanceof Error ? e.message : String(e) }, 'Could not delete the rules of this mode');
+      }
+    }
   }
+  return failed;
+}
+
+/** As upstream's --cleanup: every mode's rules go. */
+async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
+  if ((await cleanupModes(config, logger, implementedModes())) > 0) throw new ProxierError('E_KERNEL_REJECTED', 'some rules could not be deleted');
 }
 
 async function run(config: ProxyConfig, logger: Logger): Promise<void> {
@@ -123,6 +139,9 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
   const conntrack = Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));
+  // As upstream's platformCleanup: the other modes' rules go (best effort), so that two never
+  // both catch the same traffic.
+  await cleanupModes(config, logger, implementedModes().filter((m) => m !== config.mode));
   const agent = new Agent({ config, logger, registry, source, proxiers: list, announce: true, conntrack });
   let stopping = false;
   const stop = (signal: string) => {

@@ -112,12 +112,14 @@ export async function waitForServiceIP(topo: Topology, agent: Agent, ip: string,
   }, { timeoutMs });
 }
 
-/** iptables mode: waits until a nat rule captures `ip` (iptables-save of its family). */
+/** iptables mode: waits until a nat rule captures `ip` (iptables-save of its family, either backend). */
 export async function waitForServiceRule(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
   const v6 = familyOf(ip) === 'ip6';
   await waitFor(`${ip} in ${v6 ? 'ip6tables' : 'iptables'} KUBE-SERVICES`, async () => {
     failIfExited(agent);
-    const r = await topo.exec(topo.node, [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'], { allowFailure: true });
+    // Either backend's (the agent picks the node's, backend.ts).
+    const dumps = await Promise.all(['nft', 'legacy'].map((b) => topo.exec(topo.node, [`${v6 ? 'ip6tables' : 'iptables'}-${b}-save`, '-t', 'nat'], { allowFailure: true })));
+    const r = { stdout: dumps.map((d) => d.stdout).join('\n') };
     // Straight in KUBE-SERVICES, or in one of its dispatch chains.
     return new RegExp(`^-A KUBE-(SERVICES|SVCS-[A-Z2-7]{16}) -d ${ip.replaceAll('.', '\\.')}/${v6 ? 128 : 32} `, 'm').test(r.stdout);
   }, { timeoutMs });

@@ -29,6 +29,8 @@ export interface ClusterOptions {
   rulesetArgs?: string[];
   /** The proxy mode (default nftables). */
   mode?: 'nftables' | 'iptables';
+  /** Runs in the node namespace before the agent starts (what the kubelet would have set up). */
+  beforeStart?: (topo: Topology) => Promise<void>;
 }
 
 export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {}): Promise<Cluster> {
@@ -49,6 +51,7 @@ export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {})
 
   const rulesetArgs = [...(opts.mode ? ['--proxy-mode', opts.mode] : []), ...(opts.rulesetArgs ?? [])];
   const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs };
+  await opts.beforeStart?.(topo);
   const agent = startAgent(topo, config);
   // On failure, the agent's own words are the first thing to read.
   t.teardown(() => {

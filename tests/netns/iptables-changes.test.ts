@@ -1,8 +1,9 @@
 // iptables mode over time, with real packets: an endpoint change is a partial restore (it
-// writes a few chains, not the ruleset), and when someone flushes the tables (a firewalld
-// reload), the canary chain's absence brings every rule back within a sync period.
+// writes a few chains, not the ruleset); when someone flushes the tables (a firewalld
+// reload), the canary chain's absence brings every rule back within a sync period; and
+// starting in another mode removes this mode's rules, and the reverse, as upstream.
 import test from 'ava';
-import { metricValue, waitForServiceRule, waitWhileRunning } from '../helpers/agent.js';
+import { metricValue, startAgent, waitForServiceIP, waitForServiceRule, waitWhileRunning } from '../helpers/agent.js';
 import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
 import { ALL_BACKENDS, checkFlows, tally } from './flows.js';
 
@@ -51,4 +52,31 @@ test.serial('a flushed ruleset comes back in full (the canary)', async (t) => {
   t.regex(c.agent.logs(), /KUBE-PROXY-CANARY is gone/);
   // The jumps from the built-in chains came back with it.
   t.regex((await c.topo.exec(c.topo.node, ['iptables-save', '-t', 'nat'])).stdout, /^-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES$/m);
+});
+
+test.serial('starting in another mode removes the rules of this one, and the reverse', async (t) => {
+  const c = await clusterFor(t, { name: 'ipt-switch', mode: 'iptables' });
+  const natSave = async () => (await c.topo.exec(c.topo.node, ['iptables-save', '-t', 'nat'])).stdout;
+  const tables = async () => (await c.topo.exec(c.topo.node, ['nft', 'list', 'tables'])).stdout;
+  t.regex(await natSave(), /^:KUBE-SERVICES /m);
+  await c.agent.stop();
+
+  // nftables mode (the default) takes over: the iptables rules go before it programs its own.
+  const nft = startAgent(c.topo, { ...c.config, rulesetArgs: [] });
+  t.teardown(() => nft.stop());
+  await waitForServiceIP(c.topo, nft, WEB_IP);
+  t.notRegex(await natSave(), /KUBE-(SERVICES|SVC-|SEP-)/, 'the iptables mode rules are gone');
+  t.regex(await tables(), /^table ip kube-proxy$/m);
+  await checkFlows(t, c.topo, [{ from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 }]);
+  await nft.stop();
+
+  // And back: iptables mode deletes the kube-proxy nftables tables.
+  const ipt = startAgent(c.topo, c.config);
+  t.teardown(() => ipt.stop());
+  await waitForServiceRule(c.topo, ipt, WEB_IP);
+  t.notRegex(await tables(), /kube-proxy/, 'the nftables mode tables are gone');
+  await checkFlows(t, c.topo, [
+    { from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 },
+    { from: 'client', to: `[${WEB_IP6}]:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 },
+  ]);
 });

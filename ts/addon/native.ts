@@ -96,6 +96,8 @@ export interface NativeModule {
     masqueradeBit?: number;
     /** nat KUBE-SERVICES becomes a dispatch tree above this many rules. */
     dispatchAbove?: number;
+    /** The benchmark's baseline: partial syncs write every shared chain, as upstream's do. */
+    upstreamPartial?: boolean;
   }) => NativeIptablesRules;
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;

@@ -1,5 +1,5 @@
 // npm run bench -- --services N --endpoints M [--changes K] [--mix] [--agent] [--upstream-baseline]
-// npm run bench -- --k8s ...: see tests/k8s/bench/main.ts.
+// npm run bench -- --k8s ...: see tests/k8s/bench/main.ts; --mode iptables: see ./iptables.ts.
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
 // --mix: the cluster of ts/bench/mix.ts (NodePort, source ranges, eTP Local, affinity,
@@ -21,6 +21,7 @@ import {
   MIX_PROBES, pathCost, probeSample, upstreamShapedText, type MixFeature, type PathCost,
 } from './mix.js';
 import { systemTool } from '../system-tools.js';
+import { runIptablesBench } from './iptables.js';
 
 const NFT = systemTool('nft');
 
@@ -338,7 +339,21 @@ function main(): void {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'tests/k8s/bench/main.ts'), ...process.argv.slice(2)], { stdio: 'inherit', cwd: root });
     process.exit(r.status ?? 1);
   }
-  const args = parseArgs(process.argv.slice(2));
+  const modeFlag = process.argv.findIndex((a) => a === '--mode' || a.startsWith('--mode='));
+  const mode = modeFlag < 0 ? 'nftables' : (process.argv[modeFlag].split('=', 2)[1] ?? process.argv[modeFlag + 1]);
+  if (mode !== 'nftables' && mode !== 'iptables') {
+    console.error(`--mode: nftables or iptables, not ${mode}`);
+    process.exit(2);
+  }
+  if (mode === 'iptables') {
+    if (process.getuid?.() !== 0) {
+      console.error('kproxy bench needs root: it creates network namespaces and programs iptables');
+      process.exit(1);
+    }
+    runIptablesBench(process.argv.slice(2));
+    return;
+  }
+  const args = parseArgs(process.argv.slice(2).filter((_, i) => i !== modeFlag - 2 && i !== modeFlag - 1));
   if (process.getuid?.() !== 0) {
     console.error('kproxy bench needs root: it creates a network namespace and programs nftables');
     process.exit(1);

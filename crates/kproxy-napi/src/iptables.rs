@@ -22,6 +22,8 @@ pub struct IptablesOptions {
     pub masquerade_bit: Option<u32>,
     /// nat KUBE-SERVICES becomes a dispatch tree above this many rules (kproxy's default when unset).
     pub dispatch_above: Option<u32>,
+    /// The benchmark's baseline: partial syncs write every shared chain, as upstream's do.
+    pub upstream_partial: Option<bool>,
 }
 
 /// A rule kproxy keeps in a built-in chain: `iptables -t <table> -I <chain> <args>`.
@@ -74,6 +76,7 @@ fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
         masquerade_all: opts.masquerade_all.unwrap_or(false),
         masquerade_bit,
         dispatch_above: opts.dispatch_above.map_or(DISPATCH_ABOVE, |n| n as usize),
+        upstream_partial: opts.upstream_partial.unwrap_or(false),
     })
 }
 

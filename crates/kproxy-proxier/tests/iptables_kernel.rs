@@ -46,7 +46,14 @@ fn ruleset(family: Family, interface_detector: bool) -> String {
     assert!(d.update(&records, &[]).is_empty());
     let cidr: Cidr = ip("10.244.0.0/16", "fd00:244::/48").parse().unwrap();
     let detector = if interface_detector { LocalDetector::InterfacePrefix("veth".into()) } else { LocalDetector::Cidr(cidr) };
-    let cfg = IptablesConfig { family, detector: Some(detector), masquerade_all: false, masquerade_bit: 14, dispatch_above: usize::MAX };
+    let cfg = IptablesConfig {
+        family,
+        detector: Some(detector),
+        masquerade_all: false,
+        masquerade_bit: 14,
+        dispatch_above: usize::MAX,
+        upstream_partial: false,
+    };
     let rs = build(&d, &cfg);
     render_save(&rs.tables, &rs.jumps, !v4)
 }
@@ -106,6 +113,7 @@ fn matrix(family: Family) -> String {
             masquerade_all: false,
             masquerade_bit: 14,
             dispatch_above: usize::MAX,
+            upstream_partial: false,
         },
     );
     render_save(&rs.tables, &rs.jumps, family == Family::Ip6)
@@ -156,6 +164,7 @@ fn successive_restores_delete_what_went_away() {
             masquerade_all: false,
             masquerade_bit: 14,
             dispatch_above: usize::MAX,
+            upstream_partial: false,
         });
         s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
         s

@@ -21,6 +21,7 @@ fn sync(dispatch_above: usize) -> IptablesSync {
         masquerade_all: false,
         masquerade_bit: 14,
         dispatch_above,
+        upstream_partial: false,
     });
     s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
     s

@@ -59,6 +59,7 @@ fn config(family: Family) -> IptablesConfig {
         masquerade_all: false,
         masquerade_bit: 14,
         dispatch_above: usize::MAX,
+        upstream_partial: false,
     }
 }
 

@@ -3,7 +3,6 @@
 // changed ones otherwise); this side applies it with the tool every node has
 // (`iptables-restore --noflush -w`, one transaction per table) and keeps the jumps from the
 // built-in chains, which kproxy shares with the rest of the node.
-import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeIptablesJump, type NativeIptablesRules } from '../../addon/native.js';
@@ -11,6 +10,8 @@ import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
+import { nodeBackend } from './backend.js';
+import { output, run } from './exec.js';
 import { iptablesMetrics, type IptablesMetrics } from './metrics.js';
 
 /** Every Service feature upstream's iptables mode has. */
@@ -37,40 +38,19 @@ const LOCK_WAIT_S = '5';
 /** A partial sync checks the built-in chains' jumps when the last check is older than this. */
 const JUMP_CHECK_MS = 30_000;
 const CANARY = 'KUBE-PROXY-CANARY';
+/** A chain `--cleanup` removes, in iptables-save's output (KUBE-FIREWALL and KUBE-MARK-MASQ stay). */
+const OWNED_IN_SAVE = /^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD|SVC-|SVL-|EXT-|FW-|SEP-|SVCS-)/m;
 
-interface Run {
-  code: number | null;
-  stderr: string;
-}
-
-/** Runs a tool with `input` on stdin; never rejects (a missing binary is code null). */
-function run(cmd: string, args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => resolve({ code: null, stderr: err.message }));
-    child.on('close', (code) => resolve({ code, stderr }));
-    child.stdin.on('error', () => {}); // the tool may exit before reading all of it
-    child.stdin.end(input);
-  });
-}
-
-/** A tool's stdout ('' when it fails). */
-function output(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', () => resolve(''));
-    child.on('close', (code) => resolve(code === 0 ? out : ''));
-  });
+interface Commands {
+  ipt: string;
+  save: string;
+  restore: string;
 }
 
 /** The chain names in the kernel's nat table (the addon keeps only the ones this mode makes). */
-async function natChains(tool: string): Promise<string[]> {
-  const save = await output(`${tool}-save`, ['-t', 'nat']);
-  return [...save.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
+async function natChains(save: string): Promise<string[]> {
+  const dump = await output(save, ['-t', 'nat']);
+  return [...dump.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
 }
 
 export class IptablesProxier implements Proxier {
@@ -81,8 +61,8 @@ export class IptablesProxier implements Proxier {
   private readonly metrics: IptablesMetrics;
   private readonly logger: Logger;
   private readonly fake: boolean;
-  /** iptables or ip6tables (Debian's alternatives pick the node's backend). */
-  private readonly tool: string;
+  /** This family's tools, of the node's backend (backend.ts), once detected. */
+  private tools?: Commands;
   private jumpsCheckedAt = -Infinity;
   /** A full restore has landed since the start or since the canary was last found gone. */
   private programmed = false;
@@ -95,7 +75,6 @@ export class IptablesProxier implements Proxier {
     this.metrics.partialRestoreFailuresTotal.inc({ ip_family: opts.family }, 0);
     this.logger = opts.logger;
     this.fake = opts.fake;
-    this.tool = opts.family === 'IPv4' ? 'iptables' : 'ip6tables';
     const { IptablesRules } = loadAddon();
     try {
       this.native = new IptablesRules({ ...nativeOptions(opts), dispatchAbove: dispatchAbove() });
@@ -104,11 +83,20 @@ export class IptablesProxier implements Proxier {
     }
   }
 
+  private async commands(): Promise<Commands> {
+    if (!this.tools) {
+      const t = await nodeBackend(this.logger);
+      this.tools = { ipt: t.tool(this.family), save: t.tool(this.family, '-save'), restore: t.tool(this.family, '-restore') };
+    }
+    return this.tools;
+  }
+
   async sync(req: SyncRequest): Promise<SyncReport> {
     const started = performance.now();
+    const cmd = this.fake ? undefined : await this.commands();
     const { text, rejected } = encodeServicePorts(req.upserts);
     // A full sync takes over what another run (or upstream kube-proxy) left: its stale chains go.
-    if (req.full && !this.fake) this.native.adopt(await natChains(this.tool));
+    if (req.full && cmd) this.native.adopt(await natChains(cmd.save));
     let plan;
     try {
       plan = this.native.plan({ full: req.full, upserts: text, deletes: req.deletes, node: nativeNode(req.node), serviceCidrs: req.serviceCIDRs });
@@ -117,13 +105,13 @@ export class IptablesProxier implements Proxier {
     }
     const restoreStart = performance.now();
     // Nothing changed: nothing to write.
-    if (!this.fake && plan.restore !== '') {
-      const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], plan.restore);
+    if (cmd && plan.restore !== '') {
+      const r = await run(cmd.restore, ['--noflush', '-w', LOCK_WAIT_S], plan.restore);
       if (r.code !== 0) {
         this.native.committed(false);
         this.metrics.restoreFailuresTotal.inc({ ip_family: this.family });
         if (!plan.full) this.metrics.partialRestoreFailuresTotal.inc({ ip_family: this.family });
-        const err = new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore failed (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
+        const err = new ProxierError('E_KERNEL_REJECTED', `${cmd.restore} failed (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
         this.logger.error({ ipFamily: this.family, err: err.message }, 'Failed to execute iptables-restore');
         throw err;
       }
@@ -132,8 +120,8 @@ export class IptablesProxier implements Proxier {
     if (plan.full) this.programmed = true;
     // The jumps live in chains the rest of the node shares (a firewall reload flushes them):
     // checked on full syncs, and on any sync once JUMP_CHECK_MS has passed.
-    if (!this.fake && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
-      await this.ensureJumps(plan.jumps);
+    if (cmd && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
+      await this.ensureJumps(cmd.ipt, plan.jumps);
       this.jumpsCheckedAt = performance.now();
     }
     const restoreMs = performance.now() - restoreStart;
@@ -154,14 +142,14 @@ export class IptablesProxier implements Proxier {
   }
 
   /** Each jump missing from its built-in chain goes on top, so that they end in the listed order. */
-  private async ensureJumps(jumps: NativeIptablesJump[]): Promise<void> {
+  private async ensureJumps(ipt: string, jumps: NativeIptablesJump[]): Promise<void> {
     for (const j of [...jumps].reverse()) {
-      const check = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-C', j.chain, ...j.args]);
+      const check = await run(ipt, ['-w', LOCK_WAIT_S, '-t', j.table, '-C', j.chain, ...j.args]);
       if (check.code === 0) continue;
       // 1 is "no such rule"; anything else (the lock, a bad rule) must not add a duplicate.
-      if (check.code !== 1) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool} -t ${j.table} -C ${j.chain} (exit ${check.code}): ${check.stderr.trim()}`);
-      const add = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-I', j.chain, '1', ...j.args]);
-      if (add.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool} -t ${j.table} -I ${j.chain}: ${add.stderr.trim()}`);
+      if (check.code !== 1) throw new ProxierError('E_KERNEL_REJECTED', `${ipt} -t ${j.table} -C ${j.chain} (exit ${check.code}): ${check.stderr.trim()}`);
+      const add = await run(ipt, ['-w', LOCK_WAIT_S, '-t', j.table, '-I', j.chain, '1', ...j.args]);
+      if (add.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${ipt} -t ${j.table} -I ${j.chain}: ${add.stderr.trim()}`);
     }
   }
 
@@ -181,10 +169,10 @@ export class IptablesProxier implements Proxier {
       if (busy || !this.programmed) return;
       busy = true;
       void this.canaryGone()
-        .then((table) => {
-          if (table) {
+        .then((gone) => {
+          if (gone) {
             this.programmed = false;
-            lost(`${this.tool} -t ${table}: ${CANARY} is gone`);
+            lost(`${gone}: ${CANARY} is gone`);
           }
         })
         .finally(() => (busy = false));
@@ -193,12 +181,13 @@ export class IptablesProxier implements Proxier {
     return () => clearInterval(timer);
   }
 
-  /** The first table whose canary chain is missing. */
+  /** The first table whose canary chain is missing, as `<tool> -t <table>`. */
   private async canaryGone(): Promise<string | undefined> {
+    const { ipt } = await this.commands();
     for (const table of ['mangle', 'nat', 'filter']) {
-      const r = await run(this.tool, ['-w', LOCK_WAIT_S, '-t', table, '-S', CANARY]);
+      const r = await run(ipt, ['-w', LOCK_WAIT_S, '-t', table, '-S', CANARY]);
       // 1 is "no chain by that name"; anything else (the lock) proves nothing.
-      if (r.code === 1) return table;
+      if (r.code === 1) return `${ipt} -t ${table}`;
     }
     return undefined;
   }
@@ -210,13 +199,17 @@ export class IptablesProxier implements Proxier {
   /** As upstream's CleanupLeftovers: its jumps, its chains and every per-Service chain go. */
   async cleanup(): Promise<void> {
     if (this.fake) return;
-    const { jumps, restore } = this.native.cleanup(await natChains(this.tool));
+    const { ipt, save, restore: restoreCmd } = await this.commands();
+    // Nothing of this mode's (or upstream's) here: nothing to run (another mode's startup calls this).
+    const [nat, filter] = await Promise.all([output(save, ['-t', 'nat']), output(save, ['-t', 'filter'])]);
+    if (!OWNED_IN_SAVE.test(nat) && !OWNED_IN_SAVE.test(filter)) return;
+    const { jumps, restore } = this.native.cleanup(await natChains(save));
     // The jumps first: a chain still referenced cannot be deleted.
     for (const j of jumps) {
-      while ((await run(this.tool, ['-w', LOCK_WAIT_S, '-t', j.table, '-D', j.chain, ...j.args])).code === 0);
+      while ((await run(ipt, ['-w', LOCK_WAIT_S, '-t', j.table, '-D', j.chain, ...j.args])).code === 0);
     }
-    const r = await run(`${this.tool}-restore`, ['--noflush', '-w', LOCK_WAIT_S], restore);
-    if (r.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${this.tool}-restore (cleanup) failed: ${r.stderr.trim()}`);
+    const r = await run(restoreCmd, ['--noflush', '-w', LOCK_WAIT_S], restore);
+    if (r.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${restoreCmd} (cleanup) failed: ${r.stderr.trim()}`);
   }
 }
 

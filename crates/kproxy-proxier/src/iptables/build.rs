@@ -21,6 +21,9 @@ pub struct IptablesConfig {
     pub masquerade_bit: u32,
     /// nat KUBE-SERVICES becomes a dispatch tree above this many rules (dispatch.rs).
     pub dispatch_above: usize,
+    /// The benchmark's baseline: every partial sync writes all the shared chains, as upstream's
+    /// MinimizeIPTablesRestore does.
+    pub upstream_partial: bool,
 }
 
 /// Up to this many rules, nat KUBE-SERVICES is upstream's flat list.

@@ -166,10 +166,10 @@ impl IptablesSync {
             }
         }
         let mut shared = None;
-        if shared_changed {
+        if shared_changed || self.cfg.upstream_partial {
             let now = keyed(shared_chains(self.parts.values(), &self.node, &self.cfg));
             for ((t, name), rules) in &now {
-                if self.shared.get(&(*t, name.clone())) != Some(rules) {
+                if self.cfg.upstream_partial || self.shared.get(&(*t, name.clone())) != Some(rules) {
                     w.write(*t, &Chain { name: name.clone(), rules: rules.clone() });
                     written.push((*t, name.clone()));
                 }
