@@ -101,6 +101,7 @@ export class Agent {
     this.addressing = new NodeAddressResolver({
       bindAddress: opts.config.bindAddress,
       nodePortAddresses: opts.config.nodePortAddresses,
+      localhostNodePorts: opts.config.mode === 'iptables' && opts.config.localhostNodePorts,
       addresses: opts.localAddresses,
       log: (level, fields, msg) => opts.logger[level](fields, msg),
     });

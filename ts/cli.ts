@@ -12,6 +12,7 @@ import type { IPFamily } from './model/types.js';
 import { localDetectors } from './proxier/local-detector.js';
 import { ConntrackReconciler } from './conntrack/reconciler.js';
 import { createProxiers, implementedModes } from './proxier/registry.js';
+import { setSysctl, TCP_BE_LIBERAL } from './proxier/sysctl.js';
 import type { LocalDetector, Proxier, ProxyMode } from './proxier/types.js';
 import { EarlySource } from './sources/early.js';
 import { ManifestsSource } from './sources/manifests.js';
@@ -42,6 +43,7 @@ function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry =
     localDetectors: local,
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
+    localhostNodePorts: config.localhostNodePorts,
     fake,
     registry,
     logger,
@@ -136,6 +138,8 @@ async function cleanup(config: ProxyConfig, logger: Logger): Promise<void> {
 
 async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (process.getuid?.() !== 0) logger.warn({}, 'Not running as root: programming the kernel needs CAP_NET_ADMIN');
+  // As upstream's server: set before the proxiers start (iptables mode reads it).
+  if (config.tcpBeLiberal) await setSysctl(TCP_BE_LIBERAL, '1', logger);
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
   const conntrack = Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));

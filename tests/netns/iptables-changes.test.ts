@@ -6,6 +6,7 @@ import test from 'ava';
 import { metricValue, startAgent, waitForServiceIP, waitForServiceRule, waitWhileRunning } from '../helpers/agent.js';
 import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
 import { ALL_BACKENDS, checkFlows, tally } from './flows.js';
+import { EXTRA, NODE_IP } from './matrix.js';
 
 const TOTAL = 'kubeproxy_sync_proxy_rules_iptables_total';
 const LAST = 'kubeproxy_sync_proxy_rules_iptables_last';
@@ -78,5 +79,26 @@ test.serial('starting in another mode removes the rules of this one, and the rev
   await checkFlows(t, c.topo, [
     { from: 'client', to: `${WEB_IP}:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 },
     { from: 'client', to: `[${WEB_IP6}]:80`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 20 },
+  ]);
+});
+
+test.serial('without localhost NodePorts 127.0.0.1 refuses; with tcp_be_liberal no INVALID drop', async (t) => {
+  const c = await clusterFor(t, {
+    name: 'ipt-opts',
+    mode: 'iptables',
+    extra: EXTRA,
+    rulesetArgs: ['--iptables-localhost-nodeports=false', '--conntrack-tcp-be-liberal'],
+  });
+  const sysctl = async (name: string) => (await c.topo.exec(c.topo.node, ['sysctl', '-n', name])).stdout.trim();
+  t.is(await sysctl('net.netfilter.nf_conntrack_tcp_be_liberal'), '1', 'set by --conntrack-tcp-be-liberal');
+  t.is(await sysctl('net.ipv4.conf.all.route_localnet'), '0', 'left alone without localhost NodePorts');
+  await waitWhileRunning(c.agent, 'the NodePort', async () => (await c.topo.exec(c.topo.node, ['iptables-save'])).stdout.includes('--dport 30080 -j KUBE-EXT-'));
+  const save = (await c.topo.exec(c.topo.node, ['iptables-save'])).stdout;
+  t.notRegex(save, /block incoming localnet connections/);
+  t.notRegex(save, /--ctstate INVALID/);
+  t.regex(save, /^-A KUBE-SERVICES ! -d 127\.0\.0\.0\/8 -m comment --comment "kubernetes service nodeports;/m);
+  await checkFlows(t, c.topo, [
+    { from: 'node', to: '127.0.0.1:30080', proto: 'tcp', expect: 'refused', count: 2 },
+    { from: 'client', to: `${NODE_IP}:30080`, proto: 'tcp', expect: ALL_BACKENDS(3), count: 30 },
   ]);
 });

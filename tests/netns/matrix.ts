@@ -165,6 +165,7 @@ export const FLOWS: Row[] = [
   ['nodeport', 'NodePort from a pod: masqueraded too (eTP Cluster)', 'backend-1', `${NODE_IP}:30080`, 'tcp', ALL, 'masqueraded', 40],
   ['nodeport', 'NodePort from a second outside source', 'outside', `${NODE_IP}:30080`, 'tcp', ALL, 'masqueraded', 40],
   ['nodeport', 'another node address is not a NodePort address ("primary"): its own closed port', 'client', '10.244.1.1:30080', 'tcp', 'refused', '', 2],
+  ['nodeport', 'a NodePort on 127.0.0.1 from the node itself: no localhost NodePorts', 'node', '127.0.0.1:30080', 'tcp', 'refused', '', 2],
 
   ['local', 'eTP Local LB IP from outside: the local endpoint only, client IP kept', 'client', '198.51.100.61:80', 'tcp', ['backend-1'], 'kept', 10],
   ['local', 'eTP Local NodePort from outside: local endpoint only, client IP kept', 'client', `${NODE_IP}:30081`, 'tcp', ['backend-1'], 'kept', 10],
@@ -258,6 +259,12 @@ export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, Row
       'an unallocated IPv6 in the ServiceCIDR: dropped',
       'an unallocated IP from a pod: dropped',
     ].map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP }])),
+    'a NodePort on 127.0.0.1 from the node itself: no localhost NodePorts': {
+      outcome: ['backend-1', 'backend-2', 'backend-3'],
+      source: 'masqueraded',
+      count: 30,
+      why: 'iptables mode has localhost NodePorts (IPv4, --iptables-localhost-nodeports, the default), with route_localnet and the martian drop',
+    },
     'another node address is not a NodePort address ("primary"): its own closed port': {
       outcome: ['backend-1', 'backend-2', 'backend-3'],
       source: 'masqueraded',

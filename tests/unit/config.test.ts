@@ -92,10 +92,10 @@ for (const [argv, expected] of FLAG_CASES) {
 
 const NOT_IMPLEMENTED_FLAGS = [
   'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
-  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'iptables-localhost-nodeports',
+  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version',
   'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
   'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min', 'conntrack-tcp-timeout-established',
-  'conntrack-tcp-timeout-close-wait', 'conntrack-tcp-be-liberal', 'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
+  'conntrack-tcp-timeout-close-wait', 'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
   'vmodule', 'logging-format', 'healthz-port', 'metrics-port', 'proxy-port-range',
 ];
 
@@ -391,7 +391,6 @@ const FILE_ERRORS: Array<[string, string, string]> = [
   [`${HEADER}mode: kernelspace\n`, 'mode', 'unsupported value "kernelspace"'],
   [`${HEADER}ipvs: {scheduler: rr}\n`, 'ipvs.scheduler', 'field ipvs.scheduler is not implemented yet by kproxy (got "rr"; accepted: "")'],
   [`${HEADER}conntrack: {maxPerCore: 65536}\n`, 'conntrack.maxPerCore', 'field conntrack.maxPerCore is not implemented yet'],
-  [`${HEADER}conntrack: {tcpBeLiberal: true}\n`, 'conntrack.tcpBeLiberal', 'not implemented yet'],
   [`${HEADER}conntrack: {udpTimeout: 30s}\n`, 'conntrack.udpTimeout', 'accepted: 0s'],
   [`${HEADER}featureGates: {AllAlpha: true}\n`, 'featureGates', 'field featureGates is not implemented yet'],
   [`${HEADER}oomScoreAdj: -500\n`, 'oomScoreAdj', 'accepted: -999'],
@@ -453,3 +452,18 @@ for (const [ms, text] of FORMATS) {
     t.is(formatGoDuration(ms), text);
   });
 }
+
+test('localhost NodePorts and tcp_be_liberal: flags and file, shown on /configz', (t) => {
+  const defaults = load([]);
+  t.true(defaults.localhostNodePorts);
+  t.false(defaults.tcpBeLiberal);
+  const flags = load(['--iptables-localhost-nodeports=false', '--conntrack-tcp-be-liberal']);
+  t.false(flags.localhostNodePorts);
+  t.true(flags.tcpBeLiberal);
+  t.false(flags.raw.iptables.localhostNodePorts);
+  t.true(flags.raw.conntrack.tcpBeLiberal);
+  const path = withFile(`${HEADER}mode: iptables\niptables: {localhostNodePorts: false}\nconntrack: {tcpBeLiberal: true}\n`);
+  const file = load(['--config', path]);
+  t.false(file.localhostNodePorts);
+  t.true(file.tcpBeLiberal);
+});

@@ -55,6 +55,8 @@ export interface NativeIptablesPlan {
   /** Every chain written (a full sync, or the first after a failed restore). */
   full: boolean;
   jumps: NativeIptablesJump[];
+  /** Chains to make exist before the jumps (never flushed). */
+  ensureChains: { table: string; chain: string }[];
   rejected: { key: string; reason: string }[];
   /** Chains written and deleted; rules written. */
   chains: number;
@@ -98,6 +100,10 @@ export interface NativeModule {
     dispatchAbove?: number;
     /** The benchmark's baseline: partial syncs write every shared chain, as upstream's do. */
     upstreamPartial?: boolean;
+    /** IPv4 NodePorts on 127.0.0.1, with KUBE-FIREWALL's martian drop (default true). */
+    localhostNodePorts?: boolean;
+    /** KUBE-FORWARD's conntrack-INVALID drop (default true). */
+    dropInvalid?: boolean;
   }) => NativeIptablesRules;
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;

@@ -75,7 +75,7 @@ const SCHEMA: Schema = {
     fields: {
       masqueradeBit: int(),
       masqueradeAll: bool(),
-      // iptables mode only; kproxy has no localhost NodePorts, which is what "false" asks for.
+      // iptables mode and IPv4 only.
       localhostNodePorts: bool(),
       snatNodeInternalIP: onlyFalse,
       syncPeriod: dur(),
@@ -114,7 +114,7 @@ const SCHEMA: Schema = {
       min: int((v) => v === 0 || v === 131072, '0 or 131072 (the default)'),
       tcpEstablishedTimeout: durationIn(0, 24 * 3_600_000),
       tcpCloseWaitTimeout: durationIn(0, 3_600_000),
-      tcpBeLiberal: onlyFalse,
+      tcpBeLiberal: bool(),
       udpTimeout: durationIn(0),
       udpStreamTimeout: durationIn(0),
     },

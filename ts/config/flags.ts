@@ -20,7 +20,7 @@ interface FlagDef {
 // Flags kproxy implements. Upstream semantics for each are applied in index.ts.
 const IMPLEMENTED: FlagDef[] = [
   { name: 'config', kind: 'string', usage: 'The path to the configuration file (KubeProxyConfiguration v1alpha1, YAML or JSON).' },
-  { name: 'cleanup', kind: 'bool', usage: "If true, remove kproxy's nftables tables and exit." },
+  { name: 'cleanup', kind: 'bool', usage: "If true, remove the rules of every mode and exit." },
   { name: 'kubeconfig', kind: 'string', usage: 'Path to a kubeconfig file (in-cluster config when unset).' },
   { name: 'master', kind: 'string', usage: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
   { name: 'kube-api-content-type', kind: 'string', usage: 'Content type of requests sent to the API server: application/vnd.kubernetes.protobuf or application/json.', defaultText: 'application/vnd.kubernetes.protobuf' },
@@ -38,6 +38,8 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'iptables-min-sync-period', kind: 'duration', usage: 'Minimum interval between rule syncs (e.g. 1s); 0 syncs on every change.', defaultText: '1s' },
   { name: 'iptables-masquerade-bit', kind: 'int', usage: 'The fwmark bit marking packets for SNAT, within [0, 31].', defaultText: '14' },
   { name: 'masquerade-all', kind: 'bool', usage: 'SNAT all traffic sent to Service cluster IPs.' },
+  { name: 'iptables-localhost-nodeports', kind: 'bool', usage: 'iptables mode: accept IPv4 NodePort traffic to 127.0.0.1 (sets route_localnet).', defaultText: 'true' },
+  { name: 'conntrack-tcp-be-liberal', kind: 'bool', usage: 'Set nf_conntrack_tcp_be_liberal: out-of-window TCP packets are not INVALID (iptables mode then has no INVALID drop).' },
   { name: 'config-sync-period', kind: 'duration', usage: 'Informer resync period; must be greater than 0.', defaultText: '15m0s' },
   { name: 'v', short: 'v', kind: 'int', usage: 'Log verbosity: 2 logs each sync, 4 traces.', defaultText: '0' },
   { name: 'manifests', kind: 'string', usage: 'kproxy only: read Services and EndpointSlices from this directory instead of the API server.' },
@@ -47,10 +49,10 @@ const IMPLEMENTED: FlagDef[] = [
 // Flags of upstream kube-proxy that kproxy recognises but does not implement yet.
 const NOT_IMPLEMENTED = [
   'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
-  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'iptables-localhost-nodeports',
+  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version',
   'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
   'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
-  'conntrack-tcp-timeout-established', 'conntrack-tcp-timeout-close-wait', 'conntrack-tcp-be-liberal',
+  'conntrack-tcp-timeout-established', 'conntrack-tcp-timeout-close-wait',
   'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
   // component-base logging and version flags
   'vmodule', 'logging-format', 'log-flush-frequency', 'log-text-split-stream', 'log-text-info-buffer-size',

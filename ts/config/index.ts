@@ -49,6 +49,10 @@ export interface ProxyConfig {
   minSyncPeriodMs: number;
   masqueradeBit: number;
   masqueradeAll: boolean;
+  /** iptables mode, IPv4: NodePorts on 127.0.0.1 (iptables.localhostNodePorts, default true). */
+  localhostNodePorts: boolean;
+  /** Set nf_conntrack_tcp_be_liberal at start (conntrack.tcpBeLiberal). */
+  tcpBeLiberal: boolean;
   cleanup: boolean;
   verbosity: number;
   configSyncPeriodMs: number;
@@ -140,6 +144,8 @@ interface Resolved {
   minSyncPeriodMs: Sourced<number>;
   masqueradeBit: Sourced<number>;
   masqueradeAll: boolean;
+  localhostNodePorts: boolean;
+  tcpBeLiberal: boolean;
   configSyncPeriodMs: Sourced<number>;
   verbosity: Sourced<number>;
   /** Also show the effective periods under raw.iptables (the flags are named --iptables-*). */
@@ -178,6 +184,8 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     minSyncPeriodMs: get('iptables-min-sync-period', DEFAULT_MIN_SYNC_PERIOD_MS),
     masqueradeBit: get('iptables-masquerade-bit', DEFAULT_MASQUERADE_BIT),
     masqueradeAll: flags.get('masquerade-all') === true,
+    localhostNodePorts: flags.get('iptables-localhost-nodeports') !== false,
+    tcpBeLiberal: flags.get('conntrack-tcp-be-liberal') === true,
     configSyncPeriodMs: get('config-sync-period', DEFAULT_CONFIG_SYNC_PERIOD_MS),
     verbosity: { value: 0, from: '-v' },
     mirrorToIptables: true,
@@ -224,6 +232,9 @@ function fromFile(file: RawConfig): Resolved {
     minSyncPeriodMs: { value: duration(sub.minSyncPeriod, DEFAULT_MIN_SYNC_PERIOD_MS), from: `${struct}.minSyncPeriod` },
     masqueradeBit: { value: sub.masqueradeBit ?? DEFAULT_MASQUERADE_BIT, from: `${struct}.masqueradeBit` },
     masqueradeAll: sub.masqueradeAll ?? false,
+    // The iptables sub-struct's, whatever the mode (it only acts in iptables mode).
+    localhostNodePorts: file.iptables?.localhostNodePorts ?? true,
+    tcpBeLiberal: file.conntrack?.tcpBeLiberal ?? false,
     configSyncPeriodMs: { value: duration(file.configSyncPeriod, DEFAULT_CONFIG_SYNC_PERIOD_MS), from: 'configSyncPeriod' },
     verbosity: { value: file.logging?.verbosity ?? 0, from: 'logging.verbosity' },
     mirrorToIptables: struct === 'iptables',
@@ -277,6 +288,8 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     minSyncPeriod: formatGoDuration(r.minSyncPeriodMs.value),
   };
   raw.nftables = { ...raw.nftables, ...effective };
+  raw.iptables = { ...raw.iptables, localhostNodePorts: r.localhostNodePorts };
+  raw.conntrack = { ...raw.conntrack, tcpBeLiberal: r.tcpBeLiberal };
   if (r.mirrorToIptables || mode === 'iptables') raw.iptables = { ...raw.iptables, ...effective };
 
   return {
@@ -295,6 +308,8 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     minSyncPeriodMs: r.minSyncPeriodMs.value,
     masqueradeBit: r.masqueradeBit.value,
     masqueradeAll: r.masqueradeAll,
+    localhostNodePorts: r.localhostNodePorts,
+    tcpBeLiberal: r.tcpBeLiberal,
     cleanup: false,
     verbosity: r.verbosity.value,
     configSyncPeriodMs: r.configSyncPeriodMs.value,

@@ -140,6 +140,8 @@ export interface ProxierOptions {
   localDetector?: LocalDetector;
   masqueradeAll: boolean;
   masqueradeBit: number;
+  /** iptables mode, IPv4: NodePorts on 127.0.0.1 (default true, as upstream). */
+  localhostNodePorts?: boolean;
   /** Program an in-memory fake with kernel semantics instead of the kernel. */
   fake: boolean;
   registry: Registry;

@@ -4,7 +4,7 @@
 //   (then ExternalIP) of the family (utilnode.GetNodeHostIPs). No Node yet: none.
 // - nodePortIPs: `primary` is the family's node IP as a /32 or /128; CIDRs are matched against
 //   the local interface addresses; a family without a CIDR, or a 0.0.0.0/0 or ::/0, is 'all'.
-//   Loopback addresses are skipped (nftables mode has no localhost NodePorts).
+//   Loopback addresses are skipped, but IPv4's in iptables mode with localhost NodePorts.
 import { networkInterfaces } from 'node:os';
 import { canonicalIP, cidrContains, ipFamilyOf, isLoopbackIP, isUnspecifiedIP, parseCIDR } from '../model/ip.js';
 import type { IPFamily } from '../model/types.js';
@@ -39,6 +39,8 @@ export interface NodeAddressResolverOptions {
   /** ['primary'] or CIDRs (config's nodePortAddresses). */
   nodePortAddresses: readonly string[];
   addresses?: LocalAddresses;
+  /** IPv4 loopback addresses take NodePorts (iptables mode's localhost NodePorts); else skipped. */
+  localhostNodePorts?: boolean;
   /** Called once per distinct situation worth telling the operator. */
   log?: (level: 'info' | 'warn', fields: Record<string, unknown>, msg: string) => void;
 }
@@ -95,8 +97,8 @@ export class NodeAddressResolver {
     for (const a of list()) {
       if (ipFamilyOf(a.address) !== family || !cidrs.some((c) => cidrContains(c, a.address))) continue;
       const ip = canonicalIP(a.address);
-      if (isLoopbackIP(ip)) {
-        this.once(`loopback-${ip}`, 'warn', { address: ip, interface: a.interface }, 'nodePortAddresses includes a loopback address; skipped (nftables mode has no localhost NodePorts)');
+      if (isLoopbackIP(ip) && !(this.opts.localhostNodePorts && family === 'IPv4')) {
+        this.once(`loopback-${ip}`, 'warn', { address: ip, interface: a.interface }, 'nodePortAddresses includes a loopback address; skipped (localhost NodePorts are IPv4 and iptables mode only)');
         continue;
       }
       out.add(ip);

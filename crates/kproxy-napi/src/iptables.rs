@@ -24,6 +24,10 @@ pub struct IptablesOptions {
     pub dispatch_above: Option<u32>,
     /// The benchmark's baseline: partial syncs write every shared chain, as upstream's do.
     pub upstream_partial: Option<bool>,
+    /// `--iptables-localhost-nodeports` (default true).
+    pub localhost_node_ports: Option<bool>,
+    /// KUBE-FORWARD's conntrack-INVALID drop (default true; false with tcp_be_liberal).
+    pub drop_invalid: Option<bool>,
 }
 
 /// A rule kproxy keeps in a built-in chain: `iptables -t <table> -I <chain> <args>`.
@@ -32,6 +36,12 @@ pub struct IptablesJump {
     pub table: String,
     pub chain: String,
     pub args: Vec<String>,
+}
+
+#[napi(object)]
+pub struct IptablesChain {
+    pub table: String,
+    pub chain: String,
 }
 
 #[napi(object)]
@@ -50,6 +60,8 @@ pub struct IptablesPlan {
     pub full: bool,
     /// In the order they belong at the top of their chains.
     pub jumps: Vec<IptablesJump>,
+    /// Chains to make exist (`-N`, an existing one is fine) before the jumps: never flushed.
+    pub ensure_chains: Vec<IptablesChain>,
     pub rejected: Vec<RejectedServicePort>,
     pub chains: u32,
     pub rules: u32,
@@ -77,6 +89,8 @@ fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
         masquerade_bit,
         dispatch_above: opts.dispatch_above.map_or(DISPATCH_ABOVE, |n| n as usize),
         upstream_partial: opts.upstream_partial.unwrap_or(false),
+        localhost_nodeports: opts.localhost_node_ports.unwrap_or(true),
+        drop_invalid: opts.drop_invalid.unwrap_or(true),
     })
 }
 
@@ -114,6 +128,7 @@ impl IptablesRules {
         Ok(IptablesPlan {
             restore: plan.restore,
             jumps: jumps(&plan.jumps, self.v6),
+            ensure_chains: plan.ensure.iter().map(|(t, c)| IptablesChain { table: t.as_str().into(), chain: (*c).into() }).collect(),
             rejected,
             chains: plan.chains as u32,
             rules: plan.rules.iter().map(|(_, n)| *n as u32).sum(),

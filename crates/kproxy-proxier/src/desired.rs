@@ -44,6 +44,8 @@ pub struct Desired {
     /// External addresses wanted by ServicePorts that do not own them.
     waiting: BTreeMap<Vip, BTreeSet<String>>,
     dirty: BTreeSet<String>,
+    /// IPv4 loopback NodePort addresses are kept (iptables mode's localhost NodePorts).
+    keep_loopback: bool,
 }
 
 impl Desired {
@@ -56,7 +58,14 @@ impl Desired {
             owner: HashMap::new(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            keep_loopback: false,
         }
+    }
+
+    /// Keeps IPv4 loopback addresses among the NodePort addresses (iptables mode with
+    /// localhost NodePorts); every other mode drops them, and IPv6 never has them.
+    pub fn keep_loopback_nodeports(&mut self, keep: bool) {
+        self.keep_loopback = keep;
     }
 
     pub fn family(&self) -> Family {
@@ -86,9 +95,10 @@ impl Desired {
             out.dedup();
             Ok(out)
         };
-        // Loopback never takes NodePorts in nftables mode (upstream logs and skips it).
+        // Loopback takes NodePorts only in iptables mode, IPv4 (upstream logs and skips it otherwise).
         let mut nodeport_ips = parse(nodeport_ips, "NodePort address")?;
-        nodeport_ips.retain(|ip| !ip.is_loopback() && !ip.is_unspecified());
+        let keep_loopback = self.keep_loopback;
+        nodeport_ips.retain(|ip| !ip.is_unspecified() && (!ip.is_loopback() || (keep_loopback && ip.is_ipv4())));
         self.node = NodeAddressing { nodeports_all, nodeport_ips, node_ips: parse(node_ips, "node IP")? };
         Ok(())
     }

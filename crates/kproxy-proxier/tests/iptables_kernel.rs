@@ -53,6 +53,8 @@ fn ruleset(family: Family, interface_detector: bool) -> String {
         masquerade_bit: 14,
         dispatch_above: usize::MAX,
         upstream_partial: false,
+        localhost_nodeports: true,
+        drop_invalid: true,
     };
     let rs = build(&d, &cfg);
     render_save(&rs.tables, &rs.jumps, !v4)
@@ -114,6 +116,8 @@ fn matrix(family: Family) -> String {
             masquerade_bit: 14,
             dispatch_above: usize::MAX,
             upstream_partial: false,
+            localhost_nodeports: true,
+            drop_invalid: true,
         },
     );
     render_save(&rs.tables, &rs.jumps, family == Family::Ip6)
@@ -165,6 +169,8 @@ fn successive_restores_delete_what_went_away() {
             masquerade_bit: 14,
             dispatch_above: usize::MAX,
             upstream_partial: false,
+            localhost_nodeports: true,
+            drop_invalid: true,
         });
         s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
         s

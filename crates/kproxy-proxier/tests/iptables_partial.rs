@@ -22,6 +22,8 @@ fn sync(dispatch_above: usize) -> IptablesSync {
         masquerade_bit: 14,
         dispatch_above,
         upstream_partial: false,
+        localhost_nodeports: true,
+        drop_invalid: true,
     });
     s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
     s

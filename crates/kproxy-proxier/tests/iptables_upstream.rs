@@ -60,6 +60,8 @@ fn config(family: Family) -> IptablesConfig {
         masquerade_bit: 14,
         dispatch_above: usize::MAX,
         upstream_partial: false,
+        localhost_nodeports: true,
+        drop_invalid: true,
     }
 }
 

@@ -10,6 +10,7 @@ import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
+import { readSysctl, ROUTE_LOCALNET, setSysctl, TCP_BE_LIBERAL } from '../../proxier/sysctl.js';
 import { nodeBackend } from './backend.js';
 import { output, run } from './exec.js';
 import { iptablesMetrics, type IptablesMetrics } from './metrics.js';
@@ -41,6 +42,11 @@ const CANARY = 'KUBE-PROXY-CANARY';
 /** A chain `--cleanup` removes, in iptables-save's output (KUBE-FIREWALL and KUBE-MARK-MASQ stay). */
 const OWNED_IN_SAVE = /^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD|SVC-|SVL-|EXT-|FW-|SEP-|SVCS-)/m;
 
+/** Whether NodePorts answer on an IPv4 loopback address: every local address, or one in 127/8. */
+function reachesLoopback(node: SyncRequest['node']): boolean {
+  return !node || node.nodePortIPs === 'all' || node.nodePortIPs.some((ip) => ip.startsWith('127.'));
+}
+
 interface Commands {
   ipt: string;
   save: string;
@@ -66,6 +72,8 @@ export class IptablesProxier implements Proxier {
   private jumpsCheckedAt = -Infinity;
   /** A full restore has landed since the start or since the canary was last found gone. */
   private programmed = false;
+  /** IPv4 with --iptables-localhost-nodeports (route_localnet is set when NodePorts reach loopback). */
+  private readonly localhostNodePorts: boolean;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -77,7 +85,16 @@ export class IptablesProxier implements Proxier {
     this.fake = opts.fake;
     const { IptablesRules } = loadAddon();
     try {
-      this.native = new IptablesRules({ ...nativeOptions(opts), dispatchAbove: dispatchAbove() });
+      // As upstream: nf_conntrack_tcp_be_liberal set (--conntrack-tcp-be-liberal) means no INVALID drop.
+      const liberal = Number(readSysctl(TCP_BE_LIBERAL) ?? '0') !== 0;
+      if (liberal) opts.logger.info({ ipFamily: opts.family }, 'nf_conntrack_tcp_be_liberal set, not installing DROP rules for INVALID packets');
+      this.localhostNodePorts = opts.family === 'IPv4' && opts.localhostNodePorts !== false;
+      this.native = new IptablesRules({
+        ...nativeOptions(opts),
+        dispatchAbove: dispatchAbove(),
+        localhostNodePorts: this.localhostNodePorts,
+        dropInvalid: !liberal,
+      });
     } catch (e) {
       throw fromAddonError(e);
     }
@@ -94,6 +111,8 @@ export class IptablesProxier implements Proxier {
   async sync(req: SyncRequest): Promise<SyncReport> {
     const started = performance.now();
     const cmd = this.fake ? undefined : await this.commands();
+    // CVE-2020-8558's other half is KUBE-FIREWALL's martian drop, written with it.
+    if (cmd && req.full && this.localhostNodePorts && reachesLoopback(req.node)) await setSysctl(ROUTE_LOCALNET, '1', this.logger);
     const { text, rejected } = encodeServicePorts(req.upserts);
     // A full sync takes over what another run (or upstream kube-proxy) left: its stale chains go.
     if (req.full && cmd) this.native.adopt(await natChains(cmd.save));
@@ -121,6 +140,7 @@ export class IptablesProxier implements Proxier {
     // The jumps live in chains the rest of the node shares (a firewall reload flushes them):
     // checked on full syncs, and on any sync once JUMP_CHECK_MS has passed.
     if (cmd && (req.full || performance.now() - this.jumpsCheckedAt > JUMP_CHECK_MS)) {
+      await this.ensureChains(cmd.ipt, plan.ensureChains);
       await this.ensureJumps(cmd.ipt, plan.jumps);
       this.jumpsCheckedAt = performance.now();
     }
@@ -139,6 +159,15 @@ export class IptablesProxier implements Proxier {
       text: req.explain ? plan.restore : undefined,
       details: { planMs: Number(plan.planMs.toFixed(3)), restoreMs: Number(restoreMs.toFixed(3)), chains: plan.chains, rules: plan.rules },
     };
+  }
+
+  /** Chains the jumps need that kproxy does not write (the kubelet's KUBE-FIREWALL in IPv6). */
+  private async ensureChains(ipt: string, chains: { table: string; chain: string }[]): Promise<void> {
+    for (const c of chains) {
+      const r = await run(ipt, ['-w', LOCK_WAIT_S, '-t', c.table, '-N', c.chain]);
+      // 1: it exists already (or the lock); the -C of the jumps tells.
+      if (r.code !== 0 && r.code !== 1) throw new ProxierError('E_KERNEL_REJECTED', `${ipt} -t ${c.table} -N ${c.chain} (exit ${r.code}): ${r.stderr.trim()}`);
+    }
   }
 
   /** Each jump missing from its built-in chain goes on top, so that they end in the listed order. */

@@ -18,6 +18,22 @@ pub struct Ruleset {
     pub jumps: Vec<(TableName, &'static str, Rule)>,
 }
 
+/// KUBE-FIREWALL is written (so flushed) only with its martian drop: IPv4 with localhost
+/// NodePorts, as upstream. Otherwise it is only made to exist, for the jumps, and whatever the
+/// kubelet keeps in it stays.
+pub fn writes_firewall(cfg: &IptablesConfig) -> bool {
+    cfg.family == Family::Ip && cfg.localhost_nodeports
+}
+
+/// Chains that must exist for the jumps but that kproxy does not write: (table, chain).
+pub fn ensured_chains(cfg: &IptablesConfig) -> Vec<(TableName, &'static str)> {
+    if writes_firewall(cfg) {
+        Vec::new()
+    } else {
+        vec![(TableName::Filter, "KUBE-FIREWALL")]
+    }
+}
+
 pub const CANARY: &str = "KUBE-PROXY-CANARY";
 
 /// The jumps from the built-in chains, in the order upstream leaves them (the same in both
@@ -63,22 +79,25 @@ pub fn shared_chains<'a>(parts: impl Iterator<Item = &'a Part>, node: &NodeAddre
     let (mut n_services, tree) = dispatch(n_services, cfg.dispatch_above);
     // Last in KUBE-SERVICES: the NodePorts, on every local address or on the nodePortAddresses.
     let nodeports_text = "kubernetes service nodeports; NOTE: this must be the last rule in this chain";
+    // IPv6 never has localhost NodePorts; IPv4 only with route_localnet (localhost_nodeports).
+    let localhost = !v6 && cfg.localhost_nodeports;
     if node.nodeports_all {
         let mut m = vec![comment(nodeports_text), Match::DestinationLocal];
         if v6 {
-            // IPv6 has no localhost NodePorts.
             m.insert(0, Match::Destination { cidr: host("::1".parse().unwrap()), negated: true });
+        } else if !localhost {
+            m.insert(0, Match::Destination { cidr: "127.0.0.0/8".parse().unwrap(), negated: true });
         }
         n_services.push(rule(m, jump("KUBE-NODEPORTS")));
     } else {
-        for ip in node.nodeport_ips.iter().filter(|ip| !(v6 && ip.is_loopback())) {
+        for ip in node.nodeport_ips.iter().filter(|ip| localhost || !ip.is_loopback()) {
             n_services
                 .push(rule(vec![Match::Destination { cidr: host(*ip), negated: false }, comment(nodeports_text)], jump("KUBE-NODEPORTS")));
         }
     }
 
     let mut firewall = Vec::new();
-    if !v6 {
+    if writes_firewall(cfg) {
         // CVE-2020-8558: a martian packet to 127/8 from outside must not reach a localhost NodePort.
         firewall.push(rule(
             vec![
@@ -90,19 +109,19 @@ pub fn shared_chains<'a>(parts: impl Iterator<Item = &'a Part>, node: &NodeAddre
             Target::Drop,
         ));
     }
-    let forward = vec![
-        rule(vec![Match::CtState { states: "INVALID", negated: false }], Target::Drop),
-        rule(vec![comment("kubernetes forwarding rules"), Match::Mark { mark, negated: false }], Target::Accept),
-        rule(
-            vec![comment("kubernetes forwarding conntrack rule"), Match::CtState { states: "RELATED,ESTABLISHED", negated: false }],
-            Target::Accept,
-        ),
-    ];
+    let mut forward = Vec::new();
+    if cfg.drop_invalid {
+        forward.push(rule(vec![Match::CtState { states: "INVALID", negated: false }], Target::Drop));
+    }
+    forward.push(rule(vec![comment("kubernetes forwarding rules"), Match::Mark { mark, negated: false }], Target::Accept));
+    forward.push(rule(
+        vec![comment("kubernetes forwarding conntrack rule"), Match::CtState { states: "RELATED,ESTABLISHED", negated: false }],
+        Target::Accept,
+    ));
     use TableName::{Filter, Mangle, Nat};
     let mut out = vec![
         (Mangle, chain(CANARY, vec![])),
         (Filter, chain("KUBE-EXTERNAL-SERVICES", f_external)),
-        (Filter, chain("KUBE-FIREWALL", firewall)),
         (Filter, chain("KUBE-FORWARD", forward)),
         (Filter, chain("KUBE-NODEPORTS", f_nodeports)),
         (Filter, chain(CANARY, vec![])),
@@ -125,6 +144,9 @@ pub fn shared_chains<'a>(parts: impl Iterator<Item = &'a Part>, node: &NodeAddre
         (Nat, chain(CANARY, vec![])),
         (Nat, chain("KUBE-SERVICES", n_services)),
     ];
+    if writes_firewall(cfg) {
+        out.push((Filter, chain("KUBE-FIREWALL", firewall)));
+    }
     out.extend(tree.into_iter().map(|c| (Nat, c)));
     out
 }
@@ -152,7 +174,68 @@ pub fn build(desired: &Desired, cfg: &IptablesConfig) -> Ruleset {
     let mut keyed: Vec<(&str, Part)> =
         desired.values().map(|sp| (sp.key.as_str(), super::build::service_part(cfg, &desired.node().node_ips, sp))).collect();
     keyed.sort_by(|a, b| a.0.cmp(b.0));
-    let shared = shared_chains(keyed.iter().map(|(_, p)| p), desired.node(), cfg);
+    let mut shared = shared_chains(keyed.iter().map(|(_, p)| p), desired.node(), cfg);
+    // As iptables-save shows them on a node where nothing else wrote there: empty.
+    shared.extend(ensured_chains(cfg).into_iter().map(|(t, c)| (t, chain(c, vec![]))));
     let tables = tables(shared, keyed.iter().flat_map(|(_, p)| p.chains.iter()));
     Ruleset { family: cfg.family, tables, jumps: jumps() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iptables::restore::render_save;
+
+    fn cfg(family: Family, localhost_nodeports: bool, drop_invalid: bool) -> IptablesConfig {
+        IptablesConfig {
+            family,
+            detector: None,
+            masquerade_all: false,
+            masquerade_bit: 14,
+            dispatch_above: usize::MAX,
+            upstream_partial: false,
+            localhost_nodeports,
+            drop_invalid,
+        }
+    }
+
+    fn save(family: Family, localhost: bool, drop_invalid: bool, nodeport_ips: &[&str]) -> String {
+        let mut d = Desired::new(family);
+        d.keep_loopback_nodeports(localhost);
+        let ips: Vec<String> = nodeport_ips.iter().map(|s| s.to_string()).collect();
+        d.set_node(ips.is_empty(), &ips, &[]).unwrap();
+        let rs = build(&d, &cfg(family, localhost, drop_invalid));
+        render_save(&rs.tables, &rs.jumps, family == Family::Ip6)
+    }
+
+    #[test]
+    fn localhost_nodeports_bring_the_martian_drop_and_take_loopback() {
+        let on = save(Family::Ip, true, true, &[]);
+        assert!(
+            on.contains("-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\"")
+        );
+        assert!(on.contains("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"));
+        // Off: no martian drop, KUBE-FIREWALL only exists (the kubelet's rules in it stay), and
+        // 127/8 is kept out of the NodePorts.
+        let off = save(Family::Ip, false, true, &[]);
+        assert!(!off.contains("-A KUBE-FIREWALL"));
+        assert!(off.contains(":KUBE-FIREWALL - [0:0]"));
+        assert!(off.contains("-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment \"kubernetes service nodeports;"));
+        // nodePortAddresses holding 127.0.0.1: a NodePort address only with localhost NodePorts.
+        assert!(save(Family::Ip, true, true, &["127.0.0.1", "192.168.0.2"]).contains("-A KUBE-SERVICES -d 127.0.0.1/32 -m comment"));
+        assert!(!save(Family::Ip, false, true, &["127.0.0.1", "192.168.0.2"]).contains("-d 127.0.0.1/32"));
+        // IPv6 never: no martian drop either way, and ::1 stays out.
+        let v6 = save(Family::Ip6, true, true, &[]);
+        assert!(!v6.contains("-A KUBE-FIREWALL") && v6.contains("-A KUBE-SERVICES ! -d ::1/128 "));
+        assert_eq!(ensured_chains(&cfg(Family::Ip6, true, true)), vec![(TableName::Filter, "KUBE-FIREWALL")]);
+        assert!(ensured_chains(&cfg(Family::Ip, true, true)).is_empty());
+    }
+
+    #[test]
+    fn tcp_be_liberal_drops_the_invalid_drop() {
+        assert!(save(Family::Ip, true, true, &[]).contains("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"));
+        let liberal = save(Family::Ip, true, false, &[]);
+        assert!(!liberal.contains("INVALID"));
+        assert!(liberal.contains("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\""));
+    }
 }

@@ -24,6 +24,11 @@ pub struct IptablesConfig {
     /// The benchmark's baseline: every partial sync writes all the shared chains, as upstream's
     /// MinimizeIPTablesRestore does.
     pub upstream_partial: bool,
+    /// IPv4 NodePorts on 127.0.0.1 (`--iptables-localhost-nodeports`, upstream's default true):
+    /// the KUBE-FIREWALL martian drop goes with it (CVE-2020-8558).
+    pub localhost_nodeports: bool,
+    /// KUBE-FORWARD drops conntrack-INVALID packets, unless nf_conntrack_tcp_be_liberal is set.
+    pub drop_invalid: bool,
 }
 
 /// Up to this many rules, nat KUBE-SERVICES is upstream's flat list.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_nftables::Family;
 
-use super::assemble::{build, jumps, shared_chains, tables};
+use super::assemble::{build, ensured_chains, jumps, shared_chains, tables};
 use super::build::{service_part, IptablesConfig, Part};
 use super::restore::{render_restore, render_save, Chain, RestoreWriter, Rule, TableName};
 use crate::desired::{Desired, NodeAddressing};
@@ -21,6 +21,8 @@ pub struct Plan {
     pub restore: String,
     /// Rules kept in the built-in chains, in the order they belong at the top.
     pub jumps: Vec<(TableName, &'static str, Rule)>,
+    /// Chains the jumps need that the restore does not write: made to exist, never flushed.
+    pub ensure: Vec<(TableName, &'static str)>,
     /// Chains written and deleted.
     pub chains: usize,
     /// Rules written, per table (`iptables_last`).
@@ -76,8 +78,10 @@ const CLEANUP_FILTER: &[&str] = &["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KU
 
 impl IptablesSync {
     pub fn new(cfg: IptablesConfig) -> Self {
+        let mut desired = Desired::new(cfg.family);
+        desired.keep_loopback_nodeports(cfg.localhost_nodeports);
         Self {
-            desired: Desired::new(cfg.family),
+            desired,
             cfg,
             parts: BTreeMap::new(),
             node: NodeAddressing::default(),
@@ -115,7 +119,7 @@ impl IptablesSync {
         let rules = w.rules();
         let total = self.total(pending.shared.as_ref().unwrap_or(&self.shared));
         self.pending = Some(pending);
-        Plan { restore: w.finish(), jumps: jumps(), chains, rules, total, full, rejected }
+        Plan { restore: w.finish(), jumps: jumps(), ensure: ensured_chains(&self.cfg), chains, rules, total, full, rejected }
     }
 
     fn plan_full(&mut self, w: &mut RestoreWriter) -> Pending {
