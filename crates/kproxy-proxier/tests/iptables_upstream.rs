@@ -86,7 +86,12 @@ fn normalized(save: &str) -> Vec<String> {
 }
 
 fn compare(family: Family, desired: &Desired, upstream: &str) {
-    let rs = build(desired, &config(family));
+    compare_with(config(family), desired, upstream)
+}
+
+fn compare_with(cfg: IptablesConfig, desired: &Desired, upstream: &str) {
+    let family = cfg.family;
+    let rs = build(desired, &cfg);
     let ours = normalized(&render_save(&rs.tables, &rs.jumps, family == Family::Ip6));
     let mut theirs = Vec::new();
     for l in normalized(upstream) {
@@ -138,4 +143,28 @@ fn ipv4_ruleset_is_upstreams() {
 #[test]
 fn ipv6_ruleset_is_upstreams() {
     compare(Family::Ip6, &cluster(Family::Ip6), include_str!("golden/iptables/upstream-ip6tables-save.txt"));
+}
+
+/// Upstream with `--iptables-localhost-nodeports=false --conntrack-tcp-be-liberal`: no
+/// martian drop (KUBE-FIREWALL only exists), `! -d 127.0.0.0/8` on the NodePorts jump, no
+/// localhost NodePort copies, and no INVALID drop in KUBE-FORWARD.
+#[test]
+fn matrix_ruleset_without_localhost_nodeports_and_with_tcp_be_liberal_is_upstreams() {
+    for (family, wire, node_ip, golden) in [
+        (
+            Family::Ip,
+            include_str!("../../../tests/fixtures/iptables/matrix.ipv4.wire"),
+            "192.168.100.1",
+            include_str!("golden/iptables/matrix-upstream-options-iptables-save.txt"),
+        ),
+        (
+            Family::Ip6,
+            include_str!("../../../tests/fixtures/iptables/matrix.ipv6.wire"),
+            "fd00:100::1",
+            include_str!("golden/iptables/matrix-upstream-options-ip6tables-save.txt"),
+        ),
+    ] {
+        let cfg = IptablesConfig { localhost_nodeports: false, drop_invalid: false, ..config(family) };
+        compare_with(cfg, &matrix(family, wire, node_ip), golden);
+    }
 }
