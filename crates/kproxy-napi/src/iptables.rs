@@ -83,14 +83,13 @@ pub struct IptablesRules {
 fn config(opts: &IptablesOptions) -> napi::Result<IptablesConfig> {
     let (family, detector, masquerade_bit) = common(&opts.family, &opts.local_detector, opts.masquerade_bit)?;
     Ok(IptablesConfig {
-        family,
-        detector,
         masquerade_all: opts.masquerade_all.unwrap_or(false),
         masquerade_bit,
         dispatch_above: opts.dispatch_above.map_or(DISPATCH_ABOVE, |n| n as usize),
         upstream_partial: opts.upstream_partial.unwrap_or(false),
         localhost_nodeports: opts.localhost_node_ports.unwrap_or(true),
         drop_invalid: opts.drop_invalid.unwrap_or(true),
+        ..IptablesConfig::new(family, detector)
     })
 }
 

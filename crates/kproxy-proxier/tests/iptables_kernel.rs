@@ -46,16 +46,7 @@ fn ruleset(family: Family, interface_detector: bool) -> String {
     assert!(d.update(&records, &[]).is_empty());
     let cidr: Cidr = ip("10.244.0.0/16", "fd00:244::/48").parse().unwrap();
     let detector = if interface_detector { LocalDetector::InterfacePrefix("veth".into()) } else { LocalDetector::Cidr(cidr) };
-    let cfg = IptablesConfig {
-        family,
-        detector: Some(detector),
-        masquerade_all: false,
-        masquerade_bit: 14,
-        dispatch_above: usize::MAX,
-        upstream_partial: false,
-        localhost_nodeports: true,
-        drop_invalid: true,
-    };
+    let cfg = IptablesConfig { dispatch_above: usize::MAX, ..IptablesConfig::new(family, Some(detector)) };
     let rs = build(&d, &cfg);
     render_save(&rs.tables, &rs.jumps, !v4)
 }
@@ -107,19 +98,7 @@ fn matrix(family: Family) -> String {
     d.set_node(true, &[], &[if family == Family::Ip { "192.168.100.1".into() } else { "fd00:100::1".into() }]).unwrap();
     assert!(d.update(&records, &[]).is_empty());
     let cidr: Cidr = (if family == Family::Ip { "10.244.0.0/16" } else { "fd00:244::/48" }).parse().unwrap();
-    let rs = build(
-        &d,
-        &IptablesConfig {
-            family,
-            detector: Some(LocalDetector::Cidr(cidr)),
-            masquerade_all: false,
-            masquerade_bit: 14,
-            dispatch_above: usize::MAX,
-            upstream_partial: false,
-            localhost_nodeports: true,
-            drop_invalid: true,
-        },
-    );
+    let rs = build(&d, &IptablesConfig { dispatch_above: usize::MAX, ..IptablesConfig::new(family, Some(LocalDetector::Cidr(cidr))) });
     render_save(&rs.tables, &rs.jumps, family == Family::Ip6)
 }
 
@@ -163,14 +142,8 @@ fn successive_restores_delete_what_went_away() {
     let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
     let new_sync = || {
         let mut s = IptablesSync::new(IptablesConfig {
-            family: Family::Ip,
-            detector: Some(LocalDetector::Cidr(cidr)),
-            masquerade_all: false,
-            masquerade_bit: 14,
             dispatch_above: usize::MAX,
-            upstream_partial: false,
-            localhost_nodeports: true,
-            drop_invalid: true,
+            ..IptablesConfig::new(Family::Ip, Some(LocalDetector::Cidr(cidr)))
         });
         s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
         s

@@ -15,16 +15,7 @@ const MATRIX: &str = include_str!("../../../tests/fixtures/iptables/matrix.ipv4.
 
 fn sync(dispatch_above: usize) -> IptablesSync {
     let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
-    let mut s = IptablesSync::new(IptablesConfig {
-        family: Family::Ip,
-        detector: Some(LocalDetector::Cidr(cidr)),
-        masquerade_all: false,
-        masquerade_bit: 14,
-        dispatch_above,
-        upstream_partial: false,
-        localhost_nodeports: true,
-        drop_invalid: true,
-    });
+    let mut s = IptablesSync::new(IptablesConfig { dispatch_above, ..IptablesConfig::new(Family::Ip, Some(LocalDetector::Cidr(cidr))) });
     s.desired_mut().set_node(true, &[], &["192.168.100.1".into()]).unwrap();
     s
 }

@@ -53,16 +53,7 @@ fn cluster(family: Family) -> Desired {
 
 fn config(family: Family) -> IptablesConfig {
     let cidr = if family == Family::Ip { "10.244.0.0/16" } else { "fd00:244::/48" };
-    IptablesConfig {
-        family,
-        detector: Some(LocalDetector::Cidr(cidr.parse::<Cidr>().unwrap())),
-        masquerade_all: false,
-        masquerade_bit: 14,
-        dispatch_above: usize::MAX,
-        upstream_partial: false,
-        localhost_nodeports: true,
-        drop_invalid: true,
-    }
+    IptablesConfig { dispatch_above: usize::MAX, ..IptablesConfig::new(family, Some(LocalDetector::Cidr(cidr.parse::<Cidr>().unwrap()))) }
 }
 
 /// Chains upstream fills while walking its Service map, in Go map order (changing from run

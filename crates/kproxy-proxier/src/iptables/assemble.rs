@@ -187,16 +187,7 @@ mod tests {
     use crate::iptables::restore::render_save;
 
     fn cfg(family: Family, localhost_nodeports: bool, drop_invalid: bool) -> IptablesConfig {
-        IptablesConfig {
-            family,
-            detector: None,
-            masquerade_all: false,
-            masquerade_bit: 14,
-            dispatch_above: usize::MAX,
-            upstream_partial: false,
-            localhost_nodeports,
-            drop_invalid,
-        }
+        IptablesConfig { dispatch_above: usize::MAX, localhost_nodeports, drop_invalid, ..IptablesConfig::new(family, None) }
     }
 
     fn save(family: Family, localhost: bool, drop_invalid: bool, nodeport_ips: &[&str]) -> String {

@@ -35,6 +35,21 @@ pub struct IptablesConfig {
 pub const DISPATCH_ABOVE: usize = 128;
 
 impl IptablesConfig {
+    /// Upstream's defaults around `detector`: masquerade bit 14, localhost NodePorts, the
+    /// INVALID drop, and kproxy's dispatch threshold.
+    pub fn new(family: Family, detector: Option<LocalDetector>) -> Self {
+        Self {
+            family,
+            detector,
+            masquerade_all: false,
+            masquerade_bit: 14,
+            dispatch_above: DISPATCH_ABOVE,
+            upstream_partial: false,
+            localhost_nodeports: true,
+            drop_invalid: true,
+        }
+    }
+
     pub(super) fn mark(&self) -> u32 {
         1u32 << self.masquerade_bit
     }
