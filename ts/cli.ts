@@ -118,14 +118,14 @@ async function cleanupModes(config: ProxyConfig, logger: Logger, modes: ProxyMod
   let failed = 0;
   for (const mode of modes) {
     // A registry of its own: these proxiers never sync, and their metrics are not the agent's.
-    for (const p of await proxiers({ ...config, mode: mode as ProxyConfig['mode'] }, logger, false, new Registry())) {
-      try {
+    try {
+      for (const p of await proxiers({ ...config, mode: mode as ProxyConfig['mode'] }, logger, false, new Registry())) {
         await p.cleanup();
         logger.info({ ipFamily: p.family, mode }, 'Deleted the rules of this mode, if any');
-      } catch (e) {
-        failed++;
-        logger.error({ ipFamily: p.family, mode, err: e instanceof Error ? e.message : String(e) }, 'Could not delete the rules of this mode');
       }
+    } catch (e) {
+      failed++;
+      logger.error({ mode, err: e instanceof Error ? e.message : String(e) }, 'Could not delete the rules of this mode');
     }
   }
   return failed;

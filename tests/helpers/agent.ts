@@ -120,8 +120,8 @@ export async function waitForServiceRule(topo: Topology, agent: Agent, ip: strin
     // Either backend's (the agent picks the node's, backend.ts).
     const dumps = await Promise.all(['nft', 'legacy'].map((b) => topo.exec(topo.node, [`${v6 ? 'ip6tables' : 'iptables'}-${b}-save`, '-t', 'nat'], { allowFailure: true })));
     const r = { stdout: dumps.map((d) => d.stdout).join('\n') };
-    // Straight in KUBE-SERVICES, or in one of its dispatch chains.
-    return new RegExp(`^-A KUBE-(SERVICES|SVCS-[A-Z2-7]{16}) -d ${ip.replaceAll('.', '\\.')}/${v6 ? 128 : 32} `, 'm').test(r.stdout);
+    // Straight in KUBE-SERVICES, or in one of its dispatch chains (KUBE-SVC- named), to a Service chain.
+    return new RegExp(`^-A KUBE-(SERVICES|SVC-[A-Z2-7]{16}) -d ${ip.replaceAll('.', '\\.')}/${v6 ? 128 : 32} .* -j KUBE-(SVC|SVL|EXT|FW)-`, 'm').test(r.stdout);
   }, { timeoutMs });
 }
 

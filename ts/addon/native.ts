@@ -50,8 +50,8 @@ export interface NativeNftablesProxier {
 export interface NativeIptablesJump { table: string; chain: string; args: string[] }
 
 export interface NativeIptablesPlan {
-  /** `iptables-restore --noflush` input: the chains to write and to delete ('' when nothing changed). */
-  restore: string;
+  /** `iptables-restore --noflush` inputs, applied in turn: the chains to write and to delete (none when nothing changed). */
+  restores: string[];
   /** Every chain written (a full sync, or the first after a failed restore). */
   full: boolean;
   jumps: NativeIptablesJump[];
@@ -72,6 +72,8 @@ export interface NativeIptablesPlan {
 export interface NativeIptablesRules {
   plan(req: NativeSyncRequest): NativeIptablesPlan;
   committed(ok: boolean): void;
+  /** Splits each plan into restores of at most `maxJumps` jump rules (0: one restore). */
+  setChunking(maxJumps: number): void;
   render(): string;
   /** Per-Service chains found in the nat table (iptables-save): deleted by the next restore unless wanted. */
   adopt(natChains: string[]): void;

@@ -353,7 +353,9 @@ function main(): void {
     runIptablesBench(process.argv.slice(2));
     return;
   }
-  const args = parseArgs(process.argv.slice(2).filter((_, i) => i !== modeFlag - 2 && i !== modeFlag - 1));
+  // Without --mode and its value (one argument when written --mode=VALUE).
+  const modeArgs = modeFlag < 0 ? 0 : process.argv[modeFlag].includes('=') ? 1 : 2;
+  const args = parseArgs(process.argv.filter((_, i) => i < modeFlag || i >= modeFlag + modeArgs).slice(2));
   if (process.getuid?.() !== 0) {
     console.error('kproxy bench needs root: it creates a network namespace and programs nftables');
     process.exit(1);

@@ -53,9 +53,9 @@ pub struct IptablesCleanup {
 
 #[napi(object)]
 pub struct IptablesPlan {
-    /// `iptables-restore --noflush` input: the chains to write, the ones to delete ('' when
-    /// nothing changed).
-    pub restore: String,
+    /// `iptables-restore --noflush` inputs, applied in turn: the chains to write and the ones to
+    /// delete (none when nothing changed; one unless chunking is on).
+    pub restores: Vec<String>,
     /// Every chain written (a full sync, or the first after a failed restore).
     pub full: bool,
     /// In the order they belong at the top of their chains.
@@ -125,7 +125,7 @@ impl IptablesRules {
         let in_table = |v: &[(TableName, usize)], t: TableName| v.iter().filter(|(n, _)| *n == t).map(|(_, n)| *n as u32).sum();
         let rejected = bad.into_iter().chain(plan.rejected).map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect();
         Ok(IptablesPlan {
-            restore: plan.restore,
+            restores: plan.restores,
             jumps: jumps(&plan.jumps, self.v6),
             ensure_chains: plan.ensure.iter().map(|(t, c)| IptablesChain { table: t.as_str().into(), chain: (*c).into() }).collect(),
             rejected,
@@ -140,7 +140,14 @@ impl IptablesRules {
         })
     }
 
-    /// Whether the last plan's restore landed.
+    /// Splits each plan into restores of at most `max_jumps` jump rules, applied in turn (0: one
+    /// restore): iptables-nft-restore's time grows with the jumps of one input times their targets.
+    #[napi(catch_unwind)]
+    pub fn set_chunking(&mut self, max_jumps: u32) {
+        self.sync.set_chunking((max_jumps > 0).then_some(max_jumps as usize));
+    }
+
+    /// Whether the last plan's restores all landed.
     #[napi(catch_unwind)]
     pub fn committed(&mut self, ok: bool) {
         self.sync.committed(ok);

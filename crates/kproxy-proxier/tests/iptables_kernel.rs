@@ -155,16 +155,16 @@ fn successive_restores_delete_what_went_away() {
     let file = |name: &str| dir.join(name).display().to_string();
     // One process: everything, then fewer.
     let mut one = new_sync();
-    let a = one.plan(true, &all, &[]).restore;
+    let a = one.plan(true, &all, &[]).restores.concat();
     one.committed(true);
     let render_all = one.render();
-    let b = one.plan(true, &fewer, &[]).restore;
+    let b = one.plan(true, &fewer, &[]).restores.concat();
     one.committed(true);
     let render_fewer = one.render();
     // A new process on a node that still has everything: it adopts those chains, then wants fewer.
     let mut two = new_sync();
     two.adopt(&chains_of(&render_all));
-    let c = two.plan(true, &fewer, &[]).restore;
+    let c = two.plan(true, &fewer, &[]).restores.concat();
     for (name, text) in [("a", &a), ("b", &b), ("c", &c)] {
         std::fs::write(file(name), text).unwrap();
     }

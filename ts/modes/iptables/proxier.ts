@@ -27,10 +27,14 @@ export const IPTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
  */
 export const DISPATCH_ENV = 'KPROXY_IPTABLES_DISPATCH_ABOVE';
 
-function dispatchAbove(): number | undefined {
-  const v = process.env[DISPATCH_ENV];
+/** Tuning: the jump rules per restore on the nft backend (NFT_MAX_JUMPS when unset); tests set it low. */
+export const MAX_JUMPS_ENV = 'KPROXY_IPTABLES_MAX_JUMPS';
+
+/** A whole-number tuning variable, or undefined when unset. */
+function tuning(name: string): number | undefined {
+  const v = process.env[name];
   if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw new ProxierError('E_INVALID_OPTION', `${DISPATCH_ENV} must be a whole number, not ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v)) throw new ProxierError('E_INVALID_OPTION', `${name} must be a whole number, not ${JSON.stringify(v)}`);
   return Number(v);
 }
 
@@ -39,8 +43,15 @@ const LOCK_WAIT_S = '5';
 /** A partial sync checks the built-in chains' jumps when the last check is older than this. */
 const JUMP_CHECK_MS = 30_000;
 const CANARY = 'KUBE-PROXY-CANARY';
+/**
+ * On the nft backend a sync is applied in restores of at most this many jump rules:
+ * iptables-nft-restore's time grows with one input's jumps times the chains they jump to
+ * (a full program at 10k Services x 10 endpoints: minutes as one input). Each restore keeps
+ * every chain whole and its targets present (crates/kproxy-proxier/src/iptables/writer.rs).
+ */
+export const NFT_MAX_JUMPS = 2000;
 /** A chain `--cleanup` removes, in iptables-save's output (KUBE-FIREWALL and KUBE-MARK-MASQ stay). */
-const OWNED_IN_SAVE = /^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD|SVC-|SVL-|EXT-|FW-|SEP-|SVCS-)/m;
+const OWNED_IN_SAVE = /^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|EXTERNAL-SERVICES|FORWARD|SVC-|SVL-|EXT-|FW-|SEP-)/m;
 
 /** Whether NodePorts answer on an IPv4 loopback address: every local address, or one in 127/8. */
 function reachesLoopback(node: SyncRequest['node']): boolean {
@@ -55,8 +66,13 @@ interface Commands {
 
 /** The chain names in the kernel's nat table (the addon keeps only the ones this mode makes). */
 async function natChains(save: string): Promise<string[]> {
-  const dump = await output(save, ['-t', 'nat']);
-  return [...dump.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
+  return natChainsIn(await output(save, ['-t', 'nat']));
+}
+
+/** The KUBE-* chains of the nat table in an iptables-save dump. */
+function natChainsIn(dump: string): string[] {
+  const nat = /^\*nat\n([\s\S]*?)^COMMIT$/m.exec(dump)?.[1] ?? '';
+  return [...nat.matchAll(/^:(KUBE-\S+) /gm)].map((m) => m[1]);
 }
 
 export class IptablesProxier implements Proxier {
@@ -91,7 +107,7 @@ export class IptablesProxier implements Proxier {
       this.localhostNodePorts = opts.family === 'IPv4' && opts.localhostNodePorts !== false;
       this.native = new IptablesRules({
         ...nativeOptions(opts),
-        dispatchAbove: dispatchAbove(),
+        dispatchAbove: tuning(DISPATCH_ENV),
         localhostNodePorts: this.localhostNodePorts,
         dropInvalid: !liberal,
       });
@@ -104,6 +120,7 @@ export class IptablesProxier implements Proxier {
     if (!this.tools) {
       const t = await nodeBackend(this.logger);
       this.tools = { ipt: t.tool(this.family), save: t.tool(this.family, '-save'), restore: t.tool(this.family, '-restore') };
+      if (t.backend === 'nft') this.native.setChunking(tuning(MAX_JUMPS_ENV) ?? NFT_MAX_JUMPS);
     }
     return this.tools;
   }
@@ -111,8 +128,6 @@ export class IptablesProxier implements Proxier {
   async sync(req: SyncRequest): Promise<SyncReport> {
     const started = performance.now();
     const cmd = this.fake ? undefined : await this.commands();
-    // CVE-2020-8558's other half is KUBE-FIREWALL's martian drop, written with it.
-    if (cmd && req.full && this.localhostNodePorts && reachesLoopback(req.node)) await setSysctl(ROUTE_LOCALNET, '1', this.logger);
     const { text, rejected } = encodeServicePorts(req.upserts);
     // A full sync takes over what another run (or upstream kube-proxy) left: its stale chains go.
     if (req.full && cmd) this.native.adopt(await natChains(cmd.save));
@@ -124,13 +139,14 @@ export class IptablesProxier implements Proxier {
     }
     const restoreStart = performance.now();
     // Nothing changed: nothing to write.
-    if (cmd && plan.restore !== '') {
-      const r = await run(cmd.restore, ['--noflush', '-w', LOCK_WAIT_S], plan.restore);
+    for (const [k, input] of (cmd ? plan.restores : []).entries()) {
+      const r = await run(cmd!.restore, ['--noflush', '-w', LOCK_WAIT_S], input);
       if (r.code !== 0) {
         this.native.committed(false);
         this.metrics.restoreFailuresTotal.inc({ ip_family: this.family });
         if (!plan.full) this.metrics.partialRestoreFailuresTotal.inc({ ip_family: this.family });
-        const err = new ProxierError('E_KERNEL_REJECTED', `${cmd.restore} failed (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
+        const which = plan.restores.length > 1 ? ` (restore ${k + 1} of ${plan.restores.length})` : '';
+        const err = new ProxierError('E_KERNEL_REJECTED', `${cmd!.restore} failed${which} (exit ${r.code}): ${r.stderr.trim().slice(0, 2000)}`);
         this.logger.error({ ipFamily: this.family, err: err.message }, 'Failed to execute iptables-restore');
         throw err;
       }
@@ -144,6 +160,8 @@ export class IptablesProxier implements Proxier {
       await this.ensureJumps(cmd.ipt, plan.jumps);
       this.jumpsCheckedAt = performance.now();
     }
+    // Only now: CVE-2020-8558's other half, KUBE-FIREWALL's martian drop and its jumps, is in place.
+    if (cmd && req.full && this.localhostNodePorts && reachesLoopback(req.node)) await setSysctl(ROUTE_LOCALNET, '1', this.logger);
     const restoreMs = performance.now() - restoreStart;
     for (const [table, total, written] of [['filter', plan.filterTotal, plan.filterRules], ['nat', plan.natTotal, plan.natRules]] as const) {
       this.metrics.rulesTotal.set({ ip_family: this.family, table }, total);
@@ -152,11 +170,11 @@ export class IptablesProxier implements Proxier {
     return {
       full: plan.full,
       objects: plan.chains + plan.rules,
-      messages: 1,
-      bytes: Buffer.byteLength(plan.restore),
+      messages: plan.restores.length,
+      bytes: plan.restores.reduce((n, r) => n + Buffer.byteLength(r), 0),
       durationMs: performance.now() - started,
       rejected: [...rejected, ...plan.rejected],
-      text: req.explain ? plan.restore : undefined,
+      text: req.explain ? plan.restores.join('') : undefined,
       details: { planMs: Number(plan.planMs.toFixed(3)), restoreMs: Number(restoreMs.toFixed(3)), chains: plan.chains, rules: plan.rules },
     };
   }
@@ -215,8 +233,8 @@ export class IptablesProxier implements Proxier {
     const { ipt } = await this.commands();
     for (const table of ['mangle', 'nat', 'filter']) {
       const r = await run(ipt, ['-w', LOCK_WAIT_S, '-t', table, '-S', CANARY]);
-      // 1 is "no chain by that name"; anything else (the lock) proves nothing.
-      if (r.code === 1) return `${ipt} -t ${table}`;
+      // Gone, or its whole table with it; 4 (the lock, resources) and a missing tool prove nothing.
+      if (r.code !== 0 && r.code !== 4 && r.code !== null) return `${ipt} -t ${table}`;
     }
     return undefined;
   }
@@ -229,10 +247,11 @@ export class IptablesProxier implements Proxier {
   async cleanup(): Promise<void> {
     if (this.fake) return;
     const { ipt, save, restore: restoreCmd } = await this.commands();
-    // Nothing of this mode's (or upstream's) here: nothing to run (another mode's startup calls this).
-    const [nat, filter] = await Promise.all([output(save, ['-t', 'nat']), output(save, ['-t', 'filter'])]);
-    if (!OWNED_IN_SAVE.test(nat) && !OWNED_IN_SAVE.test(filter)) return;
-    const { jumps, restore } = this.native.cleanup(await natChains(save));
+    // Nothing of this mode's (or upstream's) here: nothing to run (another mode's startup calls
+    // this). The whole dump: asking for one table would make the legacy backend create it.
+    const dump = await output(save, []);
+    if (!OWNED_IN_SAVE.test(dump)) return;
+    const { jumps, restore } = this.native.cleanup(natChainsIn(dump));
     // The jumps first: a chain still referenced cannot be deleted.
     for (const j of jumps) {
       while ((await run(ipt, ['-w', LOCK_WAIT_S, '-t', j.table, '-D', j.chain, ...j.args])).code === 0);

@@ -51,19 +51,13 @@ fn destination(r: &Rule) -> Option<IpAddr> {
 }
 
 /// Splits `rules` into the rules KUBE-SERVICES keeps and the dispatch chains below it, once
-/// there are more than `above`; fewer stay one flat list, as upstream's. Rules without a
-/// single destination stay at the top, after the tree.
+/// there are more than `above`; fewer stay one flat list, as upstream's. So does a list with
+/// a rule that matches more than one destination: moving it could change what matches first.
 pub fn dispatch(rules: Vec<Rule>, above: usize) -> (Vec<Rule>, Vec<Chain>) {
-    if rules.len() <= above {
+    if rules.len() <= above || rules.iter().any(|r| destination(r).is_none()) {
         return (rules, Vec::new());
     }
-    let (mut keyed, mut rest): (Vec<(IpAddr, Rule)>, Vec<Rule>) = (Vec::new(), Vec::new());
-    for r in rules {
-        match destination(&r) {
-            Some(ip) => keyed.push((ip, r)),
-            None => rest.push(r),
-        }
-    }
+    let mut keyed: Vec<(IpAddr, Rule)> = rules.into_iter().map(|r| (destination(&r).expect("checked above"), r)).collect();
     // Stable: the rules of one address keep their order.
     keyed.sort_by_key(|(ip, _)| (ip.is_ipv6(), bits(ip)));
     let mut chains = Vec::new();
@@ -76,7 +70,6 @@ pub fn dispatch(rules: Vec<Rule>, above: usize) -> (Vec<Rule>, Vec<Chain>) {
             top.extend(node(group, &mut chains));
         }
     }
-    top.extend(rest);
     (top, chains)
 }
 
@@ -105,7 +98,8 @@ fn node(group: Vec<(IpAddr, Rule)>, chains: &mut Vec<Chain>) -> Vec<Rule> {
         let name = dispatch_chain(&prefix);
         let rules = node(sub, chains);
         chains.push(Chain { name: name.clone(), rules });
-        out.push(Rule { matches: vec![Match::Destination { cidr: prefix, negated: false }], target: Target::Jump(name) });
+        let matches = vec![Match::Destination { cidr: prefix, negated: false }, Match::Comment(format!("kproxy dispatch {prefix}"))];
+        out.push(Rule { matches, target: Target::Jump(name) });
     }
     out
 }
@@ -126,33 +120,43 @@ mod tests {
         }
     }
 
-    /// The rules a packet to `ip` walks, in order, and the capture rule it lands on.
-    fn walk(top: &[Rule], chains: &[Chain], ip: IpAddr, port: u16) -> (usize, Option<String>) {
-        let mut walked = 0;
-        for r in top {
-            walked += 1;
-            let dst_ok = r.matches.iter().all(|m| match m {
-                Match::Destination { cidr, .. } => cidr.contains(&ip),
+    /// What a packet to `ip`:`port` meets: the Service chains it jumps to, in order, as if
+    /// every one of them returned (a KUBE-FW- chain or an eTP Local KUBE-EXT- chain can), and
+    /// the rules walked until the first of them.
+    fn walk(top: &[Rule], chains: &[Chain], ip: IpAddr, port: u16) -> (Vec<String>, usize) {
+        let (mut hits, mut walked, mut first) = (Vec::new(), 0, None);
+        visit(top, chains, ip, port, &mut hits, &mut walked, &mut first);
+        (hits, first.unwrap_or(walked))
+    }
+
+    fn visit(
+        rules: &[Rule],
+        chains: &[Chain],
+        ip: IpAddr,
+        port: u16,
+        hits: &mut Vec<String>,
+        walked: &mut usize,
+        first: &mut Option<usize>,
+    ) {
+        for r in rules {
+            *walked += 1;
+            let matched = r.matches.iter().all(|m| match m {
+                Match::Destination { cidr, negated } => cidr.contains(&ip) != *negated,
                 Match::ProtocolModule(_, Some(p)) => *p == port,
                 _ => true,
             });
-            if !dst_ok {
+            let Target::Jump(c) = &r.target else { continue };
+            if !matched {
                 continue;
             }
-            match &r.target {
-                Target::Jump(c) if c.starts_with("KUBE-SVCS-") => {
-                    let chain = chains.iter().find(|ch| &ch.name == c).unwrap();
-                    let (n, hit) = walk(&chain.rules, chains, ip, port);
-                    walked += n;
-                    if hit.is_some() {
-                        return (walked, hit);
-                    }
+            match chains.iter().find(|ch| &ch.name == c) {
+                Some(chain) => visit(&chain.rules, chains, ip, port, hits, walked, first),
+                None => {
+                    first.get_or_insert(*walked);
+                    hits.push(c.clone());
                 }
-                Target::Jump(c) => return (walked, Some(c.clone())),
-                _ => {}
             }
         }
-        (walked, None)
     }
 
     #[test]
@@ -164,8 +168,9 @@ mod tests {
     }
 
     #[test]
-    fn every_packet_lands_where_the_flat_list_sends_it_and_walks_few_rules() {
-        // 50k ClusterIPs spread over a /12, two ports on some, and a few IPv6 and odd addresses.
+    fn every_packet_meets_what_the_flat_list_gives_it_in_order_and_walks_few_rules() {
+        // 50k ClusterIPs spread over a /12, two ports on some, a second chain for the same
+        // address and port on others (met in order if the first returns), a few IPv6 and odd ones.
         let mut rules = Vec::new();
         let mut targets = Vec::new();
         let mut x: u32 = 12345;
@@ -174,6 +179,11 @@ mod tests {
             let ip = IpAddr::V4((0x0a60_0000 | (x >> 12) & 0x000f_ffff).into());
             let port = if i % 7 == 0 { 443 } else { 80 };
             rules.push(capture(&ip.to_string(), port));
+            if i % 11 == 0 {
+                let mut second = capture(&ip.to_string(), port);
+                second.target = Target::Jump(format!("KUBE-EXT-{ip}-{port}"));
+                rules.push(second);
+            }
             targets.push((ip, port));
         }
         for (ip, port) in [("fd00::1", 80), ("fd00::2", 80), ("203.0.113.9", 53)] {
@@ -182,21 +192,37 @@ mod tests {
         }
         let (top, chains) = dispatch(rules.clone(), 128);
         let mut worst = 0;
-        for (ip, port) in targets.iter().step_by(97).chain(targets.iter().rev().take(3)) {
-            // The flat list's first match for (ip, port): every rule for it has this target.
-            let flat = Some(format!("KUBE-SVC-{ip}-{port}"));
-            let (walked, tree) = walk(&top, &chains, *ip, *port);
+        for (ip, port) in targets.iter().step_by(977).chain(targets.iter().rev().take(3)).chain(targets.iter().step_by(11).take(5)) {
+            let (flat, _) = walk(&rules, &[], *ip, *port);
+            let (tree, walked) = walk(&top, &chains, *ip, *port);
+            assert!(!flat.is_empty());
             assert_eq!(tree, flat, "{ip}:{port}");
             worst = worst.max(walked);
         }
         // Four 4-bit levels under the /12 and a leaf: far from 50k.
         assert!(worst < 100, "walked {worst} rules");
         // A miss falls through the tree, as it falls through the flat list.
-        assert_eq!(walk(&top, &chains, "10.96.0.0".parse().unwrap(), 9).1, None);
+        assert!(walk(&top, &chains, "10.96.0.0".parse().unwrap(), 9).0.is_empty());
         let mut names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), chains.len(), "dispatch chain names are unique");
+        assert!(chains.iter().all(|c| c.name.len() <= 28), "iptables chain names are 28 characters at most");
+    }
+
+    #[test]
+    fn a_rule_for_more_than_one_address_keeps_the_list_flat() {
+        let mut rules: Vec<Rule> = (0..200).map(|i| capture(&format!("10.96.{}.{}", i / 200, i % 200), 80)).collect();
+        rules.insert(
+            100,
+            Rule {
+                matches: vec![Match::Destination { cidr: "10.96.0.0/16".parse().unwrap(), negated: false }],
+                target: Target::Jump("KUBE-X".into()),
+            },
+        );
+        let (top, chains) = dispatch(rules.clone(), 128);
+        assert_eq!(top, rules);
+        assert!(chains.is_empty());
     }
 
     #[test]

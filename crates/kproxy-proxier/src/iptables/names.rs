@@ -59,10 +59,12 @@ impl ServiceChains {
     }
 }
 
-/// KUBE-SVCS-: a dispatch chain of KUBE-SERVICES (kproxy's, not upstream's), for the
-/// Services under one destination prefix.
+/// A dispatch chain of KUBE-SERVICES (kproxy's, not upstream's), for the Services under one
+/// destination prefix. Named as a KUBE-SVC- chain (of a hash no ServicePort name can give,
+/// as no ServicePortName holds a blank), so that upstream kube-proxy's cleanup and its stale
+/// chain deletion, which know only its own prefixes, take these chains too.
 pub fn dispatch_chain(prefix: &kproxy_nftables::Cidr) -> String {
-    format!("KUBE-SVCS-{}", hash16(&prefix.to_string()))
+    format!("KUBE-SVC-{}", hash16(&format!("dispatch {prefix}")))
 }
 
 /// KUBE-SEP-: one endpoint of a ServicePort; the endpoint as upstream prints it (ip:port, [ip6]:port).

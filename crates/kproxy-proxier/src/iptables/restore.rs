@@ -3,7 +3,6 @@
 //! render. Every value reaches the text through a typed field (addresses, ports, chain names
 //! built by names.rs, comments from validated keys): nothing can add a line or an option.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -209,64 +208,9 @@ pub fn rule_args(r: &Rule, v6: bool) -> Vec<String> {
     out
 }
 
-/// `iptables-restore --noflush` input, chain by chain: per table the declarations (each
-/// flushes its chain and leaves every other one alone), the rules, then the deletions. A table
-/// with nothing to write is left out.
-pub struct RestoreWriter {
-    v6: bool,
-    tables: BTreeMap<TableName, TableInput>,
-}
-
-#[derive(Default)]
-struct TableInput {
-    declare: String,
-    rules: String,
-    delete: String,
-    rule_count: usize,
-}
-
-impl RestoreWriter {
-    pub fn new(v6: bool) -> Self {
-        Self { v6, tables: BTreeMap::new() }
-    }
-
-    pub fn write(&mut self, table: TableName, c: &Chain) {
-        let t = self.tables.entry(table).or_default();
-        writeln!(t.declare, ":{} - [0:0]", c.name).unwrap();
-        for r in &c.rules {
-            writeln!(t.rules, "{}", render_rule(&c.name, r, self.v6)).unwrap();
-        }
-        t.rule_count += c.rules.len();
-    }
-
-    /// A chain no longer wanted: declared (so flushed, dropping its jumps), then deleted.
-    pub fn delete(&mut self, table: TableName, name: &str) {
-        let t = self.tables.entry(table).or_default();
-        writeln!(t.declare, ":{name} - [0:0]").unwrap();
-        writeln!(t.delete, "-X {name}").unwrap();
-    }
-
-    /// Rules written, per table.
-    pub fn rules(&self) -> Vec<(TableName, usize)> {
-        self.tables.iter().map(|(t, i)| (*t, i.rule_count)).collect()
-    }
-
-    pub fn finish(self) -> String {
-        let mut out = String::new();
-        for (name, t) in self.tables {
-            writeln!(out, "*{}", name.as_str()).unwrap();
-            out.push_str(&t.declare);
-            out.push_str(&t.rules);
-            out.push_str(&t.delete);
-            out.push_str("COMMIT\n");
-        }
-        out
-    }
-}
-
 /// Every chain of `tables` written, and the `stale` ones deleted.
 pub fn render_restore(tables: &[(TableName, Table)], stale: &[(TableName, Vec<String>)], v6: bool) -> String {
-    let mut w = RestoreWriter::new(v6);
+    let mut w = super::writer::RestoreWriter::new(v6);
     for (name, table) in tables {
         for c in &table.chains {
             w.write(*name, c);

@@ -10,15 +10,16 @@ use kproxy_nftables::Family;
 
 use super::assemble::{build, ensured_chains, jumps, shared_chains, tables};
 use super::build::{service_part, IptablesConfig, Part};
-use super::restore::{render_restore, render_save, Chain, RestoreWriter, Rule, TableName};
+use super::restore::{render_restore, render_save, Chain, Rule, TableName};
+use super::writer::RestoreWriter;
 use crate::desired::{Desired, NodeAddressing};
 use crate::wire::{Rejected, ServicePortRecord};
 
 /// One sync's restore input and what goes with it.
 pub struct Plan {
-    /// `iptables-restore --noflush` input: the chains to write and the ones to delete ('' when
-    /// nothing changed).
-    pub restore: String,
+    /// `iptables-restore --noflush` inputs, to apply in turn: the chains to write and the ones
+    /// to delete (none when nothing changed; one unless chunking is on).
+    pub restores: Vec<String>,
     /// Rules kept in the built-in chains, in the order they belong at the top.
     pub jumps: Vec<(TableName, &'static str, Rule)>,
     /// Chains the jumps need that the restore does not write: made to exist, never flushed.
@@ -50,6 +51,8 @@ pub struct IptablesSync {
     pending: Option<Pending>,
     /// No restore has landed yet, or one failed: what the kernel holds is unknown until a full one lands.
     rewrite_all: bool,
+    /// Split each plan into restores of at most this many jump rules (the nft backend).
+    max_jumps: Option<usize>,
 }
 
 struct Pending {
@@ -59,10 +62,10 @@ struct Pending {
     full: bool,
 }
 
-/// A chain name this mode makes: a per-ServicePort prefix (or the dispatch one) and 16 base32
-/// characters, as names.rs makes them.
+/// A chain name this mode makes: a per-ServicePort prefix and 16 base32 characters, as
+/// names.rs makes them (the dispatch chains are KUBE-SVC- ones).
 pub fn is_service_chain(name: &str) -> bool {
-    ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-SVCS-"].iter().any(|p| {
+    ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"].iter().any(|p| {
         name.strip_prefix(p).is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
     })
 }
@@ -89,7 +92,14 @@ impl IptablesSync {
             applied: Chains::new(),
             pending: None,
             rewrite_all: true,
+            max_jumps: None,
         }
+    }
+
+    /// Splits every plan into restores of at most `max_jumps` jump rules, applied in turn
+    /// (writer.rs); None: one restore.
+    pub fn set_chunking(&mut self, max_jumps: Option<usize>) {
+        self.max_jumps = max_jumps;
     }
 
     pub fn desired_mut(&mut self) -> &mut Desired {
@@ -119,7 +129,11 @@ impl IptablesSync {
         let rules = w.rules();
         let total = self.total(pending.shared.as_ref().unwrap_or(&self.shared));
         self.pending = Some(pending);
-        Plan { restore: w.finish(), jumps: jumps(), ensure: ensured_chains(&self.cfg), chains, rules, total, full, rejected }
+        let restores = match self.max_jumps {
+            Some(n) => w.finish_chunked(n),
+            None => Some(w.finish()).filter(|r| !r.is_empty()).into_iter().collect(),
+        };
+        Plan { restores, jumps: jumps(), ensure: ensured_chains(&self.cfg), chains, rules, total, full, rejected }
     }
 
     fn plan_full(&mut self, w: &mut RestoreWriter) -> Pending {
@@ -198,8 +212,8 @@ impl IptablesSync {
         by.into_iter().collect()
     }
 
-    /// Whether the last plan's restore landed. If not, its chains may or may not be there: the
-    /// next plan is full, and deletes whichever of both sets it does not want.
+    /// Whether the last plan's restores all landed. If not, its chains may or may not be there:
+    /// the next plan is full, and deletes whichever of both sets it does not want.
     pub fn committed(&mut self, ok: bool) {
         let Some(p) = self.pending.take() else { return };
         if ok && p.full {
