@@ -228,6 +228,9 @@ function latencyRun(a: Args, backend: string): LatencyRow[] {
           rows.push({ size, shape, programMs });
           continue;
         }
+        // Let the kernel finish with the table it replaced (the legacy backend frees a whole
+        // table's blob) before the clock starts.
+        spawnSync('sleep', ['5']);
         // A clean conntrack table each time: the earlier measurements' entries share the
         // masqueraded tuples. The client at real-time priority: scheduling noise would be the p99.
         spawnSync(IP, ['netns', 'exec', topo.node, 'conntrack', '-F'], { stdio: 'ignore' });
