@@ -44,6 +44,7 @@ function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry =
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
     localhostNodePorts: config.localhostNodePorts,
+    ipvs: config.ipvs,
     fake,
     registry,
     logger,
@@ -143,6 +144,8 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
   const conntrack = Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));
+  // The mode's kernel parts (IPVS: its modules and sysctls): missing ones end the start here.
+  for (const p of list) await p.prepare?.();
   // As upstream's platformCleanup: the other modes' rules go (best effort), so that two never
   // both catch the same traffic.
   await cleanupModes(config, logger, implementedModes().filter((m) => m !== config.mode));

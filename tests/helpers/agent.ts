@@ -125,6 +125,15 @@ export async function waitForServiceRule(topo: Topology, agent: Agent, ip: strin
   }, { timeoutMs });
 }
 
+/** IPVS mode: waits until IPVS has a virtual server on `ip` port `port` (TCP). */
+export async function waitForVirtualServer(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000, port = 80): Promise<void> {
+  const vs = isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
+  await waitFor(`IPVS virtual server ${vs}`, async () => {
+    failIfExited(agent);
+    return (await topo.exec(topo.node, ['ipvsadm', '-Ln', '-t', vs], { allowFailure: true })).code === 0;
+  }, { timeoutMs });
+}
+
 /** Waits until `ip` is gone from the service-ips map of its family's table. */
 export async function waitForServiceIPGone(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(`${ip} to leave ${familyOf(ip)} kube-proxy service-ips`, async () => {

@@ -248,28 +248,40 @@ export interface RowException {
   why: string;
 }
 
-/** The rows iptables mode answers otherwise, kproxy's and upstream's alike (one mode, one list). */
-const NO_SERVICECIDR_DROP = 'iptables mode has no unallocated-ServiceCIDR drop (upstream added it to nftables mode only); the node\'s closed port answers';
-export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables', Record<string, RowException>> = {
+/** The rows each mode answers otherwise, and why (one list per mode). */
+const NO_SERVICECIDR_DROP = (mode: string) => `${mode} mode has no unallocated-ServiceCIDR drop (upstream added it to nftables mode only); the node's closed port answers`;
+const UNALLOCATED = [
+  'an unallocated IP in the ServiceCIDR, TCP: dropped',
+  'an unallocated IP in the ServiceCIDR, UDP: dropped',
+  'an unallocated IPv6 in the ServiceCIDR: dropped',
+  'an unallocated IP from a pod: dropped',
+];
+const EVERY_ADDRESS = (mode: string): RowException => ({
+  outcome: ['backend-1', 'backend-2', 'backend-3'],
+  source: 'masqueraded',
+  count: 30,
+  why: `${mode} mode's default, upstream's too, is NodePorts on every local address (nodePortAddresses unset means "primary" in nftables mode only)`,
+});
+export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables' | 'ipvs', Record<string, RowException>> = {
   nftables: {},
   iptables: {
-    ...Object.fromEntries([
-      'an unallocated IP in the ServiceCIDR, TCP: dropped',
-      'an unallocated IP in the ServiceCIDR, UDP: dropped',
-      'an unallocated IPv6 in the ServiceCIDR: dropped',
-      'an unallocated IP from a pod: dropped',
-    ].map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP }])),
+    ...Object.fromEntries(UNALLOCATED.map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP('iptables') }])),
     'a NodePort on 127.0.0.1 from the node itself: no localhost NodePorts': {
       outcome: ['backend-1', 'backend-2', 'backend-3'],
       source: 'masqueraded',
       count: 30,
       why: 'iptables mode has localhost NodePorts (IPv4, --iptables-localhost-nodeports, the default), with route_localnet and the martian drop',
     },
-    'another node address is not a NodePort address ("primary"): its own closed port': {
-      outcome: ['backend-1', 'backend-2', 'backend-3'],
-      source: 'masqueraded',
-      count: 30,
-      why: 'iptables mode\'s default, upstream\'s too, is NodePorts on every local address (nodePortAddresses unset means "primary" in nftables mode only)',
+    'another node address is not a NodePort address ("primary"): its own closed port': EVERY_ADDRESS('iptables'),
+  },
+  ipvs: {
+    ...Object.fromEntries(UNALLOCATED.map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP('IPVS') }])),
+    'another node address is not a NodePort address ("primary"): its own closed port': EVERY_ADDRESS('IPVS'),
+    'the node itself reaching an eTP Local NodePort: every endpoint, masqueraded': {
+      outcome: ['backend-1'],
+      source: 'kept',
+      count: 10,
+      why: 'IPVS mode, upstream\'s too: an eTP Local NodePort\'s virtual server has the local endpoints only, whoever connects, and its traffic is not masqueraded',
     },
   },
 };

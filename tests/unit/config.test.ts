@@ -7,6 +7,9 @@ import { ConfigError, formatGoDuration, loadConfig, parseGoDuration, usage, type
 const HOST = () => 'Node-A';
 const load = (argv: string[]) => loadConfig(argv, { hostname: HOST });
 
+const DEFAULT_IPVS: ProxyConfig['ipvs'] = { scheduler: '', excludeCIDRs: [], strictARP: false, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 0 };
+const ALL_LOCAL = ['0.0.0.0/0', '::/0'];
+
 const DEFAULTS: Partial<ProxyConfig> = {
   mode: 'nftables',
   configFile: undefined,
@@ -29,6 +32,7 @@ const DEFAULTS: Partial<ProxyConfig> = {
   bridgeInterface: '',
   interfaceNamePrefix: '',
   nodePortAddresses: ['primary'],
+  ipvs: DEFAULT_IPVS,
   help: false,
   warnings: [],
 };
@@ -79,6 +83,47 @@ const FLAG_CASES: Array<[string[], Partial<ProxyConfig>]> = [
   [['-h'], { help: true }],
   [['--config='], { configFile: undefined }],
   [['--', ''], { mode: 'nftables' }],
+  // ipvs mode: its periods from --ipvs-*, which default to the internal 30s / 1s (upstream's
+  // processV1Alpha1Flags); the masquerade settings from --iptables-masquerade-bit / --masquerade-all;
+  // unset --nodeport-addresses means every local address, as in iptables mode.
+  [['--proxy-mode', 'ipvs'], {
+    mode: 'ipvs', syncPeriodMs: 30_000, minSyncPeriodMs: 1_000, masqueradeBit: 14, masqueradeAll: false,
+    nodePortAddresses: ALL_LOCAL, ipvs: DEFAULT_IPVS, warnings: [],
+  }],
+  [['--proxy-mode=ipvs', '--ipvs-sync-period=1m', '--ipvs-min-sync-period=0s'], { syncPeriodMs: 60_000, minSyncPeriodMs: 0 }],
+  [['--proxy-mode=ipvs', '--ipvs-min-sync-period', '5s'], { syncPeriodMs: 30_000, minSyncPeriodMs: 5_000 }],
+  [['--proxy-mode=ipvs', '--iptables-sync-period=5s', '--iptables-min-sync-period=2s'], {
+    syncPeriodMs: 30_000, minSyncPeriodMs: 1_000, warnings: [
+      'flag --iptables-sync-period has no effect in ipvs mode (as kube-proxy); use --ipvs-sync-period',
+      'flag --iptables-min-sync-period has no effect in ipvs mode (as kube-proxy); use --ipvs-min-sync-period',
+    ],
+  }],
+  [['--proxy-mode=ipvs', '--iptables-masquerade-bit=10', '--masquerade-all'], { masqueradeBit: 10, masqueradeAll: true }],
+  [['--proxy-mode=ipvs', '--nodeport-addresses=10.1.2.3/16'], { nodePortAddresses: ['10.1.0.0/16'] }],
+  [['--proxy-mode=ipvs', '--nodeport-addresses=primary'], { nodePortAddresses: ['primary'] }],
+  [['--proxy-mode=ipvs', '--ipvs-scheduler=wlc'], { ipvs: { ...DEFAULT_IPVS, scheduler: 'wlc' } }],
+  [['--proxy-mode=ipvs', '--ipvs_scheduler', 'mh'], { ipvs: { ...DEFAULT_IPVS, scheduler: 'mh' } }],
+  [['--proxy-mode=ipvs', '--ipvs-scheduler='], { ipvs: DEFAULT_IPVS }],
+  [['--proxy-mode=ipvs', '--ipvs-exclude-cidrs=10.1.2.3/8,fd00::1/64', '--ipvs-exclude-cidrs', '192.168.0.0/16'],
+    { ipvs: { ...DEFAULT_IPVS, excludeCIDRs: ['10.0.0.0/8', 'fd00::/64', '192.168.0.0/16'] } }],
+  [['--proxy-mode=ipvs', '--ipvs-exclude-cidrs='], { ipvs: DEFAULT_IPVS }],
+  [['--proxy-mode=ipvs', '--ipvs-strict-arp'], { ipvs: { ...DEFAULT_IPVS, strictARP: true } }],
+  [['--proxy-mode=ipvs', '--ipvs-strict-arp=false'], { ipvs: DEFAULT_IPVS }],
+  [['--proxy-mode=ipvs', '--ipvs-tcp-timeout=15m', '--ipvs-tcpfin-timeout', '30s', '--ipvs-udp-timeout=1m30s'],
+    { ipvs: { ...DEFAULT_IPVS, tcpTimeoutS: 900, tcpFinTimeoutS: 30, udpTimeoutS: 90 }, warnings: [] }],
+  [['--proxy-mode=ipvs', '--ipvs-tcp-timeout=0.1m', '--ipvs-udp-timeout=0'], { ipvs: { ...DEFAULT_IPVS, tcpTimeoutS: 6 }, warnings: [] }],
+  // Upstream hands the kernel uint32(d.Seconds()): sub-second parts are dropped, with a warning here.
+  [['--proxy-mode=ipvs', '--ipvs-tcp-timeout=1.5s', '--ipvs-udp-timeout=500ms'], {
+    ipvs: { ...DEFAULT_IPVS, tcpTimeoutS: 1, udpTimeoutS: 0 }, warnings: [
+      '--ipvs-tcp-timeout: 1.5s is truncated to whole seconds (1s), as kube-proxy does',
+      "--ipvs-udp-timeout: 500ms is truncated to whole seconds (0s, so the kernel's value is left as it is), as kube-proxy does",
+    ],
+  }],
+  // Outside ipvs mode the --ipvs-* flags do nothing, as upstream; the --iptables-* periods apply.
+  [['--proxy-mode=nftables', '--ipvs-sync-period=5s', '--iptables-sync-period=10s'], {
+    mode: 'nftables', syncPeriodMs: 10_000,
+    warnings: ['flag --ipvs-sync-period only applies in ipvs mode (as kube-proxy); it has no effect in nftables mode'],
+  }],
 ];
 
 for (const [argv, expected] of FLAG_CASES) {
@@ -92,16 +137,35 @@ for (const [argv, expected] of FLAG_CASES) {
 
 const NOT_IMPLEMENTED_FLAGS = [
   'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
-  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version',
-  'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
-  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min', 'conntrack-tcp-timeout-established',
+  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min', 'conntrack-tcp-timeout-established',
   'conntrack-tcp-timeout-close-wait', 'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
   'vmodule', 'logging-format', 'healthz-port', 'metrics-port', 'proxy-port-range',
 ];
 
 const FLAG_ERRORS: Array<[string[], string, string]> = [
-  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables, iptables (ipvs: not implemented yet)'],
-  [['--proxy-mode', 'ipvs'], '--proxy-mode', 'mode "ipvs" is not implemented yet by kproxy'],
+  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables, iptables, ipvs'],
+  [['--proxy-mode=IPVS'], '--proxy-mode', 'unsupported value "IPVS"'],
+  [['--proxy-mode=userspace'], '--proxy-mode', 'unsupported value "userspace"'],
+  [['--proxy-mode=ipvs', '--ipvs-sync-period=0s'], '--ipvs-sync-period', '--ipvs-sync-period: must be greater than 0, got 0s'],
+  [['--proxy-mode=ipvs', '--ipvs-min-sync-period=-1s'], '--ipvs-min-sync-period', 'must be greater than or equal to 0, got -1s'],
+  // The 1s default minimum (upstream's, by flags) is above this sync period.
+  [['--proxy-mode=ipvs', '--ipvs-sync-period=500ms'], '--ipvs-min-sync-period',
+    '--ipvs-min-sync-period: must not be greater than the sync period (500ms, from --ipvs-sync-period), got 1s'],
+  [['--proxy-mode=ipvs', '--ipvs-scheduler=round robin'], '--ipvs-scheduler',
+    `--ipvs-scheduler: must be the name of an IPVS scheduler (up to 15 letters, digits, '_' or '-': rr, wrr, lc,`],
+  [['--proxy-mode=ipvs', '--ipvs-scheduler=../../evil'], '--ipvs-scheduler', 'got "../../evil"'],
+  [['--proxy-mode=ipvs', '--ipvs-scheduler=averyveryverylongname'], '--ipvs-scheduler', 'must be the name of an IPVS scheduler'],
+  [['--proxy-mode=ipvs', '--ipvs-exclude-cidrs=10.0.0.0/8,10.0.0.1'], '--ipvs-exclude-cidrs',
+    '--ipvs-exclude-cidrs[1]: "10.0.0.1" must be a valid CIDR (e.g. 10.0.0.0/8 or fd00::/64)'],
+  [['--proxy-mode=ipvs', '--ipvs-exclude-cidrs=10.0.0.0/8, 10.1.0.0/16'], '--ipvs-exclude-cidrs', '[1]: " 10.1.0.0/16" must be a valid CIDR'],
+  [['--proxy-mode=ipvs', '--ipvs-exclude-cidrs=10.0.0.0/33'], '--ipvs-exclude-cidrs', '[0]: "10.0.0.0/33" must be a valid CIDR'],
+  [['--proxy-mode=ipvs', '--ipvs-tcp-timeout=-1s'], '--ipvs-tcp-timeout', '--ipvs-tcp-timeout: must be greater than or equal to 0, got -1s'],
+  [['--proxy-mode=ipvs', '--ipvs-tcpfin-timeout=-30s'], '--ipvs-tcpfin-timeout', '--ipvs-tcpfin-timeout: must be greater than or equal to 0, got -30s'],
+  [['--proxy-mode=ipvs', '--ipvs-udp-timeout=-1m'], '--ipvs-udp-timeout', '--ipvs-udp-timeout: must be greater than or equal to 0, got -1m0s'],
+  // Parse errors are fatal in any mode, as pflag's.
+  [['--ipvs-tcp-timeout=300'], '--ipvs-tcp-timeout', 'invalid duration "300"'],
+  [['--ipvs-strict-arp=maybe'], '--ipvs-strict-arp', 'invalid value "maybe"; accepted: true or false'],
+  [['--ipvs-scheduler'], '--ipvs-scheduler', 'flag needs an argument: --ipvs-scheduler'],
   [['--bogus'], '--bogus', 'unknown flag --bogus'],
   [['--bogus=1'], '--bogus', 'unknown flag --bogus'],
   [['-x'], '-x', "unknown shorthand flag 'x' in -x"],
@@ -138,7 +202,6 @@ const FLAG_ERRORS: Array<[string[], string, string]> = [
   // The first bad argument wins, as pflag stops there.
   [['--conntrack-min=1', '--bogus'], '--conntrack-min', 'flag --conntrack-min is not implemented yet by kproxy'],
   ...NOT_IMPLEMENTED_FLAGS.map((f): [string[], string, string] => [[`--${f}=1`], `--${f}`, `flag --${f} is not implemented yet by kproxy`]),
-  [['--ipvs_scheduler', 'rr'], '--ipvs-scheduler', 'flag --ipvs-scheduler is not implemented yet by kproxy'],
 ];
 
 for (const [argv, flag, fragment] of FLAG_ERRORS) {
@@ -170,6 +233,12 @@ test('usage lists implemented and not-implemented flags', (t) => {
   t.true(text.includes('--iptables-sync-period duration'));
   t.true(text.includes('-v, --v int'));
   t.true(text.includes('--conntrack-max-per-core'));
+  const [implemented, refused] = text.split('Recognised kube-proxy flags');
+  for (const f of ['--ipvs-sync-period duration', '--ipvs-min-sync-period duration', '--ipvs-scheduler string', '--ipvs-exclude-cidrs strings',
+    '--ipvs-strict-arp', '--ipvs-tcp-timeout duration', '--ipvs-tcpfin-timeout duration', '--ipvs-udp-timeout duration']) {
+    t.true(implemented.includes(f), f);
+  }
+  t.false(refused.includes('--ipvs-'));
 });
 
 // --- config file: contents (+ argv) → expected fields ----------------------------------------
@@ -284,6 +353,36 @@ logging: {verbosity: 3, format: json}
   ['conntrack "leave as is" and default values are accepted', `${HEADER}conntrack: {maxPerCore: 0, min: 131072, tcpEstablishedTimeout: 24h0m0s, tcpCloseWaitTimeout: 1h}\n`, [],
     { mode: 'nftables' }],
   ['nodePortAddresses [primary] is the nftables default', `${HEADER}nodePortAddresses: [primary]\n`, [], { mode: 'nftables' }],
+  // ipvs mode: the periods from ipvs.*, the masquerade settings from iptables.* (upstream's conversion).
+  ['mode ipvs takes ipvs.* periods and iptables.* masquerade settings', `${HEADER}mode: ipvs
+ipvs: {syncPeriod: 10s, minSyncPeriod: 2s}
+iptables: {syncPeriod: 5s, minSyncPeriod: 1s, masqueradeBit: 12, masqueradeAll: true}
+nftables: {syncPeriod: 7s, masqueradeBit: 20, masqueradeAll: false}
+`, [], { mode: 'ipvs', syncPeriodMs: 10_000, minSyncPeriodMs: 2_000, masqueradeBit: 12, masqueradeAll: true, warnings: [] }],
+  // ipvs.minSyncPeriod has no default (0s); unset nodePortAddresses is every local address.
+  ['mode ipvs defaults', `${HEADER}mode: ipvs\n`, [], {
+    mode: 'ipvs', syncPeriodMs: 30_000, minSyncPeriodMs: 0, masqueradeBit: 14, masqueradeAll: false,
+    nodePortAddresses: ALL_LOCAL, ipvs: DEFAULT_IPVS, warnings: [],
+  }],
+  ['upstream defaulted dump in ipvs mode (zero values mean default)', UPSTREAM_DUMP.replace('mode: ""', 'mode: ipvs'), [], {
+    mode: 'ipvs', syncPeriodMs: 30_000, minSyncPeriodMs: 0, masqueradeBit: 14, nodePortAddresses: ALL_LOCAL, ipvs: DEFAULT_IPVS, warnings: [],
+  }],
+  ['mode ipvs: nodePortAddresses given', `${HEADER}mode: ipvs\nnodePortAddresses: [primary]\n`, [], { nodePortAddresses: ['primary'] }],
+  ['mode ipvs: every ipvs field', `${HEADER}mode: ipvs
+ipvs:
+  scheduler: lc
+  excludeCIDRs: [10.9.8.7/8, "fd00:1::5/48"]
+  strictARP: true
+  tcpTimeout: 2h
+  tcpFinTimeout: 2m
+  udpTimeout: 45s
+`, [], { ipvs: { scheduler: 'lc', excludeCIDRs: ['10.0.0.0/8', 'fd00:1::/48'], strictARP: true, tcpTimeoutS: 7200, tcpFinTimeoutS: 120, udpTimeoutS: 45 }, warnings: [] }],
+  ['mode ipvs: excludeCIDRs [] and zero timeouts', `${HEADER}mode: ipvs\nipvs: {excludeCIDRs: [], tcpTimeout: 0s, udpTimeout: "0"}\n`, [], { ipvs: DEFAULT_IPVS }],
+  ['mode ipvs: sub-second timeouts are truncated', `${HEADER}mode: ipvs\nipvs: {tcpFinTimeout: 2500ms}\n`, [], {
+    ipvs: { ...DEFAULT_IPVS, tcpFinTimeoutS: 2 }, warnings: ['ipvs.tcpFinTimeout: 2.5s is truncated to whole seconds (2s), as kube-proxy does'],
+  }],
+  ['mode ipvs: -v, --hostname-override still apply, --ipvs-* flags do not', `${HEADER}mode: ipvs\n`, ['-v=2', '--ipvs-scheduler=sh'],
+    { verbosity: 2, ipvs: DEFAULT_IPVS }],
 ];
 
 for (const [name, contents, argv, expected] of FILE_CASES) {
@@ -310,6 +409,62 @@ test('iptables mode: --proxy-mode iptables or mode: iptables, its periods from t
   t.is(file.mode, 'iptables');
   t.is(file.syncPeriodMs, 20_000);
   t.is(file.minSyncPeriodMs, 2_000);
+});
+
+test('ipvs mode: /configz shows the effective ipvs settings, and the periods under ipvs', (t) => {
+  const flags = load(['--proxy-mode=ipvs', '--ipvs-sync-period=45s', '--ipvs-scheduler=wrr', '--ipvs-exclude-cidrs=10.1.2.3/8',
+    '--ipvs-strict-arp', '--ipvs-tcp-timeout=1.5s', '--iptables-masquerade-bit=9', '--iptables-sync-period=5s']).raw;
+  t.is(flags.mode, 'ipvs');
+  t.deepEqual(flags.ipvs, {
+    syncPeriod: '45s', minSyncPeriod: '1s', scheduler: 'wrr', excludeCIDRs: ['10.0.0.0/8'], strictARP: true,
+    tcpTimeout: '1.5s', tcpFinTimeout: '0s', udpTimeout: '0s',
+  });
+  t.is(flags.iptables.masqueradeBit, 9);
+  // --iptables-sync-period has no effect in ipvs mode: not shown as in force.
+  t.is(flags.iptables.syncPeriod, '30s');
+  t.deepEqual(flags.nodePortAddresses, []);
+  const file = load(['--config', withFile(`${HEADER}mode: ipvs\nipvs: {syncPeriod: 0s, scheduler: sh}\niptables: {masqueradeAll: true}\n`)]).raw;
+  t.deepEqual(file.ipvs, {
+    syncPeriod: '30s', minSyncPeriod: '0s', scheduler: 'sh', excludeCIDRs: null, strictARP: false,
+    tcpTimeout: '0s', tcpFinTimeout: '0s', udpTimeout: '0s',
+  });
+  t.is(file.iptables.masqueradeAll, true);
+  t.is(file.iptables.masqueradeBit, 14);
+  // Outside ipvs mode the ipvs struct is shown as given, with its defaults.
+  t.deepEqual(load([]).raw.ipvs, {
+    syncPeriod: '30s', minSyncPeriod: '0s', scheduler: '', excludeCIDRs: null, strictARP: false,
+    tcpTimeout: '0s', tcpFinTimeout: '0s', udpTimeout: '0s',
+  });
+});
+
+test('ipvs mode: a scheduler outside the kernel list is accepted with a warning (upstream no longer validates it)', (t) => {
+  const config = load(['--proxy-mode=ipvs', '--ipvs-scheduler=my_sched']);
+  t.is(config.ipvs.scheduler, 'my_sched');
+  t.is(config.warnings.length, 1);
+  t.regex(config.warnings[0], /^--ipvs-scheduler: "my_sched" is not one of the Linux kernel's IPVS schedulers \(rr, wrr, .*mh, twos\).*ip_vs_my_sched/);
+  for (const s of ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'sh', 'dh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos']) {
+    const known = load(['--proxy-mode=ipvs', `--ipvs-scheduler=${s}`]);
+    t.is(known.ipvs.scheduler, s);
+    t.deepEqual(known.warnings, [], s);
+  }
+});
+
+test('outside ipvs mode, ipvs values are not validated (as upstream): bad ones fall back to defaults with a warning', (t) => {
+  const path = withFile(`${HEADER}mode: nftables
+ipvs: {scheduler: "no such", excludeCIDRs: [10.0.0.0/8, bogus], strictARP: true, tcpTimeout: -1s, udpTimeout: 1.5s, syncPeriod: -1s, minSyncPeriod: 1h}
+`);
+  const config = load(['--config', path]);
+  t.is(config.mode, 'nftables');
+  t.is(config.syncPeriodMs, 30_000);
+  t.deepEqual(config.ipvs, { scheduler: '', excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 1 });
+  t.deepEqual(config.warnings, [
+    `ipvs.scheduler: must be the name of an IPVS scheduler (up to 15 letters, digits, '_' or '-': rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos, ...), or empty for rr, got "no such" (ignored: ipvs.scheduler only applies in ipvs mode)`,
+    'ipvs.excludeCIDRs[1]: "bogus" must be a valid CIDR (e.g. 10.0.0.0/8 or fd00::/64) (ignored: ipvs.excludeCIDRs only applies in ipvs mode)',
+    'ipvs.tcpTimeout: must be greater than or equal to 0, got -1s (ignored: ipvs.tcpTimeout only applies in ipvs mode)',
+  ]);
+  const flags = load(['--proxy-mode=iptables', '--ipvs-tcp-timeout=-1s']);
+  t.is(flags.ipvs.tcpTimeoutS, 0);
+  t.is(flags.warnings.length, 2);
 });
 
 test('config file: JSON works too', (t) => {
@@ -387,9 +542,24 @@ test('config file: raw keeps the file and shows effective values', (t) => {
 });
 
 const FILE_ERRORS: Array<[string, string, string]> = [
-  [`${HEADER}mode: ipvs\n`, 'mode', 'mode: mode "ipvs" is not implemented yet by kproxy; accepted: nftables, iptables'],
-  [`${HEADER}mode: kernelspace\n`, 'mode', 'unsupported value "kernelspace"'],
-  [`${HEADER}ipvs: {scheduler: rr}\n`, 'ipvs.scheduler', 'field ipvs.scheduler is not implemented yet by kproxy (got "rr"; accepted: "")'],
+  [`${HEADER}mode: kernelspace\n`, 'mode', 'mode: unsupported value "kernelspace"; accepted: nftables, iptables, ipvs'],
+  [`${HEADER}mode: ipvs\nipvs: {scheduler: "r r"}\n`, 'ipvs.scheduler', 'ipvs.scheduler: must be the name of an IPVS scheduler'],
+  [`${HEADER}mode: ipvs\nipvs: {excludeCIDRs: [10.0.0.0/8, 10.0.0.1]}\n`, 'ipvs.excludeCIDRs',
+    'ipvs.excludeCIDRs[1]: "10.0.0.1" must be a valid CIDR (e.g. 10.0.0.0/8 or fd00::/64)'],
+  [`${HEADER}mode: ipvs\nipvs: {excludeCIDRs: [primary]}\n`, 'ipvs.excludeCIDRs', 'ipvs.excludeCIDRs[0]: "primary" must be a valid CIDR'],
+  [`${HEADER}mode: ipvs\nipvs: {tcpTimeout: -5s}\n`, 'ipvs.tcpTimeout', 'ipvs.tcpTimeout: must be greater than or equal to 0, got -5s'],
+  [`${HEADER}mode: ipvs\nipvs: {tcpFinTimeout: -1ms}\n`, 'ipvs.tcpFinTimeout', 'ipvs.tcpFinTimeout: must be greater than or equal to 0, got -1ms'],
+  [`${HEADER}mode: ipvs\nipvs: {udpTimeout: -1h}\n`, 'ipvs.udpTimeout', 'ipvs.udpTimeout: must be greater than or equal to 0, got -1h0m0s'],
+  [`${HEADER}mode: ipvs\nipvs: {syncPeriod: -1s}\n`, 'ipvs.syncPeriod', 'ipvs.syncPeriod: must be greater than 0, got -1s'],
+  [`${HEADER}mode: ipvs\nipvs: {minSyncPeriod: -1s}\n`, 'ipvs.minSyncPeriod', 'must be greater than or equal to 0, got -1s'],
+  [`${HEADER}mode: ipvs\nipvs: {syncPeriod: 10s, minSyncPeriod: 1m}\n`, 'ipvs.minSyncPeriod', 'must not be greater than the sync period (10s, from ipvs.syncPeriod)'],
+  // iptables.minSyncPeriod is not ipvs mode's.
+  [`${HEADER}mode: ipvs\niptables: {masqueradeBit: 32}\n`, 'iptables.masqueradeBit', 'must be within the range [0, 31], got 32'],
+  // Wrong types are fatal in any mode (strict decoding).
+  [`${HEADER}ipvs: {excludeCIDRs: 10.0.0.0/8}\n`, 'ipvs.excludeCIDRs', 'ipvs.excludeCIDRs: must be a list of strings'],
+  [`${HEADER}ipvs: {strictARP: "yes"}\n`, 'ipvs.strictARP', 'must be true or false'],
+  [`${HEADER}ipvs: {tcpTimeout: 900}\n`, 'ipvs.tcpTimeout', 'must be a duration string such as "30s", got 900'],
+  [`${HEADER}ipvs: {scheduler: 1}\n`, 'ipvs.scheduler', 'must be a string'],
   [`${HEADER}conntrack: {maxPerCore: 65536}\n`, 'conntrack.maxPerCore', 'field conntrack.maxPerCore is not implemented yet'],
   [`${HEADER}conntrack: {udpTimeout: 30s}\n`, 'conntrack.udpTimeout', 'accepted: 0s'],
   [`${HEADER}featureGates: {AllAlpha: true}\n`, 'featureGates', 'field featureGates is not implemented yet'],

@@ -4,13 +4,16 @@
 # only on this machine's newer one. Prints TAP for scripts/test.mjs.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-# The demo, then every rule shape through its life (tests/vm/lifecycle.ts), in one boot. Under
+# The demo, then every rule shape through its life (tests/vm/lifecycle.ts), then IPVS mode's
+# suites (tests/vm/*.vmtest.ts: the packet matrix and more), in one boot. Under
 # emulation the agent takes ~40 s to its first program (more on a busy host): the demo waits longer.
-out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && { echo '== iptables mode'; KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once --mode iptables; echo \"demo-iptables-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts" 2>&1 | tr -d '\r')"
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && { echo '== iptables mode'; KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once --mode iptables; echo \"demo-iptables-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts; echo '== ipvs mode'; npx ava --config tests/vm/ava.config.mjs --tap --serial; echo \"ipvs-rc=\$?\"" 2>&1 | tr -d '\r')"
 # npx draws a spinner (escape codes) before its first line: strip it so lines start clean.
 out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/')"
 rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"
 ipt_rc="$(printf '%s\n' "$out" | sed -n 's/^demo-iptables-rc=//p' | tail -1)"
+ipvs_rc="$(printf '%s\n' "$out" | sed -n 's/^ipvs-rc=//p' | tail -1)"
+ipvs_out="$(printf '%s\n' "$out" | sed -n '/^== ipvs mode/,/^ipvs-rc=/p')"
 # The nftables demo's output, then the iptables demo's.
 nft_out="$(printf '%s\n' "$out" | sed '/^== iptables mode/,$d')"
 ipt_out="$(printf '%s\n' "$out" | sed -n '/^== iptables mode/,/^demo-iptables-rc=/p')"
@@ -29,6 +32,16 @@ for mode in nftables iptables; do
   check "$mode mode: IPv6 through the ClusterIP is answered" 'printf "%s\n" "$o" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
   check "$mode mode: /proxyMode says $mode" 'printf "%s\n" "$o" | grep -qE "/proxyMode -> $mode$"'
 done
+# IPVS mode's ava TAP, one check per test (its failures' details are in the TAP, echoed below).
+while IFS= read -r line; do
+  name="$(printf '%s' "$line" | sed -E 's/^(not )?ok [0-9]+ - //')"
+  case "$line" in
+    "ok "*) check "$name" true ;;
+    "not ok "*) check "$name" false ;;
+  esac
+done < <(printf '%s\n' "$ipvs_out" | grep -E '^(not )?ok [0-9]+ - ')
+check "IPVS mode's suites ran and passed (ava exit status)" '[ "$ipvs_rc" = 0 ] && printf "%s\n" "$ipvs_out" | grep -qE "^ok [0-9]+ - "'
+if [ "$ipvs_rc" != 0 ]; then printf '%s\n' "$ipvs_out" | tail -150 | sed 's/^/# /'; fi
 check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 21 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
 printf '%s\n' "$out" | grep "^not ok - lifecycle:" | sed 's/^/# /'
 if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi

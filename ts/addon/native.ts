@@ -81,6 +81,36 @@ export interface NativeIptablesRules {
   cleanup(natChains: string[]): { jumps: NativeIptablesJump[]; restore: string };
 }
 
+/** One IPVS sync (crates/kproxy-napi/src/ipvs.rs). */
+export interface NativeIpvsReport {
+  full: boolean;
+  objects: number;
+  ipvsOps: number;
+  ipvsFailed: number;
+  tableOps: number;
+  bytes: number;
+  addressesAdded: number;
+  addressesDeleted: number;
+  services: number;
+  destinations: number;
+  draining: number;
+  durationMs: number;
+  rejected: { key: string; reason: string }[];
+  text?: string | null;
+}
+
+export interface NativeIpvsProxier {
+  sync(req: NativeSyncRequest): Promise<NativeIpvsReport>;
+  /** Deletes draining real servers whose connections have ended. */
+  reap(): Promise<NativeIpvsReport>;
+  cleanup(): Promise<NativeIpvsReport>;
+  render(): string;
+  /** IPVS's TCP, TCP FIN and UDP timeouts in seconds; 0 leaves one as it is. */
+  setTimeouts(tcp: number, tcpFin: number, udp: number): void;
+  /** Test hook for the fake: one real server's connection counts. */
+  fakeSetConnections(service: string, protocol: number, dest: string, active: number, inactive: number): void;
+}
+
 /** One conntrack reconcile pass (crates/kproxy-napi/src/conntrack.rs). */
 export interface NativeConntrackReport { flows: number; stale: number; deleted: number; missing: number; failed: number; failedErrno?: number | null; interrupted: boolean; durationMs: number }
 
@@ -107,6 +137,18 @@ export interface NativeModule {
     /** KUBE-FORWARD's conntrack-INVALID drop (default true). */
     dropInvalid?: boolean;
   }) => NativeIptablesRules;
+  IpvsProxier: new (opts: {
+    family: string;
+    localDetector?: { mode: string; value: string };
+    masqueradeAll?: boolean;
+    masqueradeBit?: number;
+    /** '' or unset: rr. */
+    scheduler?: string;
+    excludeCidrs?: string[];
+    fake?: boolean;
+    /** The fake's node addresses, where NodePorts answer when they answer on every address. */
+    fakeNodeAddresses?: string[];
+  }) => NativeIpvsProxier;
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;
 }

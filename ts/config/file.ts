@@ -29,7 +29,6 @@ const dur = (accept = ok, acceptText?: string): FieldSpec => ({ type: 'duration'
 const onlyFalse = bool((v) => v === false, 'false');
 const onlyEmpty = str((v) => v === '', '""');
 const durationIn = (...ms: number[]) => dur((v) => ms.includes(parseGoDuration(v)), ms.map(formatGoDuration).join(' or '));
-const emptyList: FieldSpec = { type: 'stringList', accept: (v: string[]) => v.length === 0, acceptText: 'an empty list' };
 
 // NFTablesProxyMode was a gate in 1.29-1.32; enabling it is what kproxy does anyway.
 const ACCEPTED_GATES: Record<string, boolean> = { NFTablesProxyMode: true };
@@ -87,12 +86,13 @@ const SCHEMA: Schema = {
     fields: {
       syncPeriod: dur(),
       minSyncPeriod: dur(),
-      scheduler: onlyEmpty,
-      excludeCIDRs: emptyList,
-      strictARP: onlyFalse,
-      tcpTimeout: durationIn(0),
-      tcpFinTimeout: durationIn(0),
-      udpTimeout: durationIn(0),
+      // Validated in index.ts, in ipvs mode only (as upstream).
+      scheduler: str(),
+      excludeCIDRs: { type: 'stringList' },
+      strictARP: bool(),
+      tcpTimeout: dur(),
+      tcpFinTimeout: dur(),
+      udpTimeout: dur(),
     },
   },
   nftables: {

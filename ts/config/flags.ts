@@ -25,7 +25,7 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'master', kind: 'string', usage: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
   { name: 'kube-api-content-type', kind: 'string', usage: 'Content type of requests sent to the API server: application/vnd.kubernetes.protobuf or application/json.', defaultText: 'application/vnd.kubernetes.protobuf' },
   { name: 'hostname-override', kind: 'string', usage: 'The name of this Node (default: the hostname, lower-cased).' },
-  { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy) or 'iptables'.", defaultText: 'nftables' },
+  { name: 'proxy-mode', kind: 'string', usage: "Proxy mode: 'nftables' (the default in kproxy), 'iptables' or 'ipvs'.", defaultText: 'nftables' },
   { name: 'cluster-cidr', kind: 'string', usage: 'The pod CIDR range(s) of the cluster; a comma-separated dual-stack pair is allowed.' },
   { name: 'detect-local-mode', kind: 'string', usage: 'How to tell traffic from local pods: ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix.', defaultText: 'ClusterCIDR' },
   { name: 'pod-bridge-interface', kind: 'string', usage: 'With --detect-local-mode BridgeInterface: traffic from this bridge is local.' },
@@ -34,11 +34,20 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'bind-address', kind: 'string', usage: "Overrides the node's primary IP (no socket is bound to it).", defaultText: '0.0.0.0' },
   { name: 'healthz-bind-address', kind: 'string', usage: 'IP:port of the proxier health server; empty disables it.', defaultText: '0.0.0.0:10256' },
   { name: 'metrics-bind-address', kind: 'string', usage: 'IP:port of the metrics server; empty disables it.', defaultText: '127.0.0.1:10249' },
-  { name: 'iptables-sync-period', kind: 'duration', usage: 'Maximum interval between full resyncs, and the retry delay (e.g. 5s, 1m, 2h22m).', defaultText: '30s' },
-  { name: 'iptables-min-sync-period', kind: 'duration', usage: 'Minimum interval between rule syncs (e.g. 1s); 0 syncs on every change.', defaultText: '1s' },
+  { name: 'iptables-sync-period', kind: 'duration', usage: 'Maximum interval between full resyncs, and the retry delay (e.g. 5s, 1m, 2h22m); not in ipvs mode.', defaultText: '30s' },
+  { name: 'iptables-min-sync-period', kind: 'duration', usage: 'Minimum interval between rule syncs (e.g. 1s); 0 syncs on every change; not in ipvs mode.', defaultText: '1s' },
   { name: 'iptables-masquerade-bit', kind: 'int', usage: 'The fwmark bit marking packets for SNAT, within [0, 31].', defaultText: '14' },
   { name: 'masquerade-all', kind: 'bool', usage: 'SNAT all traffic sent to Service cluster IPs.' },
   { name: 'iptables-localhost-nodeports', kind: 'bool', usage: 'iptables mode: accept IPv4 NodePort traffic to 127.0.0.1 (sets route_localnet).', defaultText: 'true' },
+  // ipvs mode only, as upstream: there the --ipvs-* periods replace the --iptables-* ones.
+  { name: 'ipvs-sync-period', kind: 'duration', usage: 'ipvs mode: maximum interval between full resyncs, and the retry delay (e.g. 5s, 1m, 2h22m).', defaultText: '30s' },
+  { name: 'ipvs-min-sync-period', kind: 'duration', usage: 'ipvs mode: minimum interval between IPVS rule syncs (e.g. 1s); 0 syncs on every change.', defaultText: '1s' },
+  { name: 'ipvs-scheduler', kind: 'string', usage: 'ipvs mode: the IPVS scheduler of every virtual server (rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, mh, ...); empty means rr.' },
+  { name: 'ipvs-exclude-cidrs', kind: 'strings', usage: 'ipvs mode: comma-separated CIDRs whose IPVS virtual servers kproxy leaves alone when cleaning up.' },
+  { name: 'ipvs-strict-arp', kind: 'bool', usage: 'ipvs mode: set arp_ignore to 1 and arp_announce to 2 (strict ARP).' },
+  { name: 'ipvs-tcp-timeout', kind: 'duration', usage: 'ipvs mode: idle timeout of IPVS TCP connections, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
+  { name: 'ipvs-tcpfin-timeout', kind: 'duration', usage: 'ipvs mode: timeout of IPVS TCP connections after a FIN, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
+  { name: 'ipvs-udp-timeout', kind: 'duration', usage: 'ipvs mode: timeout of IPVS UDP flows, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
   { name: 'conntrack-tcp-be-liberal', kind: 'bool', usage: 'Set nf_conntrack_tcp_be_liberal: out-of-window TCP packets are not INVALID (iptables mode then has no INVALID drop).' },
   { name: 'config-sync-period', kind: 'duration', usage: 'Informer resync period; must be greater than 0.', defaultText: '15m0s' },
   { name: 'v', short: 'v', kind: 'int', usage: 'Log verbosity: 2 logs each sync, 4 traces.', defaultText: '0' },
@@ -50,8 +59,7 @@ const IMPLEMENTED: FlagDef[] = [
 const NOT_IMPLEMENTED = [
   'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
   'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version',
-  'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
-  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
+  'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
   'conntrack-tcp-timeout-established', 'conntrack-tcp-timeout-close-wait',
   'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
   // component-base logging and version flags
@@ -192,7 +200,7 @@ export function parseGoBool(text: string): boolean | undefined {
 /** The --help text. */
 export function usage(): string {
   const lines = [
-    'kproxy: a Kubernetes service proxy compatible with kube-proxy (nftables mode).',
+    'kproxy: a Kubernetes service proxy compatible with kube-proxy (nftables, iptables and ipvs modes).',
     '',
     'Usage:',
     '  kproxy [flags]',

@@ -1,8 +1,9 @@
 // kube-proxy-compatible configuration: flags, or a KubeProxyConfiguration file, resolved into
 // one ProxyConfig. Upstream semantics kept: with --config, most flags are ignored except -v,
 // --hostname-override and --master (kproxy adds --cleanup and --manifests); zero values in the
-// file mean "default"; the mode's sub-struct supplies the sync periods and masquerade settings.
-// Deviation: mode "" means nftables (kproxy's only mode), not iptables.
+// file mean "default"; the mode's sub-struct supplies the sync periods and masquerade settings
+// (ipvs mode: the periods from ipvs.*, the masquerade settings from iptables.*).
+// Deviation: mode "" means nftables (kproxy's default mode), not iptables.
 
 import { hostname as osHostname } from 'node:os';
 import { ConfigError } from './errors.js';
@@ -13,7 +14,7 @@ import {
   DEFAULT_CONFIG_SYNC_PERIOD_MS, DEFAULT_HEALTHZ_PORT, DEFAULT_MASQUERADE_BIT, DEFAULT_METRICS_PORT,
   DEFAULT_MIN_SYNC_PERIOD_MS, DEFAULT_SYNC_PERIOD_MS, CONTENT_TYPES, defaultRawConfig, PROTOBUF_CONTENT_TYPE, type RawConfig,
 } from './defaults.js';
-import { checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePortAddresses, validateHostPort } from './validate.js';
+import { canonicalCIDR, checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePortAddresses, validateHostPort } from './validate.js';
 import { appendPortIfNeeded } from '../server/address.js';
 
 export { ConfigError } from './errors.js';
@@ -24,8 +25,21 @@ export { formatGoDuration, parseGoDuration } from './duration.js';
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
-/** The modes kproxy implements (ipvs and userspace are coming). */
-export type ImplementedMode = 'nftables' | 'iptables';
+/** The modes kproxy implements (userspace is coming). */
+export type ImplementedMode = 'nftables' | 'iptables' | 'ipvs';
+
+/** IPVS mode's settings: the ipvs.* fields, or the --ipvs-* flags (the periods are syncPeriodMs/minSyncPeriodMs). */
+export interface IpvsConfig {
+  /** '' means rr. */
+  scheduler: string;
+  /** Canonical CIDRs (host bits cleared). */
+  excludeCIDRs: string[];
+  strictARP: boolean;
+  /** Whole seconds, truncated as upstream; 0 leaves the kernel's value. */
+  tcpTimeoutS: number;
+  tcpFinTimeoutS: number;
+  udpTimeoutS: number;
+}
 
 export interface ProxyConfig {
   mode: ImplementedMode;
@@ -63,8 +77,10 @@ export interface ProxyConfig {
   bridgeInterface: string;
   /** detectLocal.interfaceNamePrefix (InterfaceNamePrefix mode); '' when unset. */
   interfaceNamePrefix: string;
-  /** ['primary'] (unset in nftables mode, as upstream), canonical CIDRs, or ['0.0.0.0/0', '::/0'] (unset in iptables mode). */
+  /** ['primary'] (unset in nftables mode, as upstream), canonical CIDRs, or ['0.0.0.0/0', '::/0'] (unset in iptables and ipvs modes). */
   nodePortAddresses: string[];
+  /** ipvs mode's settings; outside ipvs mode they are parsed but not validated (as upstream), and unused. */
+  ipvs: IpvsConfig;
   help: boolean;
   /** The effective KubeProxyConfiguration v1alpha1 object (YAML keys), served on /configz. */
   raw: RawConfig;
@@ -120,7 +136,7 @@ export function loadConfig(argv: string[], options: LoadOptions = {}): ProxyConf
   config.master = (flags.get('master') as string | undefined) ?? '';
   config.cleanup = flags.get('cleanup') === true;
   config.manifests = (flags.get('manifests') as string | undefined) || undefined;
-  config.warnings = warnings;
+  config.warnings = [...warnings, ...resolved.warnings];
   return config;
 }
 
@@ -150,7 +166,25 @@ interface Resolved {
   verbosity: Sourced<number>;
   /** Also show the effective periods under raw.iptables (the flags are named --iptables-*). */
   mirrorToIptables: boolean;
+  ipvs: {
+    scheduler: Sourced<string>;
+    /** undefined when unset. */
+    excludeCIDRs: Sourced<string[] | undefined>;
+    strictARP: boolean;
+    tcpTimeoutMs: Sourced<number>;
+    tcpFinTimeoutMs: Sourced<number>;
+    udpTimeoutMs: Sourced<number>;
+  };
+  /** Warnings found while resolving (flags without effect in the mode, truncated timeouts, ...). */
+  warnings: string[];
 }
+
+// The flags that act in ipvs mode only; there, the --iptables-* periods do not apply.
+const IPVS_FLAGS = [
+  'ipvs-sync-period', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-exclude-cidrs', 'ipvs-strict-arp',
+  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout',
+];
+const IPTABLES_PERIOD_FLAGS = ['iptables-sync-period', 'iptables-min-sync-period'];
 
 function fromFlags(flags: Map<string, FlagValue>): Resolved {
   const raw = defaultRawConfig();
@@ -165,6 +199,19 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     checkIPPortFlag(s.value, s.from);
     return { value: appendPortIfNeeded(s.value, port), from: s.from };
   };
+  // Upstream (processV1Alpha1Flags): in ipvs mode the --ipvs-* periods replace the --iptables-*
+  // ones. Both flags default to the internal default, iptables' 30s / 1s, so ipvs mode's
+  // minimum period is 1s by flags (the file's ipvs.minSyncPeriod defaults to 0s).
+  const modeName = (flags.get('proxy-mode') as string | undefined) || 'nftables';
+  const ipvsMode = modeName === 'ipvs';
+  const periods = ipvsMode ? 'ipvs' : 'iptables';
+  const warnings: string[] = [];
+  for (const name of ipvsMode ? IPTABLES_PERIOD_FLAGS : IPVS_FLAGS) {
+    if (!flags.has(name)) continue;
+    warnings.push(ipvsMode
+      ? `flag --${name} has no effect in ipvs mode (as kube-proxy); use --${name.replace('iptables-', 'ipvs-')}`
+      : `flag --${name} only applies in ipvs mode (as kube-proxy); it has no effect in ${modeName} mode`);
+  }
   return {
     raw,
     mode: get('proxy-mode', ''),
@@ -180,15 +227,24 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     bindAddress,
     healthzBindAddress: address('healthz-bind-address', raw.healthzBindAddress, DEFAULT_HEALTHZ_PORT),
     metricsBindAddress: address('metrics-bind-address', raw.metricsBindAddress, DEFAULT_METRICS_PORT),
-    syncPeriodMs: get('iptables-sync-period', DEFAULT_SYNC_PERIOD_MS),
-    minSyncPeriodMs: get('iptables-min-sync-period', DEFAULT_MIN_SYNC_PERIOD_MS),
+    syncPeriodMs: get(`${periods}-sync-period`, DEFAULT_SYNC_PERIOD_MS),
+    minSyncPeriodMs: get(`${periods}-min-sync-period`, DEFAULT_MIN_SYNC_PERIOD_MS),
     masqueradeBit: get('iptables-masquerade-bit', DEFAULT_MASQUERADE_BIT),
     masqueradeAll: flags.get('masquerade-all') === true,
     localhostNodePorts: flags.get('iptables-localhost-nodeports') !== false,
     tcpBeLiberal: flags.get('conntrack-tcp-be-liberal') === true,
     configSyncPeriodMs: get('config-sync-period', DEFAULT_CONFIG_SYNC_PERIOD_MS),
     verbosity: { value: 0, from: '-v' },
-    mirrorToIptables: true,
+    mirrorToIptables: !ipvsMode,
+    ipvs: {
+      scheduler: get('ipvs-scheduler', ''),
+      excludeCIDRs: { value: flags.get('ipvs-exclude-cidrs') as string[] | undefined, from: '--ipvs-exclude-cidrs' },
+      strictARP: flags.get('ipvs-strict-arp') === true,
+      tcpTimeoutMs: get('ipvs-tcp-timeout', 0),
+      tcpFinTimeoutMs: get('ipvs-tcpfin-timeout', 0),
+      udpTimeoutMs: get('ipvs-udp-timeout', 0),
+    },
+    warnings,
   };
 }
 
@@ -196,9 +252,14 @@ function fromFile(file: RawConfig): Resolved {
   const raw = mergeOver(defaultRawConfig(), file);
   restoreZeroDefaults(raw);
   const mode = (file.mode as string | undefined) ?? '';
-  // The mode's sub-struct supplies the periods; "" is upstream's iptables, so its settings carry over.
+  // The mode's sub-struct supplies the periods and masquerade settings; "" is upstream's iptables,
+  // so its settings carry over. ipvs mode has its own periods but iptables' masquerade settings
+  // (upstream's v1alpha1 conversion).
   const struct = mode === 'nftables' ? 'nftables' : 'iptables';
+  const periodStruct = mode === 'ipvs' ? 'ipvs' : struct;
   const sub: RawConfig = file[struct] ?? {};
+  const periodSub: RawConfig = file[periodStruct] ?? {};
+  const ipvs: RawConfig = file.ipvs ?? {};
   // Upstream range-checks iptables.masqueradeBit whatever the mode.
   const iptablesBit = file.iptables?.masqueradeBit;
   if (iptablesBit !== undefined && (iptablesBit < 0 || iptablesBit > 31)) {
@@ -228,8 +289,12 @@ function fromFile(file: RawConfig): Resolved {
     bindAddress: { value: bindAddress, from: 'bindAddress' },
     healthzBindAddress: { value: address(file.healthzBindAddress, '0.0.0.0', '[::]', DEFAULT_HEALTHZ_PORT), from: 'healthzBindAddress' },
     metricsBindAddress: { value: address(file.metricsBindAddress, '127.0.0.1', '[::1]', DEFAULT_METRICS_PORT), from: 'metricsBindAddress' },
-    syncPeriodMs: { value: duration(sub.syncPeriod, DEFAULT_SYNC_PERIOD_MS), from: `${struct}.syncPeriod` },
-    minSyncPeriodMs: { value: duration(sub.minSyncPeriod, DEFAULT_MIN_SYNC_PERIOD_MS), from: `${struct}.minSyncPeriod` },
+    syncPeriodMs: { value: duration(periodSub.syncPeriod, DEFAULT_SYNC_PERIOD_MS), from: `${periodStruct}.syncPeriod` },
+    // ipvs.minSyncPeriod has no default: 0s stays 0s.
+    minSyncPeriodMs: {
+      value: duration(periodSub.minSyncPeriod, periodStruct === 'ipvs' ? 0 : DEFAULT_MIN_SYNC_PERIOD_MS),
+      from: `${periodStruct}.minSyncPeriod`,
+    },
     masqueradeBit: { value: sub.masqueradeBit ?? DEFAULT_MASQUERADE_BIT, from: `${struct}.masqueradeBit` },
     masqueradeAll: sub.masqueradeAll ?? false,
     // The iptables sub-struct's, whatever the mode (it only acts in iptables mode).
@@ -237,7 +302,16 @@ function fromFile(file: RawConfig): Resolved {
     tcpBeLiberal: file.conntrack?.tcpBeLiberal ?? false,
     configSyncPeriodMs: { value: duration(file.configSyncPeriod, DEFAULT_CONFIG_SYNC_PERIOD_MS), from: 'configSyncPeriod' },
     verbosity: { value: file.logging?.verbosity ?? 0, from: 'logging.verbosity' },
-    mirrorToIptables: struct === 'iptables',
+    mirrorToIptables: periodStruct === 'iptables',
+    ipvs: {
+      scheduler: { value: ipvs.scheduler ?? '', from: 'ipvs.scheduler' },
+      excludeCIDRs: { value: ipvs.excludeCIDRs, from: 'ipvs.excludeCIDRs' },
+      strictARP: ipvs.strictARP ?? false,
+      tcpTimeoutMs: { value: duration(ipvs.tcpTimeout, 0), from: 'ipvs.tcpTimeout' },
+      tcpFinTimeoutMs: { value: duration(ipvs.tcpFinTimeout, 0), from: 'ipvs.tcpFinTimeout' },
+      udpTimeoutMs: { value: duration(ipvs.udpTimeout, 0), from: 'ipvs.udpTimeout' },
+    },
+    warnings: [],
   };
 }
 
@@ -246,8 +320,10 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   const detectLocalMode = checkDetectLocalMode(r.detectLocalMode);
   checkDetectLocal(detectLocalMode, r);
   const npaGiven = r.nodePortAddresses.value ?? [];
-  // Unset means "primary" in nftables mode but every local address in iptables mode, as upstream.
-  const nodePortAddresses = mode === 'iptables' && npaGiven.length === 0 ? [...ALL_ADDRESSES] : parseNodePortAddresses(npaGiven, r.nodePortAddresses.from);
+  // Unset means "primary" in nftables mode but every local address in iptables and ipvs modes, as upstream.
+  const npaAll = mode !== 'nftables' && npaGiven.length === 0;
+  const nodePortAddresses = npaAll ? [...ALL_ADDRESSES] : parseNodePortAddresses(npaGiven, r.nodePortAddresses.from);
+  const ipvs = resolveIpvs(r.ipvs, mode === 'ipvs', r.warnings);
   const clusterCIDRs = parseClusterCIDRs(r.clusterCIDR.value, r.clusterCIDR.from);
   if (r.syncPeriodMs.value <= 0) fail(r.syncPeriodMs, 'must be greater than 0');
   if (r.minSyncPeriodMs.value < 0) fail(r.minSyncPeriodMs, 'must be greater than or equal to 0');
@@ -275,7 +351,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   raw.clusterCIDR = r.clusterCIDR.value;
   raw.detectLocalMode = detectLocalMode;
   raw.detectLocal = { bridgeInterface: r.bridgeInterface.value, interfaceNamePrefix: r.interfaceNamePrefix.value };
-  raw.nodePortAddresses = mode === 'iptables' && npaGiven.length === 0 ? [] : [...nodePortAddresses];
+  raw.nodePortAddresses = npaAll ? [] : [...nodePortAddresses];
   raw.bindAddress = r.bindAddress.value;
   raw.healthzBindAddress = r.healthzBindAddress.value;
   raw.metricsBindAddress = r.metricsBindAddress.value;
@@ -287,10 +363,25 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     syncPeriod: formatGoDuration(r.syncPeriodMs.value),
     minSyncPeriod: formatGoDuration(r.minSyncPeriodMs.value),
   };
-  raw.nftables = { ...raw.nftables, ...effective };
+  // The configured timeouts (as upstream's /configz), not the whole seconds they are truncated to.
+  const rawIpvs = {
+    scheduler: ipvs.scheduler,
+    excludeCIDRs: r.ipvs.excludeCIDRs.value === undefined ? null : [...ipvs.excludeCIDRs],
+    strictARP: ipvs.strictARP,
+    tcpTimeout: formatGoDuration(Math.max(0, r.ipvs.tcpTimeoutMs.value)),
+    tcpFinTimeout: formatGoDuration(Math.max(0, r.ipvs.tcpFinTimeoutMs.value)),
+    udpTimeout: formatGoDuration(Math.max(0, r.ipvs.udpTimeoutMs.value)),
+  };
+  if (mode === 'ipvs') {
+    raw.ipvs = { ...raw.ipvs, ...rawIpvs, syncPeriod: effective.syncPeriod, minSyncPeriod: effective.minSyncPeriod };
+    raw.iptables = { ...raw.iptables, masqueradeBit: effective.masqueradeBit, masqueradeAll: effective.masqueradeAll };
+  } else {
+    raw.ipvs = { ...raw.ipvs, ...rawIpvs };
+    raw.nftables = { ...raw.nftables, ...effective };
+    if (r.mirrorToIptables || mode === 'iptables') raw.iptables = { ...raw.iptables, ...effective };
+  }
   raw.iptables = { ...raw.iptables, localhostNodePorts: r.localhostNodePorts };
   raw.conntrack = { ...raw.conntrack, tcpBeLiberal: r.tcpBeLiberal };
-  if (r.mirrorToIptables || mode === 'iptables') raw.iptables = { ...raw.iptables, ...effective };
 
   return {
     mode,
@@ -318,6 +409,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     bridgeInterface: r.bridgeInterface.value,
     interfaceNamePrefix: r.interfaceNamePrefix.value,
     nodePortAddresses,
+    ipvs,
     help,
     raw,
     warnings: [],
@@ -336,9 +428,9 @@ function checkMode(mode: Sourced<string>): ImplementedMode {
     case 'iptables':
       return 'iptables';
     case 'ipvs':
-      throw new ConfigError(name, `${name}: mode "${mode.value}" is not implemented yet by kproxy; accepted: nftables, iptables`);
+      return 'ipvs';
     default:
-      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables (ipvs: not implemented yet)`);
+      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables, ipvs`);
   }
 }
 
@@ -358,8 +450,70 @@ function checkDetectLocal(mode: DetectLocalMode, r: Resolved): void {
 }
 
 function fail(s: Sourced<unknown>, message: string): never {
-  const shown = typeof s.value === 'number' && /period|Period/.test(s.from) ? formatGoDuration(s.value) : JSON.stringify(s.value);
-  throw new ConfigError(s.from, `${s.from}: ${message}, got ${shown}`);
+  throw new ConfigError(s.from, describe(s, message));
+}
+
+function describe(s: Sourced<unknown>, message: string): string {
+  const shown = typeof s.value === 'number' && /period|Period|timeout|Timeout/.test(s.from) ? formatGoDuration(s.value) : JSON.stringify(s.value);
+  return `${s.from}: ${message}, got ${shown}`;
+}
+
+/** The IPVS schedulers of the Linux kernel (net/netfilter/ipvs), for a warning only. */
+const KERNEL_IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
+/** What can name a kernel scheduler: IP_VS_SCHEDNAME_MAXLEN is 16 with the NUL; it is loaded as module ip_vs_<name>. */
+const SCHEDULER_NAME = /^[A-Za-z0-9_-]{1,15}$/;
+
+/**
+ * The ipvs settings, validated as upstream's validateKubeProxyIPVSConfiguration: in ipvs mode
+ * only. Elsewhere a bad value is replaced by its default, with a warning. Upstream no longer
+ * validates the scheduler against a list (kubernetes#114878: any scheduler the kernel has may be
+ * used; kube-proxy fails at start otherwise), so only names no kernel scheduler can have are refused.
+ */
+function resolveIpvs(s: Resolved['ipvs'], ipvsMode: boolean, warnings: string[]): IpvsConfig {
+  const problem = (flag: string, message: string): void => {
+    if (ipvsMode) throw new ConfigError(flag, message);
+    warnings.push(`${message} (ignored: ${flag} only applies in ipvs mode)`);
+  };
+
+  let scheduler = s.scheduler.value;
+  if (scheduler !== '' && !SCHEDULER_NAME.test(scheduler)) {
+    problem(s.scheduler.from, describe(s.scheduler, `must be the name of an IPVS scheduler (up to 15 letters, digits, '_' or '-': ${KERNEL_IPVS_SCHEDULERS.join(', ')}, ...), or empty for rr`));
+    scheduler = '';
+  } else if (ipvsMode && scheduler !== '' && !KERNEL_IPVS_SCHEDULERS.includes(scheduler)) {
+    warnings.push(`${s.scheduler.from}: ${JSON.stringify(scheduler)} is not one of the Linux kernel's IPVS schedulers (${KERNEL_IPVS_SCHEDULERS.join(', ')}); ` +
+      `as kube-proxy, kproxy accepts it, but the kernel must provide it (module ip_vs_${scheduler})`);
+  }
+
+  const excludeCIDRs: string[] = [];
+  const name = s.excludeCIDRs.from;
+  (s.excludeCIDRs.value ?? []).forEach((text, i) => {
+    const cidr = canonicalCIDR(text);
+    if (cidr === undefined) problem(name, `${name}[${i}]: ${JSON.stringify(text)} must be a valid CIDR (e.g. 10.0.0.0/8 or fd00::/64)`);
+    else excludeCIDRs.push(cidr);
+  });
+
+  // Upstream hands the timeouts to the kernel as uint32(d.Seconds()): sub-second parts are dropped.
+  const seconds = (t: Sourced<number>): number => {
+    if (t.value < 0) {
+      problem(t.from, describe(t, 'must be greater than or equal to 0'));
+      return 0;
+    }
+    const ns = Math.round(t.value * 1e6);
+    const whole = Math.trunc(ns / 1e9);
+    if (ipvsMode && ns % 1e9 !== 0) {
+      const kept = whole === 0 ? "0s, so the kernel's value is left as it is" : `${whole}s`;
+      warnings.push(`${t.from}: ${formatGoDuration(t.value)} is truncated to whole seconds (${kept}), as kube-proxy does`);
+    }
+    return whole;
+  };
+  return {
+    scheduler,
+    excludeCIDRs,
+    strictARP: s.strictARP,
+    tcpTimeoutS: seconds(s.tcpTimeoutMs),
+    tcpFinTimeoutS: seconds(s.tcpFinTimeoutMs),
+    udpTimeoutS: seconds(s.udpTimeoutMs),
+  };
 }
 
 // Fields where upstream's defaulting treats the zero value as unset (non-pointer Go fields).

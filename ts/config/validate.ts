@@ -59,6 +59,11 @@ export function parseNodePortAddresses(list: readonly string[], name: string): s
 
 export const NODE_PORT_ADDRESSES_PRIMARY = 'primary';
 
+/** A CIDR in canonical form (host bits cleared, as ParseCIDRSloppy's network), or undefined if it is not one. */
+export function canonicalCIDR(text: string): string | undefined {
+  return text === text.trim() ? parseCIDR(text)?.cidr : undefined;
+}
+
 /** Upstream validateHostPort: "IP:port" with a valid IP and a port in 1-65535. */
 export function validateHostPort(addr: string, name: string): void {
   let host: string;

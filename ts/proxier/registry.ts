@@ -9,7 +9,7 @@ type Factory = (opts: ProxierOptions) => Proxier;
 const MODES: Record<ProxyMode, (() => Promise<Factory>) | undefined> = {
   nftables: async () => (await import('../modes/nftables/proxier.js')).createNftablesProxier,
   iptables: async () => (await import('../modes/iptables/proxier.js')).createIptablesProxier,
-  ipvs: undefined,
+  ipvs: async () => (await import('../modes/ipvs/proxier.js')).createIpvsProxier,
   userspace: undefined,
 };
 

@@ -131,6 +131,23 @@ export interface Proxier {
    * `intervalMs`, and calls `lost` when they are; returns the stop function.
    */
   monitor?(lost: (why: string) => void, intervalMs: number): () => void;
+  /**
+   * Readies the kernel before the first sync (IPVS: its modules and sysctls); a failure is fatal
+   * at startup, with an error that says what is missing.
+   */
+  prepare?(): Promise<void>;
+}
+
+/** IPVS mode's settings (the ipvs.* fields and --ipvs-* flags). */
+export interface IpvsModeOptions {
+  /** '' means rr. */
+  scheduler: string;
+  excludeCIDRs: string[];
+  strictARP: boolean;
+  /** Seconds; 0 leaves the kernel's value. */
+  tcpTimeoutS: number;
+  tcpFinTimeoutS: number;
+  udpTimeoutS: number;
 }
 
 /** What a mode's factory gets; everything with I/O is injected. */
@@ -142,6 +159,8 @@ export interface ProxierOptions {
   masqueradeBit: number;
   /** iptables mode, IPv4: NodePorts on 127.0.0.1 (default true, as upstream). */
   localhostNodePorts?: boolean;
+  /** IPVS mode's settings (defaults when unset). */
+  ipvs?: IpvsModeOptions;
   /** Program an in-memory fake with kernel semantics instead of the kernel. */
   fake: boolean;
   registry: Registry;

@@ -8,10 +8,12 @@
 mod conntrack;
 mod errors;
 mod iptables;
+mod ipvs;
 mod nftables;
 mod options;
 mod sync_task;
 
 pub use iptables::*;
+pub use ipvs::*;
 pub use nftables::*;
 pub use sync_task::{RejectedServicePort, SyncReport, SyncRequest};

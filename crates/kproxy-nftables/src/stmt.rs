@@ -94,6 +94,8 @@ pub enum Stmt {
     CtStatusDnat,
     /// `meta l4proto tcp`
     L4Proto(u8),
+    /// `th dport 80` (after `meta l4proto`, as nft needs)
+    DportIs(u16),
     /// `ip saddr 10.0.0.0/8`, `ip daddr != 127.0.0.0/8`: an address field (Saddr or Daddr) in a prefix.
     AddrIn {
         field: Field,
@@ -202,6 +204,7 @@ impl Stmt {
                 Some(n) => write!(out, "meta l4proto {n}"),
                 None => write!(out, "meta l4proto {p}"),
             },
+            Stmt::DportIs(p) => write!(out, "th dport {p}"),
             Stmt::AddrIn { field, cidr, negate } => {
                 field.render(f, out);
                 write!(out, "{}{cidr}", if *negate { " != " } else { " " })
@@ -261,6 +264,10 @@ impl Stmt {
             Stmt::L4Proto(p) => {
                 expr::meta_load(b, NFT_META_L4PROTO, R0);
                 expr::cmp(b, R0, NFT_CMP_EQ, &[*p]);
+            }
+            Stmt::DportIs(p) => {
+                expr::payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
+                expr::cmp(b, R0, NFT_CMP_EQ, &p.to_be_bytes());
             }
             Stmt::AddrIn { field, cidr: c, negate } => {
                 // The kernel refuses a zero-length load or compare: callers never build a /0

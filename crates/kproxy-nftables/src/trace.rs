@@ -142,6 +142,11 @@ impl<'a> Run<'a> {
                             continue 'rules;
                         }
                     }
+                    Stmt::DportIs(p) => {
+                        if self.dport != *p {
+                            continue 'rules;
+                        }
+                    }
                     Stmt::AddrIn { field, cidr, negate } => {
                         let a = if *field == Field::Daddr { self.dst } else { self.src };
                         if cidr.contains(&a) == *negate {

@@ -1,13 +1,14 @@
 //! The proxier core, shared by every mode: the wire codec, the validated
 //! model, the desired state with its one-owner rule, the error catalogue and
 //! the sync loop (generation guard, foreign changes, retry). Each mode adds a
-//! module that only plans rules from the desired state (nftables/; iptables/ is being built).
+//! module that plans its rules from the desired state (nftables/, iptables/, ipvs/).
 #![forbid(unsafe_code)]
 
 pub mod desired;
 pub mod error;
 pub mod foreign;
 pub mod iptables;
+pub mod ipvs;
 pub mod local;
 pub mod nftables;
 pub mod service;

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-const CRATES: &[&str] = &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-proxier", "kproxy-napi"];
+const CRATES: &[&str] =
+    &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-ipvs", "kproxy-rtnetlink", "kproxy-proxier", "kproxy-napi"];
 /// Modules of kproxy-proxier that every mode shares.
 const SHARED: &[&str] = &["desired", "error", "foreign", "service", "sync", "wire"];
-const MODES: &[&str] = &["nftables"];
+const MODES: &[&str] = &["nftables", "iptables", "ipvs"];
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

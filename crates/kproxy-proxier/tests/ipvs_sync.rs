@@ -1,0 +1,126 @@
+//! IPVS mode's sync against the fakes (IPVS, kube-ipvs0, the nftables table, each with the
+//! kernel's semantics): the packet matrix's Services as virtual servers (a golden), a
+//! one-endpoint change as one or two IPVS operations whatever the number of Services, graceful
+//! termination, and a full sync that repairs what someone else changed.
+
+use kproxy_ipvs::{DestKey, DestStats, IpvsBackend, Op, ServiceKey};
+use kproxy_nftables::{Cidr, Family};
+use kproxy_proxier::ipvs::{IpvsConfig, IpvsSync};
+use kproxy_proxier::local::LocalDetector;
+
+const MATRIX: &str = include_str!("../../../tests/fixtures/iptables/matrix.ipv4.wire");
+const HEADER: &str = "kproxy-wire 1\tkey\tnamespace\tname\tportName\tprotocol\ttype\tclusterIP\tport\tnodePort\texternalIPs\tloadBalancerVIPs\tloadBalancerSourceRanges\tsessionAffinity\tstickyMaxAgeSeconds\texternalPolicyLocal\tinternalPolicyLocal\thealthCheckNodePort\ttrafficDistribution\tendpoints";
+
+fn sync() -> IpvsSync {
+    let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
+    let node = vec!["192.168.100.1".parse().unwrap(), "10.244.1.1".parse().unwrap()];
+    let mut s = IpvsSync::new(Family::Ip, IpvsConfig::new(Some(LocalDetector::Cidr(cidr))), true, node);
+    s.set_node(true, &[], &["192.168.100.1".into()]).unwrap();
+    s
+}
+
+/// A ClusterIP ServicePort `svc-i` with `eps` ready endpoints on this node.
+fn clusterip(i: usize, eps: usize, proto: &str) -> String {
+    let endpoints: Vec<String> = (0..eps).map(|e| format!("10.244.{}.{},8080,RSNCL", 1 + e / 200, 2 + e % 200)).collect();
+    let lower = proto.to_lowercase();
+    format!(
+        "default/svc-{i}/{lower}/p\tdefault\tsvc-{i}\tp\t{proto}\tClusterIP\t10.96.{}.{}\t80\t0\t\t\t\tNone\t0\t0\t0\t0\t\t{}",
+        i / 250,
+        1 + i % 250,
+        endpoints.join(" ")
+    )
+}
+
+fn wire(lines: &[String]) -> String {
+    format!("{HEADER}\n{}\n", lines.join("\n"))
+}
+
+#[test]
+fn the_matrix_as_virtual_servers_matches_the_golden() {
+    let mut s = sync();
+    let out = s.sync(true, MATRIX, &[], false).unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.ipvs_failed, 0);
+    let text = s.render();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ipvs-matrix.ipv4.txt");
+    if std::env::var_os("KPROXY_UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(path).expect("golden file (KPROXY_UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(text, golden, "render differs from {path}");
+    // A second full sync against the kernel's state changes nothing.
+    let again = s.sync(true, MATRIX, &[], false).unwrap();
+    assert_eq!(again.ipvs_ops, 0, "a converged full sync sends no IPVS operations");
+}
+
+#[test]
+fn one_endpoint_change_is_constant_in_the_number_of_services() {
+    for n in [10usize, 2000] {
+        let mut s = sync();
+        let all: Vec<String> = (0..n).map(|i| clusterip(i, 10, "TCP")).collect();
+        let full = s.sync(true, &wire(&all), &[], false).unwrap();
+        assert_eq!(full.ipvs_ops, n * 11, "{n} services: one op per service and per real server");
+        // Endpoint 10.244.1.2 of svc-0 becomes 10.244.1.99.
+        let changed = clusterip(0, 10, "TCP").replace("10.244.1.2,8080", "10.244.1.99,8080");
+        let out = s.sync(false, &wire(&[changed]), &[], false).unwrap();
+        assert_eq!(out.ipvs_ops, 2, "{n} services: add the new real server, drain the old one");
+        assert_eq!(out.table_ops, 1, "{n} services: the new hairpin element (the old endpoint is other Services' too)");
+        assert_eq!(s.draining().len(), 1);
+    }
+}
+
+#[test]
+fn a_drained_tcp_real_server_goes_when_its_connections_end() {
+    let mut s = sync();
+    s.sync(true, &wire(&[clusterip(0, 3, "TCP"), clusterip(1, 3, "UDP")]), &[], false).unwrap();
+    let out = s.sync(false, &wire(&[clusterip(0, 2, "TCP"), clusterip(1, 2, "UDP")]), &[], false).unwrap();
+    assert_eq!(out.ipvs_ops, 2, "TCP: weight 0; UDP: deleted at once");
+    let tcp = ServiceKey { addr: "10.96.0.1".parse().unwrap(), protocol: 6, port: 80 };
+    let gone = DestKey { addr: "10.244.1.4".parse().unwrap(), port: 8080 };
+    assert_eq!(s.draining(), vec![(tcp, gone)]);
+    let fake = s.ipvs_fake().unwrap();
+    fake.set_stats(&tcp, &gone, DestStats { active_conns: 1, inactive_conns: 0, persist_conns: 0 });
+    let weights: Vec<u32> = fake.destinations(&tcp).unwrap().iter().filter(|d| d.dest.key == gone).map(|d| d.dest.weight).collect();
+    assert_eq!(weights, [0]);
+    assert_eq!(s.reap().unwrap().ipvs_ops, 0, "a connection is still open");
+    s.ipvs_fake().unwrap().set_stats(&tcp, &gone, DestStats::default());
+    assert_eq!(s.reap().unwrap().ipvs_ops, 1);
+    assert!(s.draining().is_empty());
+    assert_eq!(s.ipvs_fake().unwrap().destinations(&tcp).unwrap().len(), 2);
+}
+
+#[test]
+fn a_full_sync_repairs_foreign_changes() {
+    let mut s = sync();
+    let svc = wire(&[clusterip(0, 3, "TCP")]);
+    s.sync(true, &svc, &[], false).unwrap();
+    let key = ServiceKey { addr: "10.96.0.1".parse().unwrap(), protocol: 6, port: 80 };
+    let stray = ServiceKey { addr: "10.96.9.9".parse().unwrap(), protocol: 6, port: 80 };
+    let fake = s.ipvs_fake().unwrap();
+    let r = fake
+        .apply(&[
+            Op::DeleteDest(key, DestKey { addr: "10.244.1.2".parse().unwrap(), port: 8080 }),
+            Op::AddService(kproxy_ipvs::Service::new(stray, "rr")),
+        ])
+        .unwrap();
+    assert!(r.iter().all(|r| r.is_ok()));
+    let out = s.sync(true, &svc, &[], false).unwrap();
+    assert_eq!(out.ipvs_ops, 2, "the real server back, the stray virtual server gone");
+    let services = s.ipvs_fake().unwrap().services().unwrap();
+    assert_eq!(services.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
+    assert_eq!(s.ipvs_fake().unwrap().destinations(&key).unwrap().len(), 3);
+}
+
+#[test]
+fn excluded_ranges_are_left_alone() {
+    let cidr: Cidr = "10.96.0.0/24".parse().unwrap();
+    let cfg = IpvsConfig { exclude_cidrs: vec!["10.96.9.0/24".parse().unwrap()], ..IpvsConfig::new(Some(LocalDetector::Cidr(cidr))) };
+    let mut s = IpvsSync::new(Family::Ip, cfg, true, vec![]);
+    let theirs = ServiceKey { addr: "10.96.9.9".parse().unwrap(), protocol: 6, port: 80 };
+    s.ipvs_fake().unwrap().apply(&[Op::AddService(kproxy_ipvs::Service::new(theirs, "rr"))]).unwrap();
+    s.sync(true, &wire(&[clusterip(0, 1, "TCP")]), &[], false).unwrap();
+    assert_eq!(s.ipvs_fake().unwrap().services().unwrap().len(), 2, "theirs stays, ours is added");
+    s.cleanup().unwrap();
+    let left: Vec<_> = s.ipvs_fake().unwrap().services().unwrap().into_iter().map(|s| s.key).collect();
+    assert_eq!(left, vec![theirs], "cleanup takes only kproxy's");
+}

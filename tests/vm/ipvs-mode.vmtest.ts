@@ -1,0 +1,75 @@
+// IPVS mode with real packets, inside the VM (tests/vm/lts-kernel.sh runs this file there with
+// tests/vm/ava.config.mjs: this machine's kernel has no IPVS). The whole packet matrix
+// (tests/netns/matrix.ts, the table every mode runs; this mode's exceptions are
+// MODE_EXCEPTIONS.ipvs), then what the kernel holds read back against `kproxy plan`, graceful
+// termination with a held connection, and --cleanup.
+import test from 'ava';
+import { REPO_ROOT } from '../../ts/demo/topology.js';
+import { AGENT_ENTRY, rulesetFlags, waitWhileRunning } from '../helpers/agent.js';
+import { clusterFor, WEB_IP } from '../netns/cluster.js';
+import { checkRows, EXTRA, FLOWS, MODE_EXCEPTIONS, type Group } from '../netns/matrix.js';
+import { outsideFor } from '../netns/outside.js';
+
+const GROUPS = [...new Set(FLOWS.map((r) => r[0]))] as Group[];
+/** Under emulation the agent takes a minute or more to its first program. */
+const READY_MS = 300_000;
+
+/** ipvsadm-save's lines for virtual servers not on NodePorts (those depend on the node's addresses). */
+function serviceLines(save: string): string[] {
+  return save.split('\n').filter((l) => /^-[Aa] /.test(l) && !/:3[0-2]\d{3} /.test(l.split(' -r ')[0] + ' ')).sort();
+}
+
+test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termination, cleanup', async (t) => {
+  const c = await clusterFor(t, { name: 'ipvs', extra: EXTRA, mode: 'ipvs', readyTimeoutMs: READY_MS });
+  const outside = await outsideFor(t, c.topo);
+  const sh = async (cmd: string) => (await c.topo.exec(c.topo.node, ['sh', '-c', cmd], { allowFailure: true })).stdout;
+  t.teardown(async () => {
+    if (!t.passed) t.log(`ipvsadm -Ln:\n${await sh('ipvsadm -Ln')}\nkube-ipvs0:\n${await sh('ip addr show kube-ipvs0')}\nnft:\n${await sh('nft list table ip kproxy-ipvs')}`);
+  });
+  // Every ServicePort of the plan is programmed (the last manifests written): eTP Local's LB IP.
+  await waitWhileRunning(c.agent, 'the eTP Local LoadBalancer IP', async () => (await sh('ipvsadm -Ln -t 198.51.100.72:80')).includes('10.244'), READY_MS);
+
+  await checkRows(t, { ...c, outside }, GROUPS, MODE_EXCEPTIONS.ipvs);
+  for (const [row, e] of Object.entries(MODE_EXCEPTIONS.ipvs)) t.log(`${row}: ${e.outcome} (${e.why})`);
+
+  // The kernel holds what the model says: ipvsadm-save against `kproxy plan` on the same manifests.
+  const plan = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} plan ${rulesetFlags(c.config).join(' ')} 2>/dev/null`]);
+  t.deepEqual(serviceLines(await sh('ipvsadm-save -n')), serviceLines(plan.stdout), 'ipvsadm-save (-) vs kproxy plan (+)');
+  const dummy = await sh('ip addr show kube-ipvs0');
+  for (const ip of ['10.96.0.10/32', 'fd00:96::10/128', '198.51.100.61/32', '192.0.2.63/32', '2001:db8:2::71/128']) t.true(dummy.includes(`inet${ip.includes(':') ? '6' : ''} ${ip}`), `kube-ipvs0 holds ${ip}`);
+  t.false(dummy.includes('192.168.100.1'), 'node IPs stay off kube-ipvs0');
+  t.regex(await sh('ipvsadm -Ln -t 10.96.0.65:80'), /persistent 2\b/, 'ClientIP affinity is IPVS persistence with the Service\'s timeout');
+  t.regex(await sh('ipvsadm -Ln -t 192.168.100.1:30081'), /-> 10\.244\.1\.2:8080 +Masq +1 /, 'an eTP Local NodePort has its local endpoint');
+  t.is(await sh('curl -sf http://127.0.0.1:10249/proxyMode'), 'ipvs');
+  t.regex(await sh('curl -sf http://127.0.0.1:10249/metrics'), /kproxy_ipvs_virtual_servers\{ip_family="IPv4"\} [1-9]/);
+  for (const [k, v] of [['net/ipv4/vs/conntrack', '1'], ['net/ipv4/vs/expire_nodest_conn', '1'], ['net/ipv4/vs/expire_quiescent_template', '1']]) {
+    t.is((await sh(`cat /proc/sys/${k}`)).trim(), v, k);
+  }
+
+  // Graceful termination: the endpoint a held connection uses leaves; it drains at weight 0,
+  // the held connection keeps working, and new connections go elsewhere.
+  const held = await c.topo.holdTcp(c.topo.client, WEB_IP, 80);
+  t.true(held.greeting.ok, 'a connection is held');
+  const gone = held.greeting.backend ?? '';
+  const index = Number(gone.split('-')[1]);
+  await c.setWebEndpoints([1, 2, 3].filter((i) => i !== index));
+  const rs = `10.244.${index}.2:8080`;
+  await waitWhileRunning(c.agent, `${rs} at weight 0`, async () => new RegExp(`-> ${rs.replaceAll('.', '\\.')} +Masq +0 `).test(await sh(`ipvsadm -Ln -t ${WEB_IP}:80`)), READY_MS);
+  t.is(await held.echo('still here', 10_000), 'still here', 'the held connection to the draining endpoint works');
+  const fresh = await c.topo.tcpRequests(c.topo.client, WEB_IP, 80, { count: 20, timeoutMs: 5000 });
+  t.false(fresh.some((r) => r.backend === gone), `new connections avoid ${gone}`);
+  t.true(fresh.every((r) => r.ok), 'new connections are answered');
+  await held.close();
+  // UDP real servers go at once.
+  t.notRegex(await sh(`ipvsadm -Ln -u ${WEB_IP}:53`), new RegExp(`10\\.244\\.${index}\\.2:8053`), 'the UDP real server is deleted at once');
+
+  // --cleanup: kproxy's virtual servers, kube-ipvs0 and its table go; a foreign virtual server stays.
+  await sh('ipvsadm -A -t 203.0.113.99:80 -s rr');
+  await c.agent.stop();
+  const r = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} --cleanup --proxy-mode ipvs`], { allowFailure: true });
+  t.is(r.code, 0, `${r.stdout}${r.stderr}`);
+  const after = await sh('ipvsadm-save -n');
+  t.is(after.trim(), '-A -t 203.0.113.99:80 -s rr', 'only the foreign virtual server is left');
+  t.is((await c.topo.exec(c.topo.node, ['ip', 'link', 'show', 'kube-ipvs0'], { allowFailure: true })).code !== 0, true, 'kube-ipvs0 is gone');
+  t.notRegex(await sh('nft list tables'), /kproxy-ipvs/, 'the table is gone');
+});

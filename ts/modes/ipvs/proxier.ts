@@ -1,0 +1,174 @@
+// IPVS mode behind the Proxier seam: the addon's IpvsProxier programs, per family, IPVS's
+// virtual and real servers over generic netlink, the Service addresses on the dummy
+// kube-ipvs0 over rtnetlink, and one nftables table for masquerade and filtering (in place
+// of upstream's ipsets and iptables chains). See docs/design.md, IPVS mode.
+import type { Logger } from 'pino';
+import { fromAddonError, ProxierError } from '../../addon/errors.js';
+import { loadAddon, type NativeIpvsProxier, type NativeIpvsReport } from '../../addon/native.js';
+import { encodeServicePorts } from '../../addon/wire.js';
+import type { IPFamily } from '../../model/types.js';
+import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
+import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
+import { ensureIpvs, ipvsSysctls } from './kernel.js';
+import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
+
+/** Every Service feature upstream's IPVS mode has. */
+export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
+  'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+]);
+
+export const DEFAULT_IPVS: IpvsModeOptions = { scheduler: '', excludeCIDRs: [], strictARP: false, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 0 };
+
+/** How often draining real servers are checked for remaining connections (upstream: a minute). */
+export const REAP_INTERVAL_MS = 5_000;
+
+/** The kernel is readied once per process, for both families. */
+let prepared: Promise<void> | undefined;
+
+export class IpvsProxier implements Proxier {
+  readonly mode = 'ipvs' as const;
+  readonly family: IPFamily;
+  readonly features = IPVS_FEATURES;
+  private readonly native: NativeIpvsProxier;
+  private readonly metrics: IpvsMetrics;
+  private readonly logger: Logger;
+  private readonly ipvs: IpvsModeOptions;
+  private readonly fake: boolean;
+  private reaper: NodeJS.Timeout | undefined;
+  /** Syncs and reaps never overlap. */
+  private busy: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ProxierOptions) {
+    this.family = opts.family;
+    this.metrics = ipvsMetrics(opts.registry);
+    this.logger = opts.logger;
+    this.ipvs = opts.ipvs ?? DEFAULT_IPVS;
+    this.fake = opts.fake;
+    const { IpvsProxier: Native } = loadAddon();
+    try {
+      this.native = new Native({ ...nativeOptions(opts), scheduler: this.ipvs.scheduler, excludeCidrs: this.ipvs.excludeCIDRs, fake: opts.fake });
+    } catch (e) {
+      throw fromAddonError(e);
+    }
+  }
+
+  async prepare(): Promise<void> {
+    if (this.fake) return;
+    prepared ??= (async () => {
+      await ensureIpvs(this.ipvs, this.logger);
+      await ipvsSysctls(this.ipvs, this.logger);
+      const { tcpTimeoutS, tcpFinTimeoutS, udpTimeoutS } = this.ipvs;
+      if (tcpTimeoutS || tcpFinTimeoutS || udpTimeoutS) {
+        try {
+          this.native.setTimeouts(tcpTimeoutS, tcpFinTimeoutS, udpTimeoutS);
+        } catch (e) {
+          throw fromAddonError(e);
+        }
+      }
+    })();
+    try {
+      await prepared;
+    } catch (e) {
+      prepared = undefined;
+      throw e;
+    }
+  }
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.busy.then(f, f);
+    this.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  sync(req: SyncRequest): Promise<SyncReport> {
+    return this.serial(async () => {
+      const { text, rejected } = encodeServicePorts(req.upserts);
+      let report: NativeIpvsReport;
+      try {
+        report = await this.native.sync({ full: req.full, upserts: text, deletes: req.deletes, explain: req.explain, node: nativeNode(req.node) });
+      } catch (e) {
+        const err = fromAddonError(e);
+        this.metrics.restoreFailuresTotal.inc({ ip_family: this.family });
+        this.logger.error({ ipFamily: this.family, code: err.code, errno: err.errno, err: err.message }, 'Failed to program IPVS');
+        throw err;
+      }
+      this.gauges(report);
+      if (report.ipvsFailed > 0) {
+        // The rest went in; the next sync (full, after a dump of the kernel) repairs these.
+        this.metrics.operationFailuresTotal.inc({ ip_family: this.family }, report.ipvsFailed);
+        throw new ProxierError('E_KERNEL_REJECTED', `IPVS refused ${report.ipvsFailed} of ${report.ipvsOps} operations`);
+      }
+      return {
+        full: report.full,
+        objects: report.objects,
+        messages: report.ipvsOps + (report.tableOps ? 1 : 0),
+        bytes: report.bytes,
+        durationMs: report.durationMs,
+        rejected: [...rejected, ...report.rejected],
+        text: report.text ?? undefined,
+        details: {
+          ipvsOps: report.ipvsOps, tableOps: report.tableOps, addressesAdded: report.addressesAdded, addressesDeleted: report.addressesDeleted,
+          virtualServers: report.services, realServers: report.destinations, draining: report.draining,
+        },
+      };
+    });
+  }
+
+  private gauges(report: NativeIpvsReport): void {
+    this.metrics.virtualServers.set({ ip_family: this.family }, report.services);
+    this.metrics.realServers.set({ ip_family: this.family }, report.destinations);
+    if (report.draining > 0 && !this.reaper) {
+      this.reaper = setInterval(() => void this.reap(), REAP_INTERVAL_MS);
+      this.reaper.unref();
+    } else if (report.draining === 0 && this.reaper) {
+      clearInterval(this.reaper);
+      this.reaper = undefined;
+    }
+  }
+
+  /** Deletes draining real servers whose connections have ended. */
+  reap(): Promise<void> {
+    return this.serial(async () => {
+      try {
+        const r = await this.native.reap();
+        if (this.reaper && r.draining === 0) {
+          clearInterval(this.reaper);
+          this.reaper = undefined;
+        }
+      } catch (e) {
+        this.logger.warn({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check draining IPVS real servers');
+      }
+    });
+  }
+
+  render(): string {
+    return this.native.render();
+  }
+
+  explain(): TraceResult {
+    throw new ProxierError('E_INVALID_OPTION', 'tracing is not implemented in IPVS mode yet');
+  }
+
+  /** Test hook for the fake: one real server's connection counts. */
+  fakeSetConnections(service: string, protocol: number, dest: string, active: number, inactive: number): void {
+    this.native.fakeSetConnections(service, protocol, dest, active, inactive);
+  }
+
+  /** kproxy's virtual servers, its kube-ipvs0 addresses and its table go; kube-ipvs0 too when empty. */
+  cleanup(): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = undefined;
+    return this.serial(async () => {
+      try {
+        await this.native.cleanup();
+      } catch (e) {
+        throw fromAddonError(e);
+      }
+    });
+  }
+}
+
+export function createIpvsProxier(opts: ProxierOptions): IpvsProxier {
+  return new IpvsProxier(opts);
+}
