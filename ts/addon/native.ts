@@ -87,6 +87,9 @@ export interface NativeIpvsReport {
   objects: number;
   ipvsOps: number;
   ipvsFailed: number;
+  /** The first refused operation: its errno and the operation in ipvsadm's syntax. */
+  firstErrno?: number | null;
+  firstFailed?: string | null;
   tableOps: number;
   bytes: number;
   addressesAdded: number;

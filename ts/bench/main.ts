@@ -1,5 +1,5 @@
 // npm run bench -- --services N --endpoints M [--changes K] [--mix] [--agent] [--upstream-baseline]
-// npm run bench -- --k8s ...: see tests/k8s/bench/main.ts; --mode iptables: see ./iptables.ts.
+// npm run bench -- --k8s ...: see tests/k8s/bench/main.ts; --mode iptables: ./iptables.ts; --mode ipvs: ./ipvs.ts.
 // Loads a synthetic cluster into a throwaway network namespace through the
 // addon, then applies the same ruleset with `nft -f`, and reports both.
 // --mix: the cluster of ts/bench/mix.ts (NodePort, source ranges, eTP Local, affinity,
@@ -22,6 +22,7 @@ import {
 } from './mix.js';
 import { systemTool } from '../system-tools.js';
 import { runIptablesBench } from './iptables.js';
+import { runIpvsBench } from './ipvs.js';
 
 const NFT = systemTool('nft');
 
@@ -341,9 +342,20 @@ function main(): void {
   }
   const modeFlag = process.argv.findIndex((a) => a === '--mode' || a.startsWith('--mode='));
   const mode = modeFlag < 0 ? 'nftables' : (process.argv[modeFlag].split('=', 2)[1] ?? process.argv[modeFlag + 1]);
-  if (mode !== 'nftables' && mode !== 'iptables') {
-    console.error(`--mode: nftables or iptables, not ${mode}`);
+  if (mode !== 'nftables' && mode !== 'iptables' && mode !== 'ipvs') {
+    console.error(`--mode: nftables, iptables or ipvs, not ${mode}`);
     process.exit(2);
+  }
+  if (mode === 'ipvs') {
+    if (process.getuid?.() !== 0) {
+      console.error('kproxy bench needs root: it creates a network namespace and programs IPVS');
+      process.exit(1);
+    }
+    runIpvsBench(process.argv.slice(2)).catch((e) => {
+      console.error(e instanceof Error ? e.message : e);
+      process.exit(1);
+    });
+    return;
   }
   if (mode === 'iptables') {
     if (process.getuid?.() !== 0) {

@@ -39,6 +39,9 @@ pub struct IpvsReport {
     pub objects: u32,
     pub ipvs_ops: u32,
     pub ipvs_failed: u32,
+    /// The first refused operation: its errno and the operation in ipvsadm's syntax.
+    pub first_errno: Option<i32>,
+    pub first_failed: Option<String>,
     pub table_ops: u32,
     pub bytes: u32,
     pub addresses_added: u32,
@@ -59,6 +62,8 @@ fn report(o: IpvsOutcome, draining: usize) -> IpvsReport {
         objects: (o.ipvs_ops + o.table_ops) as u32,
         ipvs_ops: o.ipvs_ops as u32,
         ipvs_failed: o.ipvs_failed as u32,
+        first_errno: o.first_failure.as_ref().map(|f| f.0),
+        first_failed: o.first_failure.map(|f| f.1),
         table_ops: o.table_ops as u32,
         bytes: o.table_bytes as u32,
         addresses_added: o.addresses_added as u32,

@@ -97,7 +97,8 @@ export class IpvsProxier implements Proxier {
       if (report.ipvsFailed > 0) {
         // The rest went in; the next sync (full, after a dump of the kernel) repairs these.
         this.metrics.operationFailuresTotal.inc({ ip_family: this.family }, report.ipvsFailed);
-        throw new ProxierError('E_KERNEL_REJECTED', `IPVS refused ${report.ipvsFailed} of ${report.ipvsOps} operations`);
+        const first = report.firstFailed ? `; first: ${report.firstFailed}: errno ${report.firstErrno}` : '';
+        throw new ProxierError('E_KERNEL_REJECTED', `IPVS refused ${report.ipvsFailed} of ${report.ipvsOps} operations${first}`, report.firstErrno ?? undefined);
       }
       return {
         full: report.full,

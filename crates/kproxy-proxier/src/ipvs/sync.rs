@@ -25,6 +25,8 @@ pub struct IpvsOutcome {
     pub full: bool,
     pub ipvs_ops: usize,
     pub ipvs_failed: usize,
+    /// The errno of the first refused IPVS operation, and the operation (ipvsadm's syntax).
+    pub first_failure: Option<(i32, String)>,
     pub table_ops: usize,
     pub table_bytes: usize,
     pub addresses_added: usize,
@@ -328,6 +330,11 @@ impl IpvsSync {
         }
         let results = self.ipvs.get()?.apply(ops).map_err(super::backends::ipvs_error)?;
         record(&mut self.view, ops, &results);
+        if out.first_failure.is_none() {
+            if let Some((op, Err(errno))) = ops.iter().zip(&results).find(|(_, r)| r.is_err()) {
+                out.first_failure = Some((*errno, ipvs_text::render_ops(std::slice::from_ref(op)).trim_end().to_string()));
+            }
+        }
         out.ipvs_ops += ops.len();
         out.ipvs_failed += results.iter().filter(|r| r.is_err()).count();
         Ok(())
