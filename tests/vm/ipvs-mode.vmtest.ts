@@ -2,10 +2,10 @@
 // tests/vm/ava.config.mjs: this machine's kernel has no IPVS). The whole packet matrix
 // (tests/netns/matrix.ts, the table every mode runs; this mode's exceptions are
 // MODE_EXCEPTIONS.ipvs), then what the kernel holds read back against `kproxy plan`, graceful
-// termination with a held connection, and --cleanup.
+// termination with a held connection, the mode switch both ways, and --cleanup.
 import test from 'ava';
 import { REPO_ROOT } from '../../ts/demo/topology.js';
-import { AGENT_ENTRY, rulesetFlags, waitWhileRunning } from '../helpers/agent.js';
+import { AGENT_ENTRY, rulesetFlags, startAgent, waitForServiceIP, waitWhileRunning } from '../helpers/agent.js';
 import { clusterFor, WEB_IP } from '../netns/cluster.js';
 import { checkRows, EXTRA, FLOWS, MODE_EXCEPTIONS, type Group } from '../netns/matrix.js';
 import { outsideFor } from '../netns/outside.js';
@@ -14,13 +14,30 @@ const GROUPS = [...new Set(FLOWS.map((r) => r[0]))] as Group[];
 /** Under emulation the agent takes a minute or more to its first program. */
 const READY_MS = 300_000;
 
+/** The addresses `kproxy plan` puts on kube-ipvs0, both families (each "# kube-ipvs0" block). */
+function planAddresses(plan: string): string[] {
+  const out: string[] = [];
+  let inBlock = false;
+  for (const l of plan.split('\n')) {
+    if (l === '# kube-ipvs0') inBlock = true;
+    else if (inBlock && /^[0-9a-f:.]+$/.test(l)) out.push(`${l}/${l.includes(':') ? 128 : 32}`);
+    else inBlock = false;
+  }
+  return out.sort();
+}
+
 /** ipvsadm-save's lines for virtual servers not on NodePorts (those depend on the node's addresses). */
 function serviceLines(save: string): string[] {
   return save.split('\n').filter((l) => /^-[Aa] /.test(l) && !/:3[0-2]\d{3} /.test(l.split(' -r ')[0] + ' ')).sort();
 }
 
-test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termination, cleanup', async (t) => {
-  const c = await clusterFor(t, { name: 'ipvs', extra: EXTRA, mode: 'ipvs', readyTimeoutMs: READY_MS });
+test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termination, mode switches, cleanup', async (t) => {
+  const c = await clusterFor(t, {
+    name: 'ipvs', extra: EXTRA, mode: 'ipvs', readyTimeoutMs: READY_MS,
+    rulesetArgs: ['--ipvs-tcp-timeout', '901s', '--ipvs-udp-timeout', '301s', '--ipvs-strict-arp'],
+    // nftables mode's leftovers, which an IPVS agent removes at start (a mode switch).
+    beforeStart: async (topo) => void (await topo.exec(topo.node, ['nft', 'add', 'table', 'ip', 'kube-proxy'])),
+  });
   const outside = await outsideFor(t, c.topo);
   const sh = async (cmd: string) => (await c.topo.exec(c.topo.node, ['sh', '-c', cmd], { allowFailure: true })).stdout;
   t.teardown(async () => {
@@ -35,6 +52,9 @@ test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termin
   // The kernel holds what the model says: ipvsadm-save against `kproxy plan` on the same manifests.
   const plan = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} plan ${rulesetFlags(c.config).join(' ')} 2>/dev/null`]);
   t.deepEqual(serviceLines(await sh('ipvsadm-save -n')), serviceLines(plan.stdout), 'ipvsadm-save (-) vs kproxy plan (+)');
+  const onDummy = [...(await sh('ip -o addr show dev kube-ipvs0')).matchAll(/ inet6? (\S+)/g)].map((m) => m[1]).sort();
+  t.deepEqual(onDummy, planAddresses(plan.stdout), 'kube-ipvs0 (-) vs kproxy plan (+)');
+  t.true(onDummy.length > 20, 'kube-ipvs0 holds the Service addresses');
   const dummy = await sh('ip addr show kube-ipvs0');
   for (const ip of ['10.96.0.10/32', 'fd00:96::10/128', '198.51.100.61/32', '192.0.2.63/32', '2001:db8:2::71/128']) t.true(dummy.includes(`inet${ip.includes(':') ? '6' : ''} ${ip}`), `kube-ipvs0 holds ${ip}`);
   t.false(dummy.includes('192.168.100.1'), 'node IPs stay off kube-ipvs0');
@@ -42,7 +62,9 @@ test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termin
   t.regex(await sh('ipvsadm -Ln -t 192.168.100.1:30081'), /-> 10\.244\.1\.2:8080 +Masq +1 /, 'an eTP Local NodePort has its local endpoint');
   t.is(await sh('curl -sf http://127.0.0.1:10249/proxyMode'), 'ipvs');
   t.regex(await sh('curl -sf http://127.0.0.1:10249/metrics'), /kproxy_ipvs_virtual_servers\{ip_family="IPv4"\} [1-9]/);
-  for (const [k, v] of [['net/ipv4/vs/conntrack', '1'], ['net/ipv4/vs/expire_nodest_conn', '1'], ['net/ipv4/vs/expire_quiescent_template', '1']]) {
+  t.regex(await sh('ipvsadm -L --timeout'), /901 120 301/, '--ipvs-tcp-timeout and --ipvs-udp-timeout (tcpfin left as it was)');
+  t.notRegex(await sh('nft list tables'), /table ip kube-proxy\b/, 'nftables mode\'s leftover table was removed at start');
+  for (const [k, v] of [['net/ipv4/conf/all/arp_ignore', '1'], ['net/ipv4/conf/all/arp_announce', '2'], ['net/ipv4/vs/conntrack', '1'], ['net/ipv4/vs/expire_nodest_conn', '1'], ['net/ipv4/vs/expire_quiescent_template', '1']]) {
     t.is((await sh(`cat /proc/sys/${k}`)).trim(), v, k);
   }
 
@@ -63,13 +85,19 @@ test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termin
   // UDP real servers go at once.
   t.notRegex(await sh(`ipvsadm -Ln -u ${WEB_IP}:53`), new RegExp(`10\\.244\\.${index}\\.2:8053`), 'the UDP real server is deleted at once');
 
-  // --cleanup: kproxy's virtual servers, kube-ipvs0 and its table go; a foreign virtual server stays.
+  // A mode switch: an nftables agent removes kproxy's virtual servers, kube-ipvs0 and its
+  // table at start; a foreign virtual server stays. Then --cleanup (every mode) leaves it too.
   await sh('ipvsadm -A -t 203.0.113.99:80 -s rr');
   await c.agent.stop();
-  const r = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} --cleanup --proxy-mode ipvs`], { allowFailure: true });
+  const nft = startAgent(c.topo, { ...c.config, rulesetArgs: [] });
+  t.teardown(() => nft.stop());
+  await waitForServiceIP(c.topo, nft, WEB_IP, READY_MS);
+  t.is((await sh('ipvsadm-save -n')).trim(), '-A -t 203.0.113.99:80 -s rr', 'only the foreign virtual server is left');
+  t.not((await c.topo.exec(c.topo.node, ['ip', 'link', 'show', 'kube-ipvs0'], { allowFailure: true })).code, 0, 'kube-ipvs0 is gone');
+  t.notRegex(await sh('nft list tables'), /kproxy-ipvs/, 'the IPVS table is gone');
+  await nft.stop();
+  const r = await c.topo.exec(c.topo.node, ['sh', '-c', `cd ${REPO_ROOT} && node ${AGENT_ENTRY.join(' ')} --cleanup`], { allowFailure: true });
   t.is(r.code, 0, `${r.stdout}${r.stderr}`);
-  const after = await sh('ipvsadm-save -n');
-  t.is(after.trim(), '-A -t 203.0.113.99:80 -s rr', 'only the foreign virtual server is left');
-  t.is((await c.topo.exec(c.topo.node, ['ip', 'link', 'show', 'kube-ipvs0'], { allowFailure: true })).code !== 0, true, 'kube-ipvs0 is gone');
-  t.notRegex(await sh('nft list tables'), /kproxy-ipvs/, 'the table is gone');
+  t.is((await sh('ipvsadm-save -n')).trim(), '-A -t 203.0.113.99:80 -s rr', '--cleanup leaves the foreign virtual server');
+  t.notRegex(await sh('nft list tables'), /kube-proxy|kproxy-ipvs/, '--cleanup removes every mode\'s table');
 });

@@ -91,6 +91,8 @@ export interface NativeIpvsReport {
   firstErrno?: number | null;
   firstFailed?: string | null;
   tableOps: number;
+  /** A sync with no changes found and repaired this many differences in the kernel. */
+  driftRepaired: number;
   bytes: number;
   addressesAdded: number;
   addressesDeleted: number;

@@ -43,6 +43,8 @@ pub struct IpvsReport {
     pub first_errno: Option<i32>,
     pub first_failed: Option<String>,
     pub table_ops: u32,
+    /// A sync with no changes found and repaired this many differences in the kernel.
+    pub drift_repaired: u32,
     pub bytes: u32,
     pub addresses_added: u32,
     pub addresses_deleted: u32,
@@ -65,6 +67,7 @@ fn report(o: IpvsOutcome, draining: usize) -> IpvsReport {
         first_errno: o.first_failure.as_ref().map(|f| f.0),
         first_failed: o.first_failure.map(|f| f.1),
         table_ops: o.table_ops as u32,
+        drift_repaired: o.drift_repaired as u32,
         bytes: o.table_bytes as u32,
         addresses_added: o.addresses_added as u32,
         addresses_deleted: o.addresses_deleted as u32,

@@ -124,3 +124,17 @@ fn excluded_ranges_are_left_alone() {
     let left: Vec<_> = s.ipvs_fake().unwrap().services().unwrap().into_iter().map(|s| s.key).collect();
     assert_eq!(left, vec![theirs], "cleanup takes only kproxy's");
 }
+
+#[test]
+fn a_sync_without_changes_finds_and_repairs_drift() {
+    let mut s = sync();
+    let svc = wire(&[clusterip(0, 3, "TCP")]);
+    s.sync(true, &svc, &[], false).unwrap();
+    assert_eq!(s.sync(false, &wire(&[]), &[], false).unwrap().drift_repaired, 0, "nothing drifted");
+    let key = ServiceKey { addr: "10.96.0.1".parse().unwrap(), protocol: 6, port: 80 };
+    s.ipvs_fake().unwrap().apply(&[Op::DeleteService(key)]).unwrap();
+    let out = s.sync(false, &wire(&[]), &[], false).unwrap();
+    assert!(!out.full);
+    assert_eq!(out.drift_repaired, 4, "the virtual server and its three real servers");
+    assert_eq!(s.ipvs_fake().unwrap().destinations(&key).unwrap().len(), 3);
+}

@@ -94,6 +94,9 @@ export class IpvsProxier implements Proxier {
         throw err;
       }
       this.gauges(report);
+      if (report.driftRepaired > 0) {
+        this.logger.warn({ ipFamily: this.family, repaired: report.driftRepaired }, 'IPVS or kube-ipvs0 had been changed by someone else; put back');
+      }
       if (report.ipvsFailed > 0) {
         // The rest went in; the next sync (full, after a dump of the kernel) repairs these.
         this.metrics.operationFailuresTotal.inc({ ip_family: this.family }, report.ipvsFailed);

@@ -28,6 +28,8 @@ pub struct IpvsOutcome {
     /// The errno of the first refused IPVS operation, and the operation (ipvsadm's syntax).
     pub first_failure: Option<(i32, String)>,
     pub table_ops: usize,
+    /// A sync with no changes found and repaired this many differences in the kernel.
+    pub drift_repaired: usize,
     pub table_bytes: usize,
     pub addresses_added: usize,
     pub addresses_deleted: usize,
@@ -146,7 +148,18 @@ impl IpvsSync {
         let full = full || self.needs_full;
         // Whatever fails below leaves the kernel in an unknown state: the next sync repairs it.
         self.needs_full = true;
-        let mut out = if full { self.full_sync()? } else { self.partial_sync(&dirty)? };
+        let mut out = match () {
+            _ if full => self.full_sync()?,
+            // Nothing changed (the sync period's tick): check the kernel for drift, as
+            // upstream's IPVS mode does on every sync.
+            _ if dirty.is_empty() => {
+                let mut out = IpvsOutcome::default();
+                self.reconcile_kernel(&mut out)?;
+                out.drift_repaired = out.ipvs_ops + out.addresses_added + out.addresses_deleted;
+                out
+            }
+            _ => self.partial_sync(&dirty)?,
+        };
         self.needs_full = out.ipvs_failed > 0;
         out.rejected = rejected;
         out.full = full;
@@ -220,7 +233,12 @@ impl IpvsSync {
         let tx = self.full_transaction();
         out.table_ops = tx.ops.len();
         out.table_bytes = self.table.commit(&tx)?;
+        self.reconcile_kernel(&mut out)?;
+        Ok(out)
+    }
 
+    /// kube-ipvs0 and IPVS against dumps of the kernel: what others changed is put back.
+    fn reconcile_kernel(&mut self, out: &mut IpvsOutcome) -> Result<(), ProxierError> {
         let index = self.link.ensure()?;
         let family = self.family();
         let on_link: BTreeSet<IpAddr> = self.link.addresses(index)?.into_iter().filter(|a| Family::of(a) == family).collect();
@@ -236,11 +254,11 @@ impl IpvsSync {
         let scope: BTreeSet<ServiceKey> = want.keys().chain(have.keys()).copied().collect();
         let ops = diff(&want, &have, &scope, &mut self.draining);
         self.view = have;
-        self.apply(&ops, &mut out)?;
-        self.reap_into(&mut out)?;
+        self.apply(&ops, out)?;
+        self.reap_into(out)?;
         self.link.change(index, &[], &stale)?;
         out.addresses_deleted = stale.len();
-        Ok(out)
+        Ok(())
     }
 
     fn partial_sync(&mut self, dirty: &BTreeSet<String>) -> Result<IpvsOutcome, ProxierError> {
