@@ -67,11 +67,19 @@ test('session affinity is persistence with the timeout; the scheduler is the con
   t.true(p.render().includes('-A -t 10.96.0.1:80 -s lc -p 60'));
 });
 
-test('an unknown scheduler is refused by the (fake) kernel, and the sync fails with its errno', async (t) => {
-  const p = ipvs('nope');
-  const e = await t.throwsAsync(p.sync({ full: true, upserts: [spec('a', '10.96.0.1', ['10.244.1.2'])], deletes: [], node }));
+test('refused IPVS operations are logged and counted, and the sync goes on (as upstream)', async (t) => {
+  const registry = new Registry();
+  const logs: string[] = [];
+  const p = new IpvsProxier({
+    family: 'IPv4', masqueradeAll: false, masqueradeBit: 14, fake: true, registry,
+    ipvs: { scheduler: 'nope', excludeCIDRs: [], strictARP: false, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 0 },
+    logger: pino({ level: 'error' }, { write: (l: string) => void logs.push(l) }),
+  });
+  const r = await p.sync({ full: true, upserts: [spec('a', '10.96.0.1', ['10.244.1.2'])], deletes: [], node });
+  t.is(r.details?.virtualServers, 0);
   // ENOENT for the service (no such scheduler), then ESRCH for its real server.
-  t.regex(e!.message, /IPVS refused 2 of 2 operations; first: -A -t 10\.96\.0\.1:80 -s nope: errno 2$/);
+  t.regex(logs.join(''), /"refused":2,"of":2.*"first":"-A -t 10\.96\.0\.1:80 -s nope","errno":2/);
+  t.regex(await registry.metrics(), /kproxy_ipvs_operation_failures_total\{ip_family="IPv4"\} 2/);
 });
 
 test('the registry builds IPVS mode, one proxier per family', async (t) => {

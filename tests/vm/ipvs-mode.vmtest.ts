@@ -26,9 +26,9 @@ function planAddresses(plan: string): string[] {
   return out.sort();
 }
 
-/** ipvsadm-save's lines for virtual servers not on NodePorts (those depend on the node's addresses). */
+/** ipvsadm-save's lines (plan, run on the node, puts NodePorts on the node's addresses too). */
 function serviceLines(save: string): string[] {
-  return save.split('\n').filter((l) => /^-[Aa] /.test(l) && !/:3[0-2]\d{3} /.test(l.split(' -r ')[0] + ' ')).sort();
+  return save.split('\n').filter((l) => /^-[Aa] /.test(l)).sort();
 }
 
 test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termination, mode switches, cleanup', async (t) => {
@@ -61,6 +61,14 @@ test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termin
   t.regex(await sh('ipvsadm -Ln -t 10.96.0.65:80'), /persistent 2\b/, 'ClientIP affinity is IPVS persistence with the Service\'s timeout');
   t.regex(await sh('ipvsadm -Ln -t 192.168.100.1:30081'), /-> 10\.244\.1\.2:8080 +Masq +1 /, 'an eTP Local NodePort has its local endpoint');
   t.is(await sh('curl -sf http://127.0.0.1:10249/proxyMode'), 'ipvs');
+  // upstream's KUBE-IPVS-FILTER: what the node listens on is not reached through a Service
+  // address, only through its own; the node reaches its own source-ranged LoadBalancer IP.
+  const listener = c.topo.spawnIn(c.topo.node, 'node', ['-e', "require('net').createServer((s) => s.end('host\\n')).listen(2222)"]);
+  t.teardown(() => void listener.kill());
+  await waitWhileRunning(c.agent, 'the host listener', async () => (await c.topo.tcpRequest(c.topo.client, '192.168.100.1', 2222, { timeoutMs: 2000 })).ok, 60_000);
+  t.is((await c.topo.tcpRequest(c.topo.client, WEB_IP, 2222, { timeoutMs: 3000 })).error, 'refused', 'a host port through a ClusterIP is refused');
+  t.is((await c.topo.tcpRequest(c.topo.client, '198.51.100.61', 2222, { timeoutMs: 3000 })).error, 'refused', '... and through a LoadBalancer IP');
+  t.true((await c.topo.tcpRequests(c.topo.node, '198.51.100.64', 80, { count: 5, timeoutMs: 5000 })).every((r) => r.ok), 'the node reaches its source-ranged LoadBalancer IP');
   t.regex(await sh('curl -sf http://127.0.0.1:10249/metrics'), /kproxy_ipvs_virtual_servers\{ip_family="IPv4"\} [1-9]/);
   t.regex(await sh('ipvsadm -L --timeout'), /901 120 301/, '--ipvs-tcp-timeout and --ipvs-udp-timeout (tcpfin left as it was)');
   t.notRegex(await sh('nft list tables'), /table ip kube-proxy\b/, 'nftables mode\'s leftover table was removed at start');

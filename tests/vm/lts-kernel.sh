@@ -7,9 +7,9 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 # The demo, then every rule shape through its life (tests/vm/lifecycle.ts), then IPVS mode's
 # suites (tests/vm/*.vmtest.ts: the packet matrix and more), in one boot. Under
 # emulation the agent takes ~40 s to its first program (more on a busy host): the demo waits longer.
-out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && { echo '== iptables mode'; KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once --mode iptables; echo \"demo-iptables-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts; echo '== ipvs mode'; npx ava --config tests/vm/ava.config.mjs --tap --serial; echo \"ipvs-rc=\$?\"" 2>&1 | tr -d '\r')"
+out="$("$repo/tests/vm/run.sh" "cd '$repo' && uname -r && { KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once; echo \"demo-rc=\$?\"; } && { echo '== iptables mode'; KPROXY_DEMO_WAIT_S=240 node bin/kproxy-demo.js --once --mode iptables; echo \"demo-iptables-rc=\$?\"; } && ip netns add lifecycle && ip netns exec lifecycle npx tsx tests/vm/lifecycle.ts; bash tests/vm/crate-kernel-tests.sh; echo '== ipvs mode'; npx ava --config tests/vm/ava.config.mjs --tap --serial; echo \"ipvs-rc=\$?\"" 2>&1 | tr -d '\r')"
 # npx draws a spinner (escape codes) before its first line: strip it so lines start clean.
-out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/')"
+out="$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^[|\/\\-]*\(ok\|not ok\) - lifecycle/\1 - lifecycle/; s/^[|\/\\]\+\(== \|ipvs-rc=\|crate-test \|ok \|not ok \)/\1/')"
 rc="$(printf '%s\n' "$out" | sed -n 's/^demo-rc=//p' | tail -1)"
 ipt_rc="$(printf '%s\n' "$out" | sed -n 's/^demo-iptables-rc=//p' | tail -1)"
 ipvs_rc="$(printf '%s\n' "$out" | sed -n 's/^ipvs-rc=//p' | tail -1)"
@@ -32,6 +32,16 @@ for mode in nftables iptables; do
   check "$mode mode: IPv6 through the ClusterIP is answered" 'printf "%s\n" "$o" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
   check "$mode mode: /proxyMode says $mode" 'printf "%s\n" "$o" | grep -qE "/proxyMode -> $mode$"'
 done
+# The crates' kernel tests (tests/vm/crate-kernel-tests.sh).
+while IFS= read -r line; do
+  name="${line#crate-test }"
+  case "$name" in
+    *" ok") check "${name% ok}" true ;;
+    *" failed"*) check "${name% failed*}" false ;;
+  esac
+done < <(printf '%s\n' "$out" | grep -E '^crate-test ')
+check "the crates' kernel tests ran" '[ "$(printf "%s\n" "$out" | grep -c "^crate-test ")" = 2 ]'
+printf '%s\n' "$out" | grep -A30 '^crate-test .* failed' | sed 's/^/# /'
 # IPVS mode's ava TAP, one check per test (its failures' details are in the TAP, echoed below).
 while IFS= read -r line; do
   name="$(printf '%s' "$line" | sed -E 's/^(not )?ok [0-9]+ - //')"

@@ -96,6 +96,8 @@ export interface NativeIpvsReport {
   bytes: number;
   addressesAdded: number;
   addressesDeleted: number;
+  /** Address changes on kube-ipvs0 the kernel refused. */
+  addressesFailed: number;
   services: number;
   destinations: number;
   draining: number;
@@ -110,6 +112,8 @@ export interface NativeIpvsProxier {
   reap(): Promise<NativeIpvsReport>;
   cleanup(): Promise<NativeIpvsReport>;
   render(): string;
+  /** Throws unless the kernel has the configured scheduler (upstream's start-up check). */
+  probeScheduler(): void;
   /** IPVS's TCP, TCP FIN and UDP timeouts in seconds; 0 leaves one as it is. */
   setTimeouts(tcp: number, tcpFin: number, udp: number): void;
   /** Test hook for the fake: one real server's connection counts. */

@@ -1,11 +1,11 @@
 //! Pure readers of the kernel's reply datagrams, so hand-built datagrams can
-//! test them: `ReplyReader` for one dump or one acked request, `AckTally` for
-//! a pipeline of acked commands.
+//! test them: `ReplyReader` for one dump or one acked request (a pipeline of
+//! acked commands is kproxy-netlink's `AckTally`).
 
 use kproxy_netlink::{messages, NlMsgError, NLMSG_DONE, NLMSG_ERROR};
 
 use crate::consts::GENL_HDRLEN;
-use crate::{IpvsError, OpResults};
+use crate::IpvsError;
 
 /// Reads the answer to request `seq`: the messages of family `family` go to the
 /// caller, one by one; NLMSG_DONE (dumps) or the ack (other requests) ends it.
@@ -53,40 +53,11 @@ impl ReplyReader {
     }
 }
 
-/// Collects the acks of one chunk of commands, sequence numbers first..first+len.
-pub struct AckTally {
-    first: u32,
-    results: Vec<Option<Result<(), i32>>>,
-    pub pending: usize,
-}
-
-impl AckTally {
-    pub fn new(first: u32, len: usize) -> Self {
-        Self { first, results: vec![None; len], pending: len }
-    }
-
-    pub fn feed(&mut self, dgram: &[u8]) {
-        for m in messages(dgram) {
-            let i = m.seq.wrapping_sub(self.first) as usize;
-            if m.ty != NLMSG_ERROR || i >= self.results.len() || self.results[i].is_some() {
-                continue;
-            }
-            let Some(e) = NlMsgError::parse(&m) else { continue };
-            self.results[i] = Some(if e.errno == 0 { Ok(()) } else { Err(e.errno) });
-            self.pending -= 1;
-        }
-    }
-
-    /// The results in op order; only complete once `pending` is 0.
-    pub fn into_results(self) -> OpResults {
-        self.results.into_iter().map(|r| r.unwrap_or(Err(crate::error::EINVAL))).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use kproxy_netlink::AckTally;
 
     const FAM: u16 = 0x20;
 
@@ -130,13 +101,13 @@ mod tests {
         assert_eq!(t.pending, 1);
         t.feed(&[ack(101, 0), ack(103, 0), ack(102, 3)].concat()); // a duplicate, one past the chunk
         assert_eq!(t.pending, 0);
-        assert_eq!(t.into_results(), vec![Ok(()), Err(17), Err(3)]);
+        assert_eq!(t.results().unwrap(), vec![Ok(()), Err(17), Err(3)]);
     }
 
     #[test]
     fn sequence_numbers_may_wrap_inside_a_chunk() {
         let mut t = AckTally::new(u32::MAX, 2);
         t.feed(&[ack(0, 0), ack(u32::MAX, 2)].concat());
-        assert_eq!(t.into_results(), vec![Err(2), Ok(())]);
+        assert_eq!(t.results().unwrap(), vec![Err(2), Ok(())]);
     }
 }

@@ -48,6 +48,7 @@ pub struct IpvsReport {
     pub bytes: u32,
     pub addresses_added: u32,
     pub addresses_deleted: u32,
+    pub addresses_failed: u32,
     /// Virtual and real servers of this family after the sync.
     pub services: u32,
     pub destinations: u32,
@@ -71,6 +72,7 @@ fn report(o: IpvsOutcome, draining: usize) -> IpvsReport {
         bytes: o.table_bytes as u32,
         addresses_added: o.addresses_added as u32,
         addresses_deleted: o.addresses_deleted as u32,
+        addresses_failed: o.addresses_failed as u32,
         services: o.services as u32,
         destinations: o.destinations as u32,
         draining: draining as u32,
@@ -179,6 +181,12 @@ impl IpvsProxier {
     #[napi(catch_unwind)]
     pub fn render(&self) -> String {
         lock(&self.sync).render()
+    }
+
+    /// Fails unless the kernel has the configured scheduler (upstream's start-up check).
+    #[napi(catch_unwind)]
+    pub fn probe_scheduler(&self) -> napi::Result<()> {
+        lock(&self.sync).probe_scheduler().map_err(to_napi)
     }
 
     /// Sets IPVS's TCP, TCP FIN and UDP timeouts (seconds); 0 leaves one as it is.

@@ -5,11 +5,13 @@
 
 pub mod buffer;
 pub mod parse;
+pub mod pipeline;
 #[allow(unsafe_code)]
 pub mod socket;
 
 pub use buffer::MsgBuffer;
 pub use parse::{attrs, messages, Attr, NlMsg, NlMsgError};
+pub use pipeline::{AckTally, Seq};
 pub use socket::NetlinkSocket;
 
 pub const NLMSG_HDRLEN: usize = 16;

@@ -112,17 +112,68 @@ fn a_full_sync_repairs_foreign_changes() {
 }
 
 #[test]
-fn excluded_ranges_are_left_alone() {
-    let cidr: Cidr = "10.96.0.0/24".parse().unwrap();
+fn excluded_ranges_and_foreign_virtual_servers_are_left_alone() {
+    let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
     let cfg = IpvsConfig { exclude_cidrs: vec!["10.96.9.0/24".parse().unwrap()], ..IpvsConfig::new(Some(LocalDetector::Cidr(cidr))) };
-    let mut s = IpvsSync::new(Family::Ip, cfg, true, vec![]);
-    let theirs = ServiceKey { addr: "10.96.9.9".parse().unwrap(), protocol: 6, port: 80 };
+    let mut s = IpvsSync::new(Family::Ip, cfg, true, vec!["192.168.100.1".parse().unwrap()]);
+    s.set_node(true, &[], &[]).unwrap();
+    // Excluded, on a NodePort-range port: a sync and cleanup leave it.
+    let theirs = ServiceKey { addr: "10.96.9.9".parse().unwrap(), protocol: 6, port: 30080 };
     s.ipvs_fake().unwrap().apply(&[Op::AddService(kproxy_ipvs::Service::new(theirs, "rr"))]).unwrap();
-    s.sync(true, &wire(&[clusterip(0, 1, "TCP")]), &[], false).unwrap();
-    assert_eq!(s.ipvs_fake().unwrap().services().unwrap().len(), 2, "theirs stays, ours is added");
-    s.cleanup().unwrap();
+    let np = clusterip(0, 1, "TCP").replace("\tClusterIP\t", "\tNodePort\t").replace("\t80\t0\t", "\t80\t30001\t");
+    s.sync(true, &wire(&[np]), &[], false).unwrap();
+    assert_eq!(s.ipvs_fake().unwrap().services().unwrap().len(), 3, "theirs stays; the ClusterIP and the NodePort are added");
+    // Not excluded and not kproxy's (neither on kube-ipvs0 nor a NodePort on a node address).
+    let foreign = ServiceKey { addr: "203.0.113.9".parse().unwrap(), protocol: 6, port: 30002 };
+    s.ipvs_fake().unwrap().apply(&[Op::AddService(kproxy_ipvs::Service::new(foreign, "rr"))]).unwrap();
+    assert_eq!(s.cleanup().unwrap(), 2, "the ClusterIP and the NodePort on 192.168.100.1");
     let left: Vec<_> = s.ipvs_fake().unwrap().services().unwrap().into_iter().map(|s| s.key).collect();
-    assert_eq!(left, vec![theirs], "cleanup takes only kproxy's");
+    assert_eq!(left, vec![theirs, foreign], "cleanup takes only kproxy's");
+    assert!(s.fake_link_addresses().is_empty());
+}
+
+#[test]
+fn a_shared_cluster_ip_stays_until_its_last_service_port_goes() {
+    let mut s = sync();
+    let https =
+        clusterip(0, 2, "TCP").replace("/tcp/p\t", "/tcp/https\t").replace("\tp\tTCP", "\thttps\tTCP").replace("\t80\t0\t", "\t443\t0\t");
+    s.sync(true, &wire(&[clusterip(0, 2, "TCP"), https]), &[], false).unwrap();
+    let ip: std::net::IpAddr = "10.96.0.1".parse().unwrap();
+    assert_eq!(s.fake_link_addresses(), vec![ip]);
+    s.sync(false, &wire(&[]), &["default/svc-0/tcp/p".into()], false).unwrap();
+    assert_eq!(s.fake_link_addresses(), vec![ip], "the other port still uses the address");
+    assert!(s.render().contains("add element ip kproxy-ipvs cluster-ips { 10.96.0.1 }"));
+    assert!(s.render().contains("-A -t 10.96.0.1:443 -s rr") && !s.render().contains("-A -t 10.96.0.1:80 "));
+    s.sync(false, &wire(&[]), &["default/svc-0/tcp/https".into()], false).unwrap();
+    assert!(s.fake_link_addresses().is_empty());
+    assert!(!s.render().contains("10.96.0.1"));
+    assert!(s.ipvs_fake().unwrap().services().unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_table_batch_leaves_the_next_sync_full_and_it_repairs() {
+    let mut s = sync();
+    s.sync(true, &wire(&[clusterip(0, 2, "TCP")]), &[], false).unwrap();
+    s.table_fake().unwrap().fail_next(16);
+    let err = s.sync(false, &wire(&[clusterip(1, 2, "TCP")]), &[], false).unwrap_err();
+    assert_eq!(err.errno, Some(16));
+    let out = s.sync(false, &wire(&[]), &[], false).unwrap();
+    assert!(out.full, "after a failure the next sync is full");
+    assert_eq!(s.ipvs_fake().unwrap().services().unwrap().len(), 2, "the Service whose sync failed is programmed");
+}
+
+#[test]
+fn ipv6_the_matrix_programs_without_a_refusal() {
+    let cidr: Cidr = "fd00:244::/48".parse().unwrap();
+    let mut s = IpvsSync::new(Family::Ip6, IpvsConfig::new(Some(LocalDetector::Cidr(cidr))), true, vec!["fd00:100::1".parse().unwrap()]);
+    s.set_node(true, &[], &["fd00:100::1".into()]).unwrap();
+    let out = s.sync(true, include_str!("../../../tests/fixtures/iptables/matrix.ipv6.wire"), &[], false).unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.ipvs_failed, 0);
+    let text = s.render();
+    assert!(text.contains("-A -t [fd00:96::10]:80 -s rr"), "{text}");
+    assert!(text.contains("-A -t [fd00:100::1]:30080 -s rr"));
+    assert!(text.contains("add element ip6 kproxy-ipvs ipvs-addresses { fd00:96::10 }"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use kproxy_netlink::{MsgBuffer, NetlinkSocket};
+use kproxy_netlink::{AckTally, MsgBuffer, NetlinkSocket, Seq};
 
 use crate::addr::{parse_addr, put_addr, put_dump_addrs};
 use crate::link::{parse_link, put_del_link, put_dump_links, put_get_link, put_new_link, put_set_up};
@@ -21,21 +21,6 @@ pub struct Rtnl {
     seq: Seq,
 }
 
-/// Sequence numbers for requests of `n` messages; a block never wraps through 0.
-struct Seq(u32);
-
-impl Seq {
-    fn next(&mut self, n: usize) -> u32 {
-        let n = n.max(1) as u32;
-        if self.0.checked_add(n).is_none() {
-            self.0 = 1;
-        }
-        let s = self.0;
-        self.0 += n;
-        s
-    }
-}
-
 type Parse<T> = fn(&[u8]) -> Result<Option<T>, &'static str>;
 
 impl Rtnl {
@@ -43,7 +28,7 @@ impl Rtnl {
     pub fn open() -> Result<Self, RtnlError> {
         let sock = NetlinkSocket::open(NETLINK_ROUTE)?;
         sock.ensure_recv_buffer(4 << 20)?;
-        Ok(Self { sock, seq: Seq(1) })
+        Ok(Self { sock, seq: Seq::new(1) })
     }
 
     /// Sends one request and reads its answer (a dump, or one message).
@@ -194,20 +179,5 @@ impl Rtnl {
         }
         let deleted = results.split_off(add.len());
         Ok((results, deleted))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_blocks_never_wrap_through_zero() {
-        let mut seq = Seq(u32::MAX - 2);
-        assert_eq!(seq.next(1), u32::MAX - 2);
-        assert_eq!(seq.next(5), 1);
-        assert_eq!(seq.next(0), 6);
-        assert_eq!(seq.next(ADDR_CHUNK), 7);
-        assert_eq!(seq.next(1), 7 + ADDR_CHUNK as u32);
     }
 }

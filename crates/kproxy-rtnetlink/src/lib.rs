@@ -15,8 +15,9 @@ mod testutil;
 pub use addr::LinkAddr;
 pub use conn::Rtnl;
 pub use error::RtnlError;
+pub use kproxy_netlink::AckTally;
 pub use link::Link;
-pub use reply::{AckTally, DumpReader};
+pub use reply::DumpReader;
 
 pub const NETLINK_ROUTE: i32 = 0;
 

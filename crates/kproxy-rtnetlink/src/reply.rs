@@ -61,43 +61,13 @@ impl<T> DumpReader<T> {
     }
 }
 
-/// The acks of requests with sequence numbers first..first+len, one result each:
-/// Ok, or the positive errno the kernel answered.
-pub struct AckTally {
-    first: u32,
-    results: Vec<Option<Result<(), i32>>>,
-    pub pending: usize,
-}
-
-impl AckTally {
-    pub fn new(first: u32, len: usize) -> Self {
-        Self { first, results: vec![None; len], pending: len }
-    }
-
-    pub fn feed(&mut self, dgram: &[u8]) {
-        for m in messages(dgram) {
-            let at = m.seq.wrapping_sub(self.first) as usize;
-            if m.ty != NLMSG_ERROR || at >= self.results.len() || self.results[at].is_some() {
-                continue;
-            }
-            let Some(e) = NlMsgError::parse(&m) else { continue };
-            self.results[at] = Some(if e.errno == 0 { Ok(()) } else { Err(e.errno) });
-            self.pending -= 1;
-        }
-    }
-
-    /// The results in request order; None while acks are pending.
-    pub fn results(self) -> Option<Vec<Result<(), i32>>> {
-        self.results.into_iter().collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::addr::parse_addr;
     use crate::link::parse_link;
     use crate::testutil::*;
+    use kproxy_netlink::AckTally;
     use kproxy_netlink::MsgBuffer;
 
     fn a(index: u32, ip: &str, prefix_len: u8) -> LinkAddr {

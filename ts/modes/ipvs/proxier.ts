@@ -2,6 +2,7 @@
 // virtual and real servers over generic netlink, the Service addresses on the dummy
 // kube-ipvs0 over rtnetlink, and one nftables table for masquerade and filtering (in place
 // of upstream's ipsets and iptables chains). See docs/design.md, IPVS mode.
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeIpvsProxier, type NativeIpvsReport } from '../../addon/native.js';
@@ -22,6 +23,16 @@ export const DEFAULT_IPVS: IpvsModeOptions = { scheduler: '', excludeCIDRs: [], 
 
 /** How often draining real servers are checked for remaining connections (upstream: a minute). */
 export const REAP_INTERVAL_MS = 5_000;
+
+/** This host's addresses of `family`, but loopback, link-local and kube-ipvs0's. */
+function localAddresses(family: IPFamily): string[] {
+  const v6 = family === 'IPv6';
+  return Object.entries(networkInterfaces())
+    .filter(([name]) => name !== 'kube-ipvs0')
+    .flatMap(([, addrs]) => addrs ?? [])
+    .filter((a) => (a.family === 'IPv6') === v6 && !a.internal && !a.address.toLowerCase().startsWith('fe80:'))
+    .map((a) => a.address);
+}
 
 /** The kernel is readied once per process, for both families. */
 let prepared: Promise<void> | undefined;
@@ -47,7 +58,11 @@ export class IpvsProxier implements Proxier {
     this.fake = opts.fake;
     const { IpvsProxier: Native } = loadAddon();
     try {
-      this.native = new Native({ ...nativeOptions(opts), scheduler: this.ipvs.scheduler, excludeCidrs: this.ipvs.excludeCIDRs, fake: opts.fake });
+      this.native = new Native({
+        ...nativeOptions(opts), scheduler: this.ipvs.scheduler, excludeCidrs: this.ipvs.excludeCIDRs, fake: opts.fake,
+        // `plan` on a node: NodePorts on every address are this host's addresses.
+        fakeNodeAddresses: opts.fake ? localAddresses(opts.family) : undefined,
+      });
     } catch (e) {
       throw fromAddonError(e);
     }
@@ -56,15 +71,16 @@ export class IpvsProxier implements Proxier {
   async prepare(): Promise<void> {
     if (this.fake) return;
     prepared ??= (async () => {
+      // As upstream's start (1.35+): the mode works, and is deprecated there.
+      this.logger.warn({}, 'IPVS mode is deprecated upstream since Kubernetes 1.35; the nftables mode is its successor');
       await ensureIpvs(this.ipvs, this.logger);
       await ipvsSysctls(this.ipvs, this.logger);
       const { tcpTimeoutS, tcpFinTimeoutS, udpTimeoutS } = this.ipvs;
-      if (tcpTimeoutS || tcpFinTimeoutS || udpTimeoutS) {
-        try {
-          this.native.setTimeouts(tcpTimeoutS, tcpFinTimeoutS, udpTimeoutS);
-        } catch (e) {
-          throw fromAddonError(e);
-        }
+      try {
+        this.native.probeScheduler();
+        if (tcpTimeoutS || tcpFinTimeoutS || udpTimeoutS) this.native.setTimeouts(tcpTimeoutS, tcpFinTimeoutS, udpTimeoutS);
+      } catch (e) {
+        throw fromAddonError(e);
       }
     })();
     try {
@@ -97,11 +113,13 @@ export class IpvsProxier implements Proxier {
       if (report.driftRepaired > 0) {
         this.logger.warn({ ipFamily: this.family, repaired: report.driftRepaired }, 'IPVS or kube-ipvs0 had been changed by someone else; put back');
       }
-      if (report.ipvsFailed > 0) {
-        // The rest went in; the next sync (full, after a dump of the kernel) repairs these.
-        this.metrics.operationFailuresTotal.inc({ ip_family: this.family }, report.ipvsFailed);
-        const first = report.firstFailed ? `; first: ${report.firstFailed}: errno ${report.firstErrno}` : '';
-        throw new ProxierError('E_KERNEL_REJECTED', `IPVS refused ${report.ipvsFailed} of ${report.ipvsOps} operations${first}`, report.firstErrno ?? undefined);
+      if (report.ipvsFailed > 0 || report.addressesFailed > 0) {
+        // Upstream logs and goes on; the rest went in, and the next tick's dumps retry these.
+        this.metrics.operationFailuresTotal.inc({ ip_family: this.family }, report.ipvsFailed + report.addressesFailed);
+        this.logger.error({
+          ipFamily: this.family, refused: report.ipvsFailed, of: report.ipvsOps, addressesRefused: report.addressesFailed,
+          first: report.firstFailed ?? undefined, errno: report.firstErrno ?? undefined,
+        }, 'The kernel refused some IPVS operations; they are retried at the next sync');
       }
       return {
         full: report.full,

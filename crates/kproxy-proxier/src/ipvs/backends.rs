@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use kproxy_ipvs::{Fake as FakeIpvs, Ipvs, IpvsBackend, IpvsError};
-use kproxy_nftables::{Conn, Fake as FakeNft, NftError, Transaction};
+use kproxy_nftables::{Conn, Fake as FakeNft, Family, NftError, Transaction};
 use kproxy_rtnetlink::{Rtnl, RtnlError};
 
 use crate::error::{Code, ProxierError};
@@ -114,10 +114,10 @@ impl LinkSide {
                 Ok(0)
             }
             LinkSide::Kernel(c) => {
-                let host = |v: &[IpAddr]| v.iter().map(|a| (*a, if a.is_ipv4() { 32 } else { 128 })).collect::<Vec<_>>();
+                let host = |v: &[IpAddr]| v.iter().map(|a| (*a, super::build::host(*a).prefix)).collect::<Vec<_>>();
                 let (added, deleted) = Self::rtnl(c)?.change_addresses(index, &host(add), &host(delete)).map_err(rtnl_error)?;
                 let refused = |r: &Vec<Result<(), i32>>, fine: i32| r.iter().filter(|r| matches!(r, Err(e) if *e != fine)).count();
-                Ok(refused(&added, libc_errno::EEXIST) + refused(&deleted, libc_errno::EADDRNOTAVAIL))
+                Ok(refused(&added, kproxy_rtnetlink::EEXIST) + refused(&deleted, kproxy_rtnetlink::EADDRNOTAVAIL))
             }
         }
     }
@@ -158,6 +158,25 @@ pub enum TableSide {
 }
 
 impl TableSide {
+    /// Whether the table is there (someone may have flushed the ruleset).
+    pub fn exists(&mut self, family: Family) -> Result<bool, ProxierError> {
+        match self {
+            TableSide::Fake(f) => Ok(f.has_table(family, super::table::TABLE)),
+            TableSide::Kernel(conn) => {
+                if conn.is_none() {
+                    *conn = Some(Conn::open().map_err(|e| ProxierError::from(&e))?);
+                }
+                let c = conn.as_mut().expect("just opened");
+                // A small set's elements: cheap, and ENOENT when the table is gone.
+                match c.list_elements(family, super::table::TABLE, crate::nftables::layout::FIREWALL_IPS) {
+                    Ok(_) => Ok(true),
+                    Err(NftError::Kernel { errno: 2, .. }) => Ok(false),
+                    Err(e) => Err(ProxierError::from(&e)),
+                }
+            }
+        }
+    }
+
     pub fn commit(&mut self, tx: &Transaction) -> Result<usize, ProxierError> {
         if tx.is_empty() {
             return Ok(0);
@@ -176,10 +195,4 @@ impl TableSide {
             }
         }
     }
-}
-
-/// The errno values the address side tolerates.
-mod libc_errno {
-    pub const EEXIST: i32 = 17;
-    pub const EADDRNOTAVAIL: i32 = 99;
 }

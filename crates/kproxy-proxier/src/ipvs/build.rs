@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use kproxy_ipvs::{DestKey, Destination, Service, ServiceKey, FLAG_PERSISTENT, FLAG_SCHED2};
-use kproxy_nftables::{Cidr, Val};
+use kproxy_nftables::{Cidr, Family, Val};
 
 use crate::local::LocalDetector;
 use crate::service::ServicePort;
@@ -65,6 +65,12 @@ pub enum Element {
     NoEndpointService(IpAddr, u8, u16, NoEndpoint),
     NoEndpointNodePort(u8, u16, NoEndpoint),
     Firewall(IpAddr, u8, u16),
+    /// A Service address on kube-ipvs0, and each of its Service ports: anything else to
+    /// such an address is refused (upstream's KUBE-IPVS-FILTER).
+    BoundAddress(IpAddr),
+    BoundPort(IpAddr, u8, u16),
+    /// healthCheckNodePort (TCP): answered on kube-ipvs0's addresses too, as upstream.
+    HealthCheckPort(u16),
 }
 
 impl Element {
@@ -72,7 +78,9 @@ impl Element {
     pub fn key(&self) -> Vec<Val> {
         let vip = |ip: &IpAddr, p: &u8, port: &u16| vec![Val::ip(*ip), Val::Proto(*p), Val::Port(*port)];
         match self {
-            Element::ClusterIp(ip) => vec![Val::ip(*ip)],
+            Element::ClusterIp(ip) | Element::BoundAddress(ip) => vec![Val::ip(*ip)],
+            Element::BoundPort(ip, p, port) => vip(ip, p, port),
+            Element::HealthCheckPort(port) => vec![Val::Proto(6), Val::Port(*port)],
             Element::Hairpin(ip) => vec![Val::ip(*ip), Val::ip(*ip)],
             Element::MasqueradeService(ip, p, port) | Element::NoEndpointService(ip, p, port, _) | Element::Firewall(ip, p, port) => {
                 vip(ip, p, port)
@@ -100,7 +108,8 @@ pub struct Part {
     pub allowed: Vec<(IpAddr, u8, u16, Cidr)>,
 }
 
-fn host(ip: IpAddr) -> Cidr {
+/// The address as a one-address prefix.
+pub fn host(ip: IpAddr) -> Cidr {
     Cidr { addr: ip, prefix: if ip.is_ipv4() { 32 } else { 128 } }
 }
 
@@ -124,13 +133,33 @@ fn dests(eps: impl Iterator<Item = (IpAddr, u16)>) -> Vec<Destination> {
     v
 }
 
-/// The ServicePort's part, with NodePorts on `nodeport_addrs` (this family's).
-pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, nodeport_addrs: &[IpAddr]) -> Part {
+/// The node's addresses as a part needs them (this family's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// Where NodePorts answer.
+    pub nodeport: Vec<IpAddr>,
+    /// Every address of the node but kube-ipvs0's: an external IP that is one is not bound
+    /// to kube-ipvs0 (as upstream).
+    pub local: Vec<IpAddr>,
+    /// The node's IPs: LoadBalancer IPs may reach themselves when one is in the source ranges.
+    pub node_ips: Vec<IpAddr>,
+}
+
+/// Addresses IPVS refuses as real servers (EINVAL): kept out rather than failing every sync.
+fn usable(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.octets()[0] == 0 || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80),
+    }
+}
+
+/// The ServicePort's part on a node with `node`'s addresses.
+pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, node: &NodeAddrs) -> Part {
     let mut part = Part::default();
     let (proto, port) = (sp.protocol, sp.port);
-    let cluster = dests(sp.cluster_endpoints());
-    let local = dests(sp.local_endpoints());
-    let any = !sp.endpoints.is_empty();
+    let cluster = dests(sp.cluster_endpoints().filter(|(a, _)| usable(a)));
+    let local = dests(sp.local_endpoints().filter(|(a, _)| usable(a)));
+    let any = !cluster.is_empty() || !local.is_empty();
     // upstream: a Local policy without local endpoints falls back to the cluster's, so pods
     // still reach the Service; the table drops what else would arrive (external sources).
     let internal = if sp.internal_policy_local { &local } else { &cluster };
@@ -149,7 +178,11 @@ pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, nodeport_addrs: &[IpAddr
     if !cfg.excluded(&sp.cluster_ip) {
         part.servers.push(VirtualServer { service: service(cfg, sp, sp.cluster_ip, port), dests: internal.clone() });
         part.addresses.push(sp.cluster_ip);
-        part.elements.push(Element::ClusterIp(sp.cluster_ip));
+        part.elements.extend([
+            Element::ClusterIp(sp.cluster_ip),
+            Element::BoundAddress(sp.cluster_ip),
+            Element::BoundPort(sp.cluster_ip, proto, port),
+        ]);
         if let Some(n) = no_internal {
             part.elements.push(Element::NoEndpointService(sp.cluster_ip, proto, port, n));
         }
@@ -164,7 +197,11 @@ pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, nodeport_addrs: &[IpAddr
             continue; // listed twice (an external IP that is also the LB's)
         }
         part.servers.push(VirtualServer { service: service(cfg, sp, *ip, port), dests: external.clone() });
-        part.addresses.push(*ip);
+        // A node address already takes its traffic; kube-ipvs0 holds only the others.
+        if !node.local.contains(ip) {
+            part.addresses.push(*ip);
+            part.elements.extend([Element::BoundAddress(*ip), Element::BoundPort(*ip, proto, port)]);
+        }
         if !sp.external_policy_local {
             part.elements.push(Element::MasqueradeService(*ip, proto, port));
         }
@@ -176,10 +213,16 @@ pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, nodeport_addrs: &[IpAddr
             for r in &sp.load_balancer_source_ranges {
                 part.allowed.push((*ip, proto, port, *r));
             }
+            // The node reaching its own LoadBalancer IP has that IP as source (it is local):
+            // let it through when a node IP is in the ranges, as nftables mode does.
+            if node.node_ips.iter().any(|n| sp.load_balancer_source_ranges.iter().any(|r| r.contains(n))) {
+                let lbs = sp.load_balancer_vips.iter().filter(|v| Family::of(v) == Family::of(ip));
+                part.allowed.extend(lbs.map(|v| (*ip, proto, port, host(*v))));
+            }
         }
     }
     if sp.node_port != 0 && !sp.node_port_blocked() {
-        for ip in nodeport_addrs.iter().filter(|ip| !cfg.excluded(ip)) {
+        for ip in node.nodeport.iter().filter(|ip| !cfg.excluded(ip)) {
             part.servers.push(VirtualServer { service: service(cfg, sp, *ip, sp.node_port), dests: external.clone() });
         }
         if !sp.external_policy_local {
@@ -189,20 +232,15 @@ pub fn service_part(cfg: &IpvsConfig, sp: &ServicePort, nodeport_addrs: &[IpAddr
             part.elements.push(Element::NoEndpointNodePort(proto, sp.node_port, n));
         }
     }
-    // A pod that reaches itself through the Service is masqueraded (hairpin).
-    let mut eps: Vec<IpAddr> = internal.iter().chain(external.iter()).map(|d| d.key.addr).collect();
+    if sp.health_check_node_port != 0 {
+        part.elements.push(Element::HealthCheckPort(sp.health_check_node_port));
+    }
+    // A pod that reaches itself through the Service is masqueraded (hairpin): only this
+    // node's pods can.
+    let here: std::collections::BTreeSet<IpAddr> = sp.endpoints.iter().filter(|e| e.flags.is_local).map(|e| e.addr).collect();
+    let mut eps: Vec<IpAddr> = internal.iter().chain(external.iter()).map(|d| d.key.addr).filter(|a| here.contains(a)).collect();
     eps.sort_unstable();
     eps.dedup();
     part.elements.extend(eps.into_iter().map(Element::Hairpin));
     part
-}
-
-/// The node's own IPs are let through source ranges too (as nftables mode lets them).
-pub fn allowed_with_node(part: &Part, node_ips: &[IpAddr]) -> Vec<(IpAddr, u8, u16, Cidr)> {
-    let mut v = part.allowed.clone();
-    let vips: std::collections::BTreeSet<(IpAddr, u8, u16)> = part.allowed.iter().map(|(ip, p, port, _)| (*ip, *p, *port)).collect();
-    for (ip, p, port) in vips {
-        v.extend(node_ips.iter().map(|n| (ip, p, port, host(*n))));
-    }
-    v
 }

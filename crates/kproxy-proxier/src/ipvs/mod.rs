@@ -4,9 +4,11 @@
 
 pub mod backends;
 pub mod build;
+pub mod counts;
 pub mod reconcile;
 pub mod sync;
 pub mod table;
+pub mod upkeep;
 
 pub use build::IpvsConfig;
 pub use sync::{IpvsOutcome, IpvsSync};

@@ -9,7 +9,7 @@ use kproxy_nftables::{
     Verdict,
 };
 
-use super::build::{Element, IpvsConfig, NoEndpoint};
+use super::build::{host, Element, IpvsConfig, NoEndpoint};
 use crate::nftables::layout::{
     self, CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MASQUERADE_NODEPORTS, MASQUERADE_SERVICES, NODEPORT_IPS, NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
@@ -19,12 +19,16 @@ pub const TABLE: &str = "kproxy-ipvs";
 const TABLE_COMMENT: &str = "rules for kproxy's IPVS mode";
 pub const NO_LOCAL_SERVICES: &str = "no-local-endpoint-services";
 pub const NO_LOCAL_NODEPORTS: &str = "no-local-endpoint-nodeports";
+pub const BOUND_ADDRESSES: &str = "ipvs-addresses";
+pub const BOUND_PORTS: &str = "ipvs-services";
+pub const HEALTH_CHECK_PORTS: &str = "health-check-nodeports";
 const MARK_FOR_MASQ: &str = "mark-for-masquerade";
 const MASQUERADING: &str = "masquerading";
 const SERVICES: &str = "services";
 const REJECT_CHAIN: &str = "reject-chain";
 pub const FIREWALL_CHECK: &str = "firewall-check";
 const ENDPOINTS_CHECK: &str = "endpoints-check";
+const ADDRESS_CHECK: &str = "address-check";
 
 /// What the fixed rules depend on besides the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,9 @@ fn sets(f: Family) -> Vec<SetDef> {
     };
     out.push(like(NO_LOCAL_SERVICES, MASQUERADE_SERVICES, "eTP Local external IPs and LoadBalancer IPs without a local endpoint"));
     out.push(like(NO_LOCAL_NODEPORTS, MASQUERADE_NODEPORTS, "eTP Local NodePorts without a local endpoint"));
+    out.push(like(BOUND_ADDRESSES, CLUSTER_IPS, "Service addresses on kube-ipvs0"));
+    out.push(like(BOUND_PORTS, MASQUERADE_SERVICES, "Service address . protocol . port on kube-ipvs0"));
+    out.push(like(HEALTH_CHECK_PORTS, MASQUERADE_NODEPORTS, "healthCheckNodePorts"));
     out
 }
 
@@ -109,7 +116,7 @@ pub fn fixed_ops(cfg: &IpvsConfig, shape: &TableShape) -> Vec<Op> {
     let mark = cfg.mark();
     let mut ops = vec![Op::AddTable(Table { family: f, name: TABLE.into(), comment: Some(TABLE_COMMENT.into()) })];
     ops.extend(sets(f).into_iter().map(Op::AddSet));
-    for c in [MARK_FOR_MASQ, MASQUERADING, SERVICES, REJECT_CHAIN, FIREWALL_CHECK, ENDPOINTS_CHECK] {
+    for c in [MARK_FOR_MASQ, MASQUERADING, SERVICES, REJECT_CHAIN, FIREWALL_CHECK, ENDPOINTS_CHECK, ADDRESS_CHECK] {
         ops.push(Op::AddChain(Chain { name: c.into(), base: None }));
     }
     // Before IPVS: it takes input at priority 98 and output at -98.
@@ -136,6 +143,10 @@ pub fn fixed_ops(cfg: &IpvsConfig, shape: &TableShape) -> Vec<Op> {
         if !matches!(d, crate::local::LocalDetector::Cidr(c) if c.prefix == 0) {
             ops.push(rule(SERVICES, vec![cluster_ip, d.matches(true), jump(MARK_FOR_MASQ)]));
         }
+    } else {
+        // No detector: the node's own connections to a ClusterIP (whose source is then that
+        // local address) are masqueraded, as upstream's `src,dst` match does.
+        ops.push(rule(SERVICES, vec![Stmt::InSet { fields: vec![Field::Saddr], set: CLUSTER_IPS.into() }, jump(MARK_FOR_MASQ)]));
     }
     ops.push(rule(SERVICES, vec![Stmt::InSet { fields: vip(), set: MASQUERADE_SERVICES.into() }, jump(MARK_FOR_MASQ)]));
     let np = nodeport_daddr(shape);
@@ -159,6 +170,15 @@ pub fn fixed_ops(cfg: &IpvsConfig, shape: &TableShape) -> Vec<Op> {
         let nodeports = [pods_pass, np, vec![Stmt::InSet { fields: port(), set: NO_LOCAL_NODEPORTS.into() }, drop]].concat();
         ops.push(rule(ENDPOINTS_CHECK, nodeports));
     }
+    // Upstream's KUBE-IPVS-FILTER: kube-ipvs0's addresses answer on Service ports and
+    // healthCheckNodePorts only, so nothing else the node listens on is reached through them.
+    ops.push(rule(ADDRESS_CHECK, vec![Stmt::InSet { fields: vip(), set: BOUND_PORTS.into() }, Stmt::Verdict(Verdict::Return)]));
+    ops.push(rule(ADDRESS_CHECK, vec![Stmt::InSet { fields: port(), set: HEALTH_CHECK_PORTS.into() }, Stmt::Verdict(Verdict::Return)]));
+    ops.push(rule(
+        ADDRESS_CHECK,
+        vec![Stmt::InSet { fields: vec![Field::Daddr], set: BOUND_ADDRESSES.into() }, Stmt::Verdict(Verdict::Goto(REJECT_CHAIN.into()))],
+    ));
+    ops.push(rule("filter-input", vec![Stmt::CtStateNew, jump(ADDRESS_CHECK)]));
     for c in ["filter-input", "filter-output"] {
         ops.push(rule(c, vec![Stmt::CtStateNew, jump(ENDPOINTS_CHECK)]));
     }
@@ -175,6 +195,9 @@ pub fn element(e: &Element) -> (&'static str, NftElement) {
     let reject = || verdict(Verdict::Goto(REJECT_CHAIN.into()));
     let (set, data) = match e {
         Element::ClusterIp(_) => (CLUSTER_IPS, None),
+        Element::BoundAddress(_) => (BOUND_ADDRESSES, None),
+        Element::BoundPort(..) => (BOUND_PORTS, None),
+        Element::HealthCheckPort(_) => (HEALTH_CHECK_PORTS, None),
         Element::Hairpin(_) => (HAIRPIN, None),
         Element::MasqueradeService(..) => (MASQUERADE_SERVICES, None),
         Element::MasqueradeNodePort(..) => (MASQUERADE_NODEPORTS, None),
@@ -198,8 +221,8 @@ pub fn firewall_rules(allowed: &[(std::net::IpAddr, u8, u16, Cidr)]) -> Vec<Op> 
     let mut ops = Vec::with_capacity(allowed.len() + 2);
     ops.push(Op::FlushChain(FIREWALL_CHECK.into()));
     for (ip, proto, port, src) in allowed {
-        let dst = Cidr { addr: *ip, prefix: if ip.is_ipv4() { 32 } else { 128 } };
-        let mut stmts = vec![Stmt::AddrIn { field: Field::Daddr, cidr: dst, negate: false }, Stmt::L4Proto(*proto), Stmt::DportIs(*port)];
+        let mut stmts =
+            vec![Stmt::AddrIn { field: Field::Daddr, cidr: host(*ip), negate: false }, Stmt::L4Proto(*proto), Stmt::DportIs(*port)];
         // (A /0 range opens the LB IP: build.rs leaves it out of firewall-ips.)
         if src.prefix > 0 {
             stmts.push(Stmt::AddrIn { field: Field::Saddr, cidr: *src, negate: false });
