@@ -63,7 +63,7 @@ test.serial('IPVS mode: the packet matrix, the kernel read back, graceful termin
   t.is(await sh('curl -sf http://127.0.0.1:10249/proxyMode'), 'ipvs');
   // upstream's KUBE-IPVS-FILTER: what the node listens on is not reached through a Service
   // address, only through its own; the node reaches its own source-ranged LoadBalancer IP.
-  const listener = c.topo.spawnIn(c.topo.node, 'node', ['-e', "require('net').createServer((s) => s.end('host\\n')).listen(2222)"]);
+  const listener = c.topo.spawnIn(c.topo.node, 'node', ['-e', "require('net').createServer((s) => s.end('HTTP/1.0 200 OK\\r\\n\\r\\nhost\\n')).listen(2222)"]);
   t.teardown(() => void listener.kill());
   await waitWhileRunning(c.agent, 'the host listener', async () => (await c.topo.tcpRequest(c.topo.client, '192.168.100.1', 2222, { timeoutMs: 2000 })).ok, 60_000);
   t.is((await c.topo.tcpRequest(c.topo.client, WEB_IP, 2222, { timeoutMs: 3000 })).error, 'refused', 'a host port through a ClusterIP is refused');

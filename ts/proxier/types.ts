@@ -2,6 +2,7 @@
 // and nothing else of a mode; a mode lives in ts/modes/<mode>/ and is loaded by registry.ts.
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import type { IpvsConfig } from '../config/ipvs.js';
 import type { IPFamily, ServicePort } from '../model/types.js';
 
 export type ProxyMode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
@@ -138,17 +139,8 @@ export interface Proxier {
   prepare?(): Promise<void>;
 }
 
-/** IPVS mode's settings (the ipvs.* fields and --ipvs-* flags). */
-export interface IpvsModeOptions {
-  /** '' means rr. */
-  scheduler: string;
-  excludeCIDRs: string[];
-  strictARP: boolean;
-  /** Seconds; 0 leaves the kernel's value. */
-  tcpTimeoutS: number;
-  tcpFinTimeoutS: number;
-  udpTimeoutS: number;
-}
+/** IPVS mode's settings (the ipvs.* fields and --ipvs-* flags), as the config resolves them. */
+export type IpvsModeOptions = IpvsConfig;
 
 /** What a mode's factory gets; everything with I/O is injected. */
 export interface ProxierOptions {
