@@ -102,6 +102,8 @@ export interface NativeIpvsReport {
   destinations: number;
   draining: number;
   durationMs: number;
+  /** A full sync's time: table batch, kube-ipvs0's addresses, IPVS dumps, IPVS operations. */
+  phasesMs: number[];
   rejected: { key: string; reason: string }[];
   text?: string | null;
 }

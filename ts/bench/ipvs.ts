@@ -85,7 +85,10 @@ async function size(services: number, a: Args): Promise<void> {
   }
   console.log(`\n${services} Services x ${a.endpoints} endpoints: ${full.services} virtual servers, ${full.destinations} real servers (${lines} ipvsadm lines)`);
   console.log(`  ipvsadm --restore (virtual servers only)   ${restoreMs.toFixed(0)} ms`);
+  const [tableMs, addrMs, dumpMs, opsMs] = full.phasesMs;
   console.log(`  kproxy full program (IPVS, kube-ipvs0, table) ${fullMs.toFixed(0)} ms   ${(restoreMs / fullMs).toFixed(1)}x faster`);
+  console.log(`    of which: IPVS operations ${opsMs.toFixed(0)} ms (${full.ipvsOps}, ${(restoreMs / opsMs).toFixed(1)}x ipvsadm's), ` +
+    `kube-ipvs0 addresses ${addrMs.toFixed(0)} ms (${full.addressesAdded}), table ${tableMs.toFixed(0)} ms, dumps ${dumpMs.toFixed(0)} ms`);
   console.log(`  one-endpoint change: p50 ${percentile(changeMs, 50).toFixed(2)} ms, p99 ${percentile(changeMs, 99).toFixed(2)} ms, at most ${maxOps} IPVS operations`);
   await p.cleanup();
   sh('ipvsadm', ['-C']);

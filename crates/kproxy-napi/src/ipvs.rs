@@ -55,6 +55,8 @@ pub struct IpvsReport {
     /// Real servers at weight 0, waiting for their connections to end.
     pub draining: u32,
     pub duration_ms: f64,
+    /// A full sync's time: table batch, kube-ipvs0's addresses, IPVS dumps, IPVS operations.
+    pub phases_ms: Vec<f64>,
     pub rejected: Vec<RejectedServicePort>,
     pub text: Option<String>,
 }
@@ -77,6 +79,7 @@ fn report(o: IpvsOutcome, draining: usize) -> IpvsReport {
         destinations: o.destinations as u32,
         draining: draining as u32,
         duration_ms: o.duration_ms,
+        phases_ms: o.phases_ms.to_vec(),
         rejected: o.rejected.into_iter().map(|r| RejectedServicePort { key: r.key, reason: r.reason }).collect(),
         text: o.text,
     }

@@ -189,3 +189,17 @@ fn a_sync_without_changes_finds_and_repairs_drift() {
     assert_eq!(out.drift_repaired, 4, "the virtual server and its three real servers");
     assert_eq!(s.ipvs_fake().unwrap().destinations(&key).unwrap().len(), 3);
 }
+
+#[test]
+fn the_scheduler_is_the_configured_one_and_mh_hashes_the_port_without_fallback() {
+    for (scheduler, line) in
+        [("", "-A -t 10.96.0.1:80 -s rr\n"), ("wlc", "-A -t 10.96.0.1:80 -s wlc\n"), ("mh", "-A -t 10.96.0.1:80 -s mh -b mh-port\n")]
+    {
+        let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
+        let cfg = IpvsConfig { scheduler: scheduler.into(), ..IpvsConfig::new(Some(LocalDetector::Cidr(cidr))) };
+        let mut s = IpvsSync::new(Family::Ip, cfg, true, vec![]);
+        let out = s.sync(true, &wire(&[clusterip(0, 1, "TCP")]), &[], false).unwrap();
+        assert_eq!(out.ipvs_failed, 0, "{scheduler}");
+        assert!(s.render().contains(line), "{scheduler}: {}", s.render().lines().next().unwrap_or(""));
+    }
+}

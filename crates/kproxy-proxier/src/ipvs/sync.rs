@@ -41,6 +41,9 @@ pub struct IpvsOutcome {
     pub duration_ms: f64,
     pub rejected: Vec<Rejected>,
     pub text: Option<String>,
+    /// Where a full sync's time went: the table batch, kube-ipvs0's addresses, the IPVS
+    /// dumps, and the IPVS operations.
+    pub phases_ms: [f64; 4],
     /// Virtual servers and real servers programmed after the sync (this family).
     pub services: usize,
     pub destinations: usize,
@@ -209,7 +212,9 @@ impl IpvsSync {
         self.firewall = self.all_firewall();
         let tx = self.full_transaction();
         out.table_ops = tx.ops.len();
+        let t = Instant::now();
         out.table_bytes = self.table.commit(&tx)?;
+        out.phases_ms[0] = t.elapsed().as_secs_f64() * 1e3;
         self.reconcile_kernel(&mut out)?;
         Ok(out)
     }
@@ -227,6 +232,8 @@ impl IpvsSync {
 
     /// kube-ipvs0 and IPVS against dumps of the kernel: what others changed is put back.
     fn reconcile_kernel(&mut self, out: &mut IpvsOutcome) -> Result<(), ProxierError> {
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
         let index = self.link.ensure()?;
         let family = self.family();
         let on_link: BTreeSet<IpAddr> = self.link.addresses(index)?.into_iter().filter(|a| Family::of(a) == family).collect();
@@ -234,8 +241,11 @@ impl IpvsSync {
         let stale: Vec<IpAddr> = on_link.iter().filter(|a| !self.addresses.contains(a)).copied().collect();
         out.addresses_failed += self.link.change(index, &add, &[])?;
         out.addresses_added = add.len();
+        out.phases_ms[1] = ms(t);
 
+        let t = Instant::now();
         let have = self.dump()?;
+        out.phases_ms[2] = ms(t);
         let want = servers_of(&self.parts.values().collect::<Vec<_>>());
         // A draining real server the kernel no longer has is forgotten.
         self.draining.retain(|(s, d)| have.get(s).is_some_and(|(_, ds)| ds.contains_key(d)));
@@ -246,7 +256,9 @@ impl IpvsSync {
             out.drift_repaired = ops.len() + add.len() + stale.len();
         }
         self.view = have;
+        let t = Instant::now();
         self.apply(&ops, out)?;
+        out.phases_ms[3] = ms(t);
         self.reap_into(out)?;
         out.addresses_failed += self.link.change(index, &[], &stale)?;
         out.addresses_deleted = stale.len();
