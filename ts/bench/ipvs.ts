@@ -56,6 +56,10 @@ async function size(services: number, a: Args): Promise<void> {
   const { IpvsProxier } = loadAddon();
   const p = new IpvsProxier({ family: 'IPv4', localDetector: { mode: 'ClusterCIDR', value: MIX_CLUSTER_CIDR }, masqueradeBit: 14 });
   const node = nativeNode(MIX_ADDRESSING);
+  // Warm up: the first program loads the kernel's nf_tables, NAT and IPVS modules (seconds
+  // under emulation), which a node pays once per boot, not per sync.
+  await p.sync({ full: true, upserts: encodeServicePorts(mixedCluster(20, 2)).text, deletes: [], node });
+  await p.cleanup();
   const upserts = encodeServicePorts(mixedCluster(services, a.endpoints)).text;
   // The baseline first: the same virtual servers as ipvsadm-save text, restored by ipvsadm.
   const fake = new IpvsProxier({ family: 'IPv4', localDetector: { mode: 'ClusterCIDR', value: MIX_CLUSTER_CIDR }, masqueradeBit: 14, fake: true });
