@@ -2,7 +2,7 @@
 # Is a Service address on a DOWN kube-ipvs0 usable? Prints, for the dummy link DOWN,
 # UP, and DOWN again: its addresses, the local-table routes, and whether a peer
 # namespace (another host, over a veth) gets ICMP echo answers from them. Needs the
-# dummy link type: run it in the VM, `tests/vm/run.sh 'bash /work/main/crates/kproxy-rtnetlink/tests/down_vs_up.sh'`.
+# dummy link type: run it in the VM, from the repository: `tests/vm/run.sh "bash $PWD/crates/kproxy-rtnetlink/tests/down_vs_up.sh"`.
 set -u
 P=kprtnl-probe-$$ Q=kprtnl-peer-$$
 trap 'ip netns del $P; ip netns del $Q' EXIT

@@ -5,14 +5,13 @@
 
 use kproxy_nftables::consts::IPPROTO_TCP;
 use kproxy_nftables::{
-    BaseChain, Chain, ChainType, Cidr, ElemData, Element as NftElement, Family, Field, Hook, Op, Rule, SetDef, Stmt, Table, Tuple, Val,
-    Verdict,
+    Chain, ChainType, Cidr, ElemData, Element as NftElement, Family, Field, Hook, Op, SetDef, Stmt, Table, Tuple, Val, Verdict,
 };
 
 use super::build::{host, Element, IpvsConfig, NoEndpoint};
 use crate::nftables::layout::{
-    self, CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MASQUERADE_NODEPORTS, MASQUERADE_SERVICES, NODEPORT_IPS, NO_ENDPOINT_NODEPORTS,
-    NO_ENDPOINT_SERVICES,
+    self, base, jump, rule, CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MASQUERADE_NODEPORTS, MASQUERADE_SERVICES, NODEPORT_IPS,
+    NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES,
 };
 
 pub const TABLE: &str = "kproxy-ipvs";
@@ -65,18 +64,6 @@ fn sets(f: Family) -> Vec<SetDef> {
     out
 }
 
-fn base(name: &str, ty: ChainType, hook: Hook, priority: i32) -> Chain {
-    Chain { name: name.into(), base: Some(BaseChain { ty, hook, priority }) }
-}
-
-fn rule(chain: &str, stmts: Vec<Stmt>) -> Op {
-    Op::AddRule(Rule { chain: chain.into(), stmts })
-}
-
-fn jump(c: &str) -> Stmt {
-    Stmt::Verdict(Verdict::Jump(c.into()))
-}
-
 fn vip() -> Vec<Field> {
     vec![Field::Daddr, Field::L4Proto, Field::Dport]
 }
@@ -85,19 +72,8 @@ fn port() -> Vec<Field> {
     vec![Field::L4Proto, Field::Dport]
 }
 
-fn loopback(f: Family) -> Cidr {
-    match f {
-        Family::Ip => "127.0.0.0/8".parse().expect("loopback"),
-        Family::Ip6 => "::1/128".parse().expect("loopback"),
-    }
-}
-
 fn nodeport_daddr(shape: &TableShape) -> Vec<Stmt> {
-    if shape.nodeports_all {
-        vec![Stmt::FibLocal { daddr: true }, Stmt::AddrIn { field: Field::Daddr, cidr: loopback(shape.family), negate: true }]
-    } else {
-        vec![Stmt::InSet { fields: vec![Field::Daddr], set: NODEPORT_IPS.into() }]
-    }
+    layout::nodeport_match(shape.family, shape.nodeports_all)
 }
 
 /// What matches traffic not from this node's pods: everything when the detector cannot

@@ -236,7 +236,7 @@ pub fn sets(f: Family) -> Vec<SetDef> {
     ]
 }
 
-fn base(name: &str, ty: ChainType, hook: Hook, priority: i32) -> Chain {
+pub fn base(name: &str, ty: ChainType, hook: Hook, priority: i32) -> Chain {
     Chain { name: name.into(), base: Some(BaseChain { ty, hook, priority }) }
 }
 
@@ -244,7 +244,7 @@ fn regular(name: &str) -> Chain {
     Chain { name: name.into(), base: None }
 }
 
-fn rule(chain: &str, stmts: Vec<Stmt>) -> Op {
+pub fn rule(chain: &str, stmts: Vec<Stmt>) -> Op {
     Op::AddRule(Rule { chain: chain.into(), stmts })
 }
 
@@ -283,13 +283,18 @@ fn loopback(f: Family) -> Cidr {
     }
 }
 
-/// What selects NodePort traffic: `ip daddr @nodeport-ips`, or any local address but loopback.
-fn nodeport_daddr(cfg: &LayoutConfig) -> Vec<Stmt> {
-    if cfg.nodeports_all {
-        vec![Stmt::FibLocal { daddr: true }, Stmt::AddrIn { field: Field::Daddr, cidr: loopback(cfg.family), negate: true }]
+/// What selects NodePort traffic: `ip daddr @nodeport-ips`, or any local address but
+/// loopback (IPVS mode's table too).
+pub fn nodeport_match(family: Family, nodeports_all: bool) -> Vec<Stmt> {
+    if nodeports_all {
+        vec![Stmt::FibLocal { daddr: true }, Stmt::AddrIn { field: Field::Daddr, cidr: loopback(family), negate: true }]
     } else {
         vec![daddr_in(NODEPORT_IPS)]
     }
+}
+
+fn nodeport_daddr(cfg: &LayoutConfig) -> Vec<Stmt> {
+    nodeport_match(cfg.family, cfg.nodeports_all)
 }
 
 fn port_in(set: &str) -> Stmt {
