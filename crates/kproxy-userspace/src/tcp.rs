@@ -1,0 +1,111 @@
+//! TCP frontends: accept, route the client to a pool, connect to an endpoint (the next one
+//! when a connect fails, as upstream's userspace proxier did), then copy both ways. Each
+//! side's end of data is passed on as a half-close; an error on either side resets both.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::engine::{Binding, Ctx, Slot};
+use crate::socket::reset;
+use crate::stats::{Failure, Stats, EMFILE, ENFILE};
+
+/// upstream's endpointDialTimeouts: one connect attempt per timeout, each on the next endpoint.
+pub const DIAL_TIMEOUTS: [Duration; 4] =
+    [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
+
+pub(crate) async fn serve(listener: TcpListener, binding: Slot, ctx: Arc<Ctx>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let b = binding.get();
+                tokio::spawn(relay(sock, peer, b, ctx.clone()));
+            }
+            Err(e) => {
+                ctx.counters.accept_error(&e);
+                // Out of descriptors: the pending connection stays queued; wait for some to close.
+                let fd = matches!(e.raw_os_error(), Some(n) if n == EMFILE || n == ENFILE);
+                tokio::time::sleep(Duration::from_millis(if fd { 100 } else { 5 })).await;
+            }
+        }
+    }
+}
+
+async fn relay(client: TcpStream, peer: SocketAddr, b: Arc<Binding>, ctx: Arc<Ctx>) {
+    let svc = &b.service;
+    svc.stats.accepted();
+    let pool = match b.route(peer.ip(), &ctx.local_sources()) {
+        Ok(p) => p,
+        Err(why) => return refuse(client, &svc.stats, why),
+    };
+    if svc.full() {
+        return refuse(client, &svc.stats, Failure::Limit);
+    }
+    let _active = svc.stats.enter();
+    let mut tried = Vec::new();
+    let mut upstream = None;
+    for timeout in DIAL_TIMEOUTS {
+        let Some(ep) = svc.pick(pool, peer.ip(), &tried) else { break };
+        let t0 = Instant::now();
+        match tokio::time::timeout(timeout, TcpStream::connect(ep)).await {
+            Ok(Ok(s)) => {
+                svc.stats.connected(t0.elapsed());
+                upstream = Some(s);
+                break;
+            }
+            _ => {
+                svc.stats.connect_error();
+                tried.push(ep);
+            }
+        }
+    }
+    let Some(upstream) = upstream else {
+        let why = if tried.is_empty() { Failure::NoEndpoint } else { Failure::Connect };
+        return refuse(client, &svc.stats, why);
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    copy_both(client, upstream, &svc.stats, ctx.opts.buffer_bytes).await;
+}
+
+fn refuse(client: TcpStream, stats: &Stats, why: Failure) {
+    stats.failed(why);
+    reset(client);
+}
+
+async fn pump<R, W>(mut r: R, mut w: W, size: usize, count: impl Fn(usize)) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; size];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            // The half-close goes on to the other side; the other direction keeps going.
+            return w.shutdown().await;
+        }
+        w.write_all(&buf[..n]).await?;
+        count(n);
+    }
+}
+
+/// Copies until both sides have ended; buffers are `size` bytes each way.
+async fn copy_both(mut client: TcpStream, mut upstream: TcpStream, stats: &Stats, size: usize) {
+    let ok = {
+        let (cr, cw) = client.split();
+        let (ur, uw) = upstream.split();
+        let up = pump(cr, uw, size, |n| stats.add_in(n));
+        let down = pump(ur, cw, size, |n| stats.add_out(n));
+        tokio::try_join!(up, down).is_ok()
+    };
+    if !ok {
+        // One side reset or failed: so does the other, as it would see on a direct connection.
+        reset(client);
+        reset(upstream);
+    }
+}
