@@ -12,6 +12,8 @@ pub struct LinkAddr {
     pub index: u32,
     pub addr: IpAddr,
     pub prefix_len: u8,
+    /// IFA_PROTO, 0 when unset.
+    pub proto: u8,
 }
 
 fn octets(ip: &IpAddr) -> Vec<u8> {
@@ -31,7 +33,8 @@ fn put_ifaddrmsg(b: &mut MsgBuffer, family: u8, prefix_len: u8, flags: u8, index
 /// RTM_NEWADDR (`add`) or RTM_DELADDR, as `ip addr add|del ADDR/LEN dev X [nodad]` sends
 /// it: scope global (0), IFA_LOCAL and IFA_ADDRESS both the address. IPv6 adds skip
 /// duplicate address detection, else the address stays tentative (unusable) for a while.
-pub fn put_addr(b: &mut MsgBuffer, seq: u32, add: bool, index: u32, ip: &IpAddr, prefix_len: u8) {
+/// A non-zero `proto` goes in IFA_PROTO (`ip addr add ... proto N`).
+pub fn put_addr(b: &mut MsgBuffer, seq: u32, add: bool, index: u32, ip: &IpAddr, prefix_len: u8, proto: u8) {
     let (ty, flags) =
         if add { (RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL) } else { (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK) };
     let (family, ifa_flags) = match ip {
@@ -43,6 +46,9 @@ pub fn put_addr(b: &mut MsgBuffer, seq: u32, add: bool, index: u32, ip: &IpAddr,
     let o = octets(ip);
     b.attr(IFA_LOCAL, &o);
     b.attr(IFA_ADDRESS, &o);
+    if proto != 0 {
+        b.attr(IFA_PROTO, &[proto]);
+    }
     b.end_msg();
 }
 
@@ -70,18 +76,19 @@ pub fn parse_addr(p: &[u8]) -> Result<Option<LinkAddr>, &'static str> {
         return Ok(None);
     }
     let index = u32::from_ne_bytes([h[4], h[5], h[6], h[7]]);
-    let (mut local, mut address) = (None, None);
+    let (mut local, mut address, mut proto) = (None, None, 0);
     for a in attrs(&p[8..]) {
         match a.ty {
             IFA_LOCAL => local = Some(a.payload),
             IFA_ADDRESS => address = Some(a.payload),
+            IFA_PROTO if !a.payload.is_empty() => proto = a.payload[0],
             _ => {}
         }
     }
     // IFA_ADDRESS is the peer on point-to-point links; IFA_LOCAL, when present, is ours.
     let raw = local.or(address).ok_or("address message without IFA_LOCAL or IFA_ADDRESS")?;
     let addr = ip_of(family, raw).ok_or("address of the wrong length for its family")?;
-    Ok(Some(LinkAddr { index, addr, prefix_len }))
+    Ok(Some(LinkAddr { index, addr, prefix_len, proto }))
 }
 
 #[cfg(test)]
@@ -93,7 +100,7 @@ mod tests {
     #[test]
     fn v4_add_matches_what_ip_addr_add_sends() {
         let mut b = MsgBuffer::default();
-        put_addr(&mut b, 0x6b0fa027, true, 2, &"10.96.0.1".parse().unwrap(), 32);
+        put_addr(&mut b, 0x6b0fa027, true, 2, &"10.96.0.1".parse().unwrap(), 32, 0);
         // `strace -xx ip addr add 10.96.0.1/32 dev kube-ipvs0` (ifindex 2), sequence number included
         let ip = b"\x28\x00\x00\x00\x14\x00\x05\x06\x27\xa0\x0f\x6b\x00\x00\x00\x00\
 \x02\x20\x00\x00\x02\x00\x00\x00\x08\x00\x02\x00\x0a\x60\x00\x01\x08\x00\x01\x00\x0a\x60\x00\x01";
@@ -104,8 +111,8 @@ mod tests {
     fn v6_add_has_nodad_and_delete_does_not() {
         let ip: IpAddr = "fd00::1".parse().unwrap();
         let mut b = MsgBuffer::default();
-        put_addr(&mut b, 1, true, 2, &ip, 128);
-        put_addr(&mut b, 2, false, 2, &ip, 128);
+        put_addr(&mut b, 1, true, 2, &ip, 128, 0);
+        put_addr(&mut b, 2, false, 2, &ip, 128, 0);
         let m: Vec<_> = messages(b.as_bytes()).collect();
         assert_eq!((m[0].ty, m[0].flags), (RTM_NEWADDR, 0x605));
         assert_eq!(&m[0].payload[..8], &[10, 128, IFA_F_NODAD, 0, 2, 0, 0, 0]);
@@ -116,9 +123,18 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_mark_goes_in_ifa_proto() {
+        let mut b = MsgBuffer::default();
+        put_addr(&mut b, 1, true, 1, &"10.96.0.1".parse().unwrap(), 32, 0x6b);
+        let m: Vec<_> = messages(b.as_bytes()).collect();
+        let a: Vec<_> = attrs(&m[0].payload[8..]).map(|a| (a.ty, a.payload.to_vec())).collect();
+        assert_eq!(a.last(), Some(&(IFA_PROTO, vec![0x6b])));
+    }
+
+    #[test]
     fn addresses_round_trip_through_the_kernel_layout() {
-        for (ip, len) in [("10.96.0.10", 32), ("fd00:96::10", 128), ("192.168.1.7", 24)] {
-            let a = LinkAddr { index: 5, addr: ip.parse().unwrap(), prefix_len: len };
+        for (ip, len, proto) in [("10.96.0.10", 32, 0), ("fd00:96::10", 128, 0), ("192.168.1.7", 24, 0), ("10.96.0.11", 32, 0x6b)] {
+            let a = LinkAddr { index: 5, addr: ip.parse().unwrap(), prefix_len: len, proto };
             let mut b = MsgBuffer::default();
             put_addr_message(&mut b, 1, 0, &a, None);
             let m = messages(b.as_bytes()).next().unwrap();
@@ -128,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_local_address_wins_over_a_peer() {
-        let a = LinkAddr { index: 3, addr: "10.0.0.1".parse().unwrap(), prefix_len: 32 };
+        let a = LinkAddr { index: 3, addr: "10.0.0.1".parse().unwrap(), prefix_len: 32, proto: 0 };
         let mut b = MsgBuffer::default();
         put_addr_message(&mut b, 1, 0, &a, Some("10.0.0.2".parse().unwrap()));
         let m = messages(b.as_bytes()).next().unwrap();

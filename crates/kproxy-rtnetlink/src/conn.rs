@@ -154,13 +154,15 @@ impl Rtnl {
     /// one ack each); one result per address, in order, Ok or the positive errno. Adding
     /// an existing address answers EEXIST and deleting a missing one EADDRNOTAVAIL: they
     /// are reported, the caller decides. Adds go first, so a re-prefixed address is never
-    /// missing in between. IPv6 adds carry IFA_F_NODAD.
+    /// missing in between. IPv6 adds carry IFA_F_NODAD; a non-zero `proto` marks the adds
+    /// as IFA_PROTO (so an owner tells its addresses on a shared link such as lo).
     #[allow(clippy::type_complexity)]
     pub fn change_addresses(
         &mut self,
         index: u32,
         add: &[(IpAddr, u8)],
         delete: &[(IpAddr, u8)],
+        proto: u8,
     ) -> Result<(Vec<Result<(), i32>>, Vec<Result<(), i32>>), RtnlError> {
         let ops: Vec<(bool, IpAddr, u8)> =
             add.iter().map(|&(ip, len)| (true, ip, len)).chain(delete.iter().map(|&(ip, len)| (false, ip, len))).collect();
@@ -170,7 +172,7 @@ impl Rtnl {
                 chunk.len(),
                 |b, first| {
                     for (i, (is_add, ip, len)) in chunk.iter().enumerate() {
-                        put_addr(b, first.wrapping_add(i as u32), *is_add, index, ip, *len);
+                        put_addr(b, first.wrapping_add(i as u32), *is_add, index, ip, *len, if *is_add { proto } else { 0 });
                     }
                 },
                 "address change",

@@ -40,6 +40,8 @@ pub const IFLA_INFO_KIND: u16 = 1;
 // include/uapi/linux/if_addr.h
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
+/// The address's protocol (who put it there; Linux 6.1+): kproxy marks its own on shared links.
+pub const IFA_PROTO: u16 = 11;
 pub const IFA_F_NODAD: u8 = 0x02;
 pub const IFA_F_TENTATIVE: u8 = 0x40;
 

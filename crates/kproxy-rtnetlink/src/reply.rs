@@ -71,7 +71,7 @@ mod tests {
     use kproxy_netlink::MsgBuffer;
 
     fn a(index: u32, ip: &str, prefix_len: u8) -> LinkAddr {
-        LinkAddr { index, addr: ip.parse().unwrap(), prefix_len }
+        LinkAddr { index, addr: ip.parse().unwrap(), prefix_len, proto: 0 }
     }
 
     #[test]

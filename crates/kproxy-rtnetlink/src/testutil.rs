@@ -56,6 +56,9 @@ pub fn put_addr_message(b: &mut MsgBuffer, seq: u32, flags: u16, a: &LinkAddr, p
     }
     b.attr(IFA_FLAGS, &0x80u32.to_ne_bytes());
     b.attr(IFA_CACHEINFO, &[0xff; 16]);
+    if a.proto != 0 {
+        b.attr(IFA_PROTO, &[a.proto]);
+    }
     b.end_msg();
 }
 

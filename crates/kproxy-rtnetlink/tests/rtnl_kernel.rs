@@ -74,7 +74,9 @@ fn ip_addresses(index: u32, name: &str) -> BTreeSet<LinkAddr> {
     for line in text.lines() {
         let mut words = line.split_whitespace().skip_while(|w| *w != "inet" && *w != "inet6").skip(1);
         let (addr, len) = words.next().unwrap().split_once('/').unwrap();
-        out.insert(LinkAddr { index, addr: addr.parse().unwrap(), prefix_len: len.parse().unwrap() });
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let proto = words.iter().position(|w| *w == "proto").map_or(0, |i| words[i + 1].parse().unwrap_or(0));
+        out.insert(LinkAddr { index, addr: addr.parse().unwrap(), prefix_len: len.parse().unwrap(), proto });
     }
     out
 }
@@ -88,7 +90,7 @@ fn v6(n: u32) -> Vec<(IpAddr, u8)> {
 }
 
 fn set(index: u32, addrs: &[(IpAddr, u8)]) -> BTreeSet<LinkAddr> {
-    addrs.iter().map(|&(addr, prefix_len)| LinkAddr { index, addr, prefix_len }).collect()
+    addrs.iter().map(|&(addr, prefix_len)| LinkAddr { index, addr, prefix_len, proto: 0 }).collect()
 }
 
 #[test]
@@ -131,7 +133,7 @@ fn addresses_in_the_kernel() {
     let mut add = v4(2000);
     add.extend(v6(2000));
     add.push(("192.168.7.1".parse().unwrap(), 24));
-    let (added, deleted) = rt.change_addresses(l.index, &add, &[]).unwrap();
+    let (added, deleted) = rt.change_addresses(l.index, &add, &[], 0).unwrap();
     assert_eq!(added, vec![Ok(()); add.len()]);
     assert!(deleted.is_empty());
     let got: BTreeSet<_> = rt.addresses(Some(l.index)).unwrap().into_iter().collect();
@@ -141,7 +143,7 @@ fn addresses_in_the_kernel() {
     assert!(got.iter().all(|a| all.contains(a)));
 
     let fresh: (IpAddr, u8) = ("10.97.0.1".parse().unwrap(), 32);
-    let (again, _) = rt.change_addresses(l.index, &[add[0], add[2000], fresh], &[]).unwrap();
+    let (again, _) = rt.change_addresses(l.index, &[add[0], add[2000], fresh], &[], 0).unwrap();
     assert_eq!(again, vec![Err(EEXIST), Err(EEXIST), Ok(())]);
 
     // Deletes of both families in one call, two of them missing; an add alongside.
@@ -149,7 +151,7 @@ fn addresses_in_the_kernel() {
     let mut del = add[..3000].to_vec();
     del.extend(missing);
     let later: (IpAddr, u8) = ("fd00:97::1".parse().unwrap(), 128);
-    let (added, deleted) = rt.change_addresses(l.index, &[later], &del).unwrap();
+    let (added, deleted) = rt.change_addresses(l.index, &[later], &del, 0).unwrap();
     assert_eq!(added, vec![Ok(())]);
     assert_eq!(deleted[..3000], vec![Ok(()); 3000][..]);
     assert_eq!(deleted[3000..], [Err(EADDRNOTAVAIL), Err(EADDRNOTAVAIL)]);
@@ -161,10 +163,18 @@ fn addresses_in_the_kernel() {
 
     // Up, IPv6 adds are usable at once: IFA_F_NODAD, never tentative.
     rt.set_up(l.index, true).unwrap();
-    let (r, _) = rt.change_addresses(l.index, &[("fd00:98::1".parse().unwrap(), 128)], &[]).unwrap();
+    let (r, _) = rt.change_addresses(l.index, &[("fd00:98::1".parse().unwrap(), 128)], &[], 0).unwrap();
     assert_eq!(r, vec![Ok(())]);
     let shown = ip(&["-o", "-6", "addr", "show", "dev", "kprt-addr", "to", "fd00:98::1/128"]);
     assert!(shown.contains("nodad") && !shown.contains("tentative"), "{shown}");
+
+    // IFA_PROTO marks an owner's addresses, both families, and the dump reads it back.
+    let marked: Vec<(IpAddr, u8)> = vec![("198.51.100.7".parse().unwrap(), 32), ("fd00:99::7".parse().unwrap(), 128)];
+    let (r, _) = rt.change_addresses(l.index, &marked, &[], 0x6b).unwrap();
+    assert_eq!(r, vec![Ok(()); 2]);
+    let protos: BTreeSet<(IpAddr, u8)> =
+        rt.addresses(Some(l.index)).unwrap().into_iter().filter(|a| a.proto == 0x6b).map(|a| (a.addr, a.proto)).collect();
+    assert_eq!(protos, marked.iter().map(|(a, _)| (*a, 0x6b)).collect());
     assert!(rt.delete_link("kprt-addr").unwrap());
 }
 
@@ -176,7 +186,7 @@ fn twenty_thousand_addresses_in_one_call() {
     let mut add = v4(10_000);
     add.extend(v6(10_000));
     let t = Instant::now();
-    let (added, _) = rt.change_addresses(l.index, &add, &[]).unwrap();
+    let (added, _) = rt.change_addresses(l.index, &add, &[], 0).unwrap();
     let add_time = t.elapsed();
     assert!(added.iter().all(Result::is_ok));
     let t = Instant::now();
@@ -186,7 +196,7 @@ fn twenty_thousand_addresses_in_one_call() {
     // Each IPv6 delete walks the whole FIB in the kernel (`ip` is as slow: ~10 ms each
     // beside 10k others here), so only 200 of them; the link's deletion takes the rest.
     let t = Instant::now();
-    let (_, deleted) = rt.change_addresses(l.index, &[], &add[..10_200]).unwrap();
+    let (_, deleted) = rt.change_addresses(l.index, &[], &add[..10_200], 0).unwrap();
     let del_time = t.elapsed();
     assert!(deleted.iter().all(Result::is_ok));
     assert_eq!(rt.addresses(Some(l.index)).unwrap().len(), 9_800);

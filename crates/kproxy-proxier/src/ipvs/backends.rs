@@ -115,7 +115,7 @@ impl LinkSide {
             }
             LinkSide::Kernel(c) => {
                 let host = |v: &[IpAddr]| v.iter().map(|a| (*a, super::build::host(*a).prefix)).collect::<Vec<_>>();
-                let (added, deleted) = Self::rtnl(c)?.change_addresses(index, &host(add), &host(delete)).map_err(rtnl_error)?;
+                let (added, deleted) = Self::rtnl(c)?.change_addresses(index, &host(add), &host(delete), 0).map_err(rtnl_error)?;
                 let refused = |r: &Vec<Result<(), i32>>, fine: i32| r.iter().filter(|r| matches!(r, Err(e) if *e != fine)).count();
                 Ok(refused(&added, kproxy_rtnetlink::EEXIST) + refused(&deleted, kproxy_rtnetlink::EADDRNOTAVAIL))
             }
