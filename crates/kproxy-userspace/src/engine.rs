@@ -101,13 +101,16 @@ impl Slot {
 pub(crate) struct Ctx {
     pub opts: EngineOptions,
     pub counters: EngineCounters,
-    local: RwLock<Arc<Vec<Prefix>>>,
+    /// The local sources of each family (IPv4, IPv6), set by each family's proxier.
+    local: RwLock<[Arc<Vec<Prefix>>; 2]>,
     epoch: Instant,
 }
 
 impl Ctx {
-    pub fn local_sources(&self) -> Arc<Vec<Prefix>> {
-        self.local.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The local sources of the client's family.
+    pub fn local_sources(&self, client: IpAddr) -> Arc<Vec<Prefix>> {
+        let v6 = matches!(client, IpAddr::V6(a) if a.to_ipv4_mapped().is_none());
+        self.local.read().unwrap_or_else(|p| p.into_inner())[v6 as usize].clone()
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -123,11 +126,14 @@ struct Open {
 }
 
 impl Open {
-    fn close(self) {
+    /// Aborts its tasks; the sockets close when the proxy threads drop them (`finish`).
+    fn abort(self) -> Vec<JoinHandle<()>> {
         self.task.abort();
+        let mut tasks = vec![self.task];
         if let Some(s) = self.sessions {
-            s.abort_all();
+            tasks.extend(s.abort_all());
         }
+        tasks
     }
 }
 
@@ -178,7 +184,7 @@ impl Engine {
             .enable_time()
             .build()
             .map_err(EngineError::Runtime)?;
-        let ctx = Arc::new(Ctx { opts, counters: EngineCounters::default(), local: RwLock::new(Arc::default()), epoch: Instant::now() });
+        let ctx = Arc::new(Ctx { opts, counters: EngineCounters::default(), local: RwLock::new(Default::default()), epoch: Instant::now() });
         Ok(Self { rt: Some(rt), ctx, services: Mutex::new(HashMap::new()), frontends: Mutex::new(BTreeMap::new()) })
     }
 
@@ -186,9 +192,10 @@ impl Engine {
         self.rt.as_ref().expect("runtime lives until drop")
     }
 
-    /// The prefixes whose clients take a frontend's local pool: the node's pod range and addresses.
-    pub fn set_local_sources(&self, v: Vec<Prefix>) {
-        *self.ctx.local.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(v);
+    /// The prefixes of one family whose clients take a frontend's local pool: the node's
+    /// pod range and its addresses.
+    pub fn set_local_sources(&self, ipv6: bool, v: Vec<Prefix>) {
+        self.ctx.local.write().unwrap_or_else(|p| p.into_inner())[ipv6 as usize] = Arc::new(v);
     }
 
     /// Adds the Service, or swaps in its new pools, affinity and cap.
@@ -206,11 +213,9 @@ impl Engine {
     pub fn remove_service(&self, name: &str) -> bool {
         let mut frontends = lock(&self.frontends);
         let keys: Vec<FrontendKey> = frontends.iter().filter(|(_, o)| o.spec.service == name).map(|(k, _)| *k).collect();
-        for k in keys {
-            if let Some(o) = frontends.remove(&k) {
-                o.close();
-            }
-        }
+        let tasks: Vec<JoinHandle<()>> = keys.iter().filter_map(|k| frontends.remove(k)).flat_map(Open::abort).collect();
+        drop(frontends);
+        self.finish(tasks);
         lock(&self.services).remove(name).is_some()
     }
 
@@ -247,8 +252,36 @@ impl Engine {
     }
 
     /// Stops listening at `key`; its connections run on to their end (UDP sessions end).
+    /// The socket is closed when this returns: a new client is refused by the kernel.
     pub fn close(&self, key: &FrontendKey) -> bool {
-        lock(&self.frontends).remove(key).map(Open::close).is_some()
+        self.close_all(std::slice::from_ref(key)) == 1
+    }
+
+    /// `close` for many frontends at once; returns how many were open.
+    pub fn close_all(&self, keys: &[FrontendKey]) -> usize {
+        let mut frontends = lock(&self.frontends);
+        let open: Vec<Open> = keys.iter().filter_map(|k| frontends.remove(k)).collect();
+        drop(frontends);
+        let n = open.len();
+        self.finish(open.into_iter().flat_map(Open::abort).collect());
+        n
+    }
+
+    /// Waits until aborted tasks have dropped their sockets (never called on a proxy thread).
+    fn finish(&self, tasks: Vec<JoinHandle<()>>) {
+        if tasks.is_empty() {
+            return;
+        }
+        self.rt().block_on(async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    }
+
+    /// One Service's counters.
+    pub fn service_stats(&self, name: &str) -> Option<Snapshot> {
+        lock(&self.services).get(name).map(|s| s.stats.snapshot())
     }
 
     pub fn frontends(&self) -> Vec<(FrontendKey, Frontend)> {
@@ -274,9 +307,8 @@ impl Engine {
 
     /// Closes every frontend and Service.
     pub fn clear(&self) {
-        for (_, o) in std::mem::take(&mut *lock(&self.frontends)) {
-            o.close();
-        }
+        let all = std::mem::take(&mut *lock(&self.frontends));
+        self.finish(all.into_values().flat_map(Open::abort).collect());
         lock(&self.services).clear();
     }
 }

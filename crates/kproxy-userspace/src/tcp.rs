@@ -38,7 +38,7 @@ pub(crate) async fn serve(listener: TcpListener, binding: Slot, ctx: Arc<Ctx>) {
 async fn relay(client: TcpStream, peer: SocketAddr, b: Arc<Binding>, ctx: Arc<Ctx>) {
     let svc = &b.service;
     svc.stats.accepted();
-    let pool = match b.route(peer.ip(), &ctx.local_sources()) {
+    let pool = match b.route(peer.ip(), &ctx.local_sources(peer.ip())) {
         Ok(p) => p,
         Err(why) => return refuse(client, &svc.stats, why),
     };

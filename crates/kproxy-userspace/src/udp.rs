@@ -35,10 +35,14 @@ impl Sessions {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn abort_all(&self) {
-        for (_, s) in self.lock().drain() {
-            s.task.abort();
-        }
+    pub(crate) fn abort_all(&self) -> Vec<JoinHandle<()>> {
+        self.lock()
+            .drain()
+            .map(|(_, s)| {
+                s.task.abort();
+                s.task
+            })
+            .collect()
     }
 
     /// The client's session, touched.
@@ -94,7 +98,7 @@ async fn open(sock: &Arc<UdpSocket>, client: SocketAddr, binding: &Slot, ctx: &A
     let b = binding.get();
     let stats = b.service.stats.clone();
     stats.accepted();
-    let pool = match b.route(client.ip(), &ctx.local_sources()) {
+    let pool = match b.route(client.ip(), &ctx.local_sources(client.ip())) {
         Ok(p) => p,
         Err(why) => {
             stats.failed(why);

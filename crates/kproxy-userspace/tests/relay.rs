@@ -127,7 +127,7 @@ fn tcp_flows() {
         assert_eq!(got, want, "{what}");
     }
     // A local source (loopback here) takes the local pool.
-    e.set_local_sources(vec!["127.0.0.0/8".parse::<Prefix>().unwrap()]);
+    e.set_local_sources(false, vec!["127.0.0.0/8".parse::<Prefix>().unwrap()]);
     assert_eq!(hello(local), Ok("b".into()), "a local source takes the local pool");
 
     let stats: std::collections::HashMap<String, kproxy_userspace::Snapshot> = e.stats().into_iter().collect();
