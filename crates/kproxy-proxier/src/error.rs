@@ -3,6 +3,7 @@
 //! tests/fixtures/error-codes.txt lists the codes; the TS catalogue must match it.
 
 use kproxy_nftables::NftError;
+use kproxy_rtnetlink::RtnlError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -120,5 +121,16 @@ mod tests {
         let listed: Vec<&str> = listed.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         let ours: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(listed, ours, "tests/fixtures/error-codes.txt and error.rs differ");
+    }
+}
+
+/// An rtnetlink failure (links, addresses) in the catalogue.
+pub fn rtnl_error(e: RtnlError) -> ProxierError {
+    match e {
+        RtnlError::Io(e) => ProxierError::new(Code::NetlinkIo, format!("rtnetlink: {e}")),
+        RtnlError::Kernel { errno, what } => {
+            ProxierError { code: Code::KernelRejected, message: format!("rtnetlink {what}: errno {errno}"), errno: Some(errno) }
+        }
+        other => ProxierError::new(Code::NoAck, format!("rtnetlink: {other}")),
     }
 }

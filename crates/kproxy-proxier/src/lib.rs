@@ -4,6 +4,7 @@
 //! module that plans its rules from the desired state (nftables/, iptables/, ipvs/).
 #![forbid(unsafe_code)]
 
+pub mod counts;
 pub mod desired;
 pub mod error;
 pub mod foreign;
@@ -11,7 +12,9 @@ pub mod iptables;
 pub mod ipvs;
 pub mod local;
 pub mod nftables;
+pub mod node;
 pub mod service;
+pub mod userspace;
 pub mod sync;
 pub mod wire;
 

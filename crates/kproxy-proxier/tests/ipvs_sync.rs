@@ -8,8 +8,8 @@ use kproxy_nftables::{Cidr, Family};
 use kproxy_proxier::ipvs::{IpvsConfig, IpvsSync};
 use kproxy_proxier::local::LocalDetector;
 
-const MATRIX: &str = include_str!("../../../tests/fixtures/iptables/matrix.ipv4.wire");
-const HEADER: &str = "kproxy-wire 1\tkey\tnamespace\tname\tportName\tprotocol\ttype\tclusterIP\tport\tnodePort\texternalIPs\tloadBalancerVIPs\tloadBalancerSourceRanges\tsessionAffinity\tstickyMaxAgeSeconds\texternalPolicyLocal\tinternalPolicyLocal\thealthCheckNodePort\ttrafficDistribution\tendpoints";
+mod common;
+use common::{clusterip, wire, MATRIX};
 
 fn sync() -> IpvsSync {
     let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
@@ -17,22 +17,6 @@ fn sync() -> IpvsSync {
     let mut s = IpvsSync::new(Family::Ip, IpvsConfig::new(Some(LocalDetector::Cidr(cidr))), true, node);
     s.set_node(true, &[], &["192.168.100.1".into()]).unwrap();
     s
-}
-
-/// A ClusterIP ServicePort `svc-i` with `eps` ready endpoints on this node.
-fn clusterip(i: usize, eps: usize, proto: &str) -> String {
-    let endpoints: Vec<String> = (0..eps).map(|e| format!("10.244.{}.{},8080,RSNCL", 1 + e / 200, 2 + e % 200)).collect();
-    let lower = proto.to_lowercase();
-    format!(
-        "default/svc-{i}/{lower}/p\tdefault\tsvc-{i}\tp\t{proto}\tClusterIP\t10.96.{}.{}\t80\t0\t\t\t\tNone\t0\t0\t0\t0\t\t{}",
-        i / 250,
-        1 + i % 250,
-        endpoints.join(" ")
-    )
-}
-
-fn wire(lines: &[String]) -> String {
-    format!("{HEADER}\n{}\n", lines.join("\n"))
 }
 
 #[test]

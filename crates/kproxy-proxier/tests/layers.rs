@@ -4,10 +4,10 @@
 use std::path::Path;
 
 const CRATES: &[&str] =
-    &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-ipvs", "kproxy-rtnetlink", "kproxy-proxier", "kproxy-napi"];
+    &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-ipvs", "kproxy-rtnetlink", "kproxy-userspace", "kproxy-proxier", "kproxy-napi"];
 /// Modules of kproxy-proxier that every mode shares.
-const SHARED: &[&str] = &["desired", "error", "foreign", "service", "sync", "wire"];
-const MODES: &[&str] = &["nftables", "iptables", "ipvs"];
+const SHARED: &[&str] = &["counts", "desired", "error", "foreign", "local", "node", "service", "sync", "wire"];
+const MODES: &[&str] = &["nftables", "iptables", "ipvs", "userspace"];
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

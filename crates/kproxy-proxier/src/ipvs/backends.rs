@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use kproxy_ipvs::{Fake as FakeIpvs, Ipvs, IpvsBackend, IpvsError};
 use kproxy_nftables::{Conn, Fake as FakeNft, Family, NftError, Transaction};
-use kproxy_rtnetlink::{Rtnl, RtnlError};
+use kproxy_rtnetlink::Rtnl;
 
-use crate::error::{Code, ProxierError};
+use crate::error::{rtnl_error, Code, ProxierError};
 
 /// The dummy device that holds every Service address, as upstream's.
 pub const DUMMY: &str = "kube-ipvs0";
@@ -27,15 +27,6 @@ pub fn ipvs_error(e: IpvsError) -> ProxierError {
     }
 }
 
-fn rtnl_error(e: RtnlError) -> ProxierError {
-    match e {
-        RtnlError::Io(e) => ProxierError::new(Code::NetlinkIo, format!("rtnetlink: {e}")),
-        RtnlError::Kernel { errno, what } => {
-            ProxierError { code: Code::KernelRejected, message: format!("rtnetlink {what}: errno {errno}"), errno: Some(errno) }
-        }
-        other => ProxierError::new(Code::NoAck, format!("rtnetlink: {other}")),
-    }
-}
 
 /// IPVS, opened on first use (so a fake-only caller never needs the kernel's).
 pub enum IpvsSide {

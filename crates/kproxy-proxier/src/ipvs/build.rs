@@ -8,6 +8,7 @@ use kproxy_ipvs::{DestKey, Destination, Service, ServiceKey, FLAG_PERSISTENT, FL
 use kproxy_nftables::{Cidr, Family, Val};
 
 use crate::local::LocalDetector;
+use crate::node::NodeAddrs;
 use crate::service::ServicePort;
 
 /// Options that shape the virtual servers and the table.
@@ -131,18 +132,6 @@ fn dests(eps: impl Iterator<Item = (IpAddr, u16)>) -> Vec<Destination> {
     v.sort_by_key(|d| d.key);
     v.dedup_by_key(|d| d.key);
     v
-}
-
-/// The node's addresses as a part needs them (this family's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeAddrs {
-    /// Where NodePorts answer.
-    pub nodeport: Vec<IpAddr>,
-    /// Every address of the node but kube-ipvs0's: an external IP that is one is not bound
-    /// to kube-ipvs0 (as upstream).
-    pub local: Vec<IpAddr>,
-    /// The node's IPs: LoadBalancer IPs may reach themselves when one is in the source ranges.
-    pub node_ips: Vec<IpAddr>,
 }
 
 /// Addresses IPVS refuses as real servers (EINVAL): kept out rather than failing every sync.

@@ -13,8 +13,10 @@ use kproxy_ipvs::{text as ipvs_text, ServiceKey};
 use kproxy_nftables::{Cidr, Family, Op as NftOp, Transaction};
 
 use super::backends::{IpvsSide, LinkSide, TableSide};
-use super::build::{service_part, Element, IpvsConfig, NodeAddrs, Part};
-use super::counts::{push_elements, Counts};
+use super::build::{service_part, Element, IpvsConfig, Part};
+use crate::node::NodeAddrs;
+use super::counts::push_elements;
+use crate::counts::Counts;
 use super::reconcile::{diff, Draining, Servers};
 use super::table::{firewall_rules, fixed_ops, nodeport_ip, TableShape, TABLE};
 use crate::desired::Desired;
@@ -173,11 +175,8 @@ impl IpvsSync {
 
     /// The node's addresses now (one rtnetlink dump).
     fn node_addrs(&mut self) -> Result<NodeAddrs, ProxierError> {
-        let family = self.family();
-        let local: Vec<IpAddr> = self.link.node_addresses()?.into_iter().filter(|ip| Family::of(ip) == family).collect();
-        let node = self.desired.node();
-        let nodeport = if node.nodeports_all { local.clone() } else { node.nodeport_ips.clone() };
-        Ok(NodeAddrs { nodeport, local, node_ips: node.node_ips.clone() })
+        let local = self.link.node_addresses()?;
+        Ok(NodeAddrs::resolve(self.family(), local, self.desired.node()))
     }
 
     fn all_firewall(&self) -> Vec<(IpAddr, u8, u16, Cidr)> {

@@ -155,3 +155,23 @@ pub fn golden_model(family: Family) -> Model {
     }
     m
 }
+
+/// The packet matrix's ServicePorts on the wire (tests/netns/matrix.ts writes them).
+pub const MATRIX: &str = include_str!("../../../../tests/fixtures/iptables/matrix.ipv4.wire");
+pub const HEADER: &str = "kproxy-wire 1\tkey\tnamespace\tname\tportName\tprotocol\ttype\tclusterIP\tport\tnodePort\texternalIPs\tloadBalancerVIPs\tloadBalancerSourceRanges\tsessionAffinity\tstickyMaxAgeSeconds\texternalPolicyLocal\tinternalPolicyLocal\thealthCheckNodePort\ttrafficDistribution\tendpoints";
+
+/// A ClusterIP ServicePort `svc-i` with `eps` ready endpoints on this node.
+pub fn clusterip(i: usize, eps: usize, proto: &str) -> String {
+    let endpoints: Vec<String> = (0..eps).map(|e| format!("10.244.{}.{},8080,RSNCL", 1 + e / 200, 2 + e % 200)).collect();
+    let lower = proto.to_lowercase();
+    format!(
+        "default/svc-{i}/{lower}/p\tdefault\tsvc-{i}\tp\t{proto}\tClusterIP\t10.96.{}.{}\t80\t0\t\t\t\tNone\t0\t0\t0\t0\t\t{}",
+        i / 250,
+        1 + i % 250,
+        endpoints.join(" ")
+    )
+}
+
+pub fn wire(lines: &[String]) -> String {
+    format!("{HEADER}\n{}\n", lines.join("\n"))
+}
