@@ -21,7 +21,7 @@ import type { EventType, Kind, KubeObject, ProxyEvent, Source } from './sources/
 import { ChangeTracker } from './tracker/change-tracker.js';
 import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
 import { ServiceCIDRTracker } from './tracker/service-cidrs.js';
-import { UnsupportedReporter } from './tracker/unsupported.js';
+import { FEATURE_NOTES, UnsupportedReporter } from './tracker/unsupported.js';
 
 /** Features every proxier supports (they share one model, so this is the mode's set). */
 function supportedByAll(proxiers: readonly Proxier[]): ReadonlySet<Feature> {
@@ -91,7 +91,7 @@ export class Agent {
     for (const p of opts.proxiers) this.needFull.set(p.family, true);
     const mode = opts.proxiers[0]?.mode ?? opts.config.mode;
     this.unsupported = new UnsupportedReporter(supportedByAll(opts.proxiers), (service, feature) =>
-      opts.logger.warn({ service, feature, mode }, 'Service uses a feature this proxy mode does not implement yet'),
+      opts.logger.warn({ service, feature, mode, note: FEATURE_NOTES[feature] }, 'Service uses a feature this proxy mode does not implement yet'),
     );
     this.tracker = new ChangeTracker({
       families: opts.proxiers.map((p) => p.family),

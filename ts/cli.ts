@@ -45,6 +45,7 @@ function proxiers(config: ProxyConfig, logger: Logger, fake: boolean, registry =
     masqueradeBit: config.masqueradeBit,
     localhostNodePorts: config.localhostNodePorts,
     ipvs: config.ipvs,
+    userspace: config.userspace,
     fake,
     registry,
     logger,
@@ -114,6 +115,19 @@ async function trace(config: ProxyConfig, logger: Logger, args: TraceArgs): Prom
   process.stdout.write(printTrace(packet, p.explain(packet), args.json));
 }
 
+/** Kernel modules whose absence means a mode has no rules here (and cleaning would load them). */
+const MODE_MODULES: Partial<Record<ProxyMode, string[]>> = {
+  nftables: ['nf_tables'],
+  iptables: ['ip_tables', 'ip6_tables', 'nf_tables'],
+  ipvs: ['ip_vs'],
+};
+
+/** The mode may have rules on this node: one of its modules is loaded or built in (/sys/module). */
+function mayHaveRules(mode: ProxyMode): boolean {
+  const modules = MODE_MODULES[mode];
+  return !modules || modules.some((m) => existsSync(`/sys/module/${m}`));
+}
+
 /** Deletes the rules of `modes`, each family; returns the failures (each logged). */
 async function cleanupModes(config: ProxyConfig, logger: Logger, modes: ProxyMode[]): Promise<number> {
   let failed = 0;
@@ -143,12 +157,14 @@ async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   if (config.tcpBeLiberal) await setSysctl(TCP_BE_LIBERAL, '1', logger);
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
-  const conntrack = Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));
+  // userspace mode does no NAT: no conntrack entry of its making can go stale.
+  const conntrack = config.mode === 'userspace' ? {} : Object.fromEntries(list.map((p) => [p.family, new ConntrackReconciler({ family: p.family, registry, logger })]));
   // The mode's kernel parts (IPVS: its modules and sysctls): missing ones end the start here.
   for (const p of list) await p.prepare?.();
   // As upstream's platformCleanup: the other modes' rules go (best effort), so that two never
-  // both catch the same traffic.
-  await cleanupModes(config, logger, implementedModes().filter((m) => m !== config.mode));
+  // both catch the same traffic. A mode whose modules are not loaded has none, and cleaning
+  // would load them (userspace mode runs where netfilter is missing).
+  await cleanupModes(config, logger, implementedModes().filter((m) => m !== config.mode && mayHaveRules(m)));
   const agent = new Agent({ config, logger, registry, source, proxiers: list, announce: true, conntrack });
   let stopping = false;
   const stop = (signal: string) => {

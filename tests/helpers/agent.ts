@@ -134,6 +134,16 @@ export async function waitForVirtualServer(topo: Topology, agent: Agent, ip: str
   }, { timeoutMs });
 }
 
+/** Waits until a TCP socket listens on `ip`:`port` in the node namespace (userspace mode's frontends). */
+export async function waitForListener(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000, port = 80): Promise<void> {
+  const at = isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
+  await waitFor(`a listener on ${at}`, async () => {
+    failIfExited(agent);
+    const ss = await topo.exec(topo.node, ['ss', '-Hltn'], { allowFailure: true });
+    return ss.stdout.split('\n').some((l) => l.split(/\s+/).includes(at));
+  }, { timeoutMs });
+}
+
 /** Waits until `ip` is gone from the service-ips map of its family's table. */
 export async function waitForServiceIPGone(topo: Topology, agent: Agent, ip: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(`${ip} to leave ${familyOf(ip)} kube-proxy service-ips`, async () => {

@@ -3,7 +3,7 @@
 //   endpoints: backend i = 10.244.i.2 / fd00:244:0:i::2 (all ready, on this node)
 import type { ExecutionContext } from 'ava';
 import type { Topology } from '../../ts/demo/topology.js';
-import { requireAgent, startAgent, waitForServiceIP, waitForServiceRule, waitForVirtualServer, type Agent, type AgentConfig } from '../helpers/agent.js';
+import { requireAgent, startAgent, waitForListener, waitForServiceIP, waitForServiceRule, waitForVirtualServer, type Agent, type AgentConfig } from '../helpers/agent.js';
 import { topologyFor } from './flows.js';
 import { endpointSlice, manifestDir, node, NODE_NAME, service, type ManifestDir } from './manifests.js';
 
@@ -28,7 +28,7 @@ export interface ClusterOptions {
   /** Flags that shape the ruleset (AgentConfig.rulesetArgs). */
   rulesetArgs?: string[];
   /** The proxy mode (default nftables). */
-  mode?: 'nftables' | 'iptables' | 'ipvs';
+  mode?: 'nftables' | 'iptables' | 'ipvs' | 'userspace';
   /** How long to wait for the first program (the VM's emulated CPU is slow). */
   readyTimeoutMs?: number;
   /** Runs in the node namespace before the agent starts (what the kubelet would have set up). */
@@ -59,7 +59,7 @@ export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {})
   t.teardown(() => {
     if (!t.passed) t.log(`agent output (tail):\n${agent.logs().slice(-3000)}`);
   });
-  const ready = opts.mode === 'iptables' ? waitForServiceRule : opts.mode === 'ipvs' ? waitForVirtualServer : waitForServiceIP;
+  const ready = { iptables: waitForServiceRule, ipvs: waitForVirtualServer, userspace: waitForListener, nftables: waitForServiceIP }[opts.mode ?? 'nftables'];
   await ready(topo, agent, WEB_IP, opts.readyTimeoutMs);
   await ready(topo, agent, WEB_IP6, opts.readyTimeoutMs);
   return { topo, manifests, agent, config, setWebEndpoints };

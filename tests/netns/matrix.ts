@@ -155,7 +155,7 @@ export type Group = 'nodeport' | 'local' | 'external' | 'ranges' | 'servicecidr'
  * shows up: a miss has odds of about 3 * (2/3)^count) and how they see the source, or the one
  * error every attempt ends in.
  */
-export type Row = [group: Group, name: string, from: string, to: string, proto: Proto, expect: string[] | 'timeout' | 'refused', source: 'masqueraded' | 'kept' | '', count: number];
+export type Row = [group: Group, name: string, from: string, to: string, proto: Proto, expect: string[] | 'timeout' | 'refused' | 'reset', source: 'masqueraded' | 'kept' | '', count: number];
 
 export const FLOWS: Row[] = [
   ['nodeport', 'NodePort TCP from outside: every endpoint, masqueraded', 'client', `${NODE_IP}:30080`, 'tcp', ALL, 'masqueraded', 40],
@@ -240,7 +240,7 @@ export function observed(topo: Topology, from: string, v6: boolean, results: Flo
  * differing row; `skip` names the rows a proxy is not held to (row name: why). */
 /** A row a proxy answers differently, what it does instead, and why (a documented deviation). */
 export interface RowException {
-  /** As a row's: the backends that answer, or 'refused' / 'timeout'. */
+  /** As a row's: the backends that answer, or 'refused' / 'reset' / 'timeout'. */
   outcome: Row[5];
   source?: Row[6];
   /** Connections to send (a row that expects a refusal sends few; backends need more). */
@@ -262,7 +262,11 @@ const EVERY_ADDRESS = (mode: string): RowException => ({
   count: 30,
   why: `${mode} mode's default, upstream's too, is NodePorts on every local address (nodePortAddresses unset means "primary" in nftables mode only)`,
 });
-export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables' | 'ipvs', Record<string, RowException>> = {
+/** userspace mode: endpoints see the node's address, and what the kernel modes drop is reset. */
+const NODE_SOURCE = "userspace mode connects to the endpoint from the node: it sees the node's address, never the client's (no source preservation, documented)";
+const RESET = 'userspace mode resets what the kernel modes drop: the proxy has accepted the connection before it can tell, and never leaves it hanging';
+const fromTheNode = (outcome: string[], count: number): RowException => ({ outcome, source: 'masqueraded', count, why: NODE_SOURCE });
+export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables' | 'ipvs' | 'userspace', Record<string, RowException>> = {
   nftables: {},
   iptables: {
     ...Object.fromEntries(UNALLOCATED.map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP('iptables') }])),
@@ -283,6 +287,19 @@ export const MODE_EXCEPTIONS: Record<'nftables' | 'iptables' | 'ipvs', Record<st
       count: 10,
       why: 'IPVS mode, upstream\'s too: an eTP Local NodePort\'s virtual server has the local endpoints only, whoever connects, and its traffic is not masqueraded',
     },
+  },
+  userspace: {
+    ...Object.fromEntries(UNALLOCATED.map((row) => [row, { outcome: 'refused', why: NO_SERVICECIDR_DROP('userspace') }])),
+    'another node address is not a NodePort address ("primary"): its own closed port': EVERY_ADDRESS('userspace'),
+    'eTP Local LB IP from outside: the local endpoint only, client IP kept': fromTheNode(['backend-1'], 10),
+    'eTP Local NodePort from outside: local endpoint only, client IP kept': fromTheNode(['backend-1'], 10),
+    'IPv6 eTP Local NodePort: local endpoint only, client IP kept': fromTheNode(['backend-1'], 10),
+    'eTP Local LB IP from the second outside source: kept too': fromTheNode(['backend-1'], 10),
+    'a pod reaching the eTP Local LB IP short-circuits to the cluster endpoints, source kept': fromTheNode(['backend-2', 'backend-3'], 30),
+    'eTP Local LB IP, no local endpoint: dropped, not refused': { outcome: 'reset', why: RESET },
+    'eTP Local NodePort, no local endpoint: dropped, not refused': { outcome: 'reset', why: RESET },
+    'source range: a source outside it is dropped': { outcome: 'reset', why: RESET },
+    'source range: a pod outside it is dropped too': { outcome: 'reset', why: RESET },
   },
 };
 

@@ -122,6 +122,53 @@ export interface NativeIpvsProxier {
   fakeSetConnections(service: string, protocol: number, dest: string, active: number, inactive: number): void;
 }
 
+/** One userspace sync (crates/kproxy-napi/src/userspace.rs). */
+export interface NativeUserspaceReport {
+  full: boolean;
+  objects: number;
+  services: number;
+  frontends: number;
+  opened: number;
+  closed: number;
+  /** Frontends wanted but not listening (address in use, say): retried at every sync. */
+  listenFailed: number;
+  firstErrno?: number | null;
+  firstFailed?: string | null;
+  addressesAdded: number;
+  addressesDeleted: number;
+  addressesFailed: number;
+  driftRepaired: number;
+  /** ServicePorts of a protocol the mode cannot proxy (SCTP), by name. */
+  skipped: string[];
+  /** Which link holds the Service addresses. */
+  link?: string | null;
+  durationMs: number;
+  rejected: { key: string; reason: string }[];
+  text?: string | null;
+}
+
+/** One Service's counters in the userspace proxy; `failed` by failureReasons, buckets cumulative. */
+export interface NativeUserspaceStats {
+  service: string;
+  accepted: number;
+  active: number;
+  failed: number[];
+  connectErrors: number;
+  bytesIn: number;
+  bytesOut: number;
+  connectBuckets: number[];
+  connectCount: number;
+  connectSum: number;
+}
+
+export interface NativeUserspaceProxier {
+  sync(req: NativeSyncRequest): Promise<NativeUserspaceReport>;
+  cleanup(): Promise<NativeUserspaceReport>;
+  render(): string;
+  stats(): NativeUserspaceStats[];
+  engineStats(): { fdExhausted: number; acceptErrors: number; lastError?: string | null };
+}
+
 /** One conntrack reconcile pass (crates/kproxy-napi/src/conntrack.rs). */
 export interface NativeConntrackReport { flows: number; stale: number; deleted: number; missing: number; failed: number; failedErrno?: number | null; interrupted: boolean; durationMs: number }
 
@@ -160,6 +207,18 @@ export interface NativeModule {
     /** The fake's node addresses, where NodePorts answer when they answer on every address. */
     fakeNodeAddresses?: string[];
   }) => NativeIpvsProxier;
+  UserspaceProxier: new (opts: {
+    family: string;
+    localDetector?: { mode: string; value: string };
+    /** Active connections per Service; 0: no cap. */
+    maxConnectionsPerService?: number;
+    udpIdleTimeoutMs?: number;
+    threads?: number;
+    bufferBytes?: number;
+    fake?: boolean;
+    fakeNodeAddresses?: string[];
+  }) => NativeUserspaceProxier;
+  userspaceConstants(): { failureReasons: string[]; connectBuckets: number[] };
   /** services: one UDP ServicePort per line, `VIPS PORT NODEPORT ENDPOINTS` (ts/conntrack/reconciler.ts). */
   reconcileConntrack(family: string, services: string): Promise<NativeConntrackReport>;
 }

@@ -23,6 +23,7 @@ import {
 import { systemTool } from '../system-tools.js';
 import { runIptablesBench } from './iptables.js';
 import { runIpvsBench } from './ipvs.js';
+import { runUserspaceBench } from './userspace.js';
 
 const NFT = systemTool('nft');
 
@@ -342,10 +343,11 @@ function main(): void {
   }
   const modeFlag = process.argv.findIndex((a) => a === '--mode' || a.startsWith('--mode='));
   const mode = modeFlag < 0 ? 'nftables' : (process.argv[modeFlag].split('=', 2)[1] ?? process.argv[modeFlag + 1]);
-  if (mode !== 'nftables' && mode !== 'iptables' && mode !== 'ipvs') {
-    console.error(`--mode: nftables, iptables or ipvs, not ${mode}`);
+  if (mode !== 'nftables' && mode !== 'iptables' && mode !== 'ipvs' && mode !== 'userspace') {
+    console.error(`--mode: nftables, iptables, ipvs or userspace, not ${mode}`);
     process.exit(2);
   }
+  if (mode === 'userspace') return void runUserspaceBench(process.argv.slice(2));
   if (mode === 'ipvs') {
     if (process.getuid?.() !== 0) {
       console.error('kproxy bench needs root: it creates a network namespace and programs IPVS');

@@ -122,6 +122,9 @@ const SCHEMA: Schema = {
   configSyncPeriod: dur(),
   // Unused upstream since the userspace proxy was removed.
   portRange: str(),
+  // userspace mode (upstream's field before 1.26, and kproxy's own sub-struct): ts/config/userspace.ts.
+  udpIdleTimeout: dur(),
+  userspace: { type: 'object', fields: { maxConnectionsPerService: int() } },
 };
 
 export interface LoadedFile {

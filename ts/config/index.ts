@@ -17,8 +17,10 @@ import {
 import { canonicalCIDR, checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePortAddresses, validateHostPort } from './validate.js';
 import { appendPortIfNeeded } from '../server/address.js';
 import { describe, resolveIpvs, type IpvsConfig, type IpvsSourced, type Sourced } from './ipvs.js';
+import { rawUserspace, resolveUserspace, userspaceFromFile, type UserspaceConfig, type UserspaceSourced } from './userspace.js';
 
 export type { IpvsConfig } from './ipvs.js';
+export type { UserspaceConfig } from './userspace.js';
 
 export { ConfigError } from './errors.js';
 export { usage } from './flags.js';
@@ -28,8 +30,8 @@ export { formatGoDuration, parseGoDuration } from './duration.js';
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
-/** The modes kproxy implements (userspace is coming). */
-export type ImplementedMode = 'nftables' | 'iptables' | 'ipvs';
+/** The modes kproxy implements. */
+export type ImplementedMode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
 
 
 export interface ProxyConfig {
@@ -72,6 +74,8 @@ export interface ProxyConfig {
   nodePortAddresses: string[];
   /** ipvs mode's settings; outside ipvs mode they are parsed but not validated (as upstream), and unused. */
   ipvs: IpvsConfig;
+  /** userspace mode's settings (udpIdleTimeout, the connection cap); unused in other modes. */
+  userspace: UserspaceConfig;
   help: boolean;
   /** The effective KubeProxyConfiguration v1alpha1 object (YAML keys), served on /configz. */
   raw: RawConfig;
@@ -153,6 +157,7 @@ interface Resolved {
   /** Also show the effective periods under raw.iptables (the flags are named --iptables-*). */
   mirrorToIptables: boolean;
   ipvs: IpvsSourced;
+  userspace: UserspaceSourced;
   /** Warnings found while resolving (flags without effect in the mode, truncated timeouts, ...). */
   warnings: string[];
 }
@@ -222,6 +227,10 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
       tcpFinTimeoutMs: get('ipvs-tcpfin-timeout', 0),
       udpTimeoutMs: get('ipvs-udp-timeout', 0),
     },
+    userspace: {
+      udpIdleTimeoutMs: { value: flags.get('udp-timeout') as number | undefined, from: '--udp-timeout' },
+      maxConnectionsPerService: { value: flags.get('userspace-max-connections') as number | undefined, from: '--userspace-max-connections' },
+    },
     warnings,
   };
 }
@@ -289,6 +298,7 @@ function fromFile(file: RawConfig): Resolved {
       tcpFinTimeoutMs: { value: duration(ipvs.tcpFinTimeout, 0), from: 'ipvs.tcpFinTimeout' },
       udpTimeoutMs: { value: duration(ipvs.udpTimeout, 0), from: 'ipvs.udpTimeout' },
     },
+    userspace: userspaceFromFile(file),
     warnings: [],
   };
 }
@@ -302,6 +312,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   const npaAll = mode !== 'nftables' && npaGiven.length === 0;
   const nodePortAddresses = npaAll ? [...ALL_ADDRESSES] : parseNodePortAddresses(npaGiven, r.nodePortAddresses.from);
   const ipvs = resolveIpvs(r.ipvs, mode === 'ipvs', r.warnings);
+  const userspace = resolveUserspace(r.userspace, mode === 'userspace', r.warnings);
   const clusterCIDRs = parseClusterCIDRs(r.clusterCIDR.value, r.clusterCIDR.from);
   if (r.syncPeriodMs.value <= 0) fail(r.syncPeriodMs, 'must be greater than 0');
   if (r.minSyncPeriodMs.value < 0) fail(r.minSyncPeriodMs, 'must be greater than or equal to 0');
@@ -360,6 +371,8 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   }
   raw.iptables = { ...raw.iptables, localhostNodePorts: r.localhostNodePorts };
   raw.conntrack = { ...raw.conntrack, tcpBeLiberal: r.tcpBeLiberal };
+  // Not upstream fields since its userspace mode went: shown in userspace mode only.
+  if (mode === 'userspace') Object.assign(raw, rawUserspace(userspace));
 
   return {
     mode,
@@ -388,6 +401,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     interfaceNamePrefix: r.interfaceNamePrefix.value,
     nodePortAddresses,
     ipvs,
+    userspace,
     help,
     raw,
     warnings: [],
@@ -407,8 +421,10 @@ function checkMode(mode: Sourced<string>): ImplementedMode {
       return 'iptables';
     case 'ipvs':
       return 'ipvs';
+    case 'userspace':
+      return 'userspace';
     default:
-      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables, ipvs`);
+      throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables, ipvs, userspace`);
   }
 }
 

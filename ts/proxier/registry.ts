@@ -10,7 +10,7 @@ const MODES: Record<ProxyMode, (() => Promise<Factory>) | undefined> = {
   nftables: async () => (await import('../modes/nftables/proxier.js')).createNftablesProxier,
   iptables: async () => (await import('../modes/iptables/proxier.js')).createIptablesProxier,
   ipvs: async () => (await import('../modes/ipvs/proxier.js')).createIpvsProxier,
-  userspace: undefined,
+  userspace: async () => (await import('../modes/userspace/proxier.js')).createUserspaceProxier,
 };
 
 export function implementedModes(): ProxyMode[] {

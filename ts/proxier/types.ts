@@ -3,6 +3,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { IpvsConfig } from '../config/ipvs.js';
+import type { UserspaceConfig } from '../config/userspace.js';
 import type { IPFamily, ServicePort } from '../model/types.js';
 
 export type ProxyMode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
@@ -18,7 +19,11 @@ export type Feature =
   | 'ExternalTrafficPolicyLocal'
   | 'InternalTrafficPolicyLocal'
   | 'TopologyHints'
-  | 'TerminatingFallback';
+  | 'TerminatingFallback'
+  /** Ports of protocol SCTP. */
+  | 'SCTP'
+  /** Endpoints see the client's address (external traffic policy Local promises it). */
+  | 'SourceIPPreservation';
 
 export interface SyncRequest {
   /**
@@ -153,6 +158,8 @@ export interface ProxierOptions {
   localhostNodePorts?: boolean;
   /** IPVS mode's settings (defaults when unset). */
   ipvs?: IpvsModeOptions;
+  /** userspace mode's settings (defaults when unset). */
+  userspace?: UserspaceConfig;
   /** Program an in-memory fake with kernel semantics instead of the kernel. */
   fake: boolean;
   registry: Registry;

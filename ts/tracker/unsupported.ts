@@ -34,8 +34,16 @@ export function usedFeatures(svc: KubeObject): Feature[] {
   // The annotations ask the EndpointSlice controller for zone hints; any value but off does.
   const hinted = TOPOLOGY_ANNOTATIONS.some((a) => typeof annotations[a] === 'string' && !['', 'disabled'].includes(annotations[a].toLowerCase()));
   if (spec.trafficDistribution || hinted) used.push('TopologyHints');
+  if (ports.some((p) => isRecord(p) && p.protocol === 'SCTP')) used.push('SCTP');
+  if (external && spec.externalTrafficPolicy === 'Local') used.push('SourceIPPreservation');
   return used;
 }
+
+/** Why a missing feature matters, where the feature's name alone does not say. */
+export const FEATURE_NOTES: Partial<Record<Feature, string>> = {
+  SCTP: 'its SCTP ports are not proxied in this mode',
+  SourceIPPreservation: "the proxy connects to endpoints from the node, so they see the node's address, not the client's",
+};
 
 /** What the Service uses and the mode does not support. */
 export function unsupportedFeatures(svc: KubeObject, supported: ReadonlySet<Feature>): Feature[] {

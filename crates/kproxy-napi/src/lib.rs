@@ -12,8 +12,10 @@ mod ipvs;
 mod nftables;
 mod options;
 mod sync_task;
+mod userspace;
 
 pub use iptables::*;
 pub use ipvs::*;
 pub use nftables::*;
+pub use userspace::*;
 pub use sync_task::{RejectedServicePort, SyncReport, SyncRequest};

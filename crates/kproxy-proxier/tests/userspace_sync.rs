@@ -33,7 +33,7 @@ fn sync() -> UserspaceSync {
 fn fake(s: &mut UserspaceSync) -> &mut FakeProxy {
     match s.proxy() {
         ProxySide::Fake(f) => f,
-        ProxySide::Engine(_) => unreachable!(),
+        _ => unreachable!(),
     }
 }
 

@@ -188,6 +188,19 @@ impl Engine {
         Ok(Self { rt: Some(rt), ctx, services: Mutex::new(HashMap::new()), frontends: Mutex::new(BTreeMap::new()) })
     }
 
+    /// The process's one engine, started with `opts` by its first caller (later callers'
+    /// options are ignored): both families' proxiers share its threads.
+    pub fn shared(opts: EngineOptions) -> Result<Arc<Engine>, EngineError> {
+        static SHARED: std::sync::OnceLock<Mutex<Option<Arc<Engine>>>> = std::sync::OnceLock::new();
+        let mut slot = lock(SHARED.get_or_init(|| Mutex::new(None)));
+        if let Some(e) = slot.as_ref() {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(Engine::new(opts)?);
+        *slot = Some(e.clone());
+        Ok(e)
+    }
+
     fn rt(&self) -> &tokio::runtime::Runtime {
         self.rt.as_ref().expect("runtime lives until drop")
     }

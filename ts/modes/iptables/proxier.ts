@@ -18,7 +18,7 @@ import { iptablesMetrics, type IptablesMetrics } from './metrics.js';
 /** Every Service feature upstream's iptables mode has. */
 export const IPTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
-  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback', 'SCTP', 'SourceIPPreservation',
 ]);
 
 /**

@@ -16,7 +16,7 @@ import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
 /** Every Service feature upstream's IPVS mode has. */
 export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
-  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback', 'SCTP', 'SourceIPPreservation',
 ]);
 
 export const DEFAULT_IPVS: IpvsModeOptions = { scheduler: '', excludeCIDRs: [], strictARP: false, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 0 };

@@ -12,7 +12,7 @@ import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 /** What nftables mode programs: every Service feature upstream's nftables mode has. */
 export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
-  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback', 'SCTP', 'SourceIPPreservation',
 ]);
 
 export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number };

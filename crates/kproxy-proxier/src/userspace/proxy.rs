@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kproxy_userspace::{Engine, Frontend, FrontendKey, Prefix, ServiceSpec, Snapshot};
+use kproxy_userspace::{Engine, EngineOptions, Frontend, FrontendKey, Prefix, ServiceSpec, Snapshot};
+
+use crate::error::{Code, ProxierError};
 
 /// EADDRINUSE, as the fake answers a frontend someone else holds.
 pub const EADDRINUSE: i32 = 98;
@@ -20,14 +22,26 @@ pub struct FakeProxy {
 }
 
 pub enum ProxySide {
+    /// Not started yet: `--cleanup` and other modes' start-up cleanup never start threads.
+    Pending(EngineOptions),
     Engine(Arc<Engine>),
     Fake(FakeProxy),
 }
 
 impl ProxySide {
+    /// Starts (or joins) the process's proxy threads; the first sync calls it.
+    pub fn start(&mut self) -> Result<(), ProxierError> {
+        if let ProxySide::Pending(opts) = self {
+            let e = Engine::shared(opts.clone()).map_err(|e| ProxierError::new(Code::Internal, e.to_string()))?;
+            *self = ProxySide::Engine(e);
+        }
+        Ok(())
+    }
+
     pub fn upsert(&mut self, spec: &ServiceSpec) {
         match self {
             ProxySide::Engine(e) => e.upsert_service(spec),
+            ProxySide::Pending(_) => {}
             ProxySide::Fake(f) => {
                 f.services.insert(spec.name.clone(), spec.clone());
             }
@@ -40,6 +54,7 @@ impl ProxySide {
             ProxySide::Engine(e) => {
                 e.remove_service(name);
             }
+            ProxySide::Pending(_) => {}
             ProxySide::Fake(f) => {
                 f.services.remove(name);
                 f.frontends.retain(|_, fe| fe.service != name);
@@ -51,6 +66,7 @@ impl ProxySide {
     pub fn open(&mut self, key: FrontendKey, fe: &Frontend) -> Result<(), (Option<i32>, String)> {
         match self {
             ProxySide::Engine(e) => e.open(key, fe).map_err(|err| (err.errno(), err.to_string())),
+            ProxySide::Pending(_) => Err((None, "the proxy is not started".into())),
             ProxySide::Fake(f) => {
                 if !f.services.contains_key(&fe.service) {
                     return Err((None, format!("no Service {:?} in the proxy", fe.service)));
@@ -67,6 +83,7 @@ impl ProxySide {
     pub fn close_all(&mut self, keys: &[FrontendKey]) -> usize {
         match self {
             ProxySide::Engine(e) => e.close_all(keys),
+            ProxySide::Pending(_) => 0,
             ProxySide::Fake(f) => keys.iter().filter(|k| f.frontends.remove(k).is_some()).count(),
         }
     }
@@ -74,6 +91,7 @@ impl ProxySide {
     pub fn set_local_sources(&mut self, ipv6: bool, v: Vec<Prefix>) {
         match self {
             ProxySide::Engine(e) => e.set_local_sources(ipv6, v),
+            ProxySide::Pending(_) => {}
             ProxySide::Fake(f) => f.local_sources[ipv6 as usize] = v,
         }
     }
@@ -82,6 +100,7 @@ impl ProxySide {
     pub fn frontends(&self) -> BTreeMap<FrontendKey, Frontend> {
         match self {
             ProxySide::Engine(e) => e.frontends().into_iter().collect(),
+            ProxySide::Pending(_) => BTreeMap::new(),
             ProxySide::Fake(f) => f.frontends.clone(),
         }
     }
@@ -89,6 +108,7 @@ impl ProxySide {
     pub fn stats(&self, name: &str) -> Option<Snapshot> {
         match self {
             ProxySide::Engine(e) => e.service_stats(name),
+            ProxySide::Pending(_) => None,
             ProxySide::Fake(f) => f.services.contains_key(name).then(Snapshot::default),
         }
     }

@@ -135,6 +135,7 @@ impl UserspaceSync {
 
     pub fn sync(&mut self, full: bool, upserts: &str, deletes: &[String], explain: bool) -> Result<UserspaceOutcome, ProxierError> {
         let start = Instant::now();
+        self.proxy.start()?;
         let (records, mut rejected) = wire::decode(upserts)?;
         rejected.extend(if full { self.desired.replace_all(&records) } else { self.desired.update(&records, deletes) });
         let dirty = self.desired.take_dirty();
