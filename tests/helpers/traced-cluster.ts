@@ -95,9 +95,9 @@ export const MODE_EXCEPTIONS: Partial<Record<ProxyMode, Record<string, { verdict
 };
 
 /** The modes the shared tables run in. */
-// iptables and IPVS modes have no tracer yet: their proof is the real-packet matrix
-// (tests/netns/iptables-mode.test.ts; tests/vm/ipvs-mode.vmtest.ts in the VM).
-const UNTRACED: readonly ProxyMode[] = ['iptables', 'ipvs'];
+// iptables, IPVS and userspace modes have no tracer yet: their proof is the real-packet matrix
+// (tests/netns/iptables-mode.test.ts, tests/netns/userspace-mode.test.ts; tests/vm/*.vmtest.ts in the VM).
+const UNTRACED: readonly ProxyMode[] = ['iptables', 'ipvs', 'userspace'];
 export const MODES: ProxyMode[] = implementedModes().filter((m) => !UNTRACED.includes(m));
 
 /** The verdict `mode` must give for row `name`: the table's, unless the mode lists an exception. */

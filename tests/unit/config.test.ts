@@ -143,9 +143,10 @@ const NOT_IMPLEMENTED_FLAGS = [
 ];
 
 const FLAG_ERRORS: Array<[string[], string, string]> = [
-  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables, iptables, ipvs'],
+  [['--proxy-mode=foo'], '--proxy-mode', '--proxy-mode: unsupported value "foo"; accepted: nftables, iptables, ipvs, userspace'],
   [['--proxy-mode=IPVS'], '--proxy-mode', 'unsupported value "IPVS"'],
-  [['--proxy-mode=userspace'], '--proxy-mode', 'unsupported value "userspace"'],
+  [['--proxy-mode=userspace', '--udp-timeout=0s'], '--udp-timeout', '--udp-timeout: must be greater than 0, got 0s'],
+  [['--proxy-mode=userspace', '--userspace-max-connections=-1'], '--userspace-max-connections', 'must be a whole number of connections'],
   [['--proxy-mode=ipvs', '--ipvs-sync-period=0s'], '--ipvs-sync-period', '--ipvs-sync-period: must be greater than 0, got 0s'],
   [['--proxy-mode=ipvs', '--ipvs-min-sync-period=-1s'], '--ipvs-min-sync-period', 'must be greater than or equal to 0, got -1s'],
   // The 1s default minimum (upstream's, by flags) is above this sync period.
@@ -516,11 +517,26 @@ test('config file: other flags are ignored with a warning', (t) => {
 });
 
 test('config file: unknown fields fall back to lenient decoding with a warning', (t) => {
-  const path = withFile(`${HEADER}udpIdleTimeout: 250ms\nconntrack: {max: null}\nfoo: 1\n`);
+  const path = withFile(`${HEADER}resourceContainer: /kube-proxy\nconntrack: {max: null}\nfoo: 1\n`);
   const config = load(['--config', path]);
   t.is(config.warnings.length, 1);
-  t.regex(config.warnings[0], /lenient decoding.*"udpIdleTimeout", "conntrack\.max", "foo"/);
+  t.regex(config.warnings[0], /lenient decoding.*"resourceContainer", "conntrack\.max", "foo"/);
   t.false('foo' in config.raw);
+});
+
+test('userspace mode: --udp-timeout and the connection cap, or udpIdleTimeout and userspace.* in the file', (t) => {
+  const flags = load(['--proxy-mode=userspace', '--udp-timeout=2s', '--userspace-max-connections=500']);
+  t.is(flags.mode, 'userspace');
+  t.deepEqual(flags.userspace, { udpIdleTimeoutMs: 2000, maxConnectionsPerService: 500 });
+  t.is(flags.raw.udpIdleTimeout, '2s', '/configz shows them in userspace mode');
+  t.deepEqual(load(['--proxy-mode=userspace']).userspace, { udpIdleTimeoutMs: 250, maxConnectionsPerService: 0 }, "upstream's 250ms");
+  const nft = load(['--udp-timeout=0s']);
+  t.is(nft.raw.udpIdleTimeout, undefined, 'outside userspace mode: not on /configz');
+  t.regex(nft.warnings.join('\n'), /--udp-timeout: must be greater than 0.*only applies in userspace mode/);
+  const path = withFile(`${HEADER}mode: userspace\nudpIdleTimeout: 1s\nuserspace: {maxConnectionsPerService: 64}\n`);
+  const file = load(['--config', path]);
+  t.deepEqual(file.userspace, { udpIdleTimeoutMs: 1000, maxConnectionsPerService: 64 });
+  t.deepEqual(file.warnings, []);
 });
 
 test('config file: duplicate keys fall back to lenient decoding with a warning', (t) => {

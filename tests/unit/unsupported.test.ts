@@ -11,7 +11,7 @@ const svc = (spec: Record<string, unknown>, metadata: Record<string, unknown> = 
 const CLUSTER_IP_ONLY: ReadonlySet<Feature> = new Set<Feature>(['ClusterIP', 'TerminatingFallback']);
 const EVERYTHING: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'LoadBalancer', 'LoadBalancerSourceRanges', 'ExternalIPs', 'SessionAffinity',
-  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
+  'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback', 'SCTP', 'SourceIPPreservation',
 ]);
 
 // [name, spec, metadata, unsupported by a ClusterIP-only mode]
@@ -23,7 +23,8 @@ const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, Fe
   ['LoadBalancer with source ranges', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, loadBalancerSourceRanges: ['10.0.0.0/8'] }, {}, ['LoadBalancer', 'LoadBalancerSourceRanges']],
   ['affinity and external IPs', { sessionAffinity: 'ClientIP', externalIPs: ['1.2.3.4'] }, {}, ['ExternalIPs', 'SessionAffinity']],
   ['internal Local policy', { internalTrafficPolicy: 'Local' }, {}, ['InternalTrafficPolicyLocal']],
-  ['external Local policy on a NodePort', { type: 'NodePort', externalTrafficPolicy: 'Local' }, {}, ['NodePort', 'ExternalTrafficPolicyLocal']],
+  ['external Local policy on a NodePort', { type: 'NodePort', externalTrafficPolicy: 'Local' }, {}, ['NodePort', 'ExternalTrafficPolicyLocal', 'SourceIPPreservation']],
+  ['an SCTP port', { ports: [{ port: 80, protocol: 'TCP' }, { port: 9, protocol: 'SCTP' }] }, {}, ['SCTP']],
   ['external Local policy on a plain ClusterIP means nothing', { externalTrafficPolicy: 'Local' }, {}, []],
   ['trafficDistribution', { trafficDistribution: 'PreferClose' }, {}, ['TopologyHints']],
   ['topology-mode annotation', {}, { annotations: { 'service.kubernetes.io/topology-mode': 'Auto' } }, ['TopologyHints']],

@@ -1,7 +1,7 @@
 // `npm start`: a node in a few network namespaces, kproxy programming it, traffic to show it.
 //
 //   --once  exit after the showing (the smoke test uses it); otherwise run until Ctrl-C.
-//   --mode iptables  run kproxy in iptables mode instead of nftables.
+//   --mode iptables|ipvs|userspace  run kproxy in that mode instead of nftables.
 //   KPROXY_DEMO_AGENT=path  run another agent script instead of bin/kproxy.js (e.g. a build).
 //   KPROXY_DEMO_WAIT_S=N    wait up to N s (default 60) for the first program (slow, emulated CPUs).
 //
@@ -22,7 +22,16 @@ const NEEDS_ROOT = "kproxy's demo needs root (it creates network namespaces and 
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-type Mode = 'nftables' | 'iptables';
+type Mode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
+const MODES: Mode[] = ['nftables', 'iptables', 'ipvs', 'userspace'];
+
+/** Where the demo says to look at what kproxy did, per mode. */
+const LOOK: Record<Mode, (node: string) => string> = {
+  nftables: (node) => `ip netns exec ${node} nft list ruleset`,
+  iptables: (node) => `ip netns exec ${node} iptables-save`,
+  ipvs: (node) => `ip netns exec ${node} ipvsadm -Ln`,
+  userspace: (node) => `ip netns exec ${node} ss -ltnu`,
+};
 
 function agentArgs(mode: Mode): string[] {
   return [
@@ -54,9 +63,19 @@ async function waitForRuleset(topo: Topology, agent: NsProcess, mode: Mode): Pro
   const started = Date.now();
   const timeoutMs = (Number(process.env.KPROXY_DEMO_WAIT_S) || 60) * 1000;
   for (const [family, ip] of [['ip', CLUSTER_IP], ['ip6', CLUSTER_IP6]]) {
-    const where = mode === 'nftables' ? `the ${family} kube-proxy service-ips map` : `${family === 'ip' ? 'iptables' : 'ip6tables'} KUBE-SERVICES`;
+    const where = {
+      nftables: `the ${family} kube-proxy service-ips map`,
+      iptables: `${family === 'ip' ? 'iptables' : 'ip6tables'} KUBE-SERVICES`,
+      ipvs: 'IPVS',
+      userspace: 'the listening sockets',
+    }[mode];
     await waitFor(`${ip} in ${where}`, async () => {
       if (agent.exitCode !== null) throw new GiveUp(`kproxy exited (${agent.exitCode}):\n${agent.output().slice(-3000)}`);
+      if (mode === 'userspace' || mode === 'ipvs') {
+        const at = family === 'ip' ? `${ip}:80` : `[${ip}]:80`;
+        const r = mode === 'ipvs' ? await topo.exec(topo.node, ['ipvsadm', '-Ln', '-t', at], { allowFailure: true }) : await topo.exec(topo.node, ['ss', '-Hltn'], { allowFailure: true });
+        return r.code === 0 && (mode === 'ipvs' || r.stdout.split(/\s+/).includes(at));
+      }
       if (mode === 'iptables') {
         const save = await topo.exec(topo.node, [family === 'ip' ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'], { allowFailure: true });
         return save.code === 0 && save.stdout.includes(`-A KUBE-SERVICES -d ${ip}/`);
@@ -65,8 +84,8 @@ async function waitForRuleset(topo: Topology, agent: NsProcess, mode: Mode): Pro
       return map.code === 0 && map.stdout.includes(`${ip} . `);
     }, { timeoutMs });
   }
-  say(`Ruleset programmed after ${((Date.now() - started) / 1000).toFixed(1)} s:`);
-  say(mode === 'nftables' ? `  ip netns exec ${topo.node} nft list table ip kube-proxy` : `  ip netns exec ${topo.node} iptables-save`);
+  say(`${mode === 'userspace' ? 'Proxy listening' : 'Ruleset programmed'} after ${((Date.now() - started) / 1000).toFixed(1)} s:`);
+  say(`  ${LOOK[mode](topo.node)}`);
 }
 
 async function showTraffic(topo: Topology): Promise<void> {
@@ -80,7 +99,7 @@ async function showTraffic(topo: Topology): Promise<void> {
   }
   for (const [who, n] of [...counts].sort()) say(`  ${who.padEnd(12)} ${'#'.repeat(n).padEnd(REQUESTS)} ${n}`);
   const first = results.find((r) => r.ok);
-  if (first?.ok) say(`  backends see the node's address, not the client's (masquerade): "${first.body}"`);
+  if (first?.ok) say(`  backends see the node's address, not the client's (masquerade, or the proxy's own connection): "${first.body}"`);
 
   say();
   const udp = await topo.udpRequest(topo.client, CLUSTER_IP, 53);
@@ -132,8 +151,8 @@ async function main(argv: string[]): Promise<number> {
   const once = argv.includes('--once');
   const modeAt = argv.indexOf('--mode');
   const mode = (modeAt >= 0 ? argv[modeAt + 1] : 'nftables') as Mode;
-  if (mode !== 'nftables' && mode !== 'iptables') {
-    console.error(`--mode: nftables or iptables, got ${mode}`);
+  if (!MODES.includes(mode)) {
+    console.error(`--mode: one of ${MODES.join(', ')}, got ${mode}`);
     return 1;
   }
   const workDir = await mkdtemp(join(tmpdir(), 'kproxy-demo-'));
@@ -155,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
     if (once) return 0;
     say('Try it:');
     say(`  ip netns exec ${topo.client} curl http://${CLUSTER_IP}/`);
-    say(mode === 'nftables' ? `  ip netns exec ${topo.node} nft list ruleset` : `  ip netns exec ${topo.node} iptables-save`);
+    say(`  ${LOOK[mode](topo.node)}`);
     say('Running until Ctrl-C (everything above is removed on exit).');
     const code = await agent.exited;
     throw new Error(`kproxy exited (${code})`);
