@@ -2,11 +2,15 @@
 // beside nftables mode (kernel NAT), in one run on one set of throwaway namespaces (issue 10, §4):
 // bulk TCP throughput (iperf3, 1 and 8 streams), new connections per second and the latency a
 // proxy adds per request (wrk, one connection per request). It reports ratios, never asserts.
-//   client 192.168.90.2 ── node 192.168.90.1 / 10.244.i.1 ── backend i 10.244.i.2 (i = 1, 2)
+//   client (a pod) 10.244.0.2 ── node 10.244.0.1 / 10.244.i.1 ── backend i 10.244.i.2 (i = 1, 2)
 // The contenders take turns in the node, each on the Service 10.96.0.10: 80 → both backends'
 // HTTP responders (haproxy, `http-request return`), 5201 → backend 1's iperf3 only (iperf3's
 // streams must reach the server their control connection did). "direct" is the client to
 // backend 1 with no proxy: the reference the added latency is measured from.
+// The client is a pod, so nftables mode does not masquerade it (as in a cluster); each
+// contender has its own backend port, so the backends' TIME_WAITs of one (tens of thousands)
+// never meet the next one's new connections: a SYN on a TIME_WAIT tuple with another
+// sender's timestamps is dropped (PAWS), and the 1 s SYN retransmits would be the figure.
 // The bench re-runs itself inside the node (the proxiers program and listen there); the
 // client's tools run in the client through `ip netns exec`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,7 +28,7 @@ const IP = systemTool('ip');
 const [HAPROXY, IPERF3, WRK] = ['haproxy', 'iperf3', 'wrk'].map(systemTool);
 const VIP = '10.96.0.10';
 const IPERF_PORT = 5201;
-const NODE_IP = '192.168.90.1';
+const NODE_IP = '10.244.0.1';
 const BACKENDS = ['10.244.1.2', '10.244.2.2'];
 
 interface Args {
@@ -61,7 +65,7 @@ function build(n: Names): void {
   const sysctl = (ns: string, ...kv: string[]) => sh(IP, ['netns', 'exec', ns, systemTool('sysctl'), '-qw', ...kv]);
   for (const ns of all(n)) ip('netns', 'add', ns);
   ip('link', 'add', 'c0', 'netns', n.client, 'type', 'veth', 'peer', 'name', 'n0', 'netns', n.node);
-  ip('-n', n.client, 'addr', 'add', '192.168.90.2/24', 'dev', 'c0');
+  ip('-n', n.client, 'addr', 'add', '10.244.0.2/24', 'dev', 'c0');
   ip('-n', n.node, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'n0');
   const up: [string, string][] = [[n.client, 'c0'], [n.node, 'n0']];
   BACKENDS.forEach((addr, k) => {
@@ -180,13 +184,13 @@ defaults
   timeout client 10s
   timeout server 10s
 frontend ok
-  bind ${addr}:8080
+${CONTENDERS.map((c) => `  bind ${addr}:${c.port}`).join('\n')}
   http-request return status 200 content-type text/plain string ok
 `;
 
 // The contender: TCP mode, round robin over the same backends, two threads (the machine's
 // cores). No splice options: HAProxy copies through userspace, as kproxy's proxy does.
-const haproxyConfig = () => `global
+const haproxyConfig = (port: number) => `global
   nbthread 2
   maxconn 8000
 defaults
@@ -199,7 +203,7 @@ frontend http
   default_backend http
 backend http
   balance roundrobin
-${BACKENDS.map((b, k) => `  server b${k + 1} ${b}:8080`).join('\n')}
+${BACKENDS.map((b, k) => `  server b${k + 1} ${b}:${port}`).join('\n')}
 frontend iperf
   bind ${VIP}:${IPERF_PORT}
   default_backend iperf
@@ -210,9 +214,9 @@ backend iperf
 type Teardown = () => Promise<void>;
 
 /** HAProxy in the node, bound on the Service address, which it needs as a local one (on lo). */
-async function startHaproxy(dir: string): Promise<Teardown> {
+async function startHaproxy(dir: string, port: number): Promise<Teardown> {
   const cfg = join(dir, 'node.cfg');
-  writeFileSync(cfg, haproxyConfig());
+  writeFileSync(cfg, haproxyConfig(port));
   sh(IP, ['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   const s = serve(undefined, [HAPROXY, '-db', '-f', cfg]);
   return async () => {
@@ -222,7 +226,7 @@ async function startHaproxy(dir: string): Promise<Teardown> {
 }
 
 /** kproxy's proxier of `mode` in the node, as the agent drives it; a string: why it cannot run. */
-async function startKproxy(mode: ProxyMode): Promise<Teardown | string> {
+async function startKproxy(mode: ProxyMode, port: number): Promise<Teardown | string> {
   let p: Proxier;
   try {
     [p] = await createProxiers(mode, ['IPv4'], {
@@ -238,7 +242,7 @@ async function startKproxy(mode: ProxyMode): Promise<Teardown | string> {
     const r = await p.sync({
       full: true, deletes: [], node: { nodePortIPs: [], nodeIPs: [NODE_IP] },
       upserts: [
-        clusterIPServicePort({ ...web, portName: 'http', port: 80, endpoints: BACKENDS.map((b) => readyEndpoint(b, 8080)) }),
+        clusterIPServicePort({ ...web, portName: 'http', port: 80, endpoints: BACKENDS.map((b) => readyEndpoint(b, port)) }),
         clusterIPServicePort({ ...web, portName: 'iperf', port: IPERF_PORT, endpoints: [readyEndpoint(BACKENDS[0], IPERF_PORT)] }),
       ],
     });
@@ -255,25 +259,27 @@ type Outcome = Figures | { skipped: string };
 
 interface Contender {
   name: string;
+  /** Its HTTP port on the backends. */
+  port: number;
   http: [string, number];
   iperf: [string, number];
-  start(dir: string): Promise<Teardown | string>;
+  start(dir: string, port: number): Promise<Teardown | string>;
 }
 
 const onVip = { http: [VIP, 80] as [string, number], iperf: [VIP, IPERF_PORT] as [string, number] };
 // In turn; nftables last, so that its conntrack and NAT hooks are not in the node for the others.
 const CONTENDERS: Contender[] = [
-  { name: 'direct', http: [BACKENDS[0], 8080], iperf: [BACKENDS[0], IPERF_PORT], start: async () => async () => undefined },
-  { name: 'haproxy', ...onVip, start: startHaproxy },
-  { name: 'userspace', ...onVip, start: () => startKproxy('userspace') },
-  { name: 'nftables', ...onVip, start: () => startKproxy('nftables') },
+  { name: 'direct', port: 8080, http: [BACKENDS[0], 8080], iperf: [BACKENDS[0], IPERF_PORT], start: async () => async () => undefined },
+  { name: 'haproxy', port: 8081, ...onVip, start: startHaproxy },
+  { name: 'userspace', port: 8082, ...onVip, start: (_, port) => startKproxy('userspace', port) },
+  { name: 'nftables', port: 8083, ...onVip, start: (_, port) => startKproxy('nftables', port) },
 ];
 
 async function contend(c: Contender, n: Names, a: Args, dir: string): Promise<Outcome> {
   console.error(`${c.name}...`);
   let teardown: Teardown | string;
   try {
-    teardown = await c.start(dir);
+    teardown = await c.start(dir, c.port);
   } catch (e) {
     return { skipped: `could not start: ${message(e)}` };
   }

@@ -17,5 +17,5 @@ mod userspace;
 pub use iptables::*;
 pub use ipvs::*;
 pub use nftables::*;
-pub use userspace::*;
 pub use sync_task::{RejectedServicePort, SyncReport, SyncRequest};
+pub use userspace::*;

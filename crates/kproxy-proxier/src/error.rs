@@ -103,6 +103,17 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// An rtnetlink failure (links, addresses) in the catalogue.
+pub fn rtnl_error(e: RtnlError) -> ProxierError {
+    match e {
+        RtnlError::Io(e) => ProxierError::new(Code::NetlinkIo, format!("rtnetlink: {e}")),
+        RtnlError::Kernel { errno, what } => {
+            ProxierError { code: Code::KernelRejected, message: format!("rtnetlink {what}: errno {errno}"), errno: Some(errno) }
+        }
+        other => ProxierError::new(Code::NoAck, format!("rtnetlink: {other}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,16 +132,5 @@ mod tests {
         let listed: Vec<&str> = listed.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         let ours: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(listed, ours, "tests/fixtures/error-codes.txt and error.rs differ");
-    }
-}
-
-/// An rtnetlink failure (links, addresses) in the catalogue.
-pub fn rtnl_error(e: RtnlError) -> ProxierError {
-    match e {
-        RtnlError::Io(e) => ProxierError::new(Code::NetlinkIo, format!("rtnetlink: {e}")),
-        RtnlError::Kernel { errno, what } => {
-            ProxierError { code: Code::KernelRejected, message: format!("rtnetlink {what}: errno {errno}"), errno: Some(errno) }
-        }
-        other => ProxierError::new(Code::NoAck, format!("rtnetlink: {other}")),
     }
 }

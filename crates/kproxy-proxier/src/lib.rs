@@ -14,8 +14,8 @@ pub mod local;
 pub mod nftables;
 pub mod node;
 pub mod service;
-pub mod userspace;
 pub mod sync;
+pub mod userspace;
 pub mod wire;
 
 pub use desired::Desired;

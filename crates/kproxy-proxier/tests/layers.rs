@@ -3,8 +3,16 @@
 
 use std::path::Path;
 
-const CRATES: &[&str] =
-    &["kproxy-netlink", "kproxy-nftables", "kproxy-conntrack", "kproxy-ipvs", "kproxy-rtnetlink", "kproxy-userspace", "kproxy-proxier", "kproxy-napi"];
+const CRATES: &[&str] = &[
+    "kproxy-netlink",
+    "kproxy-nftables",
+    "kproxy-conntrack",
+    "kproxy-ipvs",
+    "kproxy-rtnetlink",
+    "kproxy-userspace",
+    "kproxy-proxier",
+    "kproxy-napi",
+];
 /// Modules of kproxy-proxier that every mode shares.
 const SHARED: &[&str] = &["counts", "desired", "error", "foreign", "local", "node", "service", "sync", "wire"];
 const MODES: &[&str] = &["nftables", "iptables", "ipvs", "userspace"];

@@ -61,7 +61,11 @@ fn the_matrix_as_frontends_matches_the_golden() {
     // What the fake proxy holds is what the render says.
     assert_eq!(fake(&mut s).frontends.len(), out.frontends);
     let again = s.sync(true, MATRIX, &[], false).unwrap();
-    assert_eq!((again.opened, again.closed, again.addresses_added, again.drift_repaired), (0, 0, 0, 0), "a converged full sync changes nothing");
+    assert_eq!(
+        (again.opened, again.closed, again.addresses_added, again.drift_repaired),
+        (0, 0, 0, 0),
+        "a converged full sync changes nothing"
+    );
 }
 
 #[test]

@@ -184,7 +184,8 @@ impl Engine {
             .enable_time()
             .build()
             .map_err(EngineError::Runtime)?;
-        let ctx = Arc::new(Ctx { opts, counters: EngineCounters::default(), local: RwLock::new(Default::default()), epoch: Instant::now() });
+        let ctx =
+            Arc::new(Ctx { opts, counters: EngineCounters::default(), local: RwLock::new(Default::default()), epoch: Instant::now() });
         Ok(Self { rt: Some(rt), ctx, services: Mutex::new(HashMap::new()), frontends: Mutex::new(BTreeMap::new()) })
     }
 

@@ -109,7 +109,8 @@ fn tcp_flows() {
     e.open(tcp(ranges_ok), &Frontend { allowed: vec!["127.0.0.0/8".parse().unwrap()], ..frontend("ns/ranges:p") }).unwrap();
     e.open(tcp(local), &Frontend { local_pool: Some(1), ..frontend("ns/local:p") }).unwrap();
 
-    let rows: Vec<(&str, SocketAddr, Vec<Result<&str, ErrorKind>>)> = vec![
+    type Row<'a> = (&'a str, SocketAddr, Vec<Result<&'a str, ErrorKind>>);
+    let rows: Vec<Row> = vec![
         ("round robin over both endpoints", rr, vec![Ok("a"), Ok("b"), Ok("a"), Ok("b")]),
         ("a refused connect goes on to the next endpoint", retry, vec![Ok("a"), Ok("a")]),
         ("an empty pool resets at once", none, vec![Err(ErrorKind::ConnectionReset)]),

@@ -27,7 +27,6 @@ pub fn ipvs_error(e: IpvsError) -> ProxierError {
     }
 }
 
-
 /// IPVS, opened on first use (so a fake-only caller never needs the kernel's).
 pub enum IpvsSide {
     Kernel(Option<Ipvs>),

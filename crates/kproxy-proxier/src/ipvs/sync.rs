@@ -14,14 +14,14 @@ use kproxy_nftables::{Cidr, Family, Op as NftOp, Transaction};
 
 use super::backends::{IpvsSide, LinkSide, TableSide};
 use super::build::{service_part, Element, IpvsConfig, Part};
-use crate::node::NodeAddrs;
 use super::counts::push_elements;
-use crate::counts::Counts;
 use super::reconcile::{diff, Draining, Servers};
 use super::table::{firewall_rules, fixed_ops, nodeport_ip, TableShape, TABLE};
+use crate::counts::Counts;
 use crate::desired::Desired;
 use crate::error::{Code, ProxierError};
 use crate::nftables::layout::NODEPORT_IPS;
+use crate::node::NodeAddrs;
 use crate::wire::{self, Rejected};
 
 /// What one sync did.

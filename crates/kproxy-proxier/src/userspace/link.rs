@@ -125,10 +125,11 @@ impl VipLink {
             }
             VipLink::Kernel { conn, at } => {
                 let host = |v: &[IpAddr]| v.iter().map(|a| (*a, if a.is_ipv4() { 32 } else { 128 })).collect::<Vec<_>>();
-                let (added, deleted) = Self::rtnl(conn)?.change_addresses(index, &host(add), &host(delete), ADDR_PROTO).map_err(rtnl_error)?;
+                let (added, deleted) =
+                    Self::rtnl(conn)?.change_addresses(index, &host(add), &host(delete), ADDR_PROTO).map_err(rtnl_error)?;
                 let refused = |r: &Vec<Result<(), i32>>, fine: i32| r.iter().filter(|r| matches!(r, Err(e) if *e != fine)).count();
                 let n = refused(&added, kproxy_rtnetlink::EEXIST) + refused(&deleted, kproxy_rtnetlink::EADDRNOTAVAIL);
-                if added.iter().any(|r| *r == Err(kproxy_rtnetlink::ENODEV)) {
+                if added.contains(&Err(kproxy_rtnetlink::ENODEV)) {
                     *at = None; // the link went: found again next time
                 }
                 Ok(n)
