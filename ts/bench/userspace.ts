@@ -3,15 +3,13 @@
 // bulk TCP throughput (iperf3, 1 and 8 streams), new connections per second and the latency a
 // proxy adds per request (wrk, one connection per request). It reports ratios, never asserts.
 //   client (a pod) 10.244.0.2 ── node 10.244.0.1 / 10.244.i.1 ── backend i 10.244.i.2 (i = 1, 2)
-// The contenders take turns in the node, each on the Service 10.96.0.10: 80 → both backends'
-// HTTP responders (haproxy, `http-request return`), 5201 → backend 1's iperf3 only (iperf3's
-// streams must reach the server their control connection did). "direct" is the client to
-// backend 1 with no proxy: the reference the added latency is measured from.
-// The client is a pod, so nftables mode does not masquerade it (as in a cluster); each
-// contender has its own backend port, so the backends' TIME_WAITs of one (tens of thousands)
-// never meet the next one's new connections: a SYN on a TIME_WAIT tuple with another
-// sender's timestamps is dropped (PAWS), and the 1 s SYN retransmits would be the figure.
-// The bench re-runs itself inside the node (the proxiers program and listen there); the
+// The contenders take turns in the node, on the Service 10.96.0.10: 80 → both backends' HTTP
+// responders (haproxy's `http-request return`), 5201 → backend 1's iperf3 only (its streams
+// must reach the server their control connection did). "direct" (client → backend 1, no
+// proxy) is the reference for the added latency. The client is a pod, so nftables mode does
+// not masquerade it, as in a cluster; each contender has its own backend port, so one's
+// TIME_WAITs on the backends never meet the next one's SYNs (dropped as PAWS: 1 s retransmits).
+// The bench re-runs itself inside the node, where the proxiers program and listen; the
 // client's tools run in the client through `ip netns exec`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +21,7 @@ import { clusterIPServicePort, readyEndpoint } from '../model/build.js';
 import { createProxiers } from '../proxier/registry.js';
 import type { Proxier, ProxyMode } from '../proxier/types.js';
 import { systemTool } from '../system-tools.js';
+import { measureChanges } from './userspace-changes.js';
 
 const IP = systemTool('ip');
 const [HAPROXY, IPERF3, WRK] = ['haproxy', 'iperf3', 'wrk'].map(systemTool);
@@ -31,28 +30,28 @@ const IPERF_PORT = 5201;
 const NODE_IP = '10.244.0.1';
 const BACKENDS = ['10.244.1.2', '10.244.2.2'];
 
-interface Args {
-  /** Each measurement's length. */
-  seconds: number;
-}
+/** seconds: each measurement's length. */
+/** seconds: per measurement; services: the change-latency program's size (0 skips it). */
+interface Args { seconds: number; services: number }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 5 };
+  const a: Args = { seconds: 5, services: 10_000 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = inline ?? argv[++i] ?? '';
     if (flag === '--mode') continue;
     const n = Number(value);
     if (flag === '--seconds' && Number.isInteger(n) && n > 0) a.seconds = n;
-    else throw new Error(`bad flag ${flag} ${value}; accepted: --mode userspace --seconds N (N > 0)`);
+    else if (flag === '--services' && Number.isInteger(n) && n >= 0) a.services = n;
+    else throw new Error(`bad flag ${flag} ${value}; accepted: --mode userspace --seconds N (N > 0) --services N (change latency at N Services; 0 skips)`);
   }
   return a;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-interface Names { client: string; node: string; backends: string[] }
-const names = (prefix: string): Names => ({ client: `${prefix}-c`, node: `${prefix}-n`, backends: BACKENDS.map((_, k) => `${prefix}-b${k + 1}`) });
+type Names = ReturnType<typeof names>;
+const names = (prefix: string) => ({ client: `${prefix}-c`, node: `${prefix}-n`, backends: BACKENDS.map((_, k) => `${prefix}-b${k + 1}`) });
 const all = (n: Names) => [n.client, n.node, ...n.backends];
 
 function sh(cmd: string, args: string[]): void {
@@ -63,21 +62,16 @@ function sh(cmd: string, args: string[]): void {
 function build(n: Names): void {
   const ip = (...args: string[]) => sh(IP, args);
   const sysctl = (ns: string, ...kv: string[]) => sh(IP, ['netns', 'exec', ns, systemTool('sysctl'), '-qw', ...kv]);
-  for (const ns of all(n)) ip('netns', 'add', ns);
-  ip('link', 'add', 'c0', 'netns', n.client, 'type', 'veth', 'peer', 'name', 'n0', 'netns', n.node);
-  ip('-n', n.client, 'addr', 'add', '10.244.0.2/24', 'dev', 'c0');
-  ip('-n', n.node, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'n0');
-  const up: [string, string][] = [[n.client, 'c0'], [n.node, 'n0']];
-  BACKENDS.forEach((addr, k) => {
-    ip('link', 'add', 'b0', 'netns', n.backends[k], 'type', 'veth', 'peer', 'name', `n${k + 1}`, 'netns', n.node);
-    ip('-n', n.node, 'addr', 'add', `10.244.${k + 1}.1/24`, 'dev', `n${k + 1}`);
-    ip('-n', n.backends[k], 'addr', 'add', `${addr}/24`, 'dev', 'b0');
-    up.push([n.backends[k], 'b0'], [n.node, `n${k + 1}`]);
+  for (const ns of all(n)) ip('netns', 'add', ns), ip('-n', ns, 'link', 'set', 'lo', 'up');
+  // A /24 a link, the node's end .1: the client's (a pod's) 10.244.0.0/24, backend i's 10.244.i.0/24.
+  [n.client, ...n.backends].forEach((ns, k) => {
+    ip('link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `n${k}`, 'netns', n.node);
+    ip('-n', n.node, 'addr', 'add', `10.244.${k}.1/24`, 'dev', `n${k}`);
+    ip('-n', ns, 'addr', 'add', `10.244.${k}.2/24`, 'dev', 'eth0');
+    ip('-n', n.node, 'link', 'set', `n${k}`, 'up');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', ns, 'route', 'add', 'default', 'via', `10.244.${k}.1`);
   });
-  for (const ns of all(n)) up.push([ns, 'lo']);
-  for (const [ns, dev] of up) ip('-n', ns, 'link', 'set', dev, 'up');
-  ip('-n', n.client, 'route', 'add', 'default', 'via', NODE_IP);
-  BACKENDS.forEach((_, k) => ip('-n', n.backends[k], 'route', 'add', 'default', 'via', `10.244.${k + 1}.1`));
   sysctl(n.node, 'net.ipv4.ip_forward=1');
   // A connection per request: tens of thousands of tuples in a few seconds, client and node.
   for (const ns of [n.client, n.node]) sysctl(ns, 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1');
@@ -87,9 +81,7 @@ function build(n: Names): void {
 function destroy(n: Names): void {
   for (const ns of all(n)) {
     const pids = spawnSync(IP, ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
-    for (const pid of pids.split(/\s+/).filter(Boolean)) {
-      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
-    }
+    for (const pid of pids.split(/\s+/).filter(Boolean)) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
     spawnSync(IP, ['netns', 'del', ns]);
   }
 }
@@ -103,8 +95,7 @@ function runIn(ns: string, cmd: string[], timeoutMs: number): Promise<{ code: nu
   return new Promise((resolve, reject) => {
     const c = spawn(IP, ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(c);
-    let stdout = '';
-    let stderr = '';
+    let [stdout, stderr] = ['', ''];
     c.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
@@ -112,8 +103,7 @@ function runIn(ns: string, cmd: string[], timeoutMs: number): Promise<{ code: nu
     c.on('close', (code) => {
       clearTimeout(timer);
       running.delete(c);
-      if (interrupted) reject(new Error('interrupted'));
-      else resolve({ code, stdout, stderr });
+      return interrupted ? reject(new Error('interrupted')) : resolve({ code, stdout, stderr });
     });
   });
 }
@@ -130,18 +120,16 @@ function serve(ns: string | undefined, cmd: string[]): Server {
   return s;
 }
 
-function stop(s: Server): Promise<void> {
+async function stop(s: Server): Promise<void> {
   s.stopping = true;
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => s.child.kill('SIGKILL'), 3000);
-    s.child.once('exit', () => (clearTimeout(kill), resolve()));
-    s.child.kill('SIGTERM');
-  });
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const kill = setTimeout(() => s.child.kill('SIGKILL'), 3000);
+  await new Promise((resolve) => s.child.once('exit', resolve).kill('SIGTERM'));
+  clearTimeout(kill);
 }
 
 /** Waits until the client can open a TCP connection to host:port (a listener, or rules, in place). */
-async function reachable(client: string, [host, port]: [string, number]): Promise<void> {
+async function reachable(client: string, [host, port]: HostPort): Promise<void> {
   const probe = `const [h, p] = process.argv.slice(1), end = Date.now() + 10000;
     (function t() { const s = require('node:net').connect(+p, h, () => (s.destroy(), process.exit(0)));
       s.on('error', () => (s.destroy(), Date.now() > end ? process.exit(1) : setTimeout(t, 100))); })();`;
@@ -149,7 +137,7 @@ async function reachable(client: string, [host, port]: [string, number]): Promis
   if (r.code !== 0) throw new Error(`${host}:${port} not reachable from the client within 10 s`);
 }
 
-async function iperf(client: string, [host, port]: [string, number], streams: number, seconds: number): Promise<number> {
+async function iperf(client: string, [host, port]: HostPort, streams: number, seconds: number): Promise<number> {
   const r = await runIn(client, [IPERF3, '-c', host, '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 20) * 1000);
   let j: { error?: string; end?: { sum_received?: { bits_per_second: number } } } = {};
   try { j = JSON.parse(r.stdout); } catch { /* reported below */ }
@@ -160,14 +148,15 @@ async function iperf(client: string, [host, port]: [string, number], streams: nu
 
 const UNIT_MS: Record<string, number> = { us: 1e-3, ms: 1, s: 1000 };
 
-/** wrk, one connection per request. Its latency runs from the request's write to the response (connect excluded). */
-async function wrk(client: string, [host, port]: [string, number], seconds: number): Promise<{ cps: number; p50: number; p99: number; errors: number }> {
-  const r = await runIn(client, [WRK, '-t2', '-c32', `-d${seconds}s`, '-H', 'Connection: close', '--latency', `http://${host}:${port}/`], (seconds + 20) * 1000);
+/**
+ * wrk, one connection per request, `conns` at a time. Its latency runs from the request's write
+ * to the response (connect excluded). Saturated (32) it measures connections per second; one at
+ * a time it measures what the proxy adds to a request, unhidden by queueing.
+ */
+async function wrk(client: string, [host, port]: HostPort, seconds: number, conns = 32): Promise<{ cps: number; p50: number; p99: number; errors: number }> {
+  const r = await runIn(client, [WRK, `-t${Math.min(2, conns)}`, `-c${conns}`, `-d${seconds}s`, '-H', 'Connection: close', '--latency', `http://${host}:${port}/`], (seconds + 20) * 1000);
   const out = r.stdout;
-  const pct = (p: number) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
-    return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
-  };
+  const pct = (p: number) => ((m) => (m ? Number(m[1]) * UNIT_MS[m[2]] : NaN))(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out));
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (r.code !== 0 || !rps) throw new Error(`wrk to ${host}:${port}: ${r.stderr.trim() || out.trim() || 'no result'}`);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1) ?? [];
@@ -175,48 +164,25 @@ async function wrk(client: string, [host, port]: [string, number], seconds: numb
   return { cps: Number(rps[1]), p50: pct(50), p99: pct(99), errors };
 }
 
-const backendConfig = (addr: string) => `global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 10s
-  timeout server 10s
-frontend ok
-${CONTENDERS.map((c) => `  bind ${addr}:${c.port}`).join('\n')}
-  http-request return status 200 content-type text/plain string ok
-`;
-
+// maxconn: haproxy needs two descriptors a connection, under this machine's limit of 20000.
+const haproxyConfig = (mode: string, threads: number, body: string[]) =>
+  [`global\n  nbthread ${threads}\n  maxconn 8000\ndefaults\n  mode ${mode}`, ...['connect 5s', 'client 30s', 'server 30s'].map((t) => `  timeout ${t}`), ...body, ''].join('\n');
+const backendConfig = (addr: string) => haproxyConfig('http', 1, [
+  'frontend ok', ...CONTENDERS.map((c) => `  bind ${addr}:${c.port}`), '  http-request return status 200 content-type text/plain string ok',
+]);
 // The contender: TCP mode, round robin over the same backends, two threads (the machine's
 // cores). No splice options: HAProxy copies through userspace, as kproxy's proxy does.
-const haproxyConfig = (port: number) => `global
-  nbthread 2
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend http
-  bind ${VIP}:80
-  default_backend http
-backend http
-  balance roundrobin
-${BACKENDS.map((b, k) => `  server b${k + 1} ${b}:${port}`).join('\n')}
-frontend iperf
-  bind ${VIP}:${IPERF_PORT}
-  default_backend iperf
-backend iperf
-  server b1 ${BACKENDS[0]}:${IPERF_PORT}
-`;
+const nodeConfig = (port: number) => haproxyConfig('tcp', 2, [
+  'listen http', `  bind ${VIP}:80`, '  balance roundrobin', ...BACKENDS.map((b, k) => `  server b${k + 1} ${b}:${port}`),
+  'listen iperf', `  bind ${VIP}:${IPERF_PORT}`, `  server b1 ${BACKENDS[0]}:${IPERF_PORT}`,
+]);
 
 type Teardown = () => Promise<void>;
 
 /** HAProxy in the node, bound on the Service address, which it needs as a local one (on lo). */
 async function startHaproxy(dir: string, port: number): Promise<Teardown> {
   const cfg = join(dir, 'node.cfg');
-  writeFileSync(cfg, haproxyConfig(port));
+  writeFileSync(cfg, nodeConfig(port));
   sh(IP, ['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   const s = serve(undefined, [HAPROXY, '-db', '-f', cfg]);
   return async () => {
@@ -227,15 +193,11 @@ async function startHaproxy(dir: string, port: number): Promise<Teardown> {
 
 /** kproxy's proxier of `mode` in the node, as the agent drives it; a string: why it cannot run. */
 async function startKproxy(mode: ProxyMode, port: number): Promise<Teardown | string> {
-  let p: Proxier;
-  try {
-    [p] = await createProxiers(mode, ['IPv4'], {
-      masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }),
-      localDetectors: { IPv4: { mode: 'ClusterCIDR', cidr: '10.244.0.0/16' } },
-    });
-  } catch (e) {
-    return message(e);
-  }
+  const p: Proxier | string = await createProxiers(mode, ['IPv4'], {
+    masqueradeAll: false, masqueradeBit: 14, fake: false, registry: new Registry(), logger: pino({ level: 'silent' }),
+    localDetectors: { IPv4: { mode: 'ClusterCIDR', cidr: '10.244.0.0/16' } },
+  }).then(([x]) => x, message);
+  if (typeof p === 'string') return p;
   const web = { namespace: 'bench', name: 'web', protocol: 'TCP' as const, clusterIP: VIP };
   try {
     await p.prepare?.();
@@ -257,16 +219,11 @@ async function startKproxy(mode: ProxyMode, port: number): Promise<Teardown | st
 interface Figures { bulk1: number; bulk8: number; cps: number; p50: number; p99: number; errors: number }
 type Outcome = Figures | { skipped: string };
 
-interface Contender {
-  name: string;
-  /** Its HTTP port on the backends. */
-  port: number;
-  http: [string, number];
-  iperf: [string, number];
-  start(dir: string, port: number): Promise<Teardown | string>;
-}
+type HostPort = [string, number];
+/** port: its HTTP port on the backends; start: its teardown, or why it cannot run. */
+interface Contender { name: string; port: number; http: HostPort; iperf: HostPort; start(dir: string, port: number): Promise<Teardown | string> }
 
-const onVip = { http: [VIP, 80] as [string, number], iperf: [VIP, IPERF_PORT] as [string, number] };
+const onVip = { http: [VIP, 80] as HostPort, iperf: [VIP, IPERF_PORT] as HostPort };
 // In turn; nftables last, so that its conntrack and NAT hooks are not in the node for the others.
 const CONTENDERS: Contender[] = [
   { name: 'direct', port: 8080, http: [BACKENDS[0], 8080], iperf: [BACKENDS[0], IPERF_PORT], start: async () => async () => undefined },
@@ -277,19 +234,16 @@ const CONTENDERS: Contender[] = [
 
 async function contend(c: Contender, n: Names, a: Args, dir: string): Promise<Outcome> {
   console.error(`${c.name}...`);
-  let teardown: Teardown | string;
-  try {
-    teardown = await c.start(dir, c.port);
-  } catch (e) {
-    return { skipped: `could not start: ${message(e)}` };
-  }
+  const teardown = await c.start(dir, c.port).catch((e: unknown) => `could not start: ${message(e)}`);
   if (typeof teardown === 'string') return { skipped: teardown };
   try {
     await reachable(n.client, c.http);
     await wrk(n.client, c.http, 1); // warm-up: neighbours, the proxy's first connections
     const bulk1 = await iperf(n.client, c.iperf, 1, a.seconds);
     const bulk8 = await iperf(n.client, c.iperf, 8, a.seconds);
-    return { bulk1, bulk8, ...(await wrk(n.client, c.http, a.seconds)) };
+    const busy = await wrk(n.client, c.http, a.seconds);
+    const light = await wrk(n.client, c.http, a.seconds, 1);
+    return { bulk1, bulk8, cps: busy.cps, p50: light.p50, p99: light.p99, errors: busy.errors + light.errors };
   } catch (e) {
     if (interrupted) throw e;
     return { skipped: `failed: ${message(e)}` };
@@ -314,10 +268,7 @@ function report(results: Map<string, Outcome>, a: Args): string[] {
   const [d, nf, hp, us] = SHOWN.map(fig);
   const ratio = (x?: number, y?: number) => (x !== undefined && y !== undefined && x > 0 && y > 0 ? `${(x / y).toFixed(2)}x` : '-');
   const cols = [...SHOWN, 'us/haproxy', 'us/nftables'];
-  const lines = [
-    `kproxy bench, userspace mode: ${a.seconds} s per measurement; iperf3 -P 1 and -P 8; wrk -t2 -c32, Connection: close`,
-    `${''.padEnd(30)}${cols.map((c) => c.padStart(12)).join('')}`,
-  ];
+  const lines = [`kproxy bench, userspace mode: ${a.seconds} s per measurement; iperf3 -P 1 and -P 8; wrk -t2 -c32 (connections/s) and -t1 -c1 (latency), Connection: close`, `${''.padEnd(30)}${cols.map((c) => c.padStart(12)).join('')}`];
   for (const [label, get, digits] of ROWS) {
     const v = (f?: Figures) => (f ? get(f, d) : undefined);
     const cells = [d, nf, hp, us].map((f) => { const x = v(f); return x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits); });
@@ -343,10 +294,7 @@ function report(results: Map<string, Outcome>, a: Args): string[] {
 async function inner(a: Args): Promise<void> {
   const n = names(process.env.KPROXY_BENCH_NS ?? '');
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-usb-'));
-  const onSignal = () => {
-    interrupted = true;
-    for (const c of running) c.kill('SIGTERM');
-  };
+  const onSignal = () => void ((interrupted = true), [...running].forEach((c) => c.kill('SIGTERM')));
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   const servers: Server[] = [];
   const results = new Map<string, Outcome>();
@@ -365,6 +313,8 @@ async function inner(a: Args): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(report(results, a).join('\n'));
+  // Last, alone in the node: the change latency at scale.
+  if (a.services > 0) console.log((await measureChanges(a.services, 10, 500)).join('\n'));
 }
 
 /** Builds the namespaces, runs the bench inside the node, and always removes them. */
@@ -376,15 +326,9 @@ async function outer(): Promise<number> {
   process.on('SIGINT', forward).on('SIGTERM', forward);
   try {
     build(n);
-    const c = spawn(IP, ['netns', 'exec', n.node, process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
-      stdio: 'inherit',
-      env: { ...process.env, KPROXY_BENCH_INNER: '1', KPROXY_BENCH_NS: prefix },
-    });
-    child = c;
-    return await new Promise<number>((resolve, reject) => {
-      c.on('error', reject);
-      c.on('exit', (code, sig) => resolve(code ?? (sig ? 130 : 1)));
-    });
+    const env = { ...process.env, KPROXY_BENCH_INNER: '1', KPROXY_BENCH_NS: prefix };
+    const c = (child = spawn(IP, ['netns', 'exec', n.node, process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit', env }));
+    return await new Promise<number>((resolve, reject) => c.on('error', reject).on('exit', (code, sig) => resolve(code ?? (sig ? 130 : 1))));
   } finally {
     process.off('SIGINT', forward).off('SIGTERM', forward);
     destroy(n);

@@ -156,9 +156,12 @@ fn local_sources_are_the_pod_range_the_node_and_the_service_addresses() {
     let mut s = sync_with(LinkKind::Loopback);
     s.sync(true, &wire(&[clusterip(0, 1, "TCP")]), &[], false).unwrap();
     assert!(s.render().starts_with("link lo (no dummy driver)\n"));
-    let local: Vec<String> = fake(&mut s).local_sources[0].iter().map(|p| p.to_string()).collect();
-    assert_eq!(local, vec!["10.96.0.1/32", "10.244.1.0/24", "192.168.100.1/32"]);
-    assert!(fake(&mut s).local_sources[1].is_empty());
+    let local = &fake(&mut s).local_sources[0];
+    assert_eq!(local.prefixes, vec!["10.244.1.0/24".parse().unwrap()]);
+    let mut hosts: Vec<String> = local.hosts.iter().map(|a| a.to_string()).collect();
+    hosts.sort();
+    assert_eq!(hosts, vec!["10.96.0.1", "192.168.100.1"]);
+    assert_eq!(fake(&mut s).local_sources[1], Default::default());
     let removed = s.cleanup().unwrap();
     assert_eq!(removed, 1);
     assert!(fake(&mut s).services.is_empty() && fake(&mut s).frontends.is_empty());

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::pool::{Service, ServiceSpec};
-use crate::prefix::Prefix;
+use crate::prefix::{LocalSources, Prefix};
 use crate::socket::{tcp_listener, udp_socket};
 use crate::stats::{EngineCounters, Failure, Snapshot};
 use crate::udp::Sessions;
@@ -68,12 +68,12 @@ pub(crate) struct Binding {
 
 impl Binding {
     /// The pool for `client`, or why it is refused.
-    pub fn route(&self, client: IpAddr, local: &[Prefix]) -> Result<usize, Failure> {
+    pub fn route(&self, client: IpAddr, local: &LocalSources) -> Result<usize, Failure> {
         if !self.allowed.is_empty() && !self.allowed.iter().any(|p| p.contains(&client)) {
             return Err(Failure::SourceRange);
         }
         let pool = match self.local_pool {
-            Some(p) if local.iter().any(|l| l.contains(&client)) => p,
+            Some(p) if local.contains(&client) => p,
             _ => self.pool,
         };
         if self.service.has_endpoints(pool) {
@@ -102,13 +102,13 @@ pub(crate) struct Ctx {
     pub opts: EngineOptions,
     pub counters: EngineCounters,
     /// The local sources of each family (IPv4, IPv6), set by each family's proxier.
-    local: RwLock<[Arc<Vec<Prefix>>; 2]>,
+    local: RwLock<[Arc<LocalSources>; 2]>,
     epoch: Instant,
 }
 
 impl Ctx {
     /// The local sources of the client's family.
-    pub fn local_sources(&self, client: IpAddr) -> Arc<Vec<Prefix>> {
+    pub fn local_sources(&self, client: IpAddr) -> Arc<LocalSources> {
         let v6 = matches!(client, IpAddr::V6(a) if a.to_ipv4_mapped().is_none());
         self.local.read().unwrap_or_else(|p| p.into_inner())[v6 as usize].clone()
     }
@@ -206,9 +206,9 @@ impl Engine {
         self.rt.as_ref().expect("runtime lives until drop")
     }
 
-    /// The prefixes of one family whose clients take a frontend's local pool: the node's
-    /// pod range and its addresses.
-    pub fn set_local_sources(&self, ipv6: bool, v: Vec<Prefix>) {
+    /// One family's clients that take a frontend's local pool: the node's pod range, its
+    /// addresses and the Service addresses.
+    pub fn set_local_sources(&self, ipv6: bool, v: LocalSources) {
         self.ctx.local.write().unwrap_or_else(|p| p.into_inner())[ipv6 as usize] = Arc::new(v);
     }
 

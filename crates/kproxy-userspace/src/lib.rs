@@ -14,6 +14,6 @@ mod udp;
 
 pub use engine::{Engine, EngineError, EngineOptions, EngineSnapshot, Frontend, FrontendKey, Proto};
 pub use pool::ServiceSpec;
-pub use prefix::Prefix;
+pub use prefix::{LocalSources, Prefix};
 pub use stats::{Snapshot, CONNECT_BUCKETS, FAILURE_REASONS};
 pub use tcp::DIAL_TIMEOUTS;

@@ -1,5 +1,6 @@
 //! An address prefix, for source checks (loadBalancerSourceRanges, the node's own pods).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -27,6 +28,24 @@ impl Prefix {
             (IpAddr::V6(p), IpAddr::V6(a)) => mask_eq(&p.octets(), &a.octets(), self.len),
             _ => false,
         }
+    }
+}
+
+/// Who counts as local for a family: prefixes (the pod range) and single addresses (the
+/// node's own and the Service addresses, thousands of them), looked up per new client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalSources {
+    pub prefixes: Vec<Prefix>,
+    pub hosts: HashSet<IpAddr>,
+}
+
+impl LocalSources {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let plain = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
+            v4 => *v4,
+        };
+        self.hosts.contains(&plain) || self.prefixes.iter().any(|p| p.contains(&plain))
     }
 }
 

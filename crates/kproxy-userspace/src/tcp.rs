@@ -14,6 +14,9 @@ use crate::engine::{Binding, Ctx, Slot};
 use crate::socket::reset;
 use crate::stats::{Failure, Stats, EMFILE, ENFILE};
 
+/// A new connection's first buffer; bulk flows grow theirs to the configured size.
+const FIRST_READ: usize = 4096;
+
 /// upstream's endpointDialTimeouts: one connect attempt per timeout, each on the next endpoint.
 pub const DIAL_TIMEOUTS: [Duration; 4] =
     [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
@@ -82,15 +85,21 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; size];
+    // Capacity, not zeroed bytes: a short connection never pays for a 64 KiB memset, and
+    // the buffer grows to `size` only as far as reads fill it.
+    let mut buf: Vec<u8> = Vec::with_capacity(size.min(FIRST_READ));
     loop {
-        let n = r.read(&mut buf).await?;
+        buf.clear();
+        let n = r.read_buf(&mut buf).await?;
         if n == 0 {
             // The half-close goes on to the other side; the other direction keeps going.
             return w.shutdown().await;
         }
         w.write_all(&buf[..n]).await?;
         count(n);
+        if n == buf.capacity() && buf.capacity() < size {
+            buf.reserve_exact(size - buf.len());
+        }
     }
 }
 

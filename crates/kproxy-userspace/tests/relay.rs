@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use kproxy_userspace::{Engine, EngineOptions, Frontend, FrontendKey, Prefix, Proto, ServiceSpec};
+use kproxy_userspace::{Engine, EngineOptions, Frontend, FrontendKey, LocalSources, Prefix, Proto, ServiceSpec};
 
 /// A TCP backend that answers each connection with its name, then echoes until EOF and
 /// closes; or, for "sink" backends, reads to EOF and answers with the byte count.
@@ -128,7 +128,7 @@ fn tcp_flows() {
         assert_eq!(got, want, "{what}");
     }
     // A local source (loopback here) takes the local pool.
-    e.set_local_sources(false, vec!["127.0.0.0/8".parse::<Prefix>().unwrap()]);
+    e.set_local_sources(false, LocalSources { prefixes: vec!["127.0.0.0/8".parse::<Prefix>().unwrap()], ..Default::default() });
     assert_eq!(hello(local), Ok("b".into()), "a local source takes the local pool");
 
     let stats: std::collections::HashMap<String, kproxy_userspace::Snapshot> = e.stats().into_iter().collect();

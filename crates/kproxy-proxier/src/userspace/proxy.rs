@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kproxy_userspace::{Engine, EngineOptions, Frontend, FrontendKey, Prefix, ServiceSpec, Snapshot};
+use kproxy_userspace::{Engine, EngineOptions, Frontend, FrontendKey, LocalSources, ServiceSpec, Snapshot};
 
 use crate::error::{Code, ProxierError};
 
@@ -18,7 +18,7 @@ pub struct FakeProxy {
     pub frontends: BTreeMap<FrontendKey, Frontend>,
     /// Frontends another process listens on: opening one fails.
     pub taken: BTreeSet<FrontendKey>,
-    pub local_sources: [Vec<Prefix>; 2],
+    pub local_sources: [LocalSources; 2],
 }
 
 pub enum ProxySide {
@@ -88,7 +88,7 @@ impl ProxySide {
         }
     }
 
-    pub fn set_local_sources(&mut self, ipv6: bool, v: Vec<Prefix>) {
+    pub fn set_local_sources(&mut self, ipv6: bool, v: LocalSources) {
         match self {
             ProxySide::Engine(e) => e.set_local_sources(ipv6, v),
             ProxySide::Pending(_) => {}

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use kproxy_nftables::Family;
-use kproxy_userspace::{Frontend, FrontendKey, Prefix, ServiceSpec, Snapshot};
+use kproxy_userspace::{Frontend, FrontendKey, LocalSources, Prefix, ServiceSpec, Snapshot};
 
 use super::build::{service_part, Part, UserspaceConfig};
 use super::link::VipLink;
@@ -57,7 +57,10 @@ pub struct UserspaceSync {
     proxy: ProxySide,
     link: VipLink,
     unopened: BTreeSet<FrontendKey>,
-    local_sources: Option<Vec<Prefix>>,
+    /// Frontends the parts want, kept as they change (a sum over 10k parts costs a partial sync).
+    wanted_frontends: usize,
+    /// The node's or the Service addresses changed since the proxy last had its local sources.
+    local_stale: bool,
     needs_full: bool,
 }
 
@@ -102,7 +105,8 @@ impl UserspaceSync {
             proxy,
             link,
             unopened: BTreeSet::new(),
-            local_sources: None,
+            wanted_frontends: 0,
+            local_stale: true,
             needs_full: true,
         }
     }
@@ -146,7 +150,7 @@ impl UserspaceSync {
         }
         result?;
         out.services = self.parts.len();
-        out.frontends = self.parts.values().map(|p| p.frontends.len()).sum::<usize>() - self.unopened.len();
+        out.frontends = self.wanted_frontends - self.unopened.len();
         out.listen_failed = self.unopened.len();
         if explain {
             out.text = Some(self.render());
@@ -160,6 +164,7 @@ impl UserspaceSync {
         if out.full {
             self.link.ensure()?;
             self.node = self.node_addrs()?;
+            self.local_stale = true;
             self.apply(all(self), out)?;
             out.drift_repaired = self.repair_addresses(out)?;
             self.needs_full = false;
@@ -169,6 +174,7 @@ impl UserspaceSync {
             let node = self.node_addrs()?;
             if node != self.node {
                 self.node = node;
+                self.local_stale = true;
                 self.apply(all(self), out)?;
             }
             out.drift_repaired = self.repair_addresses(out)?;
@@ -188,6 +194,7 @@ impl UserspaceSync {
                 out.skipped.push(sp.display.clone());
             }
             let old = self.parts.remove(&key);
+            self.wanted_frontends = self.wanted_frontends + new.as_ref().map_or(0, |p| p.frontends.len()) - old.as_ref().map_or(0, |p| p.frontends.len());
             if old != new {
                 c.diff(old.as_ref(), new.as_ref());
             }
@@ -196,6 +203,7 @@ impl UserspaceSync {
             }
         }
         let (added, gone) = self.addresses.apply(c.addresses);
+        self.local_stale |= !added.is_empty() || !gone.is_empty();
         if !added.is_empty() {
             out.addresses_failed += self.link.change(&added, &[])?;
             out.addresses_added += added.len();
@@ -265,19 +273,19 @@ impl UserspaceSync {
     }
 
     /// Clients from these take a frontend's local pool: the pod range (a CIDR detector),
-    /// the node's addresses, and the Service addresses (the node reaching them comes from them).
+    /// the node's addresses, and the Service addresses (the node reaching them comes from
+    /// them). Rebuilt only when one of those changed: a one-endpoint change costs nothing here.
     fn update_local_sources(&mut self) {
-        let mut v: Vec<Prefix> = Vec::new();
+        if !self.local_stale {
+            return;
+        }
+        let mut v = LocalSources::default();
         if let Some(LocalDetector::Cidr(c)) = &self.cfg.detector {
-            v.push(Prefix { addr: c.addr, len: c.prefix });
+            v.prefixes.push(Prefix { addr: c.addr, len: c.prefix });
         }
-        v.extend(self.node.local.iter().chain(self.addresses.keys()).map(|a| Prefix::host(*a)));
-        v.sort_unstable();
-        v.dedup();
-        if self.local_sources.as_ref() != Some(&v) {
-            self.proxy.set_local_sources(self.family() == Family::Ip6, v.clone());
-            self.local_sources = Some(v);
-        }
+        v.hosts.extend(self.node.local.iter().chain(self.addresses.keys()).copied());
+        self.proxy.set_local_sources(self.family() == Family::Ip6, v);
+        self.local_stale = false;
     }
 
     pub fn render(&self) -> String {
@@ -302,6 +310,7 @@ impl UserspaceSync {
         }
         self.addresses.clear();
         self.unopened.clear();
+        self.wanted_frontends = 0;
         self.needs_full = true;
         self.link.cleanup()
     }
