@@ -49,12 +49,14 @@ pub struct EngineOptions {
     pub udp_idle_timeout: Duration,
     /// Copy buffer per direction of each TCP connection.
     pub buffer_bytes: usize,
+    /// Bulk flows go zero-copy (splice through a pipe) after their first `SPLICE_AFTER` bytes.
+    pub splice: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
-        Self { threads, udp_idle_timeout: Duration::from_millis(250), buffer_bytes: 64 * 1024 }
+        Self { threads, udp_idle_timeout: Duration::from_millis(250), buffer_bytes: 64 * 1024, splice: true }
     }
 }
 

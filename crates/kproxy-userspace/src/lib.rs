@@ -8,6 +8,7 @@ pub mod engine;
 pub mod pool;
 pub mod prefix;
 mod socket;
+mod splice;
 pub mod stats;
 mod tcp;
 mod udp;

@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::engine::{Binding, Ctx, Slot};
 use crate::socket::reset;
+use crate::splice::{Pipe, SPLICE_AFTER};
 use crate::stats::{Failure, Stats, EMFILE, ENFILE};
 
 /// A new connection's first buffer; bulk flows grow theirs to the configured size.
@@ -72,7 +74,7 @@ async fn relay(client: TcpStream, peer: SocketAddr, b: Arc<Binding>, ctx: Arc<Ct
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    copy_both(client, upstream, &svc.stats, ctx.opts.buffer_bytes).await;
+    copy_both(client, upstream, &svc.stats, ctx.opts.buffer_bytes, ctx.opts.splice).await;
 }
 
 fn refuse(client: TcpStream, stats: &Stats, why: Failure) {
@@ -80,15 +82,19 @@ fn refuse(client: TcpStream, stats: &Stats, why: Failure) {
     reset(client);
 }
 
-async fn pump<R, W>(mut r: R, mut w: W, size: usize, count: impl Fn(usize)) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+/// One direction: buffered at first, then (bulk flows, `splice` on) zero-copy.
+async fn pump(mut r: ReadHalf<'_>, mut w: WriteHalf<'_>, size: usize, splice: bool, count: impl Fn(usize)) -> io::Result<()> {
     // Capacity, not zeroed bytes: a short connection never pays for a 64 KiB memset, and
     // the buffer grows to `size` only as far as reads fill it.
     let mut buf: Vec<u8> = Vec::with_capacity(size.min(FIRST_READ));
+    let mut moved = 0u64;
     loop {
+        if splice && moved >= SPLICE_AFTER {
+            if let Some(pipe) = Pipe::new() {
+                crate::splice::relay(r.as_ref(), w.as_ref(), &pipe, &count).await?;
+                return w.shutdown().await;
+            }
+        }
         buf.clear();
         let n = r.read_buf(&mut buf).await?;
         if n == 0 {
@@ -97,6 +103,7 @@ where
         }
         w.write_all(&buf[..n]).await?;
         count(n);
+        moved += n as u64;
         if n == buf.capacity() && buf.capacity() < size {
             buf.reserve_exact(size - buf.len());
         }
@@ -104,12 +111,12 @@ where
 }
 
 /// Copies until both sides have ended; buffers are `size` bytes each way.
-async fn copy_both(mut client: TcpStream, mut upstream: TcpStream, stats: &Stats, size: usize) {
+async fn copy_both(mut client: TcpStream, mut upstream: TcpStream, stats: &Stats, size: usize, splice: bool) {
     let ok = {
         let (cr, cw) = client.split();
         let (ur, uw) = upstream.split();
-        let up = pump(cr, uw, size, |n| stats.add_in(n));
-        let down = pump(ur, cw, size, |n| stats.add_out(n));
+        let up = pump(cr, uw, size, splice, |n| stats.add_in(n));
+        let down = pump(ur, cw, size, splice, |n| stats.add_out(n));
         tokio::try_join!(up, down).is_ok()
     };
     if !ok {

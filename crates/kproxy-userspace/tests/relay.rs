@@ -53,7 +53,11 @@ fn free_port(ip: &str) -> SocketAddr {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineOptions { threads: 2, udp_idle_timeout: Duration::from_millis(200), buffer_bytes: 16 * 1024 }).unwrap()
+    engine_with(true)
+}
+
+fn engine_with(splice: bool) -> Engine {
+    Engine::new(EngineOptions { threads: 2, udp_idle_timeout: Duration::from_millis(200), buffer_bytes: 16 * 1024, splice }).unwrap()
 }
 
 fn service(name: &str, pools: Vec<Vec<SocketAddr>>) -> ServiceSpec {
@@ -173,9 +177,15 @@ fn changes_leave_open_connections_alone() {
 
 #[test]
 fn a_long_transfer_arrives_whole_and_half_close_passes_through() {
+    // Spliced after its first 256 KiB, and buffered all the way.
+    for (splice, at) in [(true, "127.0.3.1"), (false, "127.0.3.2")] {
+        long_transfer(engine_with(splice), at);
+    }
+}
+
+fn long_transfer(e: Engine, at: &str) {
     let sink = backend("sink");
-    let e = engine();
-    let vip = free_port("127.0.3.1");
+    let vip = free_port(at);
     e.upsert_service(&service("ns/bulk:p", vec![vec![sink]]));
     e.open(tcp(vip), &frontend("ns/bulk:p")).unwrap();
     let mut c = TcpStream::connect(vip).unwrap();

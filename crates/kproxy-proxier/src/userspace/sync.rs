@@ -194,7 +194,8 @@ impl UserspaceSync {
                 out.skipped.push(sp.display.clone());
             }
             let old = self.parts.remove(&key);
-            self.wanted_frontends = self.wanted_frontends + new.as_ref().map_or(0, |p| p.frontends.len()) - old.as_ref().map_or(0, |p| p.frontends.len());
+            self.wanted_frontends =
+                self.wanted_frontends + new.as_ref().map_or(0, |p| p.frontends.len()) - old.as_ref().map_or(0, |p| p.frontends.len());
             if old != new {
                 c.diff(old.as_ref(), new.as_ref());
             }
