@@ -1,7 +1,8 @@
 // kproxy's command line: `kproxy [flags]` runs the proxy, `kproxy plan [flags]` prints
 // the rules it would program, `kproxy trace [flags] --from IP --to IP:PORT/PROTO` says
 // what those rules do to one connection, `kproxy --cleanup` removes its rules.
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
+import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import pino from 'pino';
 import { Agent } from './agent.js';
@@ -122,10 +123,20 @@ const MODE_MODULES: Partial<Record<ProxyMode, string[]>> = {
   ipvs: ['ip_vs'],
 };
 
-/** The mode may have rules on this node: one of its modules is loaded or built in (/sys/module). */
+/**
+ * The mode may have rules on this node: one of its modules is loaded, or built in. Only a
+ * kernel that says otherwise (/proc/modules and modules.builtin both readable, neither
+ * naming one) skips the cleanup; built-in modules need not show in /sys/module.
+ */
 function mayHaveRules(mode: ProxyMode): boolean {
   const modules = MODE_MODULES[mode];
-  return !modules || modules.some((m) => existsSync(`/sys/module/${m}`));
+  if (!modules) return true;
+  const read = (path: string) => { try { return readFileSync(path, 'utf8'); } catch { return undefined; } };
+  const loaded = read('/proc/modules');
+  const builtin = read(`/lib/modules/${release()}/modules.builtin`);
+  if (loaded === undefined || builtin === undefined) return true;
+  const names = new Set(loaded.split('\n').map((l) => l.split(' ')[0]));
+  return modules.some((m) => names.has(m) || builtin.includes(`/${m}.ko`));
 }
 
 /** Deletes the rules of `modes`, each family; returns the failures (each logged). */

@@ -4,16 +4,15 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::AsyncTask;
-use napi::{Env, Task};
 use napi_derive::napi;
 
 use kproxy_nftables::Cidr;
 use kproxy_proxier::ipvs::{IpvsConfig, IpvsOutcome, IpvsSync};
 use kproxy_proxier::Code;
 
-use crate::errors::{coded, no_panic, to_napi};
+use crate::errors::{coded, to_napi};
 use crate::options::{common, LocalDetectorOption};
-use crate::sync_task::{RejectedServicePort, SyncRequest};
+use crate::sync_task::{RejectedServicePort, StateTask, SyncRequest};
 
 #[napi(object)]
 pub struct IpvsOptions {
@@ -91,47 +90,9 @@ fn lock(s: &Shared) -> MutexGuard<'_, IpvsSync> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub enum Job {
-    Sync(SyncRequest),
-    Reap,
-    Cleanup,
-}
-
-pub struct IpvsTask {
-    sync: Shared,
-    job: Option<Job>,
-}
-
-impl Task for IpvsTask {
-    type Output = IpvsReport;
-    type JsValue = IpvsReport;
-
-    fn compute(&mut self) -> napi::Result<IpvsReport> {
-        let job = self.job.take().ok_or_else(|| coded(Code::Internal, "IPVS task ran twice"))?;
-        let shared = self.sync.clone();
-        no_panic(move || {
-            let mut s = lock(&shared);
-            let out = match job {
-                Job::Sync(req) => {
-                    if let Some(n) = &req.node {
-                        s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
-                    }
-                    s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map_err(to_napi)?
-                }
-                Job::Reap => s.reap().map_err(to_napi)?,
-                Job::Cleanup => {
-                    let n = s.cleanup().map_err(to_napi)?;
-                    IpvsOutcome { ipvs_ops: n, ..Default::default() }
-                }
-            };
-            let draining = s.draining().len();
-            Ok(report(out, draining))
-        })
-    }
-
-    fn resolve(&mut self, _env: Env, output: IpvsReport) -> napi::Result<IpvsReport> {
-        Ok(output)
-    }
+/// A job's report, with the draining real servers it left.
+fn done(s: &IpvsSync, out: IpvsOutcome) -> IpvsReport {
+    report(out, s.draining().len())
 }
 
 #[napi]
@@ -164,20 +125,32 @@ impl IpvsProxier {
 
     /// Applies the changes: the table in one batch, then addresses and IPVS in hole-free order.
     #[napi(ts_return_type = "Promise<IpvsReport>")]
-    pub fn sync(&self, req: SyncRequest) -> AsyncTask<IpvsTask> {
-        AsyncTask::new(IpvsTask { sync: self.sync.clone(), job: Some(Job::Sync(req)) })
+    pub fn sync(&self, req: SyncRequest) -> AsyncTask<StateTask<IpvsSync, IpvsReport>> {
+        AsyncTask::new(StateTask::new(&self.sync, move |s| {
+            if let Some(n) = &req.node {
+                s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
+            }
+            let out = s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map_err(to_napi)?;
+            Ok(done(s, out))
+        }))
     }
 
     /// Deletes draining real servers whose connections have ended.
     #[napi(ts_return_type = "Promise<IpvsReport>")]
-    pub fn reap(&self) -> AsyncTask<IpvsTask> {
-        AsyncTask::new(IpvsTask { sync: self.sync.clone(), job: Some(Job::Reap) })
+    pub fn reap(&self) -> AsyncTask<StateTask<IpvsSync, IpvsReport>> {
+        AsyncTask::new(StateTask::new(&self.sync, |s| {
+            let out = s.reap().map_err(to_napi)?;
+            Ok(done(s, out))
+        }))
     }
 
     /// Removes this family's table, virtual servers and kube-ipvs0 addresses.
     #[napi(ts_return_type = "Promise<IpvsReport>")]
-    pub fn cleanup(&self) -> AsyncTask<IpvsTask> {
-        AsyncTask::new(IpvsTask { sync: self.sync.clone(), job: Some(Job::Cleanup) })
+    pub fn cleanup(&self) -> AsyncTask<StateTask<IpvsSync, IpvsReport>> {
+        AsyncTask::new(StateTask::new(&self.sync, |s| {
+            let n = s.cleanup().map_err(to_napi)?;
+            Ok(done(s, IpvsOutcome { ipvs_ops: n, ..Default::default() }))
+        }))
     }
 
     /// The desired state as canonical text (ipvsadm-save, kube-ipvs0's addresses, nft -f).

@@ -166,3 +166,33 @@ impl<M: Mode> Task for CleanupTask<M> {
         Ok(())
     }
 }
+
+/// One job on a mode's state, run on the libuv pool with the state locked; no panic
+/// crosses into Node. The IPVS and userspace bindings run every task through it.
+pub struct StateTask<S: Send + 'static, R> {
+    state: Arc<Mutex<S>>,
+    job: Option<StateJob<S, R>>,
+}
+
+type StateJob<S, R> = Box<dyn FnOnce(&mut S) -> napi::Result<R> + Send>;
+
+impl<S: Send + 'static, R> StateTask<S, R> {
+    pub fn new(state: &Arc<Mutex<S>>, job: impl FnOnce(&mut S) -> napi::Result<R> + Send + 'static) -> Self {
+        Self { state: state.clone(), job: Some(Box::new(job)) }
+    }
+}
+
+impl<S: Send + 'static, R: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName + Send + 'static> Task for StateTask<S, R> {
+    type Output = R;
+    type JsValue = R;
+
+    fn compute(&mut self) -> napi::Result<R> {
+        let job = self.job.take().ok_or_else(|| coded(Code::Internal, "task ran twice"))?;
+        let state = self.state.clone();
+        no_panic(move || job(&mut state.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    fn resolve(&mut self, _env: Env, output: R) -> napi::Result<R> {
+        Ok(output)
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use napi::bindgen_prelude::AsyncTask;
-use napi::{Env, Task};
 use napi_derive::napi;
 
 use kproxy_proxier::userspace::link::{LinkKind, VipLink};
@@ -15,9 +14,9 @@ use kproxy_proxier::userspace::{UserspaceConfig, UserspaceOutcome, UserspaceSync
 use kproxy_proxier::Code;
 use kproxy_userspace::{EngineOptions, Snapshot, CONNECT_BUCKETS, FAILURE_REASONS};
 
-use crate::errors::{coded, no_panic, to_napi};
+use crate::errors::{coded, to_napi};
 use crate::options::{common, LocalDetectorOption};
-use crate::sync_task::{RejectedServicePort, SyncRequest};
+use crate::sync_task::{RejectedServicePort, StateTask, SyncRequest};
 
 #[napi(object)]
 pub struct UserspaceOptions {
@@ -164,45 +163,13 @@ fn lock(s: &Shared) -> MutexGuard<'_, UserspaceSync> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub(crate) enum UserspaceJob {
-    Sync(SyncRequest),
-    Cleanup,
-}
-
-pub struct UserspaceTask {
-    sync: Shared,
-    job: Option<UserspaceJob>,
-}
-
-impl Task for UserspaceTask {
-    type Output = UserspaceReport;
-    type JsValue = UserspaceReport;
-
-    fn compute(&mut self) -> napi::Result<UserspaceReport> {
-        let job = self.job.take().ok_or_else(|| coded(Code::Internal, "userspace task ran twice"))?;
-        let shared = self.sync.clone();
-        no_panic(move || {
-            let mut s = lock(&shared);
-            let out = match job {
-                UserspaceJob::Sync(req) => {
-                    if let Some(n) = &req.node {
-                        s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
-                    }
-                    s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map_err(to_napi)?
-                }
-                UserspaceJob::Cleanup => {
-                    let n = s.cleanup().map_err(to_napi)?;
-                    UserspaceOutcome { addresses_deleted: n, ..Default::default() }
-                }
-            };
-            let link = s.link().current().map(|(_, k)| k);
-            Ok(report(out, link))
-        })
+/// A sync: node addressing first, then the changes; the report names the link.
+fn sync_job(s: &mut UserspaceSync, req: SyncRequest) -> napi::Result<UserspaceReport> {
+    if let Some(n) = &req.node {
+        s.set_node(n.node_port_all, &n.node_port_ips, &n.node_ips).map_err(to_napi)?;
     }
-
-    fn resolve(&mut self, _env: Env, output: UserspaceReport) -> napi::Result<UserspaceReport> {
-        Ok(output)
-    }
+    let out = s.sync(req.full, &req.upserts, &req.deletes, req.explain.unwrap_or(false)).map_err(to_napi)?;
+    Ok(report(out, s.link().current().map(|(_, k)| k)))
 }
 
 #[napi]
@@ -230,14 +197,17 @@ impl UserspaceProxier {
 
     /// Applies the changes: addresses, Services and frontends, in gap-free order.
     #[napi(ts_return_type = "Promise<UserspaceReport>")]
-    pub fn sync(&self, req: SyncRequest) -> AsyncTask<UserspaceTask> {
-        AsyncTask::new(UserspaceTask { sync: self.sync.clone(), job: Some(UserspaceJob::Sync(req)) })
+    pub fn sync(&self, req: SyncRequest) -> AsyncTask<StateTask<UserspaceSync, UserspaceReport>> {
+        AsyncTask::new(StateTask::new(&self.sync, move |s| sync_job(s, req)))
     }
 
     /// Closes this family's frontends and Services and removes the Service link.
     #[napi(ts_return_type = "Promise<UserspaceReport>")]
-    pub fn cleanup(&self) -> AsyncTask<UserspaceTask> {
-        AsyncTask::new(UserspaceTask { sync: self.sync.clone(), job: Some(UserspaceJob::Cleanup) })
+    pub fn cleanup(&self) -> AsyncTask<StateTask<UserspaceSync, UserspaceReport>> {
+        AsyncTask::new(StateTask::new(&self.sync, |s| {
+            let n = s.cleanup().map_err(to_napi)?;
+            Ok(report(UserspaceOutcome { addresses_deleted: n, ..Default::default() }, None))
+        }))
     }
 
     /// The desired state as canonical text: the link, its addresses, each Service's pools and frontends.

@@ -103,6 +103,13 @@ impl Desired {
         Ok(())
     }
 
+    /// `set_node`, in the error catalogue; true when the addressing changed.
+    pub fn node_changed(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<bool, crate::ProxierError> {
+        let before = self.node.clone();
+        self.set_node(nodeports_all, nodeport_ips, node_ips).map_err(|e| crate::ProxierError::new(crate::Code::InvalidOption, e))?;
+        Ok(self.node != before)
+    }
+
     /// Sets the ServiceCIDR ranges; each must be of this family.
     pub fn set_service_cidrs(&mut self, cidrs: &[String]) -> Result<(), String> {
         let mut out = Vec::with_capacity(cidrs.len());

@@ -8,6 +8,7 @@ import { fromAddonError, ProxierError } from '../../addon/errors.js';
 import { loadAddon, type NativeIpvsProxier, type NativeIpvsReport } from '../../addon/native.js';
 import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
+import { Serial } from '../../proxier/serial.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
 import { ensureIpvs, ipvsSysctls } from './kernel.js';
@@ -47,8 +48,7 @@ export class IpvsProxier implements Proxier {
   private readonly ipvs: IpvsModeOptions;
   private readonly fake: boolean;
   private reaper: NodeJS.Timeout | undefined;
-  /** Syncs and reaps never overlap. */
-  private busy: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -91,14 +91,8 @@ export class IpvsProxier implements Proxier {
     }
   }
 
-  private serial<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.busy.then(f, f);
-    this.busy = next.catch(() => undefined);
-    return next;
-  }
-
   sync(req: SyncRequest): Promise<SyncReport> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const { text, rejected } = encodeServicePorts(req.upserts);
       let report: NativeIpvsReport;
       try {
@@ -151,7 +145,7 @@ export class IpvsProxier implements Proxier {
 
   /** Deletes draining real servers whose connections have ended. */
   reap(): Promise<void> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       try {
         const r = await this.native.reap();
         if (this.reaper && r.draining === 0) {
@@ -181,7 +175,7 @@ export class IpvsProxier implements Proxier {
   cleanup(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = undefined;
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       try {
         await this.native.cleanup();
       } catch (e) {

@@ -8,6 +8,7 @@ import { loadAddon, type NativeUserspaceProxier, type NativeUserspaceReport } fr
 import { encodeServicePorts } from '../../addon/wire.js';
 import { DEFAULT_USERSPACE, type UserspaceConfig } from '../../config/userspace.js';
 import type { IPFamily } from '../../model/types.js';
+import { Serial } from '../../proxier/serial.js';
 import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
 import { userspaceMetrics, type UserspaceMetrics } from './metrics.js';
@@ -25,8 +26,7 @@ export class UserspaceProxier implements Proxier {
   private readonly native: NativeUserspaceProxier;
   private readonly metrics: UserspaceMetrics;
   private readonly logger: Logger;
-  /** Syncs never overlap. */
-  private busy: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private lastFailure = '';
   private fdExhausted = 0;
   private link: string | undefined;
@@ -55,14 +55,8 @@ export class UserspaceProxier implements Proxier {
     }, addon.userspaceConstants());
   }
 
-  private serial<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.busy.then(f, f);
-    this.busy = next.catch(() => undefined);
-    return next;
-  }
-
   sync(req: SyncRequest): Promise<SyncReport> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const { text, rejected } = encodeServicePorts(req.upserts);
       let report: NativeUserspaceReport;
       try {
@@ -126,7 +120,7 @@ export class UserspaceProxier implements Proxier {
 
   /** Closes this family's frontends and removes the Service link (kproxy-vips, or kproxy's addresses on lo). */
   cleanup(): Promise<void> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       try {
         await this.native.cleanup();
       } catch (e) {

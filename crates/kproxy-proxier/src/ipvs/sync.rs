@@ -19,7 +19,7 @@ use super::reconcile::{diff, Draining, Servers};
 use super::table::{firewall_rules, fixed_ops, nodeport_ip, TableShape, TABLE};
 use crate::counts::Counts;
 use crate::desired::Desired;
-use crate::error::{Code, ProxierError};
+use crate::error::ProxierError;
 use crate::nftables::layout::NODEPORT_IPS;
 use crate::node::NodeAddrs;
 use crate::wire::{self, Rejected};
@@ -135,9 +135,7 @@ impl IpvsSync {
     }
 
     pub fn set_node(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<(), ProxierError> {
-        let before = self.desired.node().clone();
-        self.desired.set_node(nodeports_all, nodeport_ips, node_ips).map_err(|e| ProxierError::new(Code::InvalidOption, e))?;
-        if *self.desired.node() != before {
+        if self.desired.node_changed(nodeports_all, nodeport_ips, node_ips)? {
             self.needs_full = true;
         }
         Ok(())

@@ -18,7 +18,7 @@ use super::proxy::ProxySide;
 use super::text;
 use crate::counts::Counts;
 use crate::desired::Desired;
-use crate::error::{Code, ProxierError};
+use crate::error::ProxierError;
 use crate::local::LocalDetector;
 use crate::node::NodeAddrs;
 use crate::wire::{self, Rejected};
@@ -124,9 +124,7 @@ impl UserspaceSync {
     }
 
     pub fn set_node(&mut self, nodeports_all: bool, nodeport_ips: &[String], node_ips: &[String]) -> Result<(), ProxierError> {
-        let before = self.desired.node().clone();
-        self.desired.set_node(nodeports_all, nodeport_ips, node_ips).map_err(|e| ProxierError::new(Code::InvalidOption, e))?;
-        if *self.desired.node() != before {
+        if self.desired.node_changed(nodeports_all, nodeport_ips, node_ips)? {
             self.needs_full = true;
         }
         Ok(())
