@@ -31,11 +31,11 @@ const NODE_IP = '10.244.0.1';
 const BACKENDS = ['10.244.1.2', '10.244.2.2'];
 
 /** seconds: each measurement's length. */
-/** seconds: per measurement; services: the change-latency program's size (0 skips it). */
-interface Args { seconds: number; services: number }
+/** seconds: per measurement; services: the change-latency program's size (0 skips it); repeat: rounds, medians reported. */
+interface Args { seconds: number; services: number; repeat: number }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 5, services: 10_000 };
+  const a: Args = { seconds: 5, services: 10_000, repeat: 1 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = inline ?? argv[++i] ?? '';
@@ -43,7 +43,8 @@ function parse(argv: string[]): Args {
     const n = Number(value);
     if (flag === '--seconds' && Number.isInteger(n) && n > 0) a.seconds = n;
     else if (flag === '--services' && Number.isInteger(n) && n >= 0) a.services = n;
-    else throw new Error(`bad flag ${flag} ${value}; accepted: --mode userspace --seconds N (N > 0) --services N (change latency at N Services; 0 skips)`);
+    else if (flag === '--repeat' && Number.isInteger(n) && n > 0) a.repeat = n;
+    else throw new Error(`bad flag ${flag} ${value}; accepted: --mode userspace --seconds N (N > 0) --services N (change latency at N Services; 0 skips) --repeat N (each figure the median of N rounds)`);
   }
   return a;
 }
@@ -252,6 +253,15 @@ async function contend(c: Contender, n: Names, a: Args, dir: string): Promise<Ou
   }
 }
 
+/** Each figure's median over the rounds; a round that was skipped makes the contender skipped. */
+function median(outcomes: Outcome[]): Outcome {
+  const skipped = outcomes.find((o): o is { skipped: string } => 'skipped' in o);
+  if (skipped) return skipped;
+  const figs = outcomes as Figures[];
+  const mid = (k: keyof Figures) => [...figs.map((f) => f[k])].sort((x, y) => x - y)[Math.floor(figs.length / 2)];
+  return { bulk1: mid('bulk1'), bulk8: mid('bulk8'), cps: mid('cps'), p50: mid('p50'), p99: mid('p99'), errors: figs.reduce((s, f) => s + f.errors, 0) };
+}
+
 const ROWS: [string, (f: Figures, direct?: Figures) => number, number][] = [
   ['bulk TCP, 1 stream (Gbit/s)', (f) => f.bulk1, 2],
   ['bulk TCP, 8 streams (Gbit/s)', (f) => f.bulk8, 2],
@@ -268,7 +278,7 @@ function report(results: Map<string, Outcome>, a: Args): string[] {
   const [d, nf, hp, us] = SHOWN.map(fig);
   const ratio = (x?: number, y?: number) => (x !== undefined && y !== undefined && x > 0 && y > 0 ? `${(x / y).toFixed(2)}x` : '-');
   const cols = [...SHOWN, 'us/haproxy', 'us/nftables'];
-  const lines = [`kproxy bench, userspace mode: ${a.seconds} s per measurement; iperf3 -P 1 and -P 8; wrk -t2 -c32 (connections/s) and -t1 -c1 (latency), Connection: close`, `${''.padEnd(30)}${cols.map((c) => c.padStart(12)).join('')}`];
+  const lines = [`kproxy bench, userspace mode: ${a.seconds} s per measurement, median of ${a.repeat} round(s); iperf3 -P 1 and -P 8; wrk -t2 -c32 (connections/s) and -t1 -c1 (latency), Connection: close`, `${''.padEnd(30)}${cols.map((c) => c.padStart(12)).join('')}`];
   for (const [label, get, digits] of ROWS) {
     const v = (f?: Figures) => (f ? get(f, d) : undefined);
     const cells = [d, nf, hp, us].map((f) => { const x = v(f); return x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits); });
@@ -307,7 +317,12 @@ async function inner(a: Args): Promise<void> {
       servers.push(serve(n.backends[k], [HAPROXY, '-db', '-f', join(dir, `b${k + 1}.cfg`)]));
     });
     for (const b of BACKENDS) await reachable(n.client, [b, 8080]);
-    for (const c of CONTENDERS) results.set(c.name, await contend(c, n, a, dir));
+    // Rounds interleave the contenders, so a slow spell of the machine hits them all alike.
+    const rounds = new Map<string, Outcome[]>();
+    for (let r = 0; r < a.repeat; r++) {
+      for (const c of CONTENDERS) rounds.set(c.name, [...(rounds.get(c.name) ?? []), await contend(c, n, a, dir)]);
+    }
+    for (const [name, outcomes] of rounds) results.set(name, median(outcomes));
   } finally {
     await Promise.all(servers.map(stop));
     rmSync(dir, { recursive: true, force: true });
