@@ -166,3 +166,16 @@ fn local_sources_are_the_pod_range_the_node_and_the_service_addresses() {
     assert_eq!(removed, 1);
     assert!(fake(&mut s).services.is_empty() && fake(&mut s).frontends.is_empty());
 }
+
+#[test]
+fn a_clusterip_reused_in_the_same_sync_keeps_its_frontend() {
+    let mut s = sync();
+    s.sync(true, &wire(&[clusterip(0, 2, "TCP")]), &[], false).unwrap();
+    // svc-0 goes and svc-x comes with its ClusterIP and port, in one partial sync.
+    let reused = clusterip(0, 1, "TCP").replace("default/svc-0/tcp/p\tdefault\tsvc-0", "default/svc-x/tcp/p\tdefault\tsvc-x");
+    let out = s.sync(false, &wire(&[reused]), &["default/svc-0/tcp/p".to_string()], false).unwrap();
+    assert_eq!(out.frontends, 1);
+    let fe = fake(&mut s).frontends.get(&tcp("10.96.0.1:80")).cloned();
+    assert_eq!(fe.map(|f| f.service), Some("ip default/svc-x/tcp/p".to_string()), "the frontend listens, for the new Service");
+    assert_eq!(link_addrs(&mut s), vec!["10.96.0.1"]);
+}

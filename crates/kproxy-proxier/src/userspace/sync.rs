@@ -213,6 +213,10 @@ impl UserspaceSync {
         for (k, f) in &c.open {
             self.open(*k, f, out);
         }
+        // A frontend one part gave up and another took in this sync (a ClusterIP reused by a
+        // new Service, an external IP changing owner) was re-routed above: it stays open.
+        let taken: BTreeSet<FrontendKey> = c.open.iter().map(|(k, _)| *k).collect();
+        c.close.retain(|k| !taken.contains(k));
         out.closed += self.proxy.close_all(&c.close);
         for k in &c.close {
             self.unopened.remove(k);
