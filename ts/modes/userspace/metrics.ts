@@ -51,9 +51,21 @@ function perService(s: UserspaceSource, f: (st: NativeUserspaceStats, base: Labe
   return s.stats().flatMap((st) => f(st, { service: st.service, ip_family: s.family }));
 }
 
+/** One snapshot per scrape: the six per-Service metrics read the same counters. */
+function oncePerScrape<T>(f: () => T): () => T {
+  let v: T | undefined;
+  return () => {
+    if (v === undefined) {
+      v = f();
+      setImmediate(() => (v = undefined));
+    }
+    return v;
+  };
+}
+
 export function userspaceMetrics(registry: Registry, source: UserspaceSource, k: UserspaceConstants): UserspaceMetrics {
   if (!sources.has(registry)) sources.set(registry, new Set());
-  sources.get(registry)!.add(source);
+  sources.get(registry)!.add({ ...source, stats: oncePerScrape(source.stats) });
   collected(registry, 'kproxy_userspace_connections_accepted_total', 'Connections (UDP: sessions) the userspace proxy accepted, per Service', 'counter',
     (s) => perService(s, (st, labels) => [{ value: st.accepted, labels }]));
   collected(registry, 'kproxy_userspace_connections_active', 'Connections (UDP: sessions) the userspace proxy is relaying, per Service', 'gauge',
