@@ -300,10 +300,6 @@ impl Engine {
         lock(&self.services).get(name).map(|s| s.stats.snapshot())
     }
 
-    pub fn frontends(&self) -> Vec<(FrontendKey, Frontend)> {
-        lock(&self.frontends).iter().map(|(k, o)| (*k, o.spec.clone())).collect()
-    }
-
     /// Every Service's counters, by name.
     pub fn stats(&self) -> Vec<(String, Snapshot)> {
         let mut v: Vec<(String, Snapshot)> = lock(&self.services).values().map(|s| (s.name().to_string(), s.stats.snapshot())).collect();

@@ -17,4 +17,3 @@ pub use engine::{Engine, EngineError, EngineOptions, EngineSnapshot, Frontend, F
 pub use pool::ServiceSpec;
 pub use prefix::{LocalSources, Prefix};
 pub use stats::{Snapshot, CONNECT_BUCKETS, FAILURE_REASONS};
-pub use tcp::DIAL_TIMEOUTS;

@@ -96,15 +96,6 @@ impl ProxySide {
         }
     }
 
-    /// The frontends open now, with what they feed.
-    pub fn frontends(&self) -> BTreeMap<FrontendKey, Frontend> {
-        match self {
-            ProxySide::Engine(e) => e.frontends().into_iter().collect(),
-            ProxySide::Pending(_) => BTreeMap::new(),
-            ProxySide::Fake(f) => f.frontends.clone(),
-        }
-    }
-
     pub fn stats(&self, name: &str) -> Option<Snapshot> {
         match self {
             ProxySide::Engine(e) => e.service_stats(name),

@@ -296,10 +296,6 @@ impl UserspaceSync {
         text::render(link, self.addresses.keys(), self.parts.values())
     }
 
-    pub fn parts(&self) -> impl Iterator<Item = &Part> {
-        self.parts.values()
-    }
-
     /// Each Service's counters, by upstream's ServicePortName.
     pub fn stats(&self) -> Vec<(String, Snapshot)> {
         self.parts.values().filter_map(|p| self.proxy.stats(&p.service.name).map(|s| (p.display.clone(), s))).collect()
