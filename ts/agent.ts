@@ -16,6 +16,8 @@ import type { RunningServer } from './server/http.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
 import { ServiceHealthServers, serviceHealthMaps } from './server/service-health.js';
+import { StatusRecorder } from './status/recorder.js';
+import type { StatusDoc } from './status/types.js';
 import { failedToStartServiceHealthcheckEvent, startingEvent } from './sources/events.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
@@ -56,6 +58,8 @@ export class Agent {
   readonly metrics: ProxyMetrics;
   readonly health: ProxyHealth;
   readonly registry: Registry;
+  /** The last syncs, errors and invalid objects, for the status page and `kproxy status`. */
+  readonly status: StatusRecorder;
   private readonly tracker: ChangeTracker;
   private readonly runner: BoundedFrequencyRunner;
   private readonly clock: Clock;
@@ -87,6 +91,7 @@ export class Agent {
     this.clock = opts.clock ?? realClock;
     this.registry = opts.registry ?? new Registry();
     this.metrics = createMetrics(this.registry);
+    this.status = new StatusRecorder(this.clock.now());
     this.health = new ProxyHealth({ syncPeriodMs: opts.config.syncPeriodMs, clock: this.clock });
     for (const p of opts.proxiers) this.needFull.set(p.family, true);
     const mode = opts.proxiers[0]?.mode ?? opts.config.mode;
@@ -136,6 +141,7 @@ export class Agent {
 
   private invalid(kind: string, reason: string, ref: string): void {
     this.metrics.invalidObjectsTotal.inc({ kind, reason });
+    this.status.invalid(this.clock.now(), kind, reason, ref);
     this.opts.logger.warn({ kind, reason, object: ref }, 'Skipping invalid object');
   }
 
@@ -148,7 +154,7 @@ export class Agent {
     }
     if (config.metricsBindAddress) {
       this.listen('metrics', () =>
-        startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw, logger }),
+        startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw, status: () => this.statusDoc(), logger }),
       );
     }
     this.runner.start();
@@ -191,6 +197,7 @@ export class Agent {
       },
       (err) => {
         this.opts.logger.error({ server: what, err: String(err) }, 'Failed to start server; retrying in 5s');
+        this.status.error(this.clock.now(), `${what} server`, String(err));
         if (!this.stopped) this.retryTimers.push(setTimeout(() => this.listen(what, start), LISTEN_RETRY_MS));
       },
     );
@@ -203,6 +210,7 @@ export class Agent {
       if (name !== this.opts.config.hostnameOverride) return;
       this.health.onNodeEvent(type, obj, old);
       this.addressing.onNode(type, obj);
+      this.status.eventQueued(this.clock.now());
       // The node's labels (zone) steer topology: the tracker recomputes what they affect.
       this.tracker.onEvent(kind, type, obj, old);
       if (this.synced) this.runner.run();
@@ -210,6 +218,7 @@ export class Agent {
     }
     if (kind === 'ServiceCIDR') {
       this.serviceCIDRs.onEvent(type, obj, old);
+      this.status.eventQueued(this.clock.now());
       if (this.synced) this.runner.run();
       return;
     }
@@ -221,6 +230,7 @@ export class Agent {
     this.metrics.serviceChangesPending.set(this.tracker.pendingServiceChanges());
     this.metrics.endpointChangesPending.set(this.tracker.pendingEndpointChanges());
     const now = this.clock.now();
+    this.status.eventQueued(now);
     for (const p of this.opts.proxiers) {
       this.health.queued(p.family);
       this.metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: p.family }, now / 1000);
@@ -257,6 +267,7 @@ export class Agent {
     const hourly = now - this.lastFullSync >= FULL_SYNC_PERIOD_MS;
     const changes = this.tracker.drain();
     const trigger = this.tracker.lastDrainTriggerTime;
+    const eventAt = this.status.takeEventTime();
     this.metrics.serviceChangesPending.set(0);
     this.metrics.endpointChangesPending.set(0);
     // Interfaces are read at every sync: an address change shows within a sync period.
@@ -275,6 +286,8 @@ export class Agent {
       if (full || last?.node !== current.node) req.node = node;
       if (full || last?.serviceCIDRs !== current.serviceCIDRs) req.serviceCIDRs = serviceCIDRs;
       const started = this.clock.now();
+      // For the status page only: the clock's milliseconds are too coarse for a partial sync.
+      const precise = performance.now();
       let report: SyncReport;
       try {
         report = await proxier.sync(req);
@@ -284,10 +297,14 @@ export class Agent {
         // was given; the retry replaces the whole ruleset.
         this.needFull.set(family, true);
         failure ??= err;
+        this.status.sync({ family, full, started, done: this.clock.now(), durationMs: performance.now() - precise, upserts: c.upserts, deletes: c.deletes, error: err instanceof Error ? err.message : String(err) });
+        // Its retry carries these events too: their latency runs on.
+        if (eventAt !== undefined) this.status.eventQueued(eventAt);
         continue;
       }
       if (this.fullSyncRequests === requestsAtStart) this.needFull.set(family, false);
-      this.record(family, report, started, trigger);
+      const done = this.record(family, report, started, trigger);
+      this.status.sync({ family, full, ranFull: report.full, started, done, durationMs: performance.now() - precise, upserts: c.upserts, deletes: c.deletes, refused: report.rejected, eventAt, triggerAt: trigger });
       this.afterSync(family, full, c.upserts, c.deletes);
     }
     if (failure !== undefined) throw failure;
@@ -321,7 +338,8 @@ export class Agent {
     }
   }
 
-  private record(family: IPFamily, report: SyncReport, started: number, trigger: number | undefined): void {
+  /** The metrics and log line of a successful sync; returns when it ended. */
+  private record(family: IPFamily, report: SyncReport, started: number, trigger: number | undefined): number {
     const done = this.clock.now();
     const seconds = (done - started) / 1000;
     const labels = { ip_family: family };
@@ -346,6 +364,21 @@ export class Agent {
       messages: report.messages,
       bytes: report.bytes,
       ...report.details,
+    });
+    return done;
+  }
+
+  /** The status document: the recorder's history and, per family, the tracker's ServicePorts. */
+  statusDoc(): StatusDoc {
+    const families = this.opts.proxiers.map((p) => p.family);
+    return this.status.document({
+      now: this.clock.now(),
+      mode: this.opts.proxiers[0]?.mode ?? this.opts.config.mode,
+      node: this.opts.config.hostnameOverride,
+      families,
+      listed: this.synced,
+      pending: { services: this.tracker.pendingServiceChanges(), endpoints: this.tracker.pendingEndpointChanges() },
+      desired: new Map(families.map((f) => [f, this.tracker.all(f)])),
     });
   }
 
