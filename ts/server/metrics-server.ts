@@ -61,6 +61,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         send(res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' },
           renderStatusPage(status(), pageQuery(req)));
         return;
+      case '/flagz':
+        if (!flagz) return notFound(res);
+        send(res, 200, { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' }, flagz());
+        return;
       default:
         notFound(res);
     }
