@@ -1,6 +1,6 @@
 // The metrics server (default 127.0.0.1:10249), as kube-proxy's serveMetrics:
 // /metrics (Prometheus text), /healthz and /healthz/ping ("ok"), /proxyMode (the mode, no
-// newline), /configz ({"kubeproxy.config.k8s.io": <config>});
+// newline), /configz ({"kubeproxy.config.k8s.io": <config>}), /flagz (the flags, as text);
 // kproxy adds its status: the page at / and the document at /kproxy/status.json (upstream's
 // /statusz is a component-base zpage, another thing: kproxy does not take that name).
 // Anything else is a 404. No /livez here, as upstream. Listen failures reject; retrying is the caller's choice.
@@ -20,6 +20,8 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** The effective KubeProxyConfiguration, read at each request. */
   configz: () => object;
+  /** The /flagz body (upstream's zpages text: a header, then `name=value` per flag); 404 when unset. */
+  flagz?: () => string;
   /** The agent's status document, built at each request; / and /kproxy/status.json are 404s without it. */
   status?: () => StatusDoc;
   logger?: Logger;
@@ -28,7 +30,7 @@ export interface MetricsServerOptions {
 const TEXT_PLAIN = 'text/plain; charset=utf-8';
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<RunningServer> {
-  const { mode, registry, configz, status, logger } = options;
+  const { mode, registry, configz, flagz, status, logger } = options;
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = pathOf(req);
@@ -52,6 +54,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         send(res, 200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' },
           JSON.stringify({ 'kubeproxy.config.k8s.io': configz() }));
         return;
+      case '/flagz':
+        if (!flagz) return notFound(res);
+        send(res, 200, { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' }, flagz());
+        return;
       case STATUS_JSON_PATH:
         if (!status) return notFound(res);
         send(res, 200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' }, JSON.stringify(status()));
@@ -60,10 +66,6 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         if (!status) return notFound(res);
         send(res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' },
           renderStatusPage(status(), pageQuery(req)));
-        return;
-      case '/flagz':
-        if (!flagz) return notFound(res);
-        send(res, 200, { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' }, flagz());
         return;
       default:
         notFound(res);
