@@ -208,11 +208,14 @@ test('latencies: from the first queued event, and from the trigger time when giv
   const at = r.takeEventTime();
   t.is(at, 400);
   t.is(r.takeEventTime(), undefined, 'taken once');
-  const rec = r.sync({ family: 'IPv4', full: false, started: 900, done: 1000, upserts: [], deletes: [], eventAt: at, triggerAt: 250 });
+  const rec = r.sync({ family: 'IPv4', full: false, started: 900, done: 1000, upserts: [], deletes: ['ns/a/tcp/http'], eventAt: at, triggerAt: 250 });
   t.is(rec.eventLatencyMs, 600);
   t.is(rec.triggerLatencyMs, 750);
   t.is(rec.durationMs, 100);
-  const failed = r.sync({ family: 'IPv4', full: false, started: 900, done: 1000, upserts: [], deletes: [], eventAt: 100, error: 'x' });
+  const idle = r.sync({ family: 'IPv6', full: false, started: 900, done: 1000, upserts: [], deletes: [], eventAt: at, triggerAt: 250 });
+  t.is(idle.eventLatencyMs, undefined, 'a family whose rules did not change has no latency');
+  t.is(idle.triggerLatencyMs, undefined);
+  const failed = r.sync({ family: 'IPv4', full: false, started: 900, done: 1000, upserts: [], deletes: ['ns/a/tcp/http'], eventAt: 100, error: 'x' });
   t.is(failed.eventLatencyMs, undefined, 'a failed sync programmed nothing');
 });
 

@@ -33,7 +33,7 @@ header .meta { color:#94a3b8; }
 header .meta b { color:#e2e8f0; font-weight:600; }
 main { padding:16px 24px 32px; max-width:1400px; }
 h2 { font-size:15px; margin:24px 0 8px; text-transform:uppercase; letter-spacing:.6px; color:#334155; }
-.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(170px,1fr)); gap:12px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(150px,1fr)); gap:12px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
 .card .k { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.4px; }
 .card .v { font-size:22px; font-weight:600; margin-top:2px; }
@@ -73,6 +73,7 @@ button { padding:4px 12px; border:1px solid #cbd5e1; border-radius:6px; backgrou
 .cols { display:grid; grid-template-columns:repeat(auto-fit,minmax(480px,1fr)); gap:16px; }
 footer { color:var(--muted); padding:0 24px 24px; }
 footer a { color:#2563eb; margin-right:14px; }
+.nowrap { white-space:nowrap; }
 .ok { color:#166534; } .err { color:#b91c1c; }
 `;
 
@@ -89,7 +90,7 @@ function cards(doc: StatusDoc): string {
   const latest = last.reduce<SyncRecord | undefined>((a, r) => (!a || r.at > a.at ? r : a), undefined);
   const failedNow = last.some((r) => !r.ok);
   return `<div class="cards">${[
-    card('Service ports', String(doc.services.length), `${services} Services, ${noEndpoints} without endpoints`),
+    card('Service ports', String(doc.services.length), `${services} Services · ${noEndpoints} ports without endpoints`),
     card('Ready endpoints', String(ready), 'over all Service ports'),
     card('Last sync', latest ? ago(latest.at, doc.generatedAt) : doc.initialSyncDone ? '-' : 'waiting', latest ? syncSummary(latest) : 'for the initial list', failedNow),
     card('Not programmed', String(troubled), 'refused or failed Service ports', troubled > 0),
@@ -167,18 +168,18 @@ function syncsTable(doc: StatusDoc): string {
 
 function errorsTable(doc: StatusDoc): string {
   const rows = doc.errors.recent.slice(-RECENT_LINES).reverse().map((e) =>
-    `<tr><td class="muted">${h(ago(e.at, doc.generatedAt))}</td><td>${h(e.source)}</td><td class="mono">${h(e.message)}</td></tr>`);
+    `<tr><td class="muted nowrap">${h(ago(e.at, doc.generatedAt))}</td><td class="nowrap">${h(e.source)}</td><td class="mono">${h(e.message)}</td></tr>`);
   return `<table id="errors"><thead><tr><th>When</th><th>Source</th><th>Message</th></tr></thead>
 <tbody>${rows.join('\n') || '<tr><td colspan="3" class="muted">No errors since start.</td></tr>'}</tbody></table>`;
 }
 
 function invalidTable(doc: StatusDoc): string {
-  const by = doc.invalid.byReason.map((r) => `<tr><td>${h(r.kind)}</td><td>${h(r.reason)}</td><td class="num">${r.count}</td><td></td></tr>`);
+  const by = doc.invalid.byReason.map((r) => `<tr><td>${h(r.kind)}</td><td>${h(r.reason)}</td><td class="num">${r.count}</td><td class="muted">in all</td></tr>`);
   const recent = doc.invalid.recent.slice(-RECENT_LINES).reverse().map((r) =>
     `<tr><td>${h(r.kind)}</td><td>${h(r.reason)}</td><td class="num">${r.count}</td><td class="mono">${h(r.ref)} <span class="muted">${h(ago(r.lastAt, doc.generatedAt))}</span></td></tr>`);
   if (!by.length) return `<table id="invalid"><tbody><tr><td class="muted">No invalid objects skipped.</td></tr></tbody></table>`;
   return `<table id="invalid"><thead><tr><th>Kind</th><th>Reason</th><th class="num">Count</th><th>Object (latest)</th></tr></thead>
-<tbody>${by.join('\n')}<tr><th colspan="4">Recent</th></tr>${recent.join('\n')}</tbody></table>`;
+<tbody>${by.join('\n')}<tr><th colspan="4">Recently seen</th></tr>${recent.join('\n')}</tbody></table>`;
 }
 
 export function renderStatusPage(doc: StatusDoc, q: PageQuery = { filter: '' }): string {
@@ -195,8 +196,8 @@ export function renderStatusPage(doc: StatusDoc, q: PageQuery = { filter: '' }):
 <main>${cards(doc)}
 <h2>Syncs</h2>${plots(doc)}
 <h2>Services</h2>${servicesTable(doc, q)}
-<div class="cols"><div><h2>Recent syncs</h2>${syncsTable(doc)}</div>
-<div><h2>Errors</h2>${errorsTable(doc)}<h2>Invalid objects</h2>${invalidTable(doc)}</div></div>
+<h2>Recent syncs</h2>${syncsTable(doc)}
+<div class="cols"><div><h2>Errors</h2>${errorsTable(doc)}</div><div><h2>Invalid objects</h2>${invalidTable(doc)}</div></div>
 </main>
 <footer><a href="${STATUS_JSON_PATH}">${STATUS_JSON_PATH}</a><a href="/metrics">/metrics</a><a href="/configz">/configz</a><a href="/proxyMode">/proxyMode</a>
 <span>The terminal view: <code>kproxy status</code></span></footer>

@@ -55,8 +55,9 @@ function logScale(min: number, max: number, top: number, bottom: number): Scale 
   return { map: (v) => bottom - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (bottom - top), ticks };
 }
 
-function clock(t: number): string {
-  return new Date(t).toISOString().slice(11, 19);
+/** HH:MM:SS, with milliseconds when the whole plot spans only seconds. */
+function clock(t: number, fine = false): string {
+  return new Date(t).toISOString().slice(11, fine ? 23 : 19);
 }
 
 const n1 = (v: number) => v.toFixed(1);
@@ -100,7 +101,7 @@ export function renderPlot(o: PlotOptions): string {
   const xticks = x1 === x0 ? [x0] : [0, 1, 2, 3].map((i) => x0 + (i / 3) * xspan);
   for (const [i, t] of xticks.entries()) {
     const anchor = xticks.length === 1 ? 'middle' : i === 0 ? 'start' : i === xticks.length - 1 ? 'end' : 'middle';
-    parts.push(`<text class="tick" x="${n1(mapX(t))}" y="${bottom + 16}" text-anchor="${anchor}">${clock(t)}</text>`);
+    parts.push(`<text class="tick" x="${n1(mapX(t))}" y="${bottom + 16}" text-anchor="${anchor}">${clock(t, xspan < 10_000)}</text>`);
   }
   parts.push(`<text class="axis-note" x="${right}" y="${height - 4}" text-anchor="end">UTC${log ? ' · log scale' : ''}</text>`);
 

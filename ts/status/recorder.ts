@@ -129,8 +129,10 @@ export class StatusRecorder {
       refused: input.refused?.length ?? 0,
     };
     if (!ok) rec.error = clip(input.error!);
-    if (ok && input.eventAt !== undefined && input.done >= input.eventAt) rec.eventLatencyMs = input.done - input.eventAt;
-    if (ok && input.triggerAt !== undefined && input.done > input.triggerAt) rec.triggerLatencyMs = input.done - input.triggerAt;
+    // A latency is that of rules this sync changed: a family the events did not touch has none.
+    const changed = input.full || input.upserts.length + input.deletes.length > 0;
+    if (ok && changed && input.eventAt !== undefined && input.done >= input.eventAt) rec.eventLatencyMs = input.done - input.eventAt;
+    if (ok && changed && input.triggerAt !== undefined && input.done > input.triggerAt) rec.triggerLatencyMs = input.done - input.triggerAt;
     this.syncs.push(rec);
     const last = this.last.get(input.family) ?? {};
     this.last.set(input.family, { attempt: rec, success: ok ? rec : last.success });
