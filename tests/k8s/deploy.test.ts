@@ -17,7 +17,8 @@ import { NODE_NAME } from '../netns/manifests.js';
 import { bedFor, NODE_IP, WEB_IP, WEB_IP6 } from './bed.js';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-const ADMIN_EXEC = ['--as', KPROXY_USER];
+/** The admin asking on kproxy's behalf (impersonation). */
+const AS_KPROXY = ['--as', KPROXY_USER];
 
 /** Audit every request of kproxy's ServiceAccount, and nothing else. */
 const AUDIT_POLICY = {
@@ -144,7 +145,7 @@ test.serial('deploy/: applied to a real API server, its DaemonSet\'s kproxy prox
   // And nothing more is granted.
   const answers = await Promise.all(CAN_I.map(async ([verb, resource, ns]) => {
     const scope = ns === '-A' ? ['-A'] : ns ? ['-n', ns] : [];
-    return (await cp.kubectl(['auth', 'can-i', verb, resource, ...scope, ...ADMIN_EXEC], { allowFailure: true })).trim();
+    return (await cp.kubectl(['auth', 'can-i', verb, resource, ...scope, ...AS_KPROXY], { allowFailure: true })).trim();
   }));
   t.deepEqual(CAN_I.map(([verb, resource, ns], i) => `${verb} ${resource} ${ns}: ${answers[i]}`), CAN_I.map(([verb, resource, ns, allowed]) => `${verb} ${resource} ${ns}: ${allowed ? 'yes' : 'no'}`));
 });
