@@ -163,6 +163,11 @@ test('programmed follows the syncs: pending until synced, refused, failed, and p
   t.deepEqual(state(), [['ns/a:http', 'refused']]);
   t.is(r.document(ctx(desired)).services[0].programmed.detail, 'port clash');
 
+  // Programmed without an address another port holds: in the rules, with the reason.
+  r.sync({ family: 'IPv4', full: false, started: 12, done: 13, upserts: [a], deletes: [], refused: [{ key: a.key, reason: '192.168.99.1:80 is already used by ns/b/tcp/http; this ServicePort is programmed without it' }] });
+  t.deepEqual(state(), [['ns/a:http', 'programmed']]);
+  t.regex(r.document(ctx(desired)).services[0].programmed.detail, /^at that sync: .* programmed without it$/);
+
   // A later partial sync that hands it out again, accepted this time.
   r.sync({ family: 'IPv4', full: false, started: 20, done: 21, upserts: [a], deletes: [] });
   t.deepEqual(state(), [['ns/a:http', 'programmed']]);
@@ -182,8 +187,8 @@ test('programmed follows the syncs: pending until synced, refused, failed, and p
   r.sync({ family: 'IPv4', full: false, started: 40, done: 41, upserts: [], deletes: [a.key] });
   t.is(stateOf(desired).state, 'pending');
   const doc = r.document(ctx(desired));
-  t.is(doc.syncs.length, 4);
-  t.deepEqual(doc.syncs.map((s) => s.ok), [true, true, false, true]);
+  t.is(doc.syncs.length, 5);
+  t.deepEqual(doc.syncs.map((s) => s.ok), [true, true, true, false, true]);
   t.is(doc.errors.total, 1);
   t.is(doc.errors.recent[0].source, 'sync IPv4');
   t.deepEqual(doc.lastSync.IPv4?.attempt?.at, 41);

@@ -15,6 +15,9 @@ export interface FamilyProgram {
   failed?: string;
 }
 
+/** How the proxiers' reports (crates/kproxy-proxier desired.rs) word a port programmed without an address. */
+const PARTLY_PROGRAMMED = /programmed without it/;
+
 /** Upstream's ServicePortName.String(): the port name after a colon, only when there is one. */
 export function servicePortName(sp: Pick<ServicePort, 'namespace' | 'name' | 'portName'>): string {
   return `${sp.namespace}/${sp.name}${sp.portName ? `:${sp.portName}` : ''}`;
@@ -48,7 +51,13 @@ function programmedState(sp: ServicePort): { state: ProgramState; detail: string
 function programming(sp: ServicePort, program: FamilyProgram | undefined): ServiceStatus['programmed'] {
   const refused = program?.refused.get(sp.key);
   const held = program?.synced.get(sp.key);
-  if (refused !== undefined && held && sameServicePort(held.sp, sp)) return { state: 'refused', detail: refused, at: held.at };
+  if (refused !== undefined && held && sameServicePort(held.sp, sp)) {
+    // A mode can program a port without one address another port holds (nftables: an external
+    // IP:port is the holder's); its report says so, and the port is in the rules all the same.
+    // When the holder lets go, the address is handed over without a new report: hence "then".
+    if (PARTLY_PROGRAMMED.test(refused)) return { state: 'programmed', detail: `at that sync: ${refused}`, at: held.at };
+    return { state: 'refused', detail: refused, at: held.at };
+  }
   if (!held || !sameServicePort(held.sp, sp)) {
     if (program?.failed !== undefined) return { state: 'failed', detail: `the last sync failed: ${program.failed}`, at: held?.at };
     return { state: 'pending', detail: held ? 'changed since the last sync' : 'not synced yet', at: held?.at };
