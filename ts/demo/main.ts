@@ -20,7 +20,15 @@ const MANIFESTS = join(REPO_ROOT, 'examples', 'demo');
 const REQUESTS = 30;
 const NEEDS_ROOT = "kproxy's demo needs root (it creates network namespaces and programs nftables), like kube-proxy; run: sudo npm start";
 
-const say = (line = '') => process.stdout.write(`${line}\n`);
+// `npm start | head`: once the reader is gone, lines are dropped instead of an EPIPE that
+// would end the demo before it removes its namespaces and temp folder.
+let stdoutGone = false;
+process.stdout.on('error', () => {
+  stdoutGone = true;
+});
+const say = (line = '') => {
+  if (!stdoutGone && !process.stdout.destroyed) process.stdout.write(`${line}\n`);
+};
 
 type Mode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
 const MODES: Mode[] = ['nftables', 'iptables', 'ipvs', 'userspace'];
