@@ -154,7 +154,10 @@ export class Agent {
     }
     if (config.metricsBindAddress) {
       this.listen('metrics', () =>
-        startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw, status: () => this.statusDoc(), logger }),
+        startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw,
+          // /flagz unless the ComponentFlagz gate is set false (kproxy serves it by default).
+          flagz: config.flagz && config.featureGates?.ComponentFlagz !== false ? () => config.flagz : undefined,
+          status: () => this.statusDoc(), logger }),
       );
     }
     this.runner.start();

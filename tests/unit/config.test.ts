@@ -135,11 +135,12 @@ for (const [argv, expected] of FLAG_CASES) {
 
 // --- flags: argv → ConfigError (flag, message fragment) --------------------------------------
 
-const NOT_IMPLEMENTED_FLAGS = [
-  'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
-  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version', 'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min', 'conntrack-tcp-timeout-established',
-  'conntrack-tcp-timeout-close-wait', 'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
-  'vmodule', 'logging-format', 'healthz-port', 'metrics-port', 'proxy-port-range',
+// kube-proxy flags kproxy has no behaviour for: a value other than upstream's default is refused.
+const NOT_IMPLEMENTED_FLAGS: Array<[string, string]> = [
+  ['kube-api-qps', '50'], ['kube-api-burst', '100'], ['bind-address-hard-fail', 'true'], ['profiling', 'true'],
+  ['show-hidden-metrics-for-version', '1.36'], ['vmodule', 'proxier=4'], ['log-flush-frequency', '1s'],
+  ['log-text-split-stream', 'true'], ['log-text-info-buffer-size', '1Mi'], ['log-json-split-stream', 'true'],
+  ['log-json-info-buffer-size', '1Mi'], ['healthz-port', '0'], ['metrics-port', '9999'], ['proxy-port-range', '30000-31000'],
 ];
 
 const FLAG_ERRORS: Array<[string[], string, string]> = [
@@ -201,8 +202,20 @@ const FLAG_ERRORS: Array<[string[], string, string]> = [
   [['--detect-local-mode=Foo'], '--detect-local-mode', 'unsupported value "Foo"'],
   [['--config=/nonexistent/kproxy.yaml'], '--config', 'cannot read config file /nonexistent/kproxy.yaml'],
   // The first bad argument wins, as pflag stops there.
-  [['--conntrack-min=1', '--bogus'], '--conntrack-min', 'flag --conntrack-min is not implemented yet by kproxy'],
-  ...NOT_IMPLEMENTED_FLAGS.map((f): [string[], string, string] => [[`--${f}=1`], `--${f}`, `flag --${f} is not implemented yet by kproxy`]),
+  [['--profiling=true', '--bogus'], '--profiling', 'flag --profiling is not implemented yet by kproxy'],
+  ...NOT_IMPLEMENTED_FLAGS.map(([f, v]): [string[], string, string] => [[`--${f}=${v}`], `--${f}`, `flag --${f} is not implemented yet by kproxy (only its default`]),
+  [['--feature-gates=Bogus=true'], '--feature-gates', '--feature-gates: unrecognized feature gate: Bogus'],
+  [['--feature-gates=WatchListClient'], '--feature-gates', 'malformed pair, expect string=bool'],
+  [['--feature-gates=WatchListClient=maybe'], '--feature-gates', 'invalid value of WatchListClient'],
+  [['--feature-gates=NFTablesProxyMode=false'], '--feature-gates', 'cannot set feature gate NFTablesProxyMode to false, feature is locked to true'],
+  [['--proxy-mode=ipvs', '--feature-gates=KubeProxyIPVS=false'], '--feature-gates', 'ipvs mode is disabled by the feature gate KubeProxyIPVS=false'],
+  [['--oom-score-adj=-1001'], '--oom-score-adj', 'must be within the range [-1000, 1000]'],
+  [['--conntrack-max-per-core=-1'], '--conntrack-max-per-core', 'must be greater than or equal to 0, got -1'],
+  [['--conntrack-min=-5'], '--conntrack-min', 'must be greater than or equal to 0'],
+  [['--conntrack-udp-timeout=-1s'], '--conntrack-udp-timeout', 'must be greater than or equal to 0, got -1s'],
+  [['--conntrack-tcp-timeout-established=1'], '--conntrack-tcp-timeout-established', 'invalid duration "1"'],
+  [['--logging-format=xml'], '--logging-format', '--logging-format: unsupported value "xml"; accepted: text, json'],
+  [['--version=maybe'], '--version', 'invalid value "maybe"; accepted: true, false or raw'],
 ];
 
 for (const [argv, flag, fragment] of FLAG_ERRORS) {
@@ -576,10 +589,14 @@ const FILE_ERRORS: Array<[string, string, string]> = [
   [`${HEADER}ipvs: {strictARP: "yes"}\n`, 'ipvs.strictARP', 'must be true or false'],
   [`${HEADER}ipvs: {tcpTimeout: 900}\n`, 'ipvs.tcpTimeout', 'must be a duration string such as "30s", got 900'],
   [`${HEADER}ipvs: {scheduler: 1}\n`, 'ipvs.scheduler', 'must be a string'],
-  [`${HEADER}conntrack: {maxPerCore: 65536}\n`, 'conntrack.maxPerCore', 'field conntrack.maxPerCore is not implemented yet'],
-  [`${HEADER}conntrack: {udpTimeout: 30s}\n`, 'conntrack.udpTimeout', 'accepted: 0s'],
-  [`${HEADER}featureGates: {AllAlpha: true}\n`, 'featureGates', 'field featureGates is not implemented yet'],
-  [`${HEADER}oomScoreAdj: -500\n`, 'oomScoreAdj', 'accepted: -999'],
+  [`${HEADER}conntrack: {maxPerCore: -1}\n`, 'conntrack.maxPerCore', 'conntrack.maxPerCore: must be greater than or equal to 0, got -1'],
+  [`${HEADER}conntrack: {udpTimeout: -30s}\n`, 'conntrack.udpTimeout', 'must be greater than or equal to 0, got -30s'],
+  [`${HEADER}conntrack: {tcpCloseWaitTimeout: 3600}\n`, 'conntrack.tcpCloseWaitTimeout', 'must be a duration string'],
+  [`${HEADER}featureGates: {Bogus: true}\n`, 'featureGates', 'featureGates: unrecognized feature gate: Bogus'],
+  [`${HEADER}featureGates: {MultiCIDRServiceAllocator: false}\n`, 'featureGates', 'feature is locked to true'],
+  [`${HEADER}featureGates: {WatchListClient: "no"}\n`, 'featureGates', 'must be a map of feature names to true/false'],
+  [`${HEADER}oomScoreAdj: 1001\n`, 'oomScoreAdj', 'must be within the range [-1000, 1000], got 1001'],
+  [`${HEADER}logging: {format: xml}\n`, 'logging.format', 'logging.format: unsupported value "xml"; accepted: text, json'],
   [`${HEADER}enableProfiling: true\n`, 'enableProfiling', 'not implemented yet'],
   [`${HEADER}bindAddressHardFail: true\n`, 'bindAddressHardFail', 'not implemented yet'],
   [`${HEADER}detectLocalMode: Bogus\n`, 'detectLocalMode', 'unsupported value "Bogus"'],

@@ -28,7 +28,7 @@ export function defaultRawConfig(): RawConfig {
       qps: 5,
       burst: 10,
     },
-    // kproxy always logs JSON (pino); the rest mirrors component-base's defaults.
+    // JSON is kproxy's default format (upstream's is text); the rest mirrors component-base's.
     logging: { format: 'json', flushFrequency: '5s', verbosity: 0, options: { text: { infoBufferSize: '0' }, json: { infoBufferSize: '0' } } },
     hostnameOverride: '',
     bindAddress: '0.0.0.0',

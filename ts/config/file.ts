@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { yaml } from '../yaml.js';
 import { ConfigError, notImplemented } from './errors.js';
-import { formatGoDuration, parseGoDuration } from './duration.js';
+import { parseGoDuration } from './duration.js';
 import { API_VERSION, CONTENT_TYPES, KIND, type RawConfig } from './defaults.js';
 
 type FieldType = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'stringList' | 'boolMap' | 'object' | 'any';
@@ -28,19 +28,12 @@ const dur = (accept = ok, acceptText?: string): FieldSpec => ({ type: 'duration'
 
 const onlyFalse = bool((v) => v === false, 'false');
 const onlyEmpty = str((v) => v === '', '""');
-const durationIn = (...ms: number[]) => dur((v) => ms.includes(parseGoDuration(v)), ms.map(formatGoDuration).join(' or '));
-
-// NFTablesProxyMode was a gate in 1.29-1.32; enabling it is what kproxy does anyway.
-const ACCEPTED_GATES: Record<string, boolean> = { NFTablesProxyMode: true };
 
 const SCHEMA: Schema = {
   apiVersion: str(),
   kind: str(),
-  featureGates: {
-    type: 'boolMap',
-    accept: (v: Record<string, boolean>) => Object.entries(v).every(([k, b]) => ACCEPTED_GATES[k] === b),
-    acceptText: 'no gates (or NFTablesProxyMode: true)',
-  },
+  // Validated against upstream's gate names in feature-gates.ts.
+  featureGates: { type: 'boolMap' },
   clientConnection: {
     type: 'object',
     fields: {
@@ -54,7 +47,8 @@ const SCHEMA: Schema = {
   logging: {
     type: 'object',
     fields: {
-      format: str((v) => ['', 'text', 'json'].includes(v), 'text or json (kproxy always logs JSON)'),
+      // Validated in index.ts (text or json).
+      format: str(),
       flushFrequency: { type: 'any' },
       verbosity: int(),
       vmodule: { type: 'any', accept: (v) => (Array.isArray(v) ? v.length === 0 : v === ''), acceptText: 'empty' },
@@ -106,17 +100,18 @@ const SCHEMA: Schema = {
   detectLocal: { type: 'object', fields: { bridgeInterface: str(), interfaceNamePrefix: str() } },
   clusterCIDR: str(),
   nodePortAddresses: { type: 'stringList' },
-  oomScoreAdj: int((v) => v === -999, '-999 (the default)'),
+  oomScoreAdj: int(),
+  // Applied at start (ts/proxier/node-setup.ts); validated in config/conntrack.ts.
   conntrack: {
     type: 'object',
     fields: {
-      maxPerCore: int((v) => v === 0 || v === 32768, '0 or 32768 (the default)'),
-      min: int((v) => v === 0 || v === 131072, '0 or 131072 (the default)'),
-      tcpEstablishedTimeout: durationIn(0, 24 * 3_600_000),
-      tcpCloseWaitTimeout: durationIn(0, 3_600_000),
+      maxPerCore: int(),
+      min: int(),
+      tcpEstablishedTimeout: dur(),
+      tcpCloseWaitTimeout: dur(),
       tcpBeLiberal: bool(),
-      udpTimeout: durationIn(0),
-      udpStreamTimeout: durationIn(0),
+      udpTimeout: dur(),
+      udpStreamTimeout: dur(),
     },
   },
   configSyncPeriod: dur(),

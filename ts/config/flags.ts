@@ -5,16 +5,24 @@
 import { ConfigError, notImplemented } from './errors.js';
 import { parseGoDuration } from './duration.js';
 
-export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'strings';
-export type FlagValue = string | boolean | number | string[];
+export type FlagKind = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'strings' | 'gates' | 'version';
+export type FlagValue = string | boolean | number | string[] | Record<string, boolean>;
 
-interface FlagDef {
+export interface FlagDef {
   name: string;
   short?: string;
   kind: FlagKind;
   usage: string;
-  /** Shown in --help; the real defaults live in defaults.ts. */
+  /** Shown in --help and /flagz, in pflag's format; the real defaults live in defaults.ts. */
   defaultText?: string;
+}
+
+/** A kube-proxy flag kproxy has no behaviour for: accepted at upstream's default only. */
+interface NotImplementedFlag {
+  name: string;
+  kind: FlagKind;
+  /** Upstream's default, as the flag's text; any other value is refused. */
+  accepts: string;
 }
 
 // Flags kproxy implements. Upstream semantics for each are applied in index.ts.
@@ -48,32 +56,63 @@ const IMPLEMENTED: FlagDef[] = [
   { name: 'ipvs-tcp-timeout', kind: 'duration', usage: 'ipvs mode: idle timeout of IPVS TCP connections, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
   { name: 'ipvs-tcpfin-timeout', kind: 'duration', usage: 'ipvs mode: timeout of IPVS TCP connections after a FIN, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
   { name: 'ipvs-udp-timeout', kind: 'duration', usage: 'ipvs mode: timeout of IPVS UDP flows, in whole seconds; 0 leaves the kernel value.', defaultText: '0s' },
+  { name: 'conntrack-max-per-core', kind: 'int', usage: 'Maximum number of NAT connections to track per CPU core (0 to leave the limit as-is and ignore conntrack-min).', defaultText: '32768' },
+  { name: 'conntrack-min', kind: 'int', usage: 'Minimum number of conntrack entries to allocate, regardless of conntrack-max-per-core (set conntrack-max-per-core=0 to leave the limit as-is).', defaultText: '131072' },
+  { name: 'conntrack-tcp-timeout-established', kind: 'duration', usage: 'Idle timeout for established TCP connections (0 to leave as-is).', defaultText: '24h0m0s' },
+  { name: 'conntrack-tcp-timeout-close-wait', kind: 'duration', usage: 'NAT timeout for TCP connections in the CLOSE_WAIT state (0 to leave as-is).', defaultText: '1h0m0s' },
   { name: 'conntrack-tcp-be-liberal', kind: 'bool', usage: 'Set nf_conntrack_tcp_be_liberal: out-of-window TCP packets are not INVALID (iptables mode then has no INVALID drop).' },
+  { name: 'conntrack-udp-timeout', kind: 'duration', usage: 'Idle timeout for UNREPLIED UDP connections (0 to leave as-is).', defaultText: '0s' },
+  { name: 'conntrack-udp-timeout-stream', kind: 'duration', usage: 'Idle timeout for ASSURED UDP connections (0 to leave as-is).', defaultText: '0s' },
+  { name: 'oom-score-adj', kind: 'int', usage: "The oom_score_adj of kproxy's process, within [-1000, 1000].", defaultText: '-999' },
+  { name: 'init-only', kind: 'bool', usage: 'Do the steps that need full root (sysctls, conntrack limits), then exit; a later run needs only CAP_NET_ADMIN.' },
+  { name: 'write-config-to', kind: 'string', usage: 'Write the effective (defaulted) KubeProxyConfiguration to this file, as YAML, and exit.' },
+  { name: 'feature-gates', kind: 'gates', usage: "key=value pairs of kube-proxy's feature gates (e.g. WatchListClient=false); upstream's names are accepted, see the table in ts/config/feature-gates.ts." },
   { name: 'config-sync-period', kind: 'duration', usage: 'Informer resync period; must be greater than 0.', defaultText: '15m0s' },
   { name: 'udp-timeout', kind: 'duration', usage: "userspace mode: how long an idle UDP session is kept (e.g. '250ms', '2s'); must be greater than 0.", defaultText: '250ms' },
   { name: 'userspace-max-connections', kind: 'int', usage: 'userspace mode (kproxy): active connections per Service; 0 means no cap.', defaultText: '0' },
-  { name: 'v', short: 'v', kind: 'int', usage: 'Log verbosity: 2 logs each sync, 4 traces.', defaultText: '0' },
+  { name: 'v', short: 'v', kind: 'int', usage: 'Log verbosity, as klog: messages up to V(n) are shown (2 logs each sync, 4 traces).', defaultText: '0' },
+  { name: 'logging-format', kind: 'string', usage: "Log format: 'json' (kproxy's default) or 'text' (klog-like lines, kube-proxy's default).", defaultText: 'json' },
   { name: 'manifests', kind: 'string', usage: 'kproxy only: read Services and EndpointSlices from this directory instead of the API server.' },
+  { name: 'version', kind: 'version', usage: "Print the version and exit; --version=raw prints it as a struct, as kube-proxy's.", defaultText: 'false' },
   { name: 'help', short: 'h', kind: 'bool', usage: 'Show this help and exit.' },
 ];
 
-// Flags of upstream kube-proxy that kproxy recognises but does not implement yet.
-const NOT_IMPLEMENTED = [
-  'write-config-to', 'init-only', 'feature-gates', 'kube-api-qps', 'kube-api-burst',
-  'bind-address-hard-fail', 'profiling', 'show-hidden-metrics-for-version',
-  'oom-score-adj', 'conntrack-max-per-core', 'conntrack-min',
-  'conntrack-tcp-timeout-established', 'conntrack-tcp-timeout-close-wait',
-  'conntrack-udp-timeout', 'conntrack-udp-timeout-stream',
-  // component-base logging and version flags
-  'vmodule', 'logging-format', 'log-flush-frequency', 'log-text-split-stream', 'log-text-info-buffer-size',
-  'log-json-split-stream', 'log-json-info-buffer-size', 'version',
-  // deprecated upstream
-  'healthz-port', 'metrics-port', 'proxy-port-range',
+// Flags of upstream kube-proxy that kproxy has no behaviour for: their default (what kube-proxy
+// does when they are not given) is accepted, so a kube-proxy command line works as it is; any
+// other value is refused, naming the flag.
+const NOT_IMPLEMENTED: NotImplementedFlag[] = [
+  { name: 'kube-api-qps', kind: 'float', accepts: '5' },
+  { name: 'kube-api-burst', kind: 'int', accepts: '10' },
+  { name: 'bind-address-hard-fail', kind: 'bool', accepts: 'false' },
+  { name: 'profiling', kind: 'bool', accepts: 'false' },
+  { name: 'show-hidden-metrics-for-version', kind: 'string', accepts: '' },
+  // component-base logging flags
+  { name: 'vmodule', kind: 'string', accepts: '' },
+  { name: 'log-flush-frequency', kind: 'duration', accepts: '5s' },
+  { name: 'log-text-split-stream', kind: 'bool', accepts: 'false' },
+  { name: 'log-text-info-buffer-size', kind: 'string', accepts: '0' },
+  { name: 'log-json-split-stream', kind: 'bool', accepts: 'false' },
+  { name: 'log-json-info-buffer-size', kind: 'string', accepts: '0' },
+  // deprecated upstream: the ports default to the bind addresses' own
+  { name: 'healthz-port', kind: 'int', accepts: '10256' },
+  { name: 'metrics-port', kind: 'int', accepts: '10249' },
+  { name: 'proxy-port-range', kind: 'string', accepts: '' },
 ];
 
 const BY_NAME = new Map(IMPLEMENTED.map((f) => [f.name, f]));
 const BY_SHORT = new Map(IMPLEMENTED.filter((f) => f.short).map((f) => [f.short as string, f]));
-const NOT_IMPLEMENTED_SET = new Set(NOT_IMPLEMENTED);
+const NOT_IMPLEMENTED_BY_NAME = new Map(NOT_IMPLEMENTED.map((f) => [f.name, f]));
+
+/** Every flag kproxy accepts, implemented or at its default only: /flagz lists them all. */
+export function allFlags(): Array<{ name: string; kind: FlagKind; defaultText: string }> {
+  const implemented = IMPLEMENTED.map((f) => ({ name: f.name, kind: f.kind, defaultText: f.defaultText ?? zeroText(f.kind) }));
+  const others = NOT_IMPLEMENTED.map((f) => ({ name: f.name, kind: f.kind, defaultText: f.accepts }));
+  return [...implemented, ...others].sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function zeroText(kind: FlagKind): string {
+  return { string: '', bool: 'false', int: '0', float: '0', duration: '0s', strings: '[]', gates: '', version: 'false' }[kind];
+}
 
 export interface ParsedFlags {
   /** Flags given on the command line (last occurrence wins), keyed by canonical name. */
@@ -105,8 +144,16 @@ export function parseFlags(argv: string[]): ParsedFlags {
       const name = rawName.replaceAll('_', '-');
       if (name === '' || name.startsWith('-')) throw new ConfigError(arg, `bad flag syntax: ${arg}`);
       def = BY_NAME.get(name);
-      if (!def && NOT_IMPLEMENTED_SET.has(name)) throw notImplemented(`--${name}`);
-      if (!def) throw new ConfigError(`--${name}`, `unknown flag --${name}; run kproxy --help for the accepted flags`);
+      const known = NOT_IMPLEMENTED_BY_NAME.get(name);
+      if (!def && known) {
+        // Parsed as upstream would, then held to its default.
+        const inlineOrNext = inline ?? (known.kind === 'bool' ? 'true' : argv[++i]);
+        if (inlineOrNext === undefined) throw new ConfigError(`--${name}`, `flag needs an argument: --${name}`);
+        if (!atDefault(known, inlineOrNext)) throw notImplemented(`--${name}`, `only its default ${JSON.stringify(known.accepts)} is accepted`);
+        continue;
+      }
+      // The caller says how to get help: a hint here would be printed twice.
+      if (!def) throw new ConfigError(`--${name}`, `unknown flag --${name}`);
     } else {
       def = BY_SHORT.get(rawName[0]);
       if (!def) {
@@ -122,7 +169,8 @@ export function parseFlags(argv: string[]): ParsedFlags {
     const display = isLong ? `--${def.name}` : `-${def.short}`;
     let text = inline ?? shortRest;
     if (text === undefined) {
-      if (def.kind === 'bool') {
+      // pflag's NoOptDefVal: "--version" alone means true.
+      if (def.kind === 'bool' || def.kind === 'version') {
         text = 'true';
       } else {
         if (i + 1 >= argv.length) throw new ConfigError(display, `flag needs an argument: ${display}`);
@@ -130,9 +178,11 @@ export function parseFlags(argv: string[]): ParsedFlags {
       }
     }
     const value = convert(def, display, text);
-    // pflag's StringSlice: a repeated flag appends.
+    // pflag's StringSlice appends, and MapStringBool merges, when the flag is repeated.
     const prev = values.get(def.name);
-    values.set(def.name, Array.isArray(prev) && Array.isArray(value) ? [...prev, ...value] : value);
+    if (Array.isArray(prev) && Array.isArray(value)) values.set(def.name, [...prev, ...value]);
+    else if (def.kind === 'gates' && prev) values.set(def.name, { ...(prev as Record<string, boolean>), ...(value as Record<string, boolean>) });
+    else values.set(def.name, value);
   }
   const extra = positional.filter((a) => a !== '');
   if (extra.length > 0) {
@@ -141,10 +191,41 @@ export function parseFlags(argv: string[]): ParsedFlags {
   return { values };
 }
 
+/** A not-implemented flag's value means the same as upstream's default. */
+function atDefault(f: NotImplementedFlag, text: string): boolean {
+  switch (f.kind) {
+    case 'bool':
+      return parseGoBool(text) === parseGoBool(f.accepts);
+    case 'int':
+    case 'float':
+      return text.trim() !== '' && Number(text) === Number(f.accepts);
+    case 'duration':
+      try {
+        return parseGoDuration(text) === parseGoDuration(f.accepts);
+      } catch {
+        return false;
+      }
+    default:
+      return text === f.accepts;
+  }
+}
+
 function convert(def: FlagDef, display: string, text: string): FlagValue {
   switch (def.kind) {
     case 'string':
       return text;
+    case 'version': {
+      // component-base's verflag: true, false or raw (a "vX.Y.Z" override is upstream's too, not kproxy's).
+      if (text === 'raw') return 'raw';
+      const b = parseGoBool(text);
+      if (b === undefined) throw new ConfigError(display, `invalid value "${text}"; accepted: true, false or raw`);
+      return b ? 'true' : 'false';
+    }
+    case 'gates':
+      return parseGates(display, text);
+    case 'float':
+      if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) throw new ConfigError(display, `invalid value "${text}"; accepted: a number`);
+      return Number(text);
     case 'strings':
       return splitCSV(text);
     case 'bool': {
@@ -164,6 +245,22 @@ function convert(def: FlagDef, display: string, text: string): FlagValue {
         throw new ConfigError(display, `invalid duration "${text}"; accepted: a Go duration such as 30s, 1m30s, 500ms, 1h`);
       }
   }
+}
+
+/** component-base's MapStringBool: "A=true,B=false" (spaces around items allowed). */
+function parseGates(display: string, text: string): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const item of text.split(',')) {
+    const pair = item.trim();
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw new ConfigError(display, `malformed pair, expect string=bool: ${JSON.stringify(pair)}`);
+    const name = pair.slice(0, eq).trim();
+    const value = parseGoBool(pair.slice(eq + 1).trim());
+    if (value === undefined) throw new ConfigError(display, `invalid value of ${name}: ${JSON.stringify(pair.slice(eq + 1))}; accepted: true or false`);
+    out[name] = value;
+  }
+  return out;
 }
 
 /** pflag's readAsCSV: "" is the empty list; double quotes may enclose a field. */
@@ -199,26 +296,49 @@ export function parseGoBool(text: string): boolean | undefined {
   return undefined;
 }
 
+/** The commands, as `kproxy help` lists them. */
+export const COMMANDS: ReadonlyArray<[string, string]> = [
+  ['(none)', 'run the proxy (the flags below; kube-proxy\'s)'],
+  ['plan', 'print the rules kproxy would program, without touching the kernel'],
+  ['trace', 'say what the rules do to one new connection, and why'],
+  ['status', 'show a running kproxy\'s Services, endpoints and syncs'],
+  ['help', 'show the help of kproxy or of one command'],
+];
+
+/** The flags section of a help text. */
+export function flagsUsage(): string {
+  const lines: string[] = [];
+  for (const f of IMPLEMENTED) {
+    const names = f.short ? `-${f.short}, --${f.name}` : `    --${f.name}`;
+    const arg = f.kind === 'bool' ? '' : f.kind === 'version' ? '[=raw]' : f.kind === 'gates' ? ' mapStringBool' : ` ${f.kind}`;
+    const dflt = f.defaultText && f.defaultText !== 'false' ? ` (default ${f.defaultText})` : '';
+    lines.push(`  ${(names + arg).padEnd(40)} ${f.usage}${dflt}`);
+  }
+  lines.push('', 'Recognised kube-proxy flags that kproxy accepts at their default only (any other value is refused):');
+  const known = NOT_IMPLEMENTED.map((n) => `--${n.name}${n.kind === 'bool' ? '' : `=${n.accepts === '' ? '""' : n.accepts}`}`);
+  lines.push(...wrap(known.join(' '), 100).map((l) => `  ${l}`));
+  lines.push('', 'With --config, the other flags are ignored except -v, --logging-format, --hostname-override, --master, --cleanup,',
+    '--init-only, --write-config-to and --manifests (as kube-proxy does).');
+  return lines.join('\n') + '\n';
+}
+
 /** The --help text. */
 export function usage(): string {
   const lines = [
-    'kproxy: a Kubernetes service proxy compatible with kube-proxy (nftables, iptables and ipvs modes).',
+    'kproxy: a Kubernetes service proxy compatible with kube-proxy (nftables, iptables, ipvs and userspace modes).',
     '',
     'Usage:',
     '  kproxy [flags]',
+    '  kproxy <command> [flags]',
+    '',
+    'Commands:',
+    ...COMMANDS.map(([name, what]) => `  ${name.padEnd(8)} ${what}`),
+    '',
+    "Run 'kproxy help <command>' or 'kproxy <command> --help' for a command's own flags.",
     '',
     'Flags:',
   ];
-  for (const f of IMPLEMENTED) {
-    const names = f.short ? `-${f.short}, --${f.name}` : `    --${f.name}`;
-    const arg = f.kind === 'bool' ? '' : ` ${f.kind}`;
-    const dflt = f.defaultText ? ` (default ${f.defaultText})` : '';
-    lines.push(`  ${(names + arg).padEnd(40)} ${f.usage}${dflt}`);
-  }
-  lines.push('', 'Recognised kube-proxy flags that kproxy does not implement yet (they are rejected):');
-  lines.push(...wrap(NOT_IMPLEMENTED.map((n) => `--${n}`).join(' '), 100).map((l) => `  ${l}`));
-  lines.push('', 'With --config, other flags are ignored except -v, --hostname-override, --master, --cleanup and --manifests (as kube-proxy does).');
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n${flagsUsage()}`;
 }
 
 function wrap(text: string, width: number): string[] {

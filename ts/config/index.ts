@@ -18,17 +18,24 @@ import { canonicalCIDR, checkIP, checkIPPortFlag, parseClusterCIDRs, parseNodePo
 import { appendPortIfNeeded } from '../server/address.js';
 import { describe, resolveIpvs, type IpvsConfig, type IpvsSourced, type Sourced } from './ipvs.js';
 import { rawUserspace, resolveUserspace, userspaceFromFile, type UserspaceConfig, type UserspaceSourced } from './userspace.js';
+import { checkFeatureGates, gateEnabled } from './feature-gates.js';
+import { renderFlagz } from './flagz.js';
+import { conntrackFromFile, conntrackFromFlags, rawConntrack, resolveConntrack, type ConntrackConfig, type ConntrackSourced } from './conntrack.js';
 
 export type { IpvsConfig } from './ipvs.js';
 export type { UserspaceConfig } from './userspace.js';
+export type { ConntrackConfig } from './conntrack.js';
 
 export { ConfigError } from './errors.js';
-export { usage } from './flags.js';
+export { usage, flagsUsage, COMMANDS } from './flags.js';
 export { formatGoDuration, parseGoDuration } from './duration.js';
 
 /** Upstream's detect-local modes: how a proxier tells traffic from this node's pods. */
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
+
+/** --logging-format / logging.format: klog-like text lines, or JSON (kproxy's default). */
+export type LoggingFormat = 'json' | 'text';
 
 /** The modes kproxy implements. */
 export type ImplementedMode = 'nftables' | 'iptables' | 'ipvs' | 'userspace';
@@ -61,7 +68,22 @@ export interface ProxyConfig {
   /** Set nf_conntrack_tcp_be_liberal at start (conntrack.tcpBeLiberal). */
   tcpBeLiberal: boolean;
   cleanup: boolean;
+  /** --init-only: set the node up (sysctls, conntrack) and exit. */
+  initOnly: boolean;
+  /** --write-config-to FILE: write the effective configuration and exit. */
+  writeConfigTo: string | undefined;
+  /** --version: 'true' or 'raw' to print it and exit. */
+  version: 'true' | 'raw' | undefined;
   verbosity: number;
+  loggingFormat: LoggingFormat;
+  /** The conntrack sysctls set at start (conntrack.*; 0 leaves one as it is). */
+  conntrack: ConntrackConfig;
+  /** Written to /proc/self/oom_score_adj at start (oomScoreAdj). */
+  oomScoreAdj: number;
+  /** featureGates as given (validated against upstream's names). */
+  featureGates: Record<string, boolean>;
+  /** The /flagz page. */
+  flagz: string;
   configSyncPeriodMs: number;
   /** kproxy's own --manifests DIR: read objects from files instead of the API server. */
   manifests: string | undefined;
@@ -88,7 +110,9 @@ export interface LoadOptions {
 }
 
 // Flags that still apply when --config is given (the rest are ignored, with a warning).
-const FLAGS_KEPT_WITH_CONFIG = new Set(['config', 'cleanup', 'master', 'hostname-override', 'v', 'manifests', 'help']);
+const FLAGS_KEPT_WITH_CONFIG = new Set([
+  'config', 'cleanup', 'master', 'hostname-override', 'v', 'logging-format', 'manifests', 'help', 'init-only', 'write-config-to', 'version',
+]);
 
 
 export function loadConfig(argv: string[], options: LoadOptions = {}): ProxyConfig {
@@ -115,6 +139,8 @@ export function loadConfig(argv: string[], options: LoadOptions = {}): ProxyConf
   // These flags win over the config file, as upstream.
   const verbosityFlag = flags.get('v') as number | undefined;
   if (verbosityFlag !== undefined) resolved.verbosity = { value: verbosityFlag, from: '-v' };
+  const formatFlag = flags.get('logging-format') as string | undefined;
+  if (formatFlag !== undefined) resolved.loggingFormat = { value: formatFlag, from: '--logging-format' };
   const overrideFlag = flags.get('hostname-override') as string | undefined;
   if (overrideFlag !== undefined && overrideFlag.length > 0) {
     if (overrideFlag.trim() === '') throw new ConfigError('--hostname-override', '--hostname-override: empty hostname-override is invalid');
@@ -125,6 +151,11 @@ export function loadConfig(argv: string[], options: LoadOptions = {}): ProxyConf
   config.configFile = useFile ? configFile : undefined;
   config.master = (flags.get('master') as string | undefined) ?? '';
   config.cleanup = flags.get('cleanup') === true;
+  config.initOnly = flags.get('init-only') === true;
+  config.writeConfigTo = (flags.get('write-config-to') as string | undefined) || undefined;
+  const version = flags.get('version');
+  config.version = version === 'true' || version === 'raw' ? version : undefined;
+  config.flagz = renderFlagz(flags);
   config.manifests = (flags.get('manifests') as string | undefined) || undefined;
   config.warnings = [...warnings, ...resolved.warnings];
   return config;
@@ -154,6 +185,10 @@ interface Resolved {
   tcpBeLiberal: boolean;
   configSyncPeriodMs: Sourced<number>;
   verbosity: Sourced<number>;
+  loggingFormat: Sourced<string>;
+  conntrack: ConntrackSourced;
+  oomScoreAdj: Sourced<number>;
+  featureGates: Sourced<Record<string, boolean>>;
   /** Also show the effective periods under raw.iptables (the flags are named --iptables-*). */
   mirrorToIptables: boolean;
   ipvs: IpvsSourced;
@@ -218,6 +253,10 @@ function fromFlags(flags: Map<string, FlagValue>): Resolved {
     tcpBeLiberal: flags.get('conntrack-tcp-be-liberal') === true,
     configSyncPeriodMs: get('config-sync-period', DEFAULT_CONFIG_SYNC_PERIOD_MS),
     verbosity: { value: 0, from: '-v' },
+    loggingFormat: { value: '', from: '--logging-format' },
+    conntrack: conntrackFromFlags(flags),
+    oomScoreAdj: get('oom-score-adj', -999),
+    featureGates: get('feature-gates', {}),
     mirrorToIptables: !ipvsMode,
     ipvs: {
       scheduler: get('ipvs-scheduler', ''),
@@ -289,6 +328,10 @@ function fromFile(file: RawConfig): Resolved {
     tcpBeLiberal: file.conntrack?.tcpBeLiberal ?? false,
     configSyncPeriodMs: { value: duration(file.configSyncPeriod, DEFAULT_CONFIG_SYNC_PERIOD_MS), from: 'configSyncPeriod' },
     verbosity: { value: file.logging?.verbosity ?? 0, from: 'logging.verbosity' },
+    loggingFormat: { value: file.logging?.format ?? '', from: 'logging.format' },
+    conntrack: conntrackFromFile(file),
+    oomScoreAdj: { value: file.oomScoreAdj ?? -999, from: 'oomScoreAdj' },
+    featureGates: { value: file.featureGates ?? {}, from: 'featureGates' },
     mirrorToIptables: periodStruct === 'iptables',
     ipvs: {
       scheduler: { value: ipvs.scheduler ?? '', from: 'ipvs.scheduler' },
@@ -322,6 +365,13 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   if (r.masqueradeBit.value < 0 || r.masqueradeBit.value > 31) fail(r.masqueradeBit, 'must be within the range [0, 31]');
   if (r.configSyncPeriodMs.value <= 0) fail(r.configSyncPeriodMs, 'must be greater than 0');
   if (r.verbosity.value < 0) fail(r.verbosity, 'must be a non-negative integer');
+  const loggingFormat = checkLoggingFormat(r.loggingFormat);
+  const conntrack = resolveConntrack(r.conntrack);
+  if (r.oomScoreAdj.value < -1000 || r.oomScoreAdj.value > 1000) fail(r.oomScoreAdj, 'must be within the range [-1000, 1000]');
+  const featureGates = checkFeatureGates(r.featureGates.value, r.featureGates.from);
+  if (mode === 'ipvs' && !gateEnabled(featureGates, 'KubeProxyIPVS')) {
+    throw new ConfigError(r.featureGates.from, `${r.featureGates.from}: ipvs mode is disabled by the feature gate KubeProxyIPVS=false`);
+  }
   if (!CONTENT_TYPES.includes(r.contentType.value)) fail(r.contentType, `must be ${PROTOBUF_CONTENT_TYPE} or application/json`);
   checkIP(r.bindAddress.value, r.bindAddress.from);
   if (r.healthzBindAddress.value !== '') validateHostPort(r.healthzBindAddress.value, r.healthzBindAddress.from);
@@ -346,6 +396,9 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
   raw.metricsBindAddress = r.metricsBindAddress.value;
   raw.configSyncPeriod = formatGoDuration(r.configSyncPeriodMs.value);
   raw.logging.verbosity = r.verbosity.value;
+  raw.logging.format = loggingFormat;
+  raw.featureGates = { ...featureGates };
+  raw.oomScoreAdj = r.oomScoreAdj.value;
   const effective = {
     masqueradeBit: r.masqueradeBit.value,
     masqueradeAll: r.masqueradeAll,
@@ -370,7 +423,7 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     if (r.mirrorToIptables || mode === 'iptables') raw.iptables = { ...raw.iptables, ...effective };
   }
   raw.iptables = { ...raw.iptables, localhostNodePorts: r.localhostNodePorts };
-  raw.conntrack = { ...raw.conntrack, tcpBeLiberal: r.tcpBeLiberal };
+  raw.conntrack = { ...raw.conntrack, ...rawConntrack(conntrack), tcpBeLiberal: r.tcpBeLiberal };
   // Not upstream fields since its userspace mode went: shown in userspace mode only.
   if (mode === 'userspace') Object.assign(raw, rawUserspace(userspace));
 
@@ -393,7 +446,15 @@ function finish(r: Resolved, options: LoadOptions, help: boolean): ProxyConfig {
     localhostNodePorts: r.localhostNodePorts,
     tcpBeLiberal: r.tcpBeLiberal,
     cleanup: false,
+    initOnly: false,
+    writeConfigTo: undefined,
+    version: undefined,
     verbosity: r.verbosity.value,
+    loggingFormat,
+    conntrack,
+    oomScoreAdj: r.oomScoreAdj.value,
+    featureGates,
+    flagz: '',
     configSyncPeriodMs: r.configSyncPeriodMs.value,
     manifests: undefined,
     detectLocalMode,
@@ -426,6 +487,13 @@ function checkMode(mode: Sourced<string>): ImplementedMode {
     default:
       throw new ConfigError(name, `${name}: unsupported value ${JSON.stringify(mode.value)}; accepted: nftables, iptables, ipvs, userspace`);
   }
+}
+
+/** "" is kproxy's default, JSON (upstream's is text). */
+function checkLoggingFormat(format: Sourced<string>): LoggingFormat {
+  if (format.value === '' || format.value === 'json') return 'json';
+  if (format.value === 'text') return 'text';
+  throw new ConfigError(format.from, `${format.from}: unsupported value ${JSON.stringify(format.value)}; accepted: text, json`);
 }
 
 /** "" means ClusterCIDR, as upstream's platformApplyDefaults. */
