@@ -214,7 +214,7 @@ async function startKproxy(mode: ProxyMode, port: number): Promise<Teardown | st
     await p.cleanup().catch(() => undefined);
     throw e;
   }
-  return () => p.cleanup();
+  return async () => void (await p.cleanup());
 }
 
 interface Figures { bulk1: number; bulk8: number; cps: number; p50: number; p99: number; errors: number }

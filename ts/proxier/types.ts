@@ -130,8 +130,11 @@ export interface Proxier {
   render(): string;
   /** Traces one packet through the desired ruleset. */
   explain(packet: TracePacket): TraceResult;
-  /** Removes this mode's rules for this family; missing rules are fine. */
-  cleanup(): Promise<void>;
+  /**
+   * Removes this mode's rules for this family; missing rules are fine. Says whether there were
+   * any (true: something was deleted, false: nothing was there), or undefined when it cannot tell.
+   */
+  cleanup(): Promise<boolean | undefined>;
   /**
    * Watches for the mode's rules being flushed by someone else (iptables' canary chains) every
    * `intervalMs`, and calls `lost` when they are; returns the stop function.

@@ -244,13 +244,13 @@ export class IptablesProxier implements Proxier {
   }
 
   /** As upstream's CleanupLeftovers: its jumps, its chains and every per-Service chain go. */
-  async cleanup(): Promise<void> {
-    if (this.fake) return;
+  async cleanup(): Promise<boolean> {
+    if (this.fake) return false;
     const { ipt, save, restore: restoreCmd } = await this.commands();
     // Nothing of this mode's (or upstream's) here: nothing to run (another mode's startup calls
     // this). The whole dump: asking for one table would make the legacy backend create it.
     const dump = await output(save, []);
-    if (!OWNED_IN_SAVE.test(dump)) return;
+    if (!OWNED_IN_SAVE.test(dump)) return false;
     const { jumps, restore } = this.native.cleanup(natChainsIn(dump));
     // The jumps first: a chain still referenced cannot be deleted.
     for (const j of jumps) {
@@ -258,6 +258,7 @@ export class IptablesProxier implements Proxier {
     }
     const r = await run(restoreCmd, ['--noflush', '-w', LOCK_WAIT_S], restore);
     if (r.code !== 0) throw new ProxierError('E_KERNEL_REJECTED', `${restoreCmd} (cleanup) failed: ${r.stderr.trim()}`);
+    return true;
   }
 }
 

@@ -13,6 +13,7 @@ import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
 import { ensureIpvs, ipvsSysctls } from './kernel.js';
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
+import { nftTableExists } from '../../proxier/nft-probe.js';
 
 /** Every Service feature upstream's IPVS mode has. */
 export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
@@ -172,12 +173,16 @@ export class IpvsProxier implements Proxier {
   }
 
   /** kproxy's virtual servers, its kube-ipvs0 addresses and its table go; kube-ipvs0 too when empty. */
-  cleanup(): Promise<void> {
+  cleanup(): Promise<boolean | undefined> {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = undefined;
     return this.serial.run(async () => {
       try {
-        await this.native.cleanup();
+        // The report counts the virtual servers deleted (ipvsOps), not the table (asked of nft
+        // before) nor kube-ipvs0 (deleted with its addresses, uncounted).
+        const table = await nftTableExists(this.family, 'kproxy-ipvs');
+        const report = await this.native.cleanup();
+        return report.ipvsOps > 0 || report.addressesDeleted > 0 ? true : table;
       } catch (e) {
         throw fromAddonError(e);
       }

@@ -7,6 +7,7 @@ import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
+import { nftTableExists } from '../../proxier/nft-probe.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
 /** What nftables mode programs: every Service feature upstream's nftables mode has. */
@@ -29,9 +30,11 @@ export class NftablesProxier implements Proxier {
   private afterCommitDone: Promise<void> = Promise.resolve();
   private readonly metrics: NftablesMetrics;
   private readonly logger: Logger;
+  private readonly fake: boolean;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
+    this.fake = opts.fake === true;
     this.metrics = nftablesMetrics(opts.registry);
     this.logger = opts.logger;
     const { NftablesProxier: Native } = loadAddon();
@@ -119,10 +122,14 @@ export class NftablesProxier implements Proxier {
     this.native.fakeFailNext(errno);
   }
 
-  async cleanup(): Promise<void> {
+  async cleanup(): Promise<boolean | undefined> {
     await this.afterCommitDone;
+    // An addon that says whether the table was there (true) or not (ENOENT: false) is believed;
+    // an older one returns nothing, and then nft, when installed, is asked first.
+    const before = this.fake ? undefined : await nftTableExists(this.family, 'kube-proxy');
     try {
-      await this.native.cleanup();
+      const deleted: unknown = await this.native.cleanup();
+      return typeof deleted === 'boolean' ? deleted : before;
     } catch (e) {
       this.metrics.cleanupFailuresTotal.inc({ ip_family: this.family });
       throw fromAddonError(e);

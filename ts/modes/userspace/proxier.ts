@@ -119,10 +119,11 @@ export class UserspaceProxier implements Proxier {
   }
 
   /** Closes this family's frontends and removes the Service link (kproxy-vips, or kproxy's addresses on lo). */
-  cleanup(): Promise<void> {
+  cleanup(): Promise<boolean> {
     return this.serial.run(async () => {
       try {
-        await this.native.cleanup();
+        // The addresses kproxy had on its link (or on lo); an empty kproxy-vips goes uncounted.
+        return (await this.native.cleanup()).addressesDeleted > 0;
       } catch (e) {
         throw fromAddonError(e);
       }
