@@ -175,6 +175,11 @@ export async function run(config: ProxyConfig, logger: Logger): Promise<void> {
   // As upstream's server: before the proxiers start (iptables mode reads tcp_be_liberal).
   const setup = setupNode(config, logger);
   applyOomScoreAdj(config.oomScoreAdj, logger);
+  // Upstream's checkBadConfig: unset in iptables and ipvs modes means every local address.
+  if (config.mode !== 'nftables' && config.raw.nodePortAddresses?.length === 0) {
+    logger.error({ err: 'nodePortAddresses is unset; NodePort connections will be accepted on all local IPs. Consider using `--nodeport-addresses primary`' },
+      'Kube-proxy configuration may be incomplete or incorrect');
+  }
   const registry = new Registry();
   const { source, proxiers: list } = await prepare(config, logger, false, POD_CIDR_WAIT_MS, registry);
   // userspace mode does no NAT: no conntrack entry of its making can go stale.
