@@ -1,7 +1,7 @@
 // The status document the agent serves at /kproxy/status.json, and that `kproxy status` and
 // the page at / render. Plain data, mode-neutral: it says what the model asked for and what
 // the proxier did with it, never how a mode spells it in the kernel.
-import type { IPFamily, Protocol, ServiceType, SessionAffinity } from '../model/types.js';
+import type { IPFamily, ServicePort, SessionAffinity } from '../model/types.js';
 
 /** Where the metrics server serves the document (kproxy's own path: upstream's /statusz is a zpage). */
 export const STATUS_JSON_PATH = '/kproxy/status.json';
@@ -36,24 +36,14 @@ export interface EndpointCounts {
   localUsable: number;
 }
 
-export interface ServiceStatus {
+/** The ServicePort's own fields, as the model has them. */
+type PortFields = 'namespace' | 'name' | 'portName' | 'protocol' | 'family' | 'type' | 'clusterIP' | 'port'
+  | 'nodePort' | 'externalIPs' | 'loadBalancerSourceRanges' | 'healthCheckNodePort';
+
+export interface ServiceStatus extends Pick<ServicePort, PortFields> {
   /** Upstream's ServicePortName: "ns/name:portName", or "ns/name" for an unnamed port. */
   service: string;
-  namespace: string;
-  name: string;
-  portName: string;
-  protocol: Protocol;
-  family: IPFamily;
-  type: ServiceType;
-  clusterIP: string;
-  port: number;
-  /** 0 when none. */
-  nodePort: number;
-  externalIPs: string[];
   loadBalancerIPs: string[];
-  loadBalancerSourceRanges: string[];
-  /** 0 when none. */
-  healthCheckNodePort: number;
   endpoints: EndpointCounts;
   policy: {
     internal: 'Cluster' | 'Local';
