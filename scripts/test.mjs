@@ -12,8 +12,9 @@ const suites = [
   // built; with KPROXY_TEST_K8S=1 (CI) missing binaries fail it.
   { name: 'k8s (real kube-apiserver)', cmd: 'npx', args: ['ava', '--tap', '--serial', 'tests/k8s'], parse: parseTap, root: true, optIn: 'KPROXY_TEST_K8S',
     present: () => existsSync('tests/k8s/bin/kube-apiserver'), hint: 'run scripts/build-k8s.sh (needs Go) to build it' },
-  // The addon on other Node lines (22, 24) and, under qemu-user, on arm64 (npm run build:addon:arm64; KPROXY_TEST_ARM64=1 requires it).
-  { name: 'package (Node lines, arm64)', cmd: 'npx', args: ['ava', '--tap', 'tests/package'], parse: parseTap },
+  // The npm tarballs installed and run (registry access; the demo part as root), the addon on other
+  // Node lines (22, 24) and, under qemu-user, on arm64 (npm run build:addon:arm64; KPROXY_TEST_ARM64=1 requires it).
+  { name: 'package (npm install, Node lines, arm64)', cmd: 'npx', args: ['ava', '--tap', 'tests/package'], parse: parseTap },
   // Opt-in (CI sets it): the demo on Debian's LTS kernel in a qemu VM.
   { name: 'vm (Debian LTS kernel)', cmd: 'bash', args: ['tests/vm/lts-kernel.sh'], parse: parseTap, root: true, optIn: 'KPROXY_TEST_VM' },
 ];

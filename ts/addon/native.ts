@@ -233,7 +233,9 @@ export function loadAddon(): NativeModule {
     } catch (e) {
       throw new ProxierError(
         'E_ADDON_MISSING',
-        `the kproxy proxier addon is not built (${(e as Error).message.split('\n')[0]}); run: npm run build`,
+        // From npm, the addon is in a platform package (npm/<platform>/), an optional dependency.
+        `the kproxy proxier addon did not load (${(e as Error).message.split('\n')[0]}); in a checkout, run: npm run build; `
+          + `installed from npm, kproxy-${process.platform}-${process.arch}-gnu must be installed with it (not --omit=optional)`,
       );
     }
   }
