@@ -1,30 +1,45 @@
-# kproxy image for amd64 and arm64:
+# kproxy's image, for users with Docker (BuildKit):
 #   docker buildx build --platform linux/amd64,linux/arm64 -t kproxy .
-# Each platform builds natively (buildx runs arm64 under QEMU when needed).
+# FROM scratch: Debian's runtime libraries, iptables, kmod, Node from the npm registry and
+# /opt/kproxy, running as uid 65532 with CAP_NET_ADMIN as a file capability on node. It is the
+# layout scripts/image/build.sh makes with buildah: both run scripts/image/stage-app.sh and
+# rootfs.sh, and tests/image/ compares the two images' files and configs.
+#
+# APP=prebuilt takes /opt/kproxy already staged in build/image/app-<arch> (stage-app.sh)
+# instead of compiling it here; CI builds that way, with buildah, as rustup is out of its reach.
+ARG APP=compiled
 
-FROM node:22-bookworm AS build
+# Compiles the addon natively for the target platform (buildx runs arm64 under QEMU).
+FROM docker.io/library/node:24-bookworm AS compiled
+ARG TARGETARCH
 RUN curl -fsSL https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.95.0
 ENV PATH=/root/.cargo/bin:$PATH
 WORKDIR /src
-COPY package.json package-lock.json Cargo.toml Cargo.lock ./
-COPY crates ./crates
-COPY ts ./ts
-COPY bin ./bin
-COPY tsconfig.json ./
+COPY . .
 RUN cargo fetch --locked \
  && npm ci --no-audit --no-fund \
- && npm prune --omit=dev
+ && bash scripts/image/stage-app.sh "$TARGETARCH" /app
 
-FROM node:22-bookworm-slim
-# nftables and iproute2 are for operators' debugging; kproxy itself speaks netlink.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nftables iproute2 conntrack \
- && rm -rf /var/lib/apt/lists/*
+FROM scratch AS prebuilt
+ARG TARGETARCH
+COPY build/image/app-${TARGETARCH}/ /app/
+
+FROM ${APP} AS app
+
+# Runs on the build platform: rootfs.sh fetches the target's packages with apt, so no emulation.
+FROM --platform=$BUILDPLATFORM docker.io/library/debian:bookworm AS rootfs
+ARG TARGETARCH
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends curl ca-certificates libcap2-bin >/dev/null \
+ && if [ "$TARGETARCH" != "$(dpkg --print-architecture)" ]; then dpkg --add-architecture "$TARGETARCH" && apt-get update -qq; fi
+COPY scripts/image/rootfs.sh /usr/local/bin/kproxy-rootfs.sh
+COPY --from=app /app /app
+RUN bash /usr/local/bin/kproxy-rootfs.sh "$TARGETARCH" /app /rootfs
+
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+USER 65532:65532
 WORKDIR /opt/kproxy
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
-COPY --from=build /src/native ./native
-COPY --from=build /src/bin ./bin
-COPY LICENSE README.md ./
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/opt/kproxy/bin/kproxy.js"]
+ENV PATH=/usr/sbin:/usr/bin NODE_ENV=production
+LABEL org.opencontainers.image.title=kproxy org.opencontainers.image.licenses=Apache-2.0 org.opencontainers.image.version=0.1.0
+ENTRYPOINT ["/usr/bin/node", "--max-semi-space-size=2", "/opt/kproxy/bin/kproxy.js"]

@@ -6,6 +6,11 @@ import { existsSync } from 'node:fs';
 
 const suites = [
   { name: 'rust (cargo test)', cmd: 'cargo', args: ['test', '--workspace', '--locked'], parse: parseCargo },
+  // The same Rust tests built for arm64 and run under qemu-user (.cargo/config.toml's runner;
+  // QEMU_LD_PREFIX for the binaries they start in turn); KPROXY_TEST_ARM64=1 (CI) requires it.
+  { name: 'rust arm64 (qemu-user)', cmd: 'cargo', args: ['test', '--workspace', '--locked', '--target', 'aarch64-unknown-linux-gnu'], parse: parseCargo,
+    env: { QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu', KPROXY_TEST_EMULATED: '1' }, optIn: 'KPROXY_TEST_ARM64',
+    present: () => existsSync('/usr/bin/qemu-aarch64-static') && existsSync('/usr/bin/aarch64-linux-gnu-gcc'), hint: 'needs qemu-user-static, gcc-aarch64-linux-gnu and rustup target add aarch64-unknown-linux-gnu' },
   { name: 'unit (ava)', cmd: 'npx', args: ['ava', '--tap', 'tests/unit'], parse: parseTap },
   { name: 'netns (ava, real kernel)', cmd: 'npx', args: ['ava', '--tap', '--serial', 'tests/netns'], parse: parseTap, root: true },
   // A real kube-apiserver and etcd (scripts/build-k8s.sh builds them): runs when they are
@@ -15,6 +20,10 @@ const suites = [
   // The npm tarballs installed and run (registry access; the demo part as root), the addon on other
   // Node lines (22, 24) and, under qemu-user, on arm64 (npm run build:addon:arm64; KPROXY_TEST_ARM64=1 requires it).
   { name: 'package (npm install, Node lines, arm64)', cmd: 'npx', args: ['ava', '--tap', 'tests/package'], parse: parseTap },
+  // The container images (scripts/image/build.sh and build-dockerfile.sh build them): run with
+  // crun in a test namespace; with KPROXY_TEST_IMAGE=1 (CI) missing images fail it.
+  { name: 'image (buildah, crun)', cmd: 'npx', args: ['ava', '--tap', '--serial', 'tests/image'], parse: parseTap, root: true, optIn: 'KPROXY_TEST_IMAGE',
+    present: () => existsSync('build/image/kproxy-amd64.oci.tar'), hint: 'run scripts/image/build.sh amd64 (buildah) to build it' },
   // Opt-in (CI sets it): the demo on Debian's LTS kernel in a qemu VM.
   { name: 'vm (Debian LTS kernel)', cmd: 'bash', args: ['tests/vm/lts-kernel.sh'], parse: parseTap, root: true, optIn: 'KPROXY_TEST_VM' },
 ];
@@ -49,7 +58,7 @@ for (const s of suites) {
     continue;
   }
   console.log(`\n== ${s.name}`);
-  const r = spawnSync(s.cmd, s.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
+  const r = spawnSync(s.cmd, s.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, env: { ...process.env, ...s.env } });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   process.stdout.write(out);
   const res = s.parse(out);
