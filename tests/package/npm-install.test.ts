@@ -3,8 +3,8 @@
 // from the registry), and the installed commands run with no Rust toolchain on PATH: --help and
 // plan on Node 20, 22 and 24, and the demo (root: network namespaces).
 import test from 'ava';
-import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fetchNode } from './node-dist.js';
@@ -133,21 +133,44 @@ for (const line of ['22', '24']) {
     const env = bareEnv(dirname(node));
     t.is(sh('node', ['-p', 'process.versions.node.split(".")[0]'], { env }).stdout.trim(), line);
     helpAndPlan(t, env);
-    // What a kubeconfig with an exec or auth-provider user loads; see the Node 20 case below.
+    // What a kubeconfig with an exec or auth-provider user loads; see the Node 20 case above.
     const client = sh('node', ['-e', "import('@kubernetes/client-node').then((m) => console.log(typeof m.KubeConfig))"],
       { env, cwd: join(app, 'node_modules', 'kproxy') });
     t.is(client.stdout.trim(), 'function', client.out);
   });
 }
 
-// Known bug: outside this repo its `overrides` (undici ^7) do not apply, so an installed kproxy
-// gets @kubernetes/client-node 2's undici 8, which needs Node >= 22.19: on Node 20 client-node
-// fails to load, and kubeconfig users with exec or auth-provider plugins (the only use of it,
-// ts/sources/kube-client.ts) fail. Passing here means it is fixed: drop `.failing`.
-test.failing('on Node 20 the installed tree loads @kubernetes/client-node (a known failure: its undici 8 needs Node >= 22.19)', (t) => {
-  const client = sh('node', ['-e', "import('@kubernetes/client-node').then((m) => console.log(typeof m.KubeConfig))"],
-    { cwd: join(app, 'node_modules', 'kproxy') });
-  t.is(client.stdout.trim(), 'function', client.out);
+// Outside this repo its `overrides` (undici ^7) do not apply: an installed kproxy gets
+// @kubernetes/client-node 2's undici 8, which needs Node >= 22.19. Only kubeconfig users with an
+// exec or auth-provider plugin load client-node (ts/sources/kube-client.ts); on Node 20 they get
+// an error that says so, from the agent itself (in its own network namespace: unshare -n).
+const EXEC_KUBECONFIG = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/false, interactiveMode: Never}}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
+const oldNode = Number(process.versions.node.split('.')[0]) < 22;
+(oldNode && isRoot ? test.serial : test.skip)('on Node 20, a kubeconfig with an exec user gets a clear error: client-node needs Node >= 22.19 when installed', async (t) => {
+  const kubeconfig = join(tmp, 'exec-kubeconfig.yaml');
+  writeFileSync(kubeconfig, EXEC_KUBECONFIG);
+  const child = spawn('unshare', ['-n', join(app, 'node_modules', '.bin', 'kproxy'), '--kubeconfig', kubeconfig, '--hostname-override', 'n1',
+    '--metrics-bind-address=', '--healthz-bind-address='], { cwd: app, env: bareEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const seen = new Promise<boolean>((done) => {
+    const timer = setTimeout(() => done(false), 30_000);
+    const check = (d: Buffer) => {
+      out += d.toString();
+      if (/did not load on Node/.test(out)) (clearTimeout(timer), done(true));
+    };
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  t.true(await seen, out.slice(-3000));
+  t.regex(out, new RegExp(`exec or auth-provider credentials need @kubernetes/client-node, which did not load on Node ${process.versions.node.replace(/\./g, '\\.')}`));
+  t.regex(out, /use Node 22 or 24, or a token or certificate kubeconfig/);
 });
 
 const arm64Built = existsSync(ARM64_ADDON);

@@ -127,7 +127,10 @@ export function fromKubeconfigFile(file: string): ApiEndpoint {
 function pluginAuth(file: string): (opts: https.RequestOptions) => Promise<void> {
   let kc: Promise<{ applyToHTTPSOptions(o: https.RequestOptions): Promise<void> }> | undefined;
   return async (opts) => {
-    kc ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+    kc ??= import('@kubernetes/client-node').catch((err: Error) => {
+      throw new Error(`${file}: its exec or auth-provider credentials need @kubernetes/client-node, which did not load on Node ${process.versions.node}` +
+        ` (${err.message}); its undici 8 needs Node >= 22.19 where kproxy is installed from npm: use Node 22 or 24, or a token or certificate kubeconfig`);
+    }).then(({ KubeConfig }) => {
       const c = new KubeConfig();
       c.loadFromFile(file);
       return c;
