@@ -10,12 +10,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CLUSTER_CIDRS, createTopology, REPO_ROOT, waitFor } from '../../ts/demo/topology.js';
 import { configure, containerPid, crun, crunRun, unpack } from './crun.js';
-import { type Entry, readOciArchive } from './oci.js';
+import { configDigest, type Entry, readOciArchive, readOciIndex } from './oci.js';
 
 const VERSION = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version;
 const IMAGES = {
   amd64: { file: 'build/image/kproxy-amd64.oci.tar', tag: `localhost/kproxy:${VERSION}-amd64` },
   arm64: { file: 'build/image/kproxy-arm64.oci.tar', tag: `localhost/kproxy:${VERSION}-arm64` },
+  multiarch: { file: 'build/image/kproxy.oci.tar', tag: `localhost/kproxy:${VERSION}` },
   'dockerfile-amd64': { file: 'build/image/kproxy-dockerfile-amd64.oci.tar', tag: 'localhost/kproxy-dockerfile:amd64' },
   'dockerfile-arm64': { file: 'build/image/kproxy-dockerfile-arm64.oci.tar', tag: 'localhost/kproxy-dockerfile:arm64' },
 };
@@ -74,6 +75,14 @@ for (const arch of ['amd64', 'arm64'] as const) {
     t.true(ka.size > 1000, `${ka.size} entries compared`);
   });
 }
+
+imageTest('the multi-arch archive indexes both images, by platform', ['amd64', 'arm64', 'multiarch'], (t) => {
+  const index = readOciIndex(join(REPO_ROOT, IMAGES.multiarch.file));
+  t.deepEqual(index.map((m) => m.platform).sort(), ['linux/amd64', 'linux/arm64']);
+  for (const arch of ['amd64', 'arm64'] as const) {
+    t.is(index.find((m) => m.platform === `linux/${arch}`)?.config, configDigest(join(REPO_ROOT, IMAGES[arch].file)), `the ${arch} entry is build.sh's ${arch} image`);
+  }
+});
 
 imageTest('the amd64 image serves the demo manifests from a node namespace, non-root with only CAP_NET_ADMIN', ['amd64'], async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kproxy-image-'));

@@ -83,6 +83,25 @@ function parsePax(data: Buffer): Record<string, string> {
   return rec;
 }
 
+/** An archive's top-level image index: each image's platform and config digest. */
+export function readOciIndex(file: string): { platform: string; config: string }[] {
+  const archive = readTar(readFileSync(file));
+  const blob = (digest: string) => JSON.parse(archive.get(`blobs/sha256/${digest.replace(/^sha256:/, '')}`)!.data.toString());
+  const top = JSON.parse(archive.get('index.json')!.data.toString()).manifests[0];
+  if (top.mediaType !== 'application/vnd.oci.image.index.v1+json') throw new Error(`${file}: ${top.mediaType} is not an image index`);
+  return blob(top.digest).manifests.map((m: { digest: string; platform: { os: string; architecture: string } }) => ({
+    platform: `${m.platform.os}/${m.platform.architecture}`,
+    config: blob(m.digest).config.digest,
+  }));
+}
+
+/** The config digest of an archive's single image. */
+export function configDigest(file: string): string {
+  const archive = readTar(readFileSync(file));
+  const top = JSON.parse(archive.get('index.json')!.data.toString()).manifests[0];
+  return JSON.parse(archive.get(`blobs/sha256/${top.digest.replace(/^sha256:/, '')}`)!.data.toString()).config.digest;
+}
+
 export function readOciArchive(file: string): OciImage {
   const archive = readTar(readFileSync(file));
   const blob = (digest: string) => {
