@@ -21,6 +21,7 @@ import type { StatusDoc } from './status/types.js';
 import { failedToStartServiceHealthcheckEvent, startingEvent } from './sources/events.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source } from './sources/types.js';
 import { ChangeTracker } from './tracker/change-tracker.js';
+import { objectRef } from './tracker/validate.js';
 import { NodeAddressResolver, type LocalAddresses } from './tracker/node-addressing.js';
 import { ServiceCIDRTracker } from './tracker/service-cidrs.js';
 import { FEATURE_NOTES, UnsupportedReporter } from './tracker/unsupported.js';
@@ -210,6 +211,8 @@ export class Agent {
     if (kind === 'Node') {
       // Only this node's object matters (the API source watches only it; manifests may hold more).
       const name = obj?.metadata?.name ?? old?.metadata?.name;
+      // Nameless, it is nobody's Node: counted here, as the tracker would, since it never gets there.
+      if (typeof name !== 'string' || name === '') return this.invalid('Node', 'missing-field', objectRef(obj ?? old));
       if (name !== this.opts.config.hostnameOverride) return;
       this.health.onNodeEvent(type, obj, old);
       this.addressing.onNode(type, obj);

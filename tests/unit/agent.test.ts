@@ -166,3 +166,12 @@ test('ServicePorts with internalTrafficPolicy Local and no local endpoint are co
   await next;
   t.regex(await metric(), /ip_family="IPv4",traffic_policy="internal"\} 0/);
 });
+
+test('a Node event without a usable name is counted, not silently dropped', async (t) => {
+  const { source, agent } = await started(t, []);
+  source.handler!.onEvent('Node', 'MODIFIED', { apiVersion: 'v1', kind: 'Node', metadata: { name: 42 } });
+  source.handler!.onEvent('Node', 'DELETED', null as unknown as KubeObject);
+  source.handler!.onEvent('Node', 'ADDED', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'another-node' } });
+  const metrics = await agent.registry.getSingleMetricAsString('kproxy_invalid_objects_total');
+  t.regex(metrics, /kproxy_invalid_objects_total\{kind="Node",reason="missing-field"\} 2/);
+});

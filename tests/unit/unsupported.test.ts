@@ -54,3 +54,13 @@ test('each Service/feature pair is reported once, for the given mode only', (t) 
   r.check(svc({ type: 'LoadBalancer', sessionAffinity: 'ClientIP' }));
   t.deepEqual(seen, ['ns/s LoadBalancer', 'ns/s SessionAffinity']);
 });
+
+test('a name or namespace that is not a string is never stringified (a deeply nested array overflowed the stack)', (t) => {
+  let deep: unknown = [];
+  for (let i = 0; i < 10_000; i++) deep = [deep];
+  const seen: string[] = [];
+  const r = new UnsupportedReporter(new Set<Feature>(), (ref, f) => seen.push(`${ref} ${f}`));
+  const s = svc({});
+  t.notThrows(() => r.check({ ...s, metadata: { namespace: deep, name: deep } }));
+  t.deepEqual(seen, ['default/? ClusterIP']);
+});

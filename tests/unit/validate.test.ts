@@ -57,6 +57,11 @@ const serviceCases: Array<[string, unknown, string | undefined]> = [
   ['port name bad', svc((s) => (s.spec.ports[0].name = 'P_80')), 'bad-name'],
   ['unnamed port among two', svc((s) => s.spec.ports.push({ port: 81 })), 'missing-field'],
   ['duplicate port name', svc((s) => s.spec.ports.push({ name: 'p80', port: 81 })), 'duplicate-port'],
+  // As the API: (protocol, port) and (protocol, nodePort) pairs are unique; protocols tell them apart.
+  ['duplicate port number and protocol', svc((s) => s.spec.ports.push({ name: 'other', port: 80 })), 'duplicate-port'],
+  ['same port number, another protocol', svc((s) => s.spec.ports.push({ name: 'udp', port: 80, protocol: 'UDP' })), undefined],
+  ['duplicate nodePort and protocol', svc((s) => ((s.spec.ports[0].nodePort = 30080), s.spec.ports.push({ name: 'b', port: 81, nodePort: 30080 }))), 'duplicate-port'],
+  ['same nodePort, another protocol', svc((s) => ((s.spec.ports[0].nodePort = 30080), s.spec.ports.push({ name: 'b', port: 81, protocol: 'UDP', nodePort: 30080 }))), undefined],
   ['LoadBalancer type', svc((s) => (s.spec.type = 'LoadBalancer')), undefined],
   ['unknown type', svc((s) => (s.spec.type = 'Ingress')), 'bad-field'],
   ['source ranges with blanks', svc((s) => (s.spec.loadBalancerSourceRanges = [' 10.0.0.0/8', 'fd00::/8 '])), undefined],
@@ -223,4 +228,24 @@ test('parseEndpointSlice: nodeName, zone and hints kept; empty hints are none', 
     { ip: '10.180.0.1', ready: true, serving: true, terminating: false, nodeName: 'node-a', zone: 'zone-a', zoneHints: ['zone-a'], nodeHints: ['node-a'] },
     { ip: '10.180.0.2', ready: true, serving: true, terminating: false },
   ]);
+});
+
+test('parseService: a status, loadBalancer or sessionAffinityConfig of the wrong shape is counted, not ignored', (t) => {
+  t.deepEqual(parseService(svc((s) => (s.status = 'up'))).issues, [{ reason: 'bad-field', ref: 'ns1/svc1#status' }]);
+  t.deepEqual(parseService(svc((s) => (s.status = { loadBalancer: [1] }))).issues, [{ reason: 'bad-field', ref: 'ns1/svc1#status.loadBalancer' }]);
+  t.deepEqual(parseService(svc((s) => (s.status = { loadBalancer: {} }))).issues, [], 'an empty status is fine');
+  const cfg = parseService(svc((s) => ((s.spec.sessionAffinity = 'ClientIP'), (s.spec.sessionAffinityConfig = { clientIP: 60 }))));
+  t.deepEqual(cfg.issues, [{ reason: 'bad-field', ref: 'ns1/svc1#sessionAffinityConfig' }]);
+  t.is(cfg.info?.stickyMaxAgeSeconds, 10800, 'the default timeout stands');
+  t.deepEqual(parseService(svc((s) => ((s.spec.sessionAffinity = 'ClientIP'), (s.spec.sessionAffinityConfig = 'x')))).issues.map((i) => i.reason), ['bad-field']);
+});
+
+test('parseEndpointSlice: conditions of the wrong type are counted and read as upstream\'s nil defaults', (t) => {
+  const r = parseEndpointSlice(slice((s) => (s.endpoints = [{ addresses: ['10.180.0.1'], conditions: 'ready' }, { addresses: ['10.180.0.2'], conditions: { ready: 'false', terminating: 1 } }])));
+  t.deepEqual(r.issues, [
+    { reason: 'bad-field', ref: 'ns1/svc1-abcde#endpoints[0].conditions' },
+    { reason: 'bad-field', ref: 'ns1/svc1-abcde#endpoints[1].conditions.ready' },
+    { reason: 'bad-field', ref: 'ns1/svc1-abcde#endpoints[1].conditions.terminating' },
+  ]);
+  t.deepEqual(r.info?.endpoints.map((e) => [e.ready, e.serving, e.terminating]), [[true, true, false], [true, true, false]]);
 });

@@ -59,7 +59,9 @@ export class UnsupportedReporter {
   ) {}
 
   check(svc: KubeObject): void {
-    const ref = `${svc?.metadata?.namespace ?? 'default'}/${svc?.metadata?.name ?? '?'}`;
+    // Strings only: a name that is an array 10k deep would overflow the stack in a template.
+    const md = isRecord(svc) && isRecord(svc.metadata) ? svc.metadata : {};
+    const ref = `${typeof md.namespace === 'string' ? md.namespace : 'default'}/${typeof md.name === 'string' ? md.name : '?'}`;
     for (const f of unsupportedFeatures(svc, this.supported)) {
       const key = `${ref}\u0000${f}`;
       if (this.seen.has(key)) continue;

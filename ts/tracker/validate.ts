@@ -107,6 +107,9 @@ export function validateService(obj: unknown): Issue | undefined {
   if (spec.ports === undefined || spec.ports === null) return undefined;
   if (!Array.isArray(spec.ports)) return { reason: 'bad-field', ref: `${ref}#ports` };
   const names = new Set<string>();
+  // As the API's ValidateService: (protocol, port) and (protocol, nodePort) pairs are unique,
+  // or two ServicePorts would claim the same address in the dataplane.
+  const pairs = new Set<string>();
   for (let i = 0; i < spec.ports.length; i++) {
     const p = spec.ports[i];
     const pref = `${ref}#ports[${i}]`;
@@ -124,6 +127,12 @@ export function validateService(obj: unknown): Issue | undefined {
     }
     if (names.has(name)) return { reason: 'duplicate-port', ref: pref };
     names.add(name);
+    const protocol = p.protocol ?? 'TCP';
+    const port = `${protocol} port ${p.port}`;
+    const nodePort = isPortNumber(p.nodePort) ? `${protocol} nodePort ${p.nodePort}` : undefined;
+    if (pairs.has(port) || (nodePort && pairs.has(nodePort))) return { reason: 'duplicate-port', ref: pref };
+    pairs.add(port);
+    if (nodePort) pairs.add(nodePort);
   }
   return undefined;
 }
@@ -176,7 +185,13 @@ function parseIPList(raw: unknown, ref: string, reason: InvalidReason, issues: I
 
 /** VIP-mode ingress IPs; hostname-only and ipMode Proxy entries are not ours to program. */
 function parseIngress(status: unknown, ref: string, issues: Issue[]): string[] {
+  // A status or loadBalancer of the wrong shape hides the ingress IPs: said, not ignored.
   const lb = isObject(status) ? status.loadBalancer : undefined;
+  const shapeless = (v: unknown) => v !== undefined && v !== null && !isObject(v);
+  if (shapeless(status) || shapeless(lb)) {
+    issues.push({ reason: 'bad-field', ref: ref.replace(/\.loadBalancer\.ingress$/, shapeless(status) ? '' : '.loadBalancer') });
+    return [];
+  }
   const raw = isObject(lb) ? lb.ingress : undefined;
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
@@ -257,8 +272,13 @@ export function parseService(obj: unknown): ParsedService {
   if (spec.sessionAffinity === 'ClientIP') {
     sessionAffinity = 'ClientIP';
     stickyMaxAgeSeconds = DEFAULT_STICKY_MAX_AGE_SECONDS;
-    const t = isObject(spec.sessionAffinityConfig) && isObject(spec.sessionAffinityConfig.clientIP) ? spec.sessionAffinityConfig.clientIP.timeoutSeconds : undefined;
-    if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= MAX_STICKY_MAX_AGE_SECONDS) stickyMaxAgeSeconds = t;
+    const cfg = spec.sessionAffinityConfig;
+    const clientIP = isObject(cfg) ? cfg.clientIP : undefined;
+    const t = isObject(clientIP) ? clientIP.timeoutSeconds : undefined;
+    // A config of the wrong shape falls back to the default timeout, with an issue.
+    if ((cfg !== undefined && cfg !== null && !isObject(cfg)) || (clientIP !== undefined && clientIP !== null && !isObject(clientIP))) {
+      issues.push({ reason: 'bad-field', ref: `${ref}#sessionAffinityConfig` });
+    } else if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= MAX_STICKY_MAX_AGE_SECONDS) stickyMaxAgeSeconds = t;
     else if (t !== undefined && t !== null) issues.push({ reason: 'bad-field', ref: `${ref}#sessionAffinityConfig.clientIP.timeoutSeconds` });
   } else if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== null && spec.sessionAffinity !== 'None') {
     issues.push({ reason: 'bad-field', ref: `${ref}#sessionAffinity` });
@@ -406,6 +426,11 @@ export function parseEndpointSlice(obj: unknown): ParsedSlice {
     if (!family) { issues.push({ reason: 'bad-endpoint-ip', ref: eref }); continue; }
     if (family !== addressType) { issues.push({ reason: 'wrong-family', ref: eref }); continue; }
     const c = isObject(ep.conditions) ? ep.conditions : {};
+    // Upstream's nil defaults stand in for a malformed condition too, but it is counted.
+    if (ep.conditions !== undefined && ep.conditions !== null && !isObject(ep.conditions)) issues.push({ reason: 'bad-field', ref: `${eref}.conditions` });
+    for (const k of ['ready', 'serving', 'terminating']) {
+      if (c[k] !== undefined && c[k] !== null && typeof c[k] !== 'boolean') issues.push({ reason: 'bad-field', ref: `${eref}.conditions.${k}` });
+    }
     const out: SliceEndpoint = {
       ip: canonicalIP(ip),
       ready: c.ready !== false,
