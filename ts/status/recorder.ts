@@ -78,7 +78,8 @@ interface Program {
 }
 
 const MAX_MESSAGE = 500;
-const clip = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}…` : s);
+// A copy, not a slice: V8's slices keep the whole source string (a 1 MiB name) alive.
+const clip = (s: string) => (s.length > MAX_MESSAGE ? `${Buffer.from(s.slice(0, MAX_MESSAGE)).toString()}…` : s);
 
 export class StatusRecorder {
   readonly startedAt: number;
@@ -181,10 +182,12 @@ export class StatusRecorder {
     const r = this.invalidByReason.get(rk);
     if (r) r.count++;
     else this.invalidByReason.set(rk, { kind, reason, count: 1 });
-    const key = `${rk}\u0000${ref}`;
+    // Keyed by the clipped ref too: the map must not hold on to an object's huge name.
+    const shown = clip(ref);
+    const key = `${rk}\u0000${shown}`;
     const prev = this.invalidRecent.get(key);
     this.invalidRecent.delete(key);
-    this.invalidRecent.set(key, { kind, reason, ref: clip(ref), count: (prev?.count ?? 0) + 1, firstAt: prev?.firstAt ?? now, lastAt: now });
+    this.invalidRecent.set(key, { kind, reason, ref: shown, count: (prev?.count ?? 0) + 1, firstAt: prev?.firstAt ?? now, lastAt: now });
     if (this.invalidRecent.size > this.invalidCap) this.invalidRecent.delete(this.invalidRecent.keys().next().value!);
   }
 
