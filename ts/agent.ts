@@ -15,6 +15,7 @@ import { ProxyHealth } from './server/health.js';
 import type { RunningServer } from './server/http.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { createMetrics, type ProxyMetrics } from './server/metrics.js';
+import { ConnectionBudget, serverLimits, type ServerLimits } from './server/limits.js';
 import { ServiceHealthServers, serviceHealthMaps } from './server/service-health.js';
 import { StatusRecorder } from './status/recorder.js';
 import type { StatusDoc } from './status/types.js';
@@ -53,6 +54,8 @@ export interface AgentOptions {
   conntrack?: Partial<Record<IPFamily, { reconcile(servicePorts: readonly ServicePort[]): Promise<void> }>>;
   /** The per-Service health-check servers on healthCheckNodePort (default on). */
   serviceHealth?: boolean;
+  /** Overrides of the HTTP servers' DEFAULT_SERVER_LIMITS (tests shorten the timeouts). */
+  serverLimits?: Partial<ServerLimits>;
 }
 
 export class Agent {
@@ -113,6 +116,8 @@ export class Agent {
     });
     this.serviceCIDRs = new ServiceCIDRTracker((kind, reason, ref) => this.invalid(kind, reason, ref));
     if (opts.serviceHealth !== false) {
+      // One budget for every family's health-check servers: more Services do not mean more fds.
+      const connections = new ConnectionBudget(serverLimits(opts.serverLimits).maxConnections);
       for (const p of opts.proxiers) {
         const family = p.family;
         this.serviceHealth.set(
@@ -121,6 +126,8 @@ export class Agent {
             logger: opts.logger,
             family,
             clock: this.clock,
+            limits: opts.serverLimits,
+            connections,
             nodeIPs: () => this.addressingNow.get(family)?.nodePortIPs ?? [],
             healthy: () => this.health.isHealthy(),
             onListenError: (svc, port, err) =>
@@ -151,14 +158,14 @@ export class Agent {
     // As upstream's SyncLoop: the families count as updated when the loop starts.
     for (const p of this.opts.proxiers) this.health.updated(p.family);
     if (config.healthzBindAddress) {
-      this.listen('healthz', () => startHealthServer({ address: config.healthzBindAddress, health: this.health, metrics: this.metrics, logger }));
+      this.listen('healthz', () => startHealthServer({ address: config.healthzBindAddress, health: this.health, metrics: this.metrics, logger, limits: this.opts.serverLimits }));
     }
     if (config.metricsBindAddress) {
       this.listen('metrics', () =>
         startMetricsServer({ address: config.metricsBindAddress, mode: config.mode, registry: this.registry, configz: () => config.raw,
           // /flagz unless the ComponentFlagz gate is set false (kproxy serves it by default).
           flagz: config.flagz && config.featureGates?.ComponentFlagz !== false ? () => config.flagz : undefined,
-          status: () => this.statusDoc(), logger }),
+          status: () => this.statusDoc(), logger, limits: this.opts.serverLimits }),
       );
     }
     this.runner.start();

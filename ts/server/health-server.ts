@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ProxyHealth } from './health.js';
 import type { ProxyMetrics } from './metrics.js';
 import { listen, notFound, pathOf, send, type RunningServer } from './http.js';
+import type { ServerLimits } from './limits.js';
 
 export type { RunningServer } from './http.js';
 
@@ -15,6 +16,8 @@ export interface HealthServerOptions {
   health: ProxyHealth;
   metrics?: Pick<ProxyMetrics, 'proxyHealthzTotal' | 'proxyLivezTotal'>;
   logger?: Logger;
+  /** Overrides of DEFAULT_SERVER_LIMITS. */
+  limits?: Partial<ServerLimits>;
 }
 
 export async function startHealthServer(options: HealthServerOptions): Promise<RunningServer> {
@@ -33,7 +36,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<R
     send(res, code, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }, body);
   };
 
-  const server = await listen(options.address, handler, (err) => logger?.error({ err }, 'Health server request failed'));
+  const server = await listen(options.address, handler, (err) => logger?.error({ err }, 'Health server request failed'), { limits: options.limits });
   logger?.info({ address: options.address, port: server.port }, 'Started proxier health server');
   return server;
 }

@@ -1,8 +1,9 @@
-// The small HTTP plumbing both servers share: listen on a kube-proxy style address and
-// answer unknown paths the way Go's ServeMux does.
+// The small HTTP plumbing every server shares: listen on a kube-proxy style address with the
+// limits of limits.ts, and answer unknown paths the way Go's ServeMux does.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseListenAddress } from './address.js';
+import { ConnectionBudget, nodeServerOptions, refuseRequest, serverLimits, type ServerLimits } from './limits.js';
 
 export interface RunningServer {
   /** The bound port (useful with port 0). */
@@ -17,12 +18,18 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Prom
 export interface ListenOptions {
   /** For "::": IPv6 only, so that a separate IPv4 listener can share the port. */
   ipv6Only?: boolean;
+  /** Overrides of DEFAULT_SERVER_LIMITS (tests shorten the timeouts). */
+  limits?: Partial<ServerLimits>;
+  /** A connection budget shared with other servers; default one of limits.maxConnections for this server. */
+  connections?: ConnectionBudget;
 }
 
 /** Listens on "host:port"; rejects if the address is malformed or the listen fails. */
 export async function listen(address: string, handler: Handler, onError?: (err: unknown) => void, options: ListenOptions = {}): Promise<RunningServer> {
   const { host, port } = parseListenAddress(address);
-  const server: Server = createServer((req, res) => {
+  const limits = serverLimits(options.limits);
+  const budget = options.connections ?? new ConnectionBudget(limits.maxConnections);
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     Promise.resolve(handler(req, res)).catch((err: unknown) => {
       onError?.(err);
       if (!res.headersSent) {
@@ -30,7 +37,20 @@ export async function listen(address: string, handler: Handler, onError?: (err: 
       }
       res.end();
     });
+  };
+  const server: Server = createServer(nodeServerOptions(limits), (req, res) => {
+    if (!refuseRequest(req, res, limits)) dispatch(req, res);
   });
+  // "Expect: 100-continue": a refused body is not invited (Node would send 100 by default).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refuseRequest(req, res, limits)) return;
+    res.writeContinue();
+    dispatch(req, res);
+  });
+  // Counted here rather than with server.maxConnections, so that servers can share a budget.
+  server.on('connection', (socket) => budget.admit(socket));
+  // With no 'timeout' listener Node destroys a socket idle this long.
+  server.timeout = limits.socketIdleTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: host === '' ? undefined : host, port, ipv6Only: options.ipv6Only === true }, () => {

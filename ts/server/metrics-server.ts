@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { renderStatusPage } from '../status/page.js';
 import { STATUS_JSON_PATH, type StatusDoc } from '../status/types.js';
 import { listen, notFound, pathOf, send, type RunningServer } from './http.js';
+import type { ServerLimits } from './limits.js';
 
 export type { RunningServer } from './http.js';
 
@@ -25,6 +26,8 @@ export interface MetricsServerOptions {
   /** The agent's status document, built at each request; / and /kproxy/status.json are 404s without it. */
   status?: () => StatusDoc;
   logger?: Logger;
+  /** Overrides of DEFAULT_SERVER_LIMITS. */
+  limits?: Partial<ServerLimits>;
 }
 
 const TEXT_PLAIN = 'text/plain; charset=utf-8';
@@ -72,7 +75,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     }
   };
 
-  const server = await listen(options.address, handler, (err) => logger?.error({ err }, 'Metrics server request failed'));
+  const server = await listen(options.address, handler, (err) => logger?.error({ err }, 'Metrics server request failed'), { limits: options.limits });
   logger?.info({ address: options.address, port: server.port }, 'Started metrics server');
   return server;
 }

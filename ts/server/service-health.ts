@@ -16,6 +16,7 @@ import type { IPFamily, ServicePort } from '../model/types.js';
 import { realClock, type Clock, type TimerHandle } from '../runner/clock.js';
 import { joinHostPort } from './address.js';
 import { listen as httpListen, send, type Handler } from './http.js';
+import { ConnectionBudget, serverLimits, type ServerLimits } from './limits.js';
 
 export interface ServiceName {
   namespace: string;
@@ -43,6 +44,13 @@ export interface ServiceHealthOptions {
   retryMs?: number;
   clock?: Clock;
   listen?: ListenFn;
+  /** Overrides of DEFAULT_SERVER_LIMITS for the default listen. */
+  limits?: Partial<ServerLimits>;
+  /**
+   * The connections all these servers may hold together (the agent shares one between the
+   * families); default one of limits.maxConnections for this instance.
+   */
+  connections?: ConnectionBudget;
 }
 
 interface Instance {
@@ -52,8 +60,9 @@ interface Instance {
   servers: Closable[];
 }
 
-const defaultListen: ListenFn = (host, port, handler) =>
-  httpListen(joinHostPort(host, port), handler, undefined, { ipv6Only: host === '::' });
+function defaultListen(limits: Partial<ServerLimits> | undefined, connections: ConnectionBudget): ListenFn {
+  return (host, port, handler) => httpListen(joinHostPort(host, port), handler, undefined, { ipv6Only: host === '::', limits, connections });
+}
 
 export class ServiceHealthServers {
   private readonly opts: ServiceHealthOptions;
@@ -72,7 +81,7 @@ export class ServiceHealthServers {
   constructor(opts: ServiceHealthOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    this.listenFn = opts.listen ?? defaultListen;
+    this.listenFn = opts.listen ?? defaultListen(opts.limits, opts.connections ?? new ConnectionBudget(serverLimits(opts.limits).maxConnections));
   }
 
   /**
