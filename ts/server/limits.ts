@@ -17,7 +17,7 @@ export interface ServerLimits {
   socketIdleTimeoutMs: number;
   /** How often Node checks the headers and request timeouts (its default is 30 s). */
   checkIntervalMs: number;
-  /** Request line plus headers; beyond it Node answers 431 and closes. */
+  /** Header bytes as Node counts them (URL, names and values); beyond it Node answers 431 and closes. */
   maxHeaderBytes: number;
   /** A declared Content-Length beyond this is answered 413 without reading the body. */
   maxBodyBytes: number;
