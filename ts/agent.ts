@@ -82,7 +82,7 @@ export class Agent {
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
-  /** Stops the proxiers' monitors (iptables' canary). */
+  /** Stops the proxiers' monitors (iptables' canary, nftables' drift poll). */
   private readonly monitors: (() => void)[] = [];
   private synced = false;
   private servers: RunningServer[] = [];
@@ -170,9 +170,15 @@ export class Agent {
     }
     this.runner.start();
     for (const p of this.opts.proxiers) {
-      const stop = p.monitor?.((why) => {
-        logger.warn({ ipFamily: p.family, why }, 'The rules were flushed by someone else; resyncing in full');
-        this.forceFullSync();
+      const stop = p.monitor?.((why, full = true) => {
+        if (full) {
+          logger.warn({ ipFamily: p.family, why }, 'The rules were flushed by someone else; resyncing in full');
+          this.forceFullSync();
+        } else {
+          // nftables: the addon saw the change too, and makes that family's next sync full.
+          logger.warn({ ipFamily: p.family, why }, 'The rules were changed by someone else; resyncing');
+          this.runner.run();
+        }
       }, config.syncPeriodMs);
       if (stop) this.monitors.push(stop);
     }

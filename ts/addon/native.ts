@@ -44,6 +44,8 @@ export interface NativeNftablesProxier {
   fakeDeleteTable(): void;
   fakeFailNext(errno: number): void;
   cleanup(): Promise<void>;
+  /** Another process changed this family's table since the last sync (null: no notifications). */
+  foreignChangePending(): boolean | null;
 }
 
 /** A rule in a built-in chain: `iptables -t table -I chain ...args`. */

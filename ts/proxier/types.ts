@@ -136,10 +136,12 @@ export interface Proxier {
    */
   cleanup(): Promise<boolean | undefined>;
   /**
-   * Watches for the mode's rules being flushed by someone else (iptables' canary chains) every
-   * `intervalMs`, and calls `lost` when they are; returns the stop function.
+   * Watches for the mode's rules being changed by someone else (iptables' canary chains every
+   * `intervalMs`; nftables' ruleset notifications) and calls `lost` when they are: the agent
+   * then syncs, in full unless `full` is false (the mode itself knows what to repair). Returns
+   * the stop function.
    */
-  monitor?(lost: (why: string) => void, intervalMs: number): () => void;
+  monitor?(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void;
   /**
    * Readies the kernel before the first sync (IPVS: its modules and sysctls); a failure is fatal
    * at startup, with an error that says what is missing.

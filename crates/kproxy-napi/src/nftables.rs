@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
+use kproxy_nftables::Family;
 use kproxy_proxier::nftables::{layout::TABLE, LayoutConfig, NftablesMode};
-use kproxy_proxier::Syncer;
+use kproxy_proxier::{foreign, Syncer};
 
 use crate::errors::to_napi;
 use crate::options::{common, LocalDetectorOption};
@@ -27,6 +28,8 @@ pub struct NftablesOptions {
 #[napi]
 pub struct NftablesProxier {
     syncer: Shared<NftablesMode>,
+    /// Kept outside the syncer: the drift poll must not wait for a sync holding its lock.
+    family: Family,
 }
 
 fn layout(opts: &NftablesOptions) -> napi::Result<LayoutConfig> {
@@ -46,8 +49,17 @@ impl NftablesProxier {
     #[napi(constructor, catch_unwind)]
     pub fn new(opts: NftablesOptions) -> napi::Result<Self> {
         let cfg = layout(&opts)?;
+        let family = cfg.family;
         let syncer = Syncer::new(NftablesMode::new(cfg), opts.fake.unwrap_or(false));
-        Ok(Self { syncer: Arc::new(Mutex::new(syncer)) })
+        Ok(Self { syncer: Arc::new(Mutex::new(syncer)), family })
+    }
+
+    /// Whether another process changed this family's table since the last sync, as the
+    /// kernel's ruleset notifications tell (null: none to go by, e.g. the fake). Cheap: the
+    /// agent polls it and syncs when it turns true (the sync is then full for this family).
+    #[napi(catch_unwind)]
+    pub fn foreign_change_pending(&self) -> Option<bool> {
+        foreign::pending(self.family, TABLE)
     }
 
     /// Applies the changes and programs them as one atomic transaction.

@@ -183,6 +183,17 @@ pub fn after_full(family: Family, table: &str, before: u32, ours: Option<u32>, n
     }
 }
 
+/// Between syncs, without consuming it: has someone else changed `table`, as the monitor
+/// saw it? Polled so that drift is repaired at once, not at the next periodic sync. None:
+/// no working monitor, and the periodic sync's ledger check is the only repair.
+pub fn pending(family: Family, table: &str) -> Option<bool> {
+    let mut w = watch();
+    if !w.drain() {
+        return None;
+    }
+    Some(w.touched.contains(&key(family, table)))
+}
+
 /// Has anything but kproxy changed `table` since generation `since` (this syncer's
 /// last commit), the ruleset now being at `now`?
 pub fn changed(family: Family, table: &str, since: Option<u32>, now: u32) -> bool {

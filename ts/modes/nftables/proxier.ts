@@ -7,6 +7,7 @@ import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
+import { DriftPacer } from '../../proxier/drift-pacer.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 
@@ -20,6 +21,8 @@ export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number
 
 /** Partial syncs of at most this many ServicePorts run on the calling thread. */
 const SYNC_NOW_MAX = 16;
+/** How often the kernel's ruleset notifications are read for changes by others (cheap). */
+const DRIFT_POLL_MS = 200;
 
 export class NftablesProxier implements Proxier {
   readonly mode = 'nftables' as const;
@@ -31,6 +34,8 @@ export class NftablesProxier implements Proxier {
   private readonly metrics: NftablesMetrics;
   private readonly logger: Logger;
   private readonly fake: boolean;
+  /** Completed syncs: a drift repair waits for the next one before looking again. */
+  private syncs = 0;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -79,6 +84,7 @@ export class NftablesProxier implements Proxier {
       this.logger.error({ ipFamily: this.family, code: err.code, errno: err.errno, err: err.message }, 'Failed to program nftables');
       throw err;
     }
+    this.syncs++;
     // Upstream counts failures to delete stale chains; the next sync retries them.
     if (report.cleanupFailed) this.metrics.cleanupFailuresTotal.inc({ ip_family: this.family });
     return {
@@ -97,6 +103,54 @@ export class NftablesProxier implements Proxier {
 
   render(): string {
     return this.native.render();
+  }
+
+  /**
+   * Drift: the kernel's ruleset notifications say when another process changed or deleted this
+   * family's table or flushed the ruleset. Read every DRIFT_POLL_MS, and repaired by a sync (full
+   * for this family, as the addon sees the change) at once, or paced when it keeps happening.
+   * Without notifications (null) the periodic sync alone repairs, as upstream's does.
+   */
+  monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
+    if (this.fake) return () => {};
+    const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, intervalMs), quietMs: 60_000 });
+    let waiting: ReturnType<typeof setTimeout> | undefined;
+    let syncsAtRepair = -1;
+    let silentLogged = false;
+    const repair = () => {
+      waiting = undefined;
+      syncsAtRepair = this.syncs;
+      pacer.repaired(performance.now());
+      this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
+      lost(`another process changed the ${this.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy table`, false);
+    };
+    const poll = setInterval(() => {
+      // Before the first sync nothing is ours to watch; after a repair, its sync consumes the news.
+      if (waiting || this.syncs === 0 || this.syncs === syncsAtRepair) return;
+      let pending: boolean | null;
+      try {
+        pending = this.native.foreignChangePending();
+      } catch {
+        pending = null;
+      }
+      if (pending === null) {
+        if (!silentLogged) this.logger.info({ ipFamily: this.family }, 'No nftables notifications to read: changes by others are repaired by the periodic sync only');
+        silentLogged = true;
+        return;
+      }
+      if (!pending) return;
+      const waitMs = pacer.delay(performance.now());
+      if (waitMs === 0) return repair();
+      this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
+      this.logger.warn({ ipFamily: this.family, waitMs: Math.round(waitMs) }, 'kproxy\'s table keeps being changed by another process; pacing the repairs');
+      waiting = setTimeout(repair, waitMs);
+      waiting.unref();
+    }, DRIFT_POLL_MS);
+    poll.unref();
+    return () => {
+      clearInterval(poll);
+      if (waiting) clearTimeout(waiting);
+    };
   }
 
   explain(p: TracePacket): TraceResult {
