@@ -7,6 +7,7 @@
 pub mod counts;
 pub mod desired;
 pub mod error;
+pub mod fault;
 pub mod foreign;
 pub mod iptables;
 pub mod ipvs;

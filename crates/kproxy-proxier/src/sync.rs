@@ -9,7 +9,7 @@ use kproxy_nftables::{text, CommitStats, Conn, Fake, Family, NftError, Transacti
 
 use crate::desired::Desired;
 use crate::error::{Code, ProxierError};
-use crate::foreign;
+use crate::{fault, foreign};
 use crate::wire::{self, Rejected};
 
 /// Lists a set's elements, as (key bytes, data bytes), from the backend.
@@ -165,6 +165,9 @@ impl<M: Mode> Syncer<M> {
                 if tx.is_empty() {
                     return Ok(CommitStats::default());
                 }
+                // Tests only (KPROXY_FAULT_REJECT): a batch the kernel will refuse somewhere inside.
+                let poisoned = fault::maybe_poison(tx);
+                let tx: &Transaction = &poisoned;
                 let c = Self::conn(conn, family, table)?;
                 let genid = match expected {
                     Some(g) => g,
