@@ -9,8 +9,8 @@ use kproxy_nftables::{text, CommitStats, Conn, Fake, Family, NftError, Transacti
 
 use crate::desired::Desired;
 use crate::error::{Code, ProxierError};
-use crate::{fault, foreign};
 use crate::wire::{self, Rejected};
+use crate::{fault, foreign};
 
 /// Lists a set's elements, as (key bytes, data bytes), from the backend.
 pub type ReadSet<'a> = dyn FnMut(&str) -> Result<Vec<kproxy_nftables::ElementBytes>, NftError> + 'a;
