@@ -1,12 +1,14 @@
 // --manifests DIR: Services, EndpointSlices, the Node and ServiceCIDRs read from YAML/JSON
 // files instead of the API server, kept live with fs.watch. The handler sees the same event
 // stream an informer would give, filtered like kube-proxy's list/watch selectors. Events the
-// agent records are logged.
+// agent records are logged. Files are read defensively (./manifest-files.ts): each one skipped
+// is reported once, as kproxy_invalid_objects_total{kind="File"}, until it changes or goes.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { yaml } from '../yaml.js';
+import { decodeName, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, printableName, readManifestFile, type ReadResult } from './manifest-files.js';
 import { fingerprint } from '../fingerprint.js';
 import { matchesLabelSelector, selectedService } from '../model/service-filter.js';
 import type { EventType, Kind, KubeObject, ProxyEvent, Source, SourceHandler } from './types.js';
@@ -19,6 +21,12 @@ export interface ManifestsSourceOptions {
   debounceMs?: number;
   /** Upper bound on the wait while events keep coming; default 100ms. */
   maxWaitMs?: number;
+  /** Caps (defaults in ./manifest-files.ts): per file, all files together, and the number of files. */
+  maxFileBytes?: number;
+  maxTotalBytes?: number;
+  maxFiles?: number;
+  /** Tests: runs between a file's stat and its read, as a busy writer might. */
+  beforeRead?: (name: string) => Promise<void> | void;
   logger?: { debug(o: object, msg?: string): void; info?(o: object, msg?: string): void; warn(o: object, msg?: string): void };
 }
 
@@ -36,7 +44,13 @@ interface Entry {
 
 interface FileState {
   objects: Map<string, Entry>;
+  /** Bytes read, counted against maxTotalBytes. */
+  size: number;
 }
+
+/** A torn read is retried this many times in a row before it is reported (and retried on the next event). */
+const TORN_RETRIES = 3;
+const READ_AHEAD = 16;
 
 function isManifestFile(name: string): boolean {
   // Dot files are editor swap files, atomic-write temporaries, or ConfigMap's ..data links.
@@ -67,6 +81,18 @@ export class ManifestsSource implements Source {
   private readonly changed = new Set<string>();
   private fullRescan = false;
   private readonly emptyOnce = new Set<string>();
+  private readonly maxFileBytes: number;
+  private readonly maxTotalBytes: number;
+  private readonly maxFiles: number;
+  private readonly beforeRead?: (name: string) => Promise<void> | void;
+  private totalBytes = 0;
+  /** Manifest names believed present (at most maxFiles); a new one past the cap forces a full scan. */
+  private readonly known = new Set<string>();
+  private overCap = false;
+  /** Per file (or '' for the directory), what was reported last time: reported again only when new. */
+  private readonly reported = new Map<string, Set<string>>();
+  private reporting?: { file: string; seen: Set<string> };
+  private readonly torn = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private firstEventAt = 0;
   private running: Promise<void> = Promise.resolve();
@@ -78,6 +104,10 @@ export class ManifestsSource implements Source {
     this.debounceMs = opts.debounceMs ?? 5;
     this.maxWaitMs = opts.maxWaitMs ?? 100;
     this.log = opts.logger;
+    this.maxFileBytes = opts.maxFileBytes ?? MAX_FILE_BYTES;
+    this.maxTotalBytes = opts.maxTotalBytes ?? MAX_TOTAL_BYTES;
+    this.maxFiles = opts.maxFiles ?? MAX_FILES;
+    this.beforeRead = opts.beforeRead;
   }
 
   async start(handler: SourceHandler): Promise<void> {
@@ -86,7 +116,10 @@ export class ManifestsSource implements Source {
     const st = await stat(this.dir);
     if (!st.isDirectory()) throw new Error(`manifests: ${this.dir} is not a directory`);
     // Watch before the first scan, so that nothing written meanwhile is missed.
-    this.watcher = watch(this.dir, { persistent: false }, (_event, filename) => this.onFsEvent(filename?.toString() ?? null));
+    // Buffer names: a non-UTF-8 name must not be mangled into some other, valid one.
+    this.watcher = watch(this.dir, { persistent: false, encoding: 'buffer' }, (_event, filename) =>
+      this.onFsEvent(filename ? decodeName(filename) ?? null : null),
+    );
     this.watcher.on('error', (err) => {
       this.log?.warn({ err, dir: this.dir }, 'manifests: directory watch failed');
     });
@@ -107,7 +140,8 @@ export class ManifestsSource implements Source {
   private onFsEvent(filename: string | null): void {
     if (this.stopped) return;
     // Unknown names (ConfigMap ..data swaps, subdirectories) or none at all: rescan everything.
-    if (filename === null || !isManifestFile(basename(filename))) this.fullRescan = true;
+    if (filename === null || !isManifestFile(basename(filename)) || this.overCap) this.fullRescan = true;
+    else if (!this.known.has(basename(filename)) && this.known.size >= this.maxFiles) this.fullRescan = true;
     else this.changed.add(basename(filename));
     const now = Date.now();
     if (!this.timer) this.firstEventAt = now;
@@ -133,42 +167,142 @@ export class ManifestsSource implements Source {
     if (this.fullRescan) {
       this.fullRescan = false;
       this.changed.clear();
-      const present = (await readdir(this.dir)).filter(isManifestFile);
+      const present = await this.listDir();
       names = [...new Set([...present, ...this.files.keys()])];
     } else {
       names = [...this.changed];
       this.changed.clear();
     }
     if (names.length === 0) return;
-    for (const name of names) await this.loadFile(name);
+    // Reads run READ_AHEAD at a time (10k files are I/O bound); results are applied in order,
+    // so the total-bytes cap is deterministic, and at most READ_AHEAD texts wait in memory.
+    const reads: Promise<ReadResult>[] = [];
+    let next = 0;
+    for (const name of names) {
+      while (reads.length < READ_AHEAD && next < names.length) reads.push(this.read(names[next++]));
+      this.loadFile(name, await reads.shift()!);
+    }
     if (!this.stopped) this.publish();
   }
 
-  private async loadFile(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    let text: string;
-    try {
-      const st = await stat(path);
-      if (!st.isFile()) {
-        this.files.delete(name);
-        return;
-      }
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.files.delete(name);
-        this.emptyOnce.delete(name);
-      }
-      else this.invalid('File', 'read-error', name);
-      return;
+  /** The manifest names to read, in name order: non-UTF-8 ones reported, past maxFiles dropped. */
+  private async listDir(): Promise<string[]> {
+    const raw = (await readdir(this.dir, { encoding: 'buffer' })).sort(Buffer.compare);
+    const names: string[] = [];
+    let count = 0;
+    this.beginReports('');
+    for (const buf of raw) {
+      const name = decodeName(buf);
+      if (!isManifestFile(name ?? buf.toString('utf8'))) continue;
+      if (++count > this.maxFiles) continue;
+      if (name === undefined) this.report('File', 'bad-file-name', `${printableName(buf)}: name is not valid UTF-8`);
+      else names.push(name);
     }
+    this.overCap = count > this.maxFiles;
+    if (this.overCap) {
+      this.report('Directory', 'too-many-files', `${this.dir}: more than ${this.maxFiles} manifest files; those past the first ${this.maxFiles} in name order are skipped`);
+      this.log?.warn({ dir: this.dir, files: count, cap: this.maxFiles }, 'manifests: too many files');
+    }
+    this.endReports();
+    this.known.clear();
+    for (const n of names) this.known.add(n);
+    // Names dropped by the cap lose their objects, as if deleted.
+    for (const n of this.files.keys()) if (!this.known.has(n)) this.dropFile(n, true);
+    return names;
+  }
+
+  private setFile(name: string, state: FileState): void {
+    this.totalBytes += state.size - (this.files.get(name)?.size ?? 0);
+    this.files.set(name, state);
+  }
+
+  /** `gone`: the name left the directory (or the cap), so whatever was reported about it is forgotten. */
+  private dropFile(name: string, gone: boolean): void {
+    this.totalBytes -= this.files.get(name)?.size ?? 0;
+    this.files.delete(name);
+    if (gone) {
+      this.emptyOnce.delete(name);
+      this.reported.delete(name);
+      this.torn.delete(name);
+      this.known.delete(name);
+    }
+  }
+
+  private beginReports(file: string): void {
+    this.reporting = { file, seen: new Set() };
+  }
+
+  /** Ends a file's reports; `keep` merges in the previous ones (the file kept its old content). */
+  private endReports(keep = false): void {
+    const r = this.reporting;
+    this.reporting = undefined;
+    if (!r) return;
+    if (keep) for (const k of this.reported.get(r.file) ?? []) r.seen.add(k);
+    if (r.seen.size > 0) this.reported.set(r.file, r.seen);
+    else this.reported.delete(r.file);
+  }
+
+  /** Reports once: a problem seen on the previous read of the same file is not reported again. */
+  private report(kind: string, reason: string, ref: string): void {
+    const r = this.reporting;
+    if (!r) return this.invalid(kind, reason, ref);
+    const key = `${kind}\0${reason}\0${ref}`;
+    r.seen.add(key);
+    if (!this.reported.get(r.file)?.has(key)) this.invalid(kind, reason, ref);
+  }
+
+  private read(name: string): Promise<ReadResult> {
+    return readManifestFile(join(this.dir, name), this.maxFileBytes, this.beforeRead && (() => this.beforeRead!(name)));
+  }
+
+  private loadFile(name: string, r: ReadResult): void {
+    this.beginReports(name);
+    let keep = false;
+    try {
+      keep = this.apply(name, r);
+    } finally {
+      this.endReports(keep);
+    }
+  }
+
+  /** Returns true when the file keeps its previous objects (and so its previous reports). */
+  private apply(name: string, r: ReadResult): boolean {
+    if (r.kind === 'gone') {
+      this.dropFile(name, true);
+      return false;
+    }
+    this.known.add(name);
+    if (r.kind === 'torn') {
+      // A writer is busy: parsing now could act on half a file. Keep what the file defined
+      // before and look again after a debounce (its writes also bring fs events).
+      const n = (this.torn.get(name) ?? 0) + 1;
+      this.torn.set(name, n);
+      if (n <= TORN_RETRIES) this.onFsEvent(name);
+      else this.report('File', 'changing-while-read', `${name}: changed while it was read, more than ${TORN_RETRIES} times in a row`);
+      return true;
+    }
+    this.torn.delete(name);
+    if (r.kind === 'skip') {
+      this.report('File', r.reason, `${name}: ${r.detail}`);
+      // A read error may be passing (EIO, EACCES during a chmod): keep the old objects.
+      if (r.reason === 'read-error') return true;
+      this.dropFile(name, false);
+      return false;
+    }
+    const others = this.totalBytes - (this.files.get(name)?.size ?? 0);
+    if (others + r.size > this.maxTotalBytes) {
+      this.report('File', 'total-size-cap', `${name}: ${r.size} bytes would pass the ${this.maxTotalBytes}-byte cap on all files`);
+      this.dropFile(name, false);
+      return false;
+    }
+    const text = r.text;
     const prev = this.files.get(name);
     // Rewriting a file truncates it first: an empty read of a file that had objects is
     // believed only when a second look, one debounce later, still finds it empty.
     if (text.trim() === '' && prev && prev.objects.size > 0 && !this.emptyOnce.has(name)) {
       this.emptyOnce.add(name);
       this.onFsEvent(name);
-      return;
+      return true;
     }
     this.emptyOnce.delete(name);
     const { docs, syntaxError } = this.parse(name, text);
@@ -179,7 +313,8 @@ export class ManifestsSource implements Source {
     if (syntaxError && prev) {
       for (const [key, e] of prev.objects) if (!objects.has(key)) objects.set(key, e);
     }
-    this.files.set(name, { objects });
+    this.setFile(name, { objects, size: r.size });
+    return syntaxError;
   }
 
   private parse(name: string, text: string): { docs: unknown[]; syntaxError: boolean } {
@@ -188,7 +323,7 @@ export class ManifestsSource implements Source {
         const v = JSON.parse(text);
         return { docs: [v], syntaxError: false };
       } catch {
-        this.invalid('File', 'parse-error', name);
+        this.report('File', 'parse-error', name);
         return { docs: [], syntaxError: true };
       }
     }
@@ -197,7 +332,7 @@ export class ManifestsSource implements Source {
     for (const [i, doc] of yaml().parseAllDocuments(text).entries()) {
       if (doc.errors.length > 0) {
         syntaxError = true;
-        this.invalid('Document', 'parse-error', `${name}#${i}`);
+        this.report('Document', 'parse-error', `${name}#${i}`);
         docs.push(undefined);
         continue;
       }
@@ -206,7 +341,7 @@ export class ManifestsSource implements Source {
       } catch {
         // toJS throws on alias bombs and similar; same treatment as a syntax error.
         syntaxError = true;
-        this.invalid('Document', 'parse-error', `${name}#${i}`);
+        this.report('Document', 'parse-error', `${name}#${i}`);
         docs.push(undefined);
       }
     }
@@ -220,11 +355,11 @@ export class ManifestsSource implements Source {
       doc.forEach((d, i) => this.accept(d, `${ref}[${i}]`, out));
       return;
     }
-    if (typeof doc !== 'object') return this.invalid('Document', 'not-an-object', ref);
+    if (typeof doc !== 'object') return this.report('Document', 'not-an-object', ref);
     const obj = { ...(doc as KubeObject) };
     if (obj.kind === undefined && listKind) obj.kind = listKind;
     if (obj.apiVersion === undefined && listApiVersion) obj.apiVersion = listApiVersion;
-    if (typeof obj.kind !== 'string') return this.invalid('Document', 'missing-field', `${ref}.kind`);
+    if (typeof obj.kind !== 'string') return this.report('Document', 'missing-field', `${ref}.kind`);
     if (obj.kind.endsWith('List') && Array.isArray(obj.items)) {
       const itemKind = obj.kind === 'List' ? undefined : obj.kind.slice(0, -'List'.length);
       obj.items.forEach((d: unknown, i: number) => this.accept(d, `${ref}.items[${i}]`, out, itemKind, itemKind ? obj.apiVersion : undefined));
@@ -235,15 +370,15 @@ export class ManifestsSource implements Source {
       return;
     }
     const kind = obj.kind as Kind;
-    if (obj.apiVersion !== API_VERSIONS[kind]) return this.invalid(kind, 'unsupported-api-version', ref);
+    if (obj.apiVersion !== API_VERSIONS[kind]) return this.report(kind, 'unsupported-api-version', ref);
     if (typeof obj.metadata !== 'object' || obj.metadata === null || typeof obj.metadata.name !== 'string' || obj.metadata.name === '') {
-      return this.invalid(kind, 'missing-field', `${ref}.metadata.name`);
+      return this.report(kind, 'missing-field', `${ref}.metadata.name`);
     }
     // kubectl's defaulting: namespaced kinds without a namespace land in "default".
     if (!CLUSTER_SCOPED.has(kind) && obj.metadata.namespace === undefined) obj.metadata = { ...obj.metadata, namespace: 'default' };
     if (!this.selected(kind, obj)) return;
     const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-    if (out.has(key)) return this.invalid(kind, 'duplicate-object', ref);
+    if (out.has(key)) return this.report(kind, 'duplicate-object', ref);
     out.set(key, { kind, obj, json: fingerprint(canonical(obj)) });
   }
 
