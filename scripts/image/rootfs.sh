@@ -26,7 +26,7 @@ DEBS=(libc6 libgcc-s1 gcc-12-base libstdc++6
   kmod libkmod2 liblzma5 libssl3 libzstd1)
 # Documentation, translations and charset converters: nothing at run time reads them. Quoted:
 # the globs expand inside the rootfs, not in the directory this script runs from.
-PRUNE=(usr/share/doc usr/share/man usr/share/info usr/share/locale usr/share/lintian usr/share/bug
+PRUNE=(usr/share/man usr/share/info usr/share/locale usr/share/lintian usr/share/bug
   usr/share/gcc usr/share/gdb usr/share/bash-completion usr/share/zsh usr/share/i18n 'usr/lib/*/gconv'
   'usr/lib/*/xtables/libebt_*' 'usr/lib/*/xtables/libarpt_*' etc/ld.so.conf.d)
 
@@ -75,6 +75,16 @@ for deb in "$work"/*.deb; do
   rm -rf "$x"
 done
 (cd "$out" && for p in "${PRUNE[@]}"; do rm -rf $p; done)
+# Of the docs, only each package's copyright file stays: the GPL and LGPL want it with the
+# binaries. Which Debian source built each package (where its source is) goes beside them.
+# (A package's doc directory may be a link to another's, as kmod's is to libkmod2's: kept.)
+find "$out/usr/share/doc" -mindepth 1 \( -type f -o \( -type l ! -xtype d \) \) ! -name copyright -delete
+find "$out/usr/share/doc" -mindepth 1 -type d -empty -delete
+mkdir -p "$out/usr/share/doc/kproxy-image"
+for deb in "$work"/*.deb; do
+  dpkg-deb -f "$deb" Package Version Source | paste -sd' ' -
+done | sort > "$out/usr/share/doc/kproxy-image/debian-packages"
+echo "Source packages: https://deb.debian.org/debian/pool/ (the Source field, or the Package, at Version)" >> "$out/usr/share/doc/kproxy-image/debian-packages"
 # What Debian's postinst scripts would do: the iptables alternatives (the nft backend, Debian's
 # default) and the loader cache's configuration.
 for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do

@@ -51,6 +51,12 @@ imageTest('the image holds the runtime only: node with CAP_NET_ADMIN, iptables, 
   }
   t.is(paths.get('usr/sbin/iptables-restore')?.link, 'xtables-nft-multi');
   t.is(paths.get('home/nonroot')?.uid, 65532);
+  // The GPL and LGPL want the licences with the binaries, and where the source is.
+  // (Debian links some packages' doc directory to another's: kmod's is libkmod2's.)
+  const docDir = (pkg: string) => { const e = paths.get(`usr/share/doc/${pkg}`); return e?.type === '2' ? e.link : pkg; };
+  for (const pkg of ['libc6', 'iptables', 'kmod', 'libkmod2', 'libnftnl11', 'libstdc++6']) t.true(paths.has(`usr/share/doc/${docDir(pkg)}/copyright`), `${pkg}'s copyright`);
+  t.true(paths.has('usr/share/doc/kproxy-image/debian-packages'));
+  t.true(paths.has('usr/share/licenses/node/LICENSE'));
   // No shell, compiler, package manager or build output.
   const forbidden = /^(usr\/)?(s?bin)\/(sh|bash|dash|gcc|cc|ld|make|npm|npx|apt|apt-get|dpkg|python3?|cargo|rustc)$|\.(map|d\.ts)$|^opt\/kproxy\/(ts|tests|crates|docs|node_modules\/typescript)\//;
   t.deepEqual(img.entries.map((e) => e.path).filter((p) => forbidden.test(p)), []);
