@@ -99,9 +99,18 @@ function safeList(l: readonly string[]): boolean {
   return true;
 }
 
+/**
+ * Names reach iptables-restore's quoted --comment (at most 256 bytes, or the whole restore
+ * fails) and nft's comments. The addon refuses quotes, blanks and control characters but not
+ * length, so this side lets only what validation passes cross: DNS names, at DNS lengths.
+ */
+const NAME = /^[a-z0-9.-]{0,253}$/;
+const KEY = /^[a-z0-9./-]{1,256}$/;
+
 function row(sp: ServicePort): string | undefined {
   const scalars = [sp.key, sp.namespace, sp.name, sp.portName, sp.protocol, sp.type, sp.clusterIP, sp.sessionAffinity, sp.trafficDistribution];
   for (const v of scalars) if (hasSeparator(v)) return undefined;
+  if (!NAME.test(sp.namespace) || !NAME.test(sp.name) || !NAME.test(sp.portName) || !KEY.test(sp.key)) return undefined;
   if (!safeList(sp.externalIPs) || !safeList(sp.loadBalancerVIPs) || !safeList(sp.loadBalancerSourceRanges)) return undefined;
   const eps = endpointsColumn(sp);
   if (eps === undefined) return undefined;
@@ -119,7 +128,8 @@ export function encodeServicePorts(sps: readonly ServicePort[]): { text: string;
   const rejected: WireRejected[] = [];
   for (const sp of sps) {
     const line = row(sp);
-    if (line === undefined) rejected.push({ key: sp.key.replace(/[\t\n\r]/g, ' '), reason: 'a field contains a tab, space or newline' });
+    // The key goes to logs and the status page: clipped, control characters as spaces.
+    if (line === undefined) rejected.push({ key: sp.key.slice(0, 256).replace(/[\x00-\x1f\x7f]/g, ' '), reason: 'a field contains a tab, space or newline, or a name is not a DNS name' });
     else lines.push(line);
   }
   return { text: lines.join('\n'), rejected };

@@ -53,11 +53,15 @@ export function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** "ns/name" for messages; tolerant of anything. */
+/** Past a DNS name's length a name is invalid anyway; the rest would only grow log lines. */
+const REF_PART = 256;
+const refPart = (s: string) => (s.length > REF_PART ? `${s.slice(0, REF_PART)}…` : s);
+
+/** "ns/name" for messages; tolerant of anything, and bounded. */
 export function objectRef(obj: unknown): string {
   const md = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
-  const ns = typeof md.namespace === 'string' ? md.namespace : '';
-  const name = typeof md.name === 'string' ? md.name : '<unnamed>';
+  const ns = typeof md.namespace === 'string' ? refPart(md.namespace) : '';
+  const name = typeof md.name === 'string' ? refPart(md.name) : '<unnamed>';
   return ns ? `${ns}/${name}` : name;
 }
 
