@@ -3,6 +3,7 @@
 // (deploy/rbac.yaml), with real packets. The objects go in through the API; no
 // controller-manager runs, so the tests write the EndpointSlices themselves.
 import test, { type ExecutionContext } from 'ava';
+import { waitFor } from '../../ts/demo/topology.js';
 import { waitForServiceIP } from '../helpers/agent.js';
 import type { ControlPlaneOptions } from '../helpers/control-plane.js';
 import { NODE_NAME } from '../netns/manifests.js';
@@ -91,4 +92,29 @@ test.serial('watches the server closes are resumed from their resourceVersion, w
   await bed.until('only backend-2 to answer', 'backend-2');
   t.true((await counter('WATCH')) >= 2, `EndpointSlice watches were reopened (${await counter('WATCH')} WATCH requests)`);
   t.is(await counter('LIST'), 1, 'one list, at the start: every close was resumed from its resourceVersion');
+});
+
+test.serial('a 30 s API server outage: no rule is removed meanwhile, and a change made at its return lands about a second later', async (t) => {
+  const bed = await bedFor(t, 'k8s-outage');
+  const both = 'backend-1,backend-2';
+  await bed.cp.stopApiserver();
+  // Refused connections cost the absent server nothing: the agent asks about every second.
+  for (let waited = 0; waited < 30_000; waited += 5000) {
+    await new Promise((r) => setTimeout(r, 5000));
+    t.is(await bed.answered(), both, `rules stay ${(waited + 5000) / 1000} s into the outage`);
+  }
+  await bed.cp.startApiserver();
+  const back = performance.now();
+  await bed.setEndpoints(bed.b2);
+  const written = performance.now();
+  const endpoints = async () => (await bed.topo.exec(bed.topo.node, ['nft', 'list', 'map', 'ip', 'kube-proxy', 'endpoint-addrs'])).stdout;
+  await waitFor('only backend-2 in endpoint-addrs', async () => {
+    const m = await endpoints();
+    return m.includes(bed.b2.v4) && !m.includes(bed.b1.v4);
+  }, { timeoutMs: 30_000, intervalMs: 20 });
+  const landed = performance.now();
+  t.log(`API server ready → rules: ${((landed - back) / 1000).toFixed(2)} s (the write itself took ${((written - back) / 1000).toFixed(2)} s; write → rules ${((landed - written) / 1000).toFixed(2)} s)`);
+  // Not a timing benchmark: with the full backoff (16-30 s after a 30 s outage) this takes ~30 s.
+  t.true(landed - back < 5000, 'the agent reconnected about a second after the API server came back, not after its backoff');
+  t.is(await bed.answered(), 'backend-2');
 });

@@ -115,7 +115,11 @@ export class Reflector {
           return;
         }
         this.errors++;
-        const delay = Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
+        let delay = Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
+        // Nobody listening (a restart, an outage) costs the server nothing to ask again: try
+        // every second or so, so that the rules converge within about a second of its return.
+        // A server that answers with errors keeps the full backoff.
+        if (serverAbsent(err)) delay = Math.min(delay, this.hooks.backoff.initialMs * (0.8 + 0.4 * Math.random()));
         this.hooks.log.warn({ resource: this.res.kind, err: (err as Error)?.message ?? String(err), status: (err as ApiError)?.statusCode, retryMs: delay }, 'watch failed; restarting');
         started();
         await this.hooks.sleep(delay);
@@ -251,4 +255,10 @@ export class Reflector {
 function stub(res: Resource, k: string): KubeObject {
   const [namespace, name] = k.split('/', 2);
   return { apiVersion: res.apiVersion, kind: res.kind, metadata: { ...(namespace ? { namespace } : {}), name } };
+}
+
+const ABSENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/** The connection was refused or had no route: no server there, rather than a server failing. */
+function serverAbsent(err: unknown): boolean {
+  return ABSENT.has((err as NodeJS.ErrnoException)?.code ?? '');
 }
