@@ -21,6 +21,8 @@ export interface AgentConfig {
   extraArgs?: string[];
   /** Flags that shape the ruleset: given to the agent and to `plan` alike. */
   rulesetArgs?: string[];
+  /** A command the agent runs under (e.g. setpriv and its flags): it execs node with the agent's args. */
+  wrapper?: string[];
 }
 
 /** Flags that decide the ruleset: shared by the running agent and `plan`. */
@@ -64,7 +66,8 @@ export function requireAgent(): void {
 /** Starts the agent inside the topology's node namespace (killed by topology.destroy()). */
 export function startAgent(topo: Topology, cfg: AgentConfig): Agent {
   requireAgent();
-  return asAgent(topo.spawnIn(topo.node, 'node', [...AGENT_ENTRY, ...agentFlags(cfg)]));
+  const [cmd, ...pre] = cfg.wrapper?.length ? [...cfg.wrapper, process.execPath] : ['node'];
+  return asAgent(topo.spawnIn(topo.node, cmd, [...pre, ...AGENT_ENTRY, ...agentFlags(cfg)]));
 }
 
 /** A proxy process (kproxy or upstream's) as the suites drive it. */

@@ -31,6 +31,8 @@ export interface ClusterOptions {
   mode?: 'nftables' | 'iptables' | 'ipvs' | 'userspace';
   /** How long to wait for the first program (the VM's emulated CPU is slow). */
   readyTimeoutMs?: number;
+  /** The agent runs under this command (AgentConfig.wrapper). */
+  wrapper?: string[];
   /** Runs in the node namespace before the agent starts (what the kubelet would have set up). */
   beforeStart?: (topo: Topology) => Promise<void>;
 }
@@ -52,7 +54,7 @@ export async function clusterFor(t: ExecutionContext, opts: ClusterOptions = {})
   for (const [file, objects] of Object.entries(opts.extra ?? {})) await manifests.write(file, ...objects);
 
   const rulesetArgs = [...(opts.mode ? ['--proxy-mode', opts.mode] : []), ...(opts.rulesetArgs ?? [])];
-  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs };
+  const config: AgentConfig = { manifestsDir: manifests.dir, hostname: NODE_NAME, syncPeriod: opts.syncPeriod, rulesetArgs, wrapper: opts.wrapper };
   await opts.beforeStart?.(topo);
   const agent = startAgent(topo, config);
   // On failure, the agent's own words are the first thing to read.

@@ -1,6 +1,6 @@
 // Kubernetes objects for the agent's --manifests directory, one object per .yaml file.
 import type { ExecutionContext } from 'ava';
-import { mkdtemp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +75,8 @@ export interface ManifestDir {
 /** A temp manifests directory, removed when the test ends. */
 export async function manifestDir(t: ExecutionContext): Promise<ManifestDir> {
   const root = await mkdtemp(join(tmpdir(), 'kproxy-netns-'));
+  // mkdtemp makes it 0700: an agent run as a non-root user must be able to read it too.
+  await chmod(root, 0o755);
   const dir = join(root, 'manifests');
   const staging = join(root, 'staging');
   await mkdir(dir);
