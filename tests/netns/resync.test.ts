@@ -4,55 +4,15 @@
 // Address plan: client 192.168.100.2 / fd00:100::2; backend i 10.244.i.2 / fd00:244:0:i::2
 //   web 10.96.0.10 / fd00:96::10: 80/TCP -> 8080, 53/UDP -> 8053, endpoints backend-1..3
 import test from 'ava';
-import type { FlowResult, HeldConnection, Topology } from '../../ts/demo/topology.js';
+import type { HeldConnection } from '../../ts/demo/topology.js';
 import { metricValue, startAgent, waitWhileRunning } from '../helpers/agent.js';
 import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
-import { tally } from './flows.js';
+import { assertAllAnswered, startTraffic } from './traffic.js';
 
 const FULL_SYNCS = 'kubeproxy_sync_full_proxy_rules_duration_seconds_count';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The echoed line, or what went wrong, so a broken flow fails an assertion rather than the test. */
 const echo = (held: HeldConnection, line: string) => held.echo(line).catch((err: Error) => err.message);
-
-/** Opens new connections back to back until stopped; returns every outcome. */
-function keepConnecting(topo: Topology, ip: string, port: number, proto: 'tcp' | 'udp') {
-  let stopping = false;
-  const results: FlowResult[] = [];
-  const request = proto === 'tcp' ? topo.tcpRequests : topo.udpRequests;
-  const running = (async () => {
-    while (!stopping) {
-      try {
-        results.push(...await request(topo.client, ip, port, { count: 25, intervalMs: 5, timeoutMs: 3000 }));
-      } catch (err) {
-        // The client itself died (say, killed by teardown after a failed assertion): stop quietly.
-        results.push({ ok: false, error: `client died: ${(err as Error).message.slice(0, 200)}` });
-        return;
-      }
-    }
-  })();
-  return async () => {
-    stopping = true;
-    await running;
-    return results;
-  };
-}
-
-function startTraffic(topo: Topology) {
-  const loops = [
-    keepConnecting(topo, WEB_IP, 80, 'tcp'),
-    keepConnecting(topo, WEB_IP, 53, 'udp'),
-    keepConnecting(topo, WEB_IP6, 80, 'tcp'),
-  ];
-  return async () => (await Promise.all(loops.map((stop) => stop()))).flat();
-}
-
-/** No failed connection, and enough of them that the syncs surely overlapped some. */
-function assertAllAnswered(t: import('ava').ExecutionContext, results: FlowResult[]) {
-  const counts = tally(results);
-  const failures = Object.fromEntries(Object.entries(counts).filter(([key]) => key.startsWith('error:')));
-  t.deepEqual(failures, {}, `outcomes: ${JSON.stringify(counts)}`);
-  t.true(results.length >= 75, `only ${results.length} connections were tried`);
-}
 
 test.serial('full resyncs on SIGHUP keep held flows and never fail a new connection', async (t) => {
   const { topo, agent } = await clusterFor(t, { name: 'sighup' });

@@ -1,0 +1,43 @@
+// Restart under load: the agent is stopped and started 20 times while new connections flow
+// to the web Service (IPv4 and IPv6 TCP, IPv4 UDP, several loops each) and its endpoints
+// churn; not one connection may fail, and held flows (one per family) must survive it all.
+// RESTARTS=<n> runs more.
+import test from 'ava';
+import { metricValue, startAgent, waitWhileRunning, type Agent } from '../helpers/agent.js';
+import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
+import { assertAllAnswered, startTraffic } from './traffic.js';
+
+const RESTARTS = Number(process.env.RESTARTS ?? 20);
+const FULL_SYNCS = 'kubeproxy_sync_full_proxy_rules_duration_seconds_count';
+// Endpoint sets cycled through while restarting; every set keeps at least one backend.
+const CHURN = [[1, 2, 3], [1, 2], [2, 3], [3], [1, 3], [1]];
+
+test.serial(`${RESTARTS} restarts under load with churning endpoints: no failed connection, no held flow dropped`, async (t) => {
+  t.timeout(600_000);
+  const c = await clusterFor(t, { name: 'rstload' });
+  const held = await c.topo.holdTcp(c.topo.client, WEB_IP, 80);
+  const held6 = await c.topo.holdTcp(c.topo.client, WEB_IP6, 80);
+  t.like(held.greeting, { ok: true });
+  t.like(held6.greeting, { ok: true });
+  let agent: Agent = c.agent;
+  t.teardown(() => agent.stop());
+  const started = performance.now();
+  const stopTraffic = startTraffic(c.topo, 2, { count: 200, intervalMs: 0 });
+  for (let i = 0; i < RESTARTS; i++) {
+    await c.setWebEndpoints(CHURN[i % CHURN.length]);
+    await agent.stop();
+    // No agent: the rules stay in the kernel, as upstream's do; the churn waits for the next one.
+    await c.setWebEndpoints(CHURN[(i + 1) % CHURN.length]);
+    agent = startAgent(c.topo, c.config);
+    const next = agent;
+    await waitWhileRunning(next, `restart ${i + 1}: the first full sync`, async () => await metricValue(c.topo, FULL_SYNCS) > 0, 30_000);
+    t.is(await held.echo(`ping-${i}`).catch((e: Error) => e.message), `ping-${i}`, `held IPv4 flow after restart ${i + 1}`);
+    t.is(await held6.echo(`ping6-${i}`).catch((e: Error) => e.message), `ping6-${i}`, `held IPv6 flow after restart ${i + 1}`);
+  }
+  const results = await stopTraffic();
+  const seconds = (performance.now() - started) / 1000;
+  t.log(`${RESTARTS} restarts in ${seconds.toFixed(1)} s; ${results.length} new connections (${(results.length / seconds).toFixed(0)}/s)`);
+  assertAllAnswered(t, results);
+  await held.close();
+  await held6.close();
+});
