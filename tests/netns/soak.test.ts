@@ -1,5 +1,5 @@
 // The soak (ts/bench/soak.ts, `npm run soak`) at CI's budget: 2 minutes, the agent restarted
-// every minute, endpoints churning and connections flowing throughout. SOAK_MINUTES=<n> runs
+// halfway, endpoints churning and connections flowing throughout. SOAK_MINUTES=<n> runs
 // longer. Goals as the script states them: 0 failed connections, no fd growth, RSS flat.
 import test from 'ava';
 import { soak } from '../../ts/bench/soak.js';
@@ -8,7 +8,7 @@ const MINUTES = Number(process.env.SOAK_MINUTES ?? 2);
 
 test.serial(`a ${MINUTES}-minute soak: no failed connection, no fd growth, flat memory`, async (t) => {
   t.timeout((MINUTES * 60 + 180) * 1000);
-  const r = await soak({ minutes: MINUTES, restartEveryS: 60 });
+  const r = await soak({ minutes: MINUTES, restartEveryS: MINUTES * 30 });
   t.log(`${r.restarts} restarts, ${r.churnWrites} endpoint rewrites, ${r.connections} connections, ${r.failed} failed; ` +
     `RSS growth after warm-up ${JSON.stringify(r.rssGrowthPct)} %, fd growth ${JSON.stringify(r.fdGrowth)}; ` +
     `sync p50/p99 ${r.syncMs.p50.toFixed(2)}/${r.syncMs.p99.toFixed(2)} ms; event to rules p50/p99 ${r.eventToRulesMs.p50}/${r.eventToRulesMs.p99} ms`);
