@@ -93,7 +93,9 @@ impl NlMsgError {
         let orig_len = u32_at(p, 4)? as usize;
         // With NETLINK_CAP_ACK (or on success) only the request header is echoed.
         let echoed = if msg.flags & NLM_F_CAPPED != 0 || err == 0 { NLMSG_HDRLEN } else { align4(orig_len) };
-        let mut out = NlMsgError { errno: -err, seq, ext_msg: None, ext_offset: None };
+        // i32::MIN has no positive errno (negating it overflows): not a kernel reply.
+        let errno = err.checked_neg()?;
+        let mut out = NlMsgError { errno, seq, ext_msg: None, ext_offset: None };
         if msg.flags & NLM_F_ACK_TLVS != 0 {
             if let Some(tlvs) = p.get(4 + echoed..) {
                 for a in attrs(tlvs) {
@@ -135,6 +137,15 @@ mod tests {
         assert_eq!(a[0].str(), Some("t"));
         assert!(a[1].nested);
         assert_eq!(attrs(a[1].payload).next().unwrap().u32_be(), Some(3));
+    }
+
+    #[test]
+    fn an_error_of_i32_min_is_malformed_not_a_panic() {
+        // Found by tests/fuzz.rs: negating i32::MIN overflowed (a panic in debug builds).
+        let mut p = i32::MIN.to_ne_bytes().to_vec();
+        p.extend_from_slice(&[20, 0, 0, 0, 3, 10, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+        let msg = NlMsg { ty: NLMSG_ERROR, flags: NLM_F_CAPPED, seq: 9, pid: 0, payload: &p };
+        assert_eq!(NlMsgError::parse(&msg), None);
     }
 
     #[test]
