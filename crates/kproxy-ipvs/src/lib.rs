@@ -8,6 +8,8 @@ pub mod conn;
 pub mod consts;
 pub mod error;
 pub mod fake;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod genl;
 pub mod msg;
 pub mod reply;

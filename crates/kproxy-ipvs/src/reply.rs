@@ -31,7 +31,8 @@ impl ReplyReader {
                 NLMSG_DONE => {
                     let status = m.payload.get(0..4).map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
                     if status < 0 {
-                        return Err(IpvsError::Kernel { errno: -status, what: self.what });
+                        // saturating: negating i32::MIN overflowed (found by fuzz_tests.rs).
+                        return Err(IpvsError::Kernel { errno: status.saturating_neg(), what: self.what });
                     }
                     return Ok(true);
                 }
@@ -92,6 +93,12 @@ mod tests {
         assert!(matches!(e, IpvsError::Kernel { errno: 22, what: "set timeouts" }), "{e}");
         let e = ReplyReader::new(5, FAM, "dump").feed(&done(5, -105), |_, _| Ok(())).unwrap_err();
         assert_eq!(e.errno(), Some(105));
+    }
+
+    #[test]
+    fn a_done_status_of_i32_min_is_an_error_not_a_panic() {
+        let e = ReplyReader::new(5, FAM, "dump").feed(&done(5, i32::MIN), |_, _| Ok(())).unwrap_err();
+        assert_eq!(e.errno(), Some(i32::MAX));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fuzz targets for the netlink readers (stable Rust, run by `cargo test`; see
-//! tests/fuzzkit.rs and scripts/fuzz.sh for longer runs).
+//! tests/fuzzkit/mod.rs and scripts/fuzz.sh for longer runs).
 
-#[path = "fuzzkit.rs"]
+#[path = "fuzzkit/mod.rs"]
 mod fuzzkit;
 
 use kproxy_netlink::*;

@@ -88,7 +88,6 @@ impl Conn {
         b.attr_str(NFTA_SET_ELEM_LIST_SET, set);
         b.end_msg();
         self.sock.send(b.as_bytes())?;
-        let value = |nest: &[u8]| attrs(nest).find(|a| a.ty == NFTA_DATA_VALUE).map(|a| a.payload.to_vec()).unwrap_or_default();
         let mut out = Vec::new();
         loop {
             let Some(dgram) = self.sock.recv(false)? else {
@@ -106,22 +105,7 @@ impl Conn {
                             return Err(NftError::Kernel { errno: e.errno, what: format!("list set {set}"), detail: e.ext_msg });
                         }
                     }
-                    _ => {
-                        let body = m.payload.get(4..).unwrap_or(&[]);
-                        for list in attrs(body).filter(|a| a.ty == NFTA_SET_ELEM_LIST_ELEMENTS) {
-                            for elem in attrs(list.payload).filter(|a| a.ty == NFTA_LIST_ELEM) {
-                                let (mut key, mut data) = (Vec::new(), Vec::new());
-                                for a in attrs(elem.payload) {
-                                    match a.ty {
-                                        NFTA_SET_ELEM_KEY => key = value(a.payload),
-                                        NFTA_SET_ELEM_DATA => data = value(a.payload),
-                                        _ => {}
-                                    }
-                                }
-                                out.push((key, data));
-                            }
-                        }
-                    }
+                    _ => parse_set_elements(m.payload, &mut out),
                 }
             }
         }
@@ -170,5 +154,25 @@ impl Conn {
             return Err(NftError::NoAck);
         }
         Ok(CommitStats { messages: batch.msgs.len() + 2, bytes: bytes.len(), objects: tx.object_count() })
+    }
+}
+
+/// The (key, data) of each element in one NEWSETELEM dump message (`payload`: after the
+/// netlink header). Pure, for the fuzz test.
+pub fn parse_set_elements(payload: &[u8], out: &mut Vec<crate::objects::ElementBytes>) {
+    let value = |nest: &[u8]| attrs(nest).find(|a| a.ty == NFTA_DATA_VALUE).map(|a| a.payload.to_vec()).unwrap_or_default();
+    let body = payload.get(4..).unwrap_or(&[]);
+    for list in attrs(body).filter(|a| a.ty == NFTA_SET_ELEM_LIST_ELEMENTS) {
+        for elem in attrs(list.payload).filter(|a| a.ty == NFTA_LIST_ELEM) {
+            let (mut key, mut data) = (Vec::new(), Vec::new());
+            for a in attrs(elem.payload) {
+                match a.ty {
+                    NFTA_SET_ELEM_KEY => key = value(a.payload),
+                    NFTA_SET_ELEM_DATA => data = value(a.payload),
+                    _ => {}
+                }
+            }
+            out.push((key, data));
+        }
     }
 }

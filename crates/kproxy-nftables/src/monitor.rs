@@ -58,17 +58,23 @@ impl Monitor {
                 }
                 Err(e) => return Err(e.into()),
             };
-            for m in messages(dgram) {
-                if m.ty >> 8 != NFNL_SUBSYS_NFTABLES || m.ty & 0xff == NFT_MSG_NEWGEN || is_own(m.pid) {
-                    continue;
-                }
-                let Some(family) = m.payload.first().copied() else { continue };
-                let table = attrs(m.payload.get(4..).unwrap_or(&[])).find(|a| a.ty == 1).and_then(|a| a.str());
-                if let Some(t) = table {
-                    if !out.foreign.iter().any(|(f, n)| *f == family && n == t) {
-                        out.foreign.push((family, t.to_owned()));
-                    }
-                }
+            collect_foreign(dgram, is_own, &mut out.foreign);
+        }
+    }
+}
+
+/// Adds to `foreign` each (family, table) one notification datagram names, once,
+/// skipping our own sockets' changes and generation notices. Pure, for the fuzz test.
+pub fn collect_foreign(dgram: &[u8], is_own: &dyn Fn(u32) -> bool, foreign: &mut Vec<(u8, String)>) {
+    for m in messages(dgram) {
+        if m.ty >> 8 != NFNL_SUBSYS_NFTABLES || m.ty & 0xff == NFT_MSG_NEWGEN || is_own(m.pid) {
+            continue;
+        }
+        let Some(family) = m.payload.first().copied() else { continue };
+        let table = attrs(m.payload.get(4..).unwrap_or(&[])).find(|a| a.ty == 1).and_then(|a| a.str());
+        if let Some(t) = table {
+            if !foreign.iter().any(|(f, n)| *f == family && n == t) {
+                foreign.push((family, t.to_owned()));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Fuzz target for the N-API wire decoder (stable Rust, run by `cargo test`; see
-//! kproxy-netlink/tests/fuzzkit.rs and scripts/fuzz.sh for longer runs).
+//! kproxy-netlink/tests/fuzzkit/mod.rs and scripts/fuzz.sh for longer runs).
 
-#[path = "../../kproxy-netlink/tests/fuzzkit.rs"]
+#[path = "../../kproxy-netlink/tests/fuzzkit/mod.rs"]
 mod fuzzkit;
 
 use kproxy_proxier::wire::{decode, ServicePortRecord};

@@ -138,7 +138,8 @@ pub fn run(name: &str, default_iters: u64, corpus: &[Vec<u8>], target: impl Fn(&
         let d = input(seed, i);
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&d)));
         if let Err(e) = res {
-            println!("fuzz {name}: PANIC at iteration {i}, replay with KPROXY_FUZZ_SEED={seed:#x} (KPROXY_FUZZ_BASE={base:#x})");
+            let at = if i == u64::MAX { "the replayed input".to_string() } else { format!("iteration {i}") };
+            println!("fuzz {name}: PANIC at {at}, replay with KPROXY_FUZZ_SEED={seed:#x} (KPROXY_FUZZ_BASE={base:#x})");
             println!("fuzz {name}: input ({} bytes) {}", d.len(), hex(&d));
             std::panic::resume_unwind(e);
         }
