@@ -1,7 +1,7 @@
 // HTTP/1.1 over a bare TCP socket, for tests that send what a well-behaved client would not
 // (bytes one at a time, oversize headers, bodies that never end) and watch when the server closes.
 import { readdirSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 
 export interface RawReply {
   /** 0 when no status line came back. */
@@ -78,4 +78,16 @@ export async function fdsBackTo(baseline: number, timeoutMs = 5000): Promise<num
     n = fdCount();
   }
   return n;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (just now). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }

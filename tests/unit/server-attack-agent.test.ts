@@ -8,7 +8,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,22 +18,11 @@ import { prepare } from '../../ts/commands/run.js';
 import { loadConfig } from '../../ts/config/index.js';
 import type { StatusDoc } from '../../ts/status/types.js';
 import { captureLines } from '../helpers/log-capture.js';
-import { fdCount, fdsBackTo, get } from '../helpers/raw-http.js';
+import { fdCount, fdsBackTo, freePort, get } from '../helpers/raw-http.js';
 
 const NODE = 'test-node';
 const ATTACKER = fileURLToPath(new URL('../helpers/http-attack.mjs', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** web (ClusterIP, `n` endpoints) and lb (LoadBalancer, eTP Local, one endpoint on this node). */
 function cluster(n: number, hcPort: number): string {

@@ -5,7 +5,7 @@
 // answers again and the fds are back. The timeouts are shortened here; production values are
 // DEFAULT_SERVER_LIMITS. Serial: the fd counts are this process's.
 import test from 'ava';
-import { connect, createServer as createNetServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../ts/config/index.js';
@@ -14,7 +14,7 @@ import { startHealthServer } from '../../ts/server/health-server.js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from '../../ts/server/limits.js';
 import { startMetricsServer } from '../../ts/server/metrics-server.js';
 import { ServiceHealthServers } from '../../ts/server/service-health.js';
-import { connected, fdCount, fdsBackTo, get, rawRequest } from '../helpers/raw-http.js';
+import { connected, fdCount, fdsBackTo, freePort, get, rawRequest } from '../helpers/raw-http.js';
 
 interface Started {
   port: number;
@@ -23,17 +23,6 @@ interface Started {
   status: number;
   body: string;
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const KINDS: Array<{ name: string; start(limits: Partial<ServerLimits>): Promise<Started> }> = [
