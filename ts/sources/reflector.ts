@@ -116,10 +116,10 @@ export class Reflector {
         }
         this.errors++;
         let delay = Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
-        // Nobody listening (a restart, an outage) costs the server nothing to ask again: try
-        // every second or so, so that the rules converge within about a second of its return.
-        // A server that answers with errors keeps the full backoff.
-        if (serverAbsent(err)) delay = Math.min(delay, this.hooks.backoff.initialMs * (0.8 + 0.4 * Math.random()));
+        // No answer at all (refused, reset, timed out: a restart, an outage) costs the server
+        // nothing to ask again: try every second or so, so that the rules converge within about
+        // a second of its return. A server that answers with an HTTP error keeps the full backoff.
+        if (unanswered(err)) delay = Math.min(delay, this.hooks.backoff.initialMs * (0.8 + 0.4 * Math.random()));
         this.hooks.log.warn({ resource: this.res.kind, err: (err as Error)?.message ?? String(err), status: (err as ApiError)?.statusCode, retryMs: delay }, 'watch failed; restarting');
         started();
         await this.hooks.sleep(delay);
@@ -257,8 +257,7 @@ function stub(res: Resource, k: string): KubeObject {
   return { apiVersion: res.apiVersion, kind: res.kind, metadata: { ...(namespace ? { namespace } : {}), name } };
 }
 
-const ABSENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-/** The connection was refused or had no route: no server there, rather than a server failing. */
-function serverAbsent(err: unknown): boolean {
-  return ABSENT.has((err as NodeJS.ErrnoException)?.code ?? '');
+/** The request got no HTTP answer (a network error), as opposed to an error status. */
+function unanswered(err: unknown): boolean {
+  return !((err as ApiError)?.statusCode > 0);
 }
