@@ -115,11 +115,13 @@ export class Reflector {
           return;
         }
         this.errors++;
-        let delay = Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
         // No answer at all (refused, reset, timed out: a restart, an outage) costs the server
         // nothing to ask again: try every second or so, so that the rules converge within about
-        // a second of its return. A server that answers with an HTTP error keeps the full backoff.
-        if (unanswered(err)) delay = Math.min(delay, this.hooks.backoff.initialMs * (0.8 + 0.4 * Math.random()));
+        // a second of its return. A server that answers with an HTTP error gets the backoff, which
+        // the unanswered attempts do not grow (a restarted server's first 429s start it afresh).
+        const delay = unanswered(err)
+          ? this.hooks.backoff.initialMs * (0.8 + 0.4 * Math.random())
+          : Math.min(this.hooks.backoff.maxMs, this.hooks.backoff.initialMs * 2 ** this.attempt++);
         this.hooks.log.warn({ resource: this.res.kind, err: (err as Error)?.message ?? String(err), status: (err as ApiError)?.statusCode, retryMs: delay }, 'watch failed; restarting');
         started();
         await this.hooks.sleep(delay);
