@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use kproxy_netlink::{messages, MsgBuffer, NetlinkSocket, NlMsgError, Seq, NETLINK_NETFILTER, NLMSG_DONE, NLMSG_ERROR};
+use kproxy_netlink::{done_errno, messages, MsgBuffer, NetlinkSocket, NlMsgError, Seq, NETLINK_NETFILTER, NLMSG_DONE, NLMSG_ERROR};
 
 use crate::error::ENOENT;
 use crate::flow::{encode_delete, encode_dump, parse_flow};
@@ -60,9 +60,8 @@ impl DumpReader {
             }
             match m.ty {
                 NLMSG_DONE => {
-                    let status = m.payload.get(0..4).map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
-                    if status < 0 {
-                        return Err(CtError::Kernel { errno: -status, what: "dump" });
+                    if let Some(errno) = done_errno(&m) {
+                        return Err(CtError::Kernel { errno, what: "dump" });
                     }
                     return Ok(true);
                 }
@@ -205,6 +204,14 @@ mod tests {
             tcp,
             Flow { id: Some(12), zone: 4, ..udp_flow("10.0.0.5:3", "10.96.0.10:53", "10.244.2.2:8053") },
         ]
+    }
+
+    #[test]
+    fn a_done_status_of_i32_min_is_an_error_not_a_panic() {
+        let mut d = MsgBuffer::default();
+        put_done(&mut d, 6, 0, i32::MIN);
+        let e = DumpReader::new(6, Family::V4, None).feed(d.as_bytes()).unwrap_err();
+        assert_eq!(e.errno(), Some(i32::MAX));
     }
 
     #[test]

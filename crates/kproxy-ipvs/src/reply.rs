@@ -2,7 +2,7 @@
 //! test them: `ReplyReader` for one dump or one acked request (a pipeline of
 //! acked commands is kproxy-netlink's `AckTally`).
 
-use kproxy_netlink::{messages, NlMsgError, NLMSG_DONE, NLMSG_ERROR};
+use kproxy_netlink::{done_errno, messages, NlMsgError, NLMSG_DONE, NLMSG_ERROR};
 
 use crate::consts::GENL_HDRLEN;
 use crate::IpvsError;
@@ -29,10 +29,8 @@ impl ReplyReader {
             }
             match m.ty {
                 NLMSG_DONE => {
-                    let status = m.payload.get(0..4).map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
-                    if status < 0 {
-                        // saturating: negating i32::MIN overflowed (found by fuzz_tests.rs).
-                        return Err(IpvsError::Kernel { errno: status.saturating_neg(), what: self.what });
+                    if let Some(errno) = done_errno(&m) {
+                        return Err(IpvsError::Kernel { errno, what: self.what });
                     }
                     return Ok(true);
                 }

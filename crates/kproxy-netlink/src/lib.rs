@@ -10,7 +10,7 @@ pub mod pipeline;
 pub mod socket;
 
 pub use buffer::MsgBuffer;
-pub use parse::{attrs, messages, Attr, NlMsg, NlMsgError};
+pub use parse::{attrs, done_errno, messages, Attr, NlMsg, NlMsgError};
 pub use pipeline::{AckTally, Seq};
 pub use socket::NetlinkSocket;
 

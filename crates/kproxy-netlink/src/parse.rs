@@ -73,6 +73,14 @@ pub fn attrs(buf: &[u8]) -> impl Iterator<Item = Attr<'_>> {
     })
 }
 
+/// The positive errno an NLMSG_DONE reports (its payload is the dump's status:
+/// 0, or a negative errno); None when the dump ended cleanly. Saturating, since
+/// negating a hostile i32::MIN overflows.
+pub fn done_errno(msg: &NlMsg<'_>) -> Option<i32> {
+    let status = i32::from_ne_bytes(msg.payload.get(0..4)?.try_into().ok()?);
+    (status < 0).then(|| status.saturating_neg())
+}
+
 /// An NLMSG_ERROR reply: errno 0 is an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NlMsgError {

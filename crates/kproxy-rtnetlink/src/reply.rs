@@ -1,7 +1,7 @@
 //! Pure readers of reply datagrams: one request's dump (or single GET answer), and the
 //! acks of a block of pipelined requests.
 
-use kproxy_netlink::{messages, NlMsgError, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
+use kproxy_netlink::{done_errno, messages, NlMsgError, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
 
 use crate::*;
 
@@ -33,9 +33,8 @@ impl<T> DumpReader<T> {
             }
             match m.ty {
                 NLMSG_DONE => {
-                    let status = m.payload.get(0..4).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    if status < 0 {
-                        return Err(RtnlError::Kernel { errno: -status, what: self.what });
+                    if let Some(errno) = done_errno(&m) {
+                        return Err(RtnlError::Kernel { errno, what: self.what });
                     }
                     return Ok(true);
                 }
@@ -72,6 +71,14 @@ mod tests {
 
     fn a(index: u32, ip: &str, prefix_len: u8) -> LinkAddr {
         LinkAddr { index, addr: ip.parse().unwrap(), prefix_len, proto: 0 }
+    }
+
+    #[test]
+    fn a_done_status_of_i32_min_is_an_error_not_a_panic() {
+        let mut d = MsgBuffer::default();
+        put_done(&mut d, 6, 0, i32::MIN);
+        let e = DumpReader::new(6, RTM_NEWLINK, parse_link, "link dump").feed(d.as_bytes()).unwrap_err();
+        assert_eq!(e.errno(), Some(i32::MAX));
     }
 
     #[test]
