@@ -190,6 +190,7 @@ export class Agent {
         this.runner.run();
       },
       onInvalid: (kind, reason, ref) => this.invalid(kind, reason, ref),
+      onResourceExhausted: (resource, component) => this.metrics.resourceExhaustedTotal.inc({ resource, component }),
     });
     // Upstream's birthCry, once the informers are started.
     if (this.opts.announce) this.recordEvent(startingEvent(config.hostnameOverride));

@@ -198,3 +198,31 @@ test('10k files load in one scan; time and heap measured', async (t) => {
   await env.rescan();
   t.log(`${n} files: first scan ${ms.toFixed(0)} ms, full rescan ${(performance.now() - t1).toFixed(0)} ms, rss +${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} MiB`);
 });
+
+test('out of file descriptors (EMFILE) mid-read: not an invalid object; the file keeps its objects and is read again, with its change, by itself', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'svc.yaml'), svc('web'));
+  let failures = 0;
+  const exhausted: string[] = [];
+  const emfile = () => {
+    if (failures-- > 0) throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+  };
+  const events: string[] = [];
+  const invalid: string[] = [];
+  const source = new ManifestsSource({ dir, beforeRead: emfile });
+  await source.start({
+    onEvent: (kind, type: EventType, obj) => events.push(`${type} ${obj.metadata.name} ${obj.spec?.clusterIP}`),
+    onSynced() {},
+    onInvalid: (kind, reason, ref) => invalid.push(`${kind} ${reason} ${ref}`),
+    onResourceExhausted: (resource, component, ref) => exhausted.push(`${resource} ${component} ${ref}`),
+  });
+  t.teardown(() => source.stop());
+  t.deepEqual(events, ['ADDED web 172.30.0.41']);
+  failures = 2; // the next two reads fail: the retries back off (0.5 s, then 1 s) and the third read lands
+  writeFileSync(join(dir, 'svc.yaml'), svc('web', '172.30.0.42'));
+  const deadline = Date.now() + 10_000;
+  while (events.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(events, ['ADDED web 172.30.0.41', 'MODIFIED web 172.30.0.42'], 'the change was read once fds were back; nothing was deleted meanwhile');
+  t.deepEqual(invalid, [], 'not blamed on the file');
+  t.true(exhausted.length >= 1 && exhausted.every((e) => e.startsWith('file_descriptors manifests ')), exhausted.join('; '));
+});

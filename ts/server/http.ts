@@ -58,6 +58,9 @@ export async function listen(address: string, handler: Handler, onError?: (err: 
       resolve();
     });
   });
+  // After listening, an 'error' is an accept that failed (EMFILE: out of file descriptors). The
+  // connection stays queued and is accepted once fds are free; without a listener it would crash us.
+  server.on('error', (err) => onError?.(err));
   const bound = server.address();
   const boundPort = typeof bound === 'object' && bound ? bound.port : port;
   return {

@@ -1,6 +1,6 @@
 // kube-proxy's Prometheus metrics that every mode shares (pkg/proxy/metrics): same names,
 // types, labels and buckets, with component-base's "[ALPHA] " help prefix. Plus kproxy's own
-// kproxy_invalid_objects_total and the default process metrics. Each mode registers its
+// kproxy_invalid_objects_total, kproxy_resource_exhausted_total and the default process metrics. Each mode registers its
 // own metrics (ts/modes/<mode>/metrics.ts).
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, exponentialBuckets, linearBuckets, type Registry } from 'prom-client';
@@ -22,6 +22,8 @@ export interface ProxyMetrics {
   proxyLivezTotal: Counter<'code'>;
   /** kproxy only: objects rejected by validation, by kind and reason. */
   invalidObjectsTotal: Counter<'kind' | 'reason'>;
+  /** kproxy only: times a resource ran out (file descriptors, a socket buffer, a set's size cap), by where. */
+  resourceExhaustedTotal: Counter<'resource' | 'component'>;
 }
 
 export interface CreateMetricsOptions {
@@ -80,6 +82,9 @@ export function createMetrics(registry: Registry, options: CreateMetricsOptions 
     invalidObjectsTotal: new Counter({ name: 'kproxy_invalid_objects_total',
       help: 'Service, EndpointSlice and Node objects kproxy rejected, by kind and reason',
       labelNames: ['kind', 'reason'] as const, registers }),
+    resourceExhaustedTotal: new Counter({ name: 'kproxy_resource_exhausted_total',
+      help: 'Times a resource ran out (file_descriptors, socket_buffer, set_size), by the component that met it; each is retried',
+      labelNames: ['resource', 'component'] as const, registers }),
   };
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   return metrics;

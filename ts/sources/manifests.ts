@@ -51,6 +51,10 @@ interface FileState {
 /** A torn read is retried this many times in a row before it is reported (and retried on the next event). */
 const TORN_RETRIES = 3;
 const READ_AHEAD = 16;
+/** A read that failed for a passing reason (out of fds, EIO) is tried again after this, doubling to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+const OUT_OF_FDS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 
 function isManifestFile(name: string): boolean {
   // Dot files are editor swap files, atomic-write temporaries, or ConfigMap's ..data links.
@@ -97,6 +101,11 @@ export class ManifestsSource implements Source {
   private firstEventAt = 0;
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** Names (null: the directory) to read again once RETRY_MS has passed; the old objects stay meanwhile. */
+  private readonly retryNames = new Set<string | null>();
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs = RETRY_MIN_MS;
+  private failedThisScan = false;
 
   constructor(opts: ManifestsSourceOptions) {
     this.dir = opts.dir;
@@ -133,7 +142,8 @@ export class ManifestsSource implements Source {
     this.watcher?.close();
     this.watcher = undefined;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.timer = this.retryTimer = undefined;
     await this.running;
   }
 
@@ -155,10 +165,46 @@ export class ManifestsSource implements Source {
 
   /** Serialised: a rescan never overlaps another one. */
   private flush(): Promise<void> {
-    this.running = this.running.then(() => this.rescan()).catch((err) => {
-      this.log?.warn({ err }, 'manifests: rescan failed');
-    });
+    this.running = this.running
+      .then(() => {
+        this.failedThisScan = false;
+        return this.rescan();
+      })
+      .catch((err) => {
+        const code = String((err as NodeJS.ErrnoException)?.code);
+        if (OUT_OF_FDS.has(code)) this.outOfFds(`${this.dir}: ${code}`);
+        else this.log?.warn({ err }, 'manifests: rescan failed; retrying');
+        this.retryLater(null);
+      })
+      .then(() => {
+        if (!this.failedThisScan) this.retryMs = RETRY_MIN_MS;
+      });
     return this.running;
+  }
+
+  /** Reads `name` (null: the whole directory) again later; nothing read before is dropped meanwhile. */
+  private retryLater(name: string | null): void {
+    this.failedThisScan = true;
+    this.retryNames.add(name);
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const names = [...this.retryNames];
+      this.retryNames.clear();
+      for (const n of names) this.onFsEvent(n);
+    }, this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+  }
+
+  /** Out of file descriptors: not the file's fault, so not an invalid object. Said once per scan. */
+  private outOfFds(ref: string): void {
+    if (this.failedThisScan) return;
+    this.log?.warn({ ref, retryMs: this.retryMs }, 'manifests: out of file descriptors (EMFILE/ENFILE); keeping the objects already read and retrying');
+    try {
+      this.handler?.onResourceExhausted?.('file_descriptors', 'manifests', ref);
+    } catch (err) {
+      this.log?.warn({ err, ref }, 'manifests: resource handler threw');
+    }
   }
 
   private async rescan(): Promise<void> {
@@ -283,9 +329,14 @@ export class ManifestsSource implements Source {
     }
     this.torn.delete(name);
     if (r.kind === 'skip') {
+      // A read error may be passing (EMFILE, EIO, EACCES during a chmod): keep the old objects, look again later.
+      if (r.reason === 'read-error') {
+        if (OUT_OF_FDS.has(r.detail)) this.outOfFds(`${name}: ${r.detail}`);
+        else this.report('File', r.reason, `${name}: ${r.detail}`);
+        this.retryLater(name);
+        return true;
+      }
       this.report('File', r.reason, `${name}: ${r.detail}`);
-      // A read error may be passing (EIO, EACCES during a chmod): keep the old objects.
-      if (r.reason === 'read-error') return true;
       this.dropFile(name, false);
       return false;
     }

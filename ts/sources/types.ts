@@ -15,7 +15,11 @@ export interface SourceHandler {
   onSynced(): void;
   /** An object the source could not even parse (bad YAML, not an object...). */
   onInvalid(kind: string, reason: string, ref: string): void;
+  /** A resource ran out (file descriptors): counted in kproxy_resource_exhausted_total; the source retries. */
+  onResourceExhausted?(resource: ExhaustedResource, component: string, ref: string): void;
 }
+
+export type ExhaustedResource = 'file_descriptors' | 'socket_buffer' | 'set_size';
 
 /** The object an Event is about (events.k8s.io/v1 `regarding`). */
 export interface ObjectRef {

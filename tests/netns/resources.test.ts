@@ -1,0 +1,59 @@
+// Resource exhaustion on the real kernel: each resource runs out at least once, and each time the
+// agent says so (log and kproxy_resource_exhausted_total or the mode's own counter), keeps what it
+// had programmed, and recovers by itself once the resource is back. Never a crash or a wedge.
+//   file descriptors: the running agent's RLIMIT_NOFILE is lowered below its open count (prlimit)
+//   socket buffer:    the nf_tables monitor's receive buffer overflows (ENOBUFS) under a burst
+//   set size cap:     the kernel refuses an element past a set's size (ENFILE)
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { listMap, metricValue, waitWhileRunning, type Agent } from '../helpers/agent.js';
+import { clusterFor, WEB_IP } from './cluster.js';
+
+const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
+/** Lowers (or restores) the soft RLIMIT_NOFILE of the running agent; the hard limit stays. */
+function setFdLimit(agent: Agent, soft: number | 'restore'): void {
+  const pid = agent.process.pid!;
+  const hard = /Max open files\s+\S+\s+(\S+)/.exec(execFileSync('cat', [`/proc/${pid}/limits`], { encoding: 'utf8' }))![1];
+  execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft === 'restore' ? hard : soft}:`]);
+}
+
+const backendsIn = async (c: { topo: Parameters<typeof listMap>[0] }) =>
+  [...new Set((await listMap(c.topo, 'ip', 'endpoint-addrs')).match(/10\.244\.\d+\.2/g) ?? [])].sort().join(',');
+
+test.serial('file descriptors, nftables mode: a change read while out of fds is kept for later, not lost, and lands once fds are back', async (t) => {
+  const c = await clusterFor(t, { name: 'fdnft' });
+  t.is(await backendsIn(c), '10.244.1.2,10.244.2.2,10.244.3.2');
+  const before = openFds(c.agent.process.pid!);
+  // Below what it holds: every open(), socket() and accept() now fails with EMFILE.
+  setFdLimit(c.agent, 8);
+  await c.setWebEndpoints([2]);
+  await waitWhileRunning(c.agent, 'the out-of-fds warning', async () => c.agent.logs().includes('out of file descriptors'));
+  await new Promise((r) => setTimeout(r, 1500));
+  t.is(await backendsIn(c), '10.244.1.2,10.244.2.2,10.244.3.2', 'while out of fds the programmed rules stay');
+  const health = await c.topo.exec(c.topo.node, ['curl', '-s', '-m', '1', 'http://127.0.0.1:10256/livez'], { allowFailure: true });
+  t.not(health.code, 0, 'the health server cannot accept meanwhile (the connection waits in its queue)');
+
+  setFdLimit(c.agent, 'restore');
+  await waitWhileRunning(c.agent, 'the change made while out of fds', async () => (await backendsIn(c)) === '10.244.2.2');
+  t.is(await metricValue(c.topo, 'kproxy_resource_exhausted_total', { resource: 'file_descriptors', component: 'manifests' }) >= 1, true, 'counted');
+  t.is(await metricValue(c.topo, 'kproxy_invalid_objects_total', { reason: 'read-error' }), 0, 'not blamed on the file');
+  const livez = await c.topo.exec(c.topo.node, ['curl', '-sf', '-m', '2', 'http://127.0.0.1:10256/livez'], { allowFailure: true });
+  t.is(livez.code, 0, 'the health server answers again');
+  await c.setWebEndpoints([3]);
+  await waitWhileRunning(c.agent, 'a later change', async () => (await backendsIn(c)) === '10.244.3.2');
+  t.true(openFds(c.agent.process.pid!) <= before + 4, `no descriptors leaked (${before} before, ${openFds(c.agent.process.pid!)} after)`);
+});
+
+test.serial('file descriptors, userspace mode: accepts that fail with EMFILE are counted and the connection is served once fds are back', async (t) => {
+  const c = await clusterFor(t, { name: 'fdus', mode: 'userspace' });
+  t.true((await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok, 'relayed before');
+  setFdLimit(c.agent, 8);
+  const starved = await c.topo.tcpRequest(c.topo.client, WEB_IP, 80, { timeoutMs: 1500 });
+  t.false(starved.ok, 'out of fds: the connection waits in the listen queue, unanswered');
+  setFdLimit(c.agent, 'restore');
+  await waitWhileRunning(c.agent, 'a relayed connection once fds are back', async () => (await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok);
+  t.true(await metricValue(c.topo, 'kproxy_userspace_fd_exhausted_total') >= 1, 'the failed accepts were counted');
+  t.is(c.agent.process.exitCode, null, 'the agent is still running');
+});
