@@ -6,7 +6,10 @@
 //   set size cap:     the kernel refuses an element past a set's size (ENFILE)
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { systemTool } from '../../ts/system-tools.js';
 import { listMap, metricValue, waitWhileRunning, type Agent } from '../helpers/agent.js';
 import { clusterFor, WEB_IP } from './cluster.js';
 
@@ -56,4 +59,30 @@ test.serial('file descriptors, userspace mode: accepts that fail with EMFILE are
   await waitWhileRunning(c.agent, 'a relayed connection once fds are back', async () => (await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok);
   t.true(await metricValue(c.topo, 'kproxy_userspace_fd_exhausted_total') >= 1, 'the failed accepts were counted');
   t.is(c.agent.process.exitCode, null, 'the agent is still running');
+});
+
+test.serial('socket buffer: a burst of notifications overflows the nftables monitor (ENOBUFS); the drift hidden in it is still repaired at once, and counted', async (t) => {
+  const c = await clusterFor(t, { name: 'nobufs', wrapper: ['env', 'KPROXY_NFT_MONITOR_BUFFER_BYTES=0'] });
+  const repairsBefore = await metricValue(c.topo, 'kproxy_nftables_drift_repairs_total');
+  // A foreign transaction of 100k elements into a table of its own (~6 MB of notifications, past
+  // the kernel's default buffer, to which KPROXY_NFT_MONITOR_BUFFER_BYTES=0 leaves the monitor),
+  // then at once, the buffer still full, kproxy's service-ips map flushed: that notification is
+  // lost (unless a drain slips in between), and the generation ledger must tell.
+  const elements = Array.from({ length: 100_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`).join(', ');
+  const file = join(mkdtempSync(join(tmpdir(), 'kproxy-burst-')), 'burst.nft');
+  writeFileSync(file, `table ip other {\n  set burst { type ipv4_addr; size 131072; elements = { ${elements} } }\n}\n`);
+  t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
+  // Spelled out: under npm, `nft` on PATH is @vercel/nft.
+  const nft = systemTool('nft');
+  await c.topo.exec(c.topo.node, ['sh', '-c', `${nft} -f ${file} && ${nft} flush map ip kube-proxy service-ips`]);
+  const flushedAt = performance.now();
+  await waitWhileRunning(c.agent, 'service-ips repaired', async () => (await listMap(c.topo, 'ip', 'service-ips')).includes(`${WEB_IP} . `), 10_000);
+  t.log(`flushed (hidden in the overflow) → repaired: ${((performance.now() - flushedAt) / 1000).toFixed(2)} s`);
+  await waitWhileRunning(c.agent, 'the overflow counted', async () =>
+    (await metricValue(c.topo, 'kproxy_resource_exhausted_total', { resource: 'socket_buffer', component: 'nftables-monitor' })) >= 1, 5000);
+  t.regex(c.agent.logs(), /nftables notifications were lost/);
+  t.true(await metricValue(c.topo, 'kproxy_nftables_drift_repairs_total') > repairsBefore, 'repaired as drift, not at the next periodic sync');
+  t.true((await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok, 'traffic flows');
+  await c.setWebEndpoints([1]);
+  await waitWhileRunning(c.agent, 'a later change', async () => (await backendsIn(c)) === '10.244.1.2');
 });

@@ -46,6 +46,8 @@ export interface NativeNftablesProxier {
   cleanup(): Promise<void>;
   /** Another process changed this family's table since the last sync (null: no notifications). */
   foreignChangePending(): boolean | null;
+  /** Times (per process) the notifications' socket buffer overflowed and they were lost. */
+  monitorOverflows(): number;
 }
 
 /** A rule in a built-in chain: `iptables -t table -I chain ...args`. */

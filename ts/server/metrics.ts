@@ -44,6 +44,15 @@ export const NETWORK_PROGRAMMING_BUCKETS = [
 
 const alpha = (help: string) => `[ALPHA] ${help}`;
 
+/** kproxy_resource_exhausted_total, registered once per registry: the modes count into it too. */
+export function resourceExhaustedCounter(registry: Registry): Counter<'resource' | 'component'> {
+  const name = 'kproxy_resource_exhausted_total';
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<'resource' | 'component'>;
+  return new Counter({ name, labelNames: ['resource', 'component'] as const, registers: [registry],
+    help: 'Times a resource ran out (file_descriptors, socket_buffer, set_size), by the component that met it; each is retried' });
+}
+
 export function createMetrics(registry: Registry, options: CreateMetricsOptions = {}): ProxyMetrics {
   const registers = [registry];
   const histogram = (name: string, help: string, buckets: number[]) =>
@@ -82,9 +91,7 @@ export function createMetrics(registry: Registry, options: CreateMetricsOptions 
     invalidObjectsTotal: new Counter({ name: 'kproxy_invalid_objects_total',
       help: 'Service, EndpointSlice and Node objects kproxy rejected, by kind and reason',
       labelNames: ['kind', 'reason'] as const, registers }),
-    resourceExhaustedTotal: new Counter({ name: 'kproxy_resource_exhausted_total',
-      help: 'Times a resource ran out (file_descriptors, socket_buffer, set_size), by the component that met it; each is retried',
-      labelNames: ['resource', 'component'] as const, registers }),
+    resourceExhaustedTotal: resourceExhaustedCounter(registry),
   };
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   return metrics;

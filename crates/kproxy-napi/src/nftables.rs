@@ -62,6 +62,12 @@ impl NftablesProxier {
         foreign::pending(self.family, TABLE)
     }
 
+    /// Times (per process, both families) the notifications' socket buffer overflowed.
+    #[napi(catch_unwind)]
+    pub fn monitor_overflows(&self) -> f64 {
+        foreign::overflows() as f64
+    }
+
     /// Applies the changes and programs them as one atomic transaction.
     #[napi(ts_return_type = "Promise<SyncReport>")]
     pub fn sync(&self, req: SyncRequest) -> AsyncTask<SyncTask<NftablesMode>> {

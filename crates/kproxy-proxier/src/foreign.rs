@@ -33,6 +33,8 @@ struct Watch {
     unseen: HashSet<TableKey>,
     /// Tables kproxy owns.
     ours: HashSet<TableKey>,
+    /// Times the monitor's socket buffer overflowed (ENOBUFS) and notifications were lost.
+    overflows: u64,
 }
 
 fn watch() -> MutexGuard<'static, Watch> {
@@ -83,6 +85,7 @@ impl Watch {
         match m.drain(&|p| own.contains(&p)) {
             Ok(d) => {
                 if d.overflowed {
+                    self.overflows += 1;
                     self.all_unseen();
                 }
                 for t in d.foreign {
@@ -191,7 +194,15 @@ pub fn pending(family: Family, table: &str) -> Option<bool> {
     if !w.drain() {
         return None;
     }
-    Some(w.touched.contains(&key(family, table)))
+    // Unseen (the queue overflowed): a sync asks the ledger at once, rather than the next periodic one.
+    let k = key(family, table);
+    Some(w.touched.contains(&k) || w.unseen.contains(&k))
+}
+
+/// How often, in this process, the monitor's socket buffer overflowed (ENOBUFS) and
+/// notifications were lost; each time the ledger decided instead.
+pub fn overflows() -> u64 {
+    watch().overflows
 }
 
 /// Has anything but kproxy changed `table` since generation `since` (this syncer's

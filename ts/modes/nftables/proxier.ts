@@ -10,6 +10,8 @@ import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePa
 import { DriftPacer } from '../../proxier/drift-pacer.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
+import { resourceExhaustedCounter } from '../../server/metrics.js';
+import type { Counter } from 'prom-client';
 
 /** What nftables mode programs: every Service feature upstream's nftables mode has. */
 export const NFTABLES_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
@@ -23,6 +25,8 @@ export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number
 const SYNC_NOW_MAX = 16;
 /** How often the kernel's ruleset notifications are read for changes by others (cheap). */
 const DRIFT_POLL_MS = 200;
+/** The addon's monitor overflow count already reported: one monitor serves both families' proxiers. */
+let overflowsReported = 0;
 
 export class NftablesProxier implements Proxier {
   readonly mode = 'nftables' as const;
@@ -32,6 +36,7 @@ export class NftablesProxier implements Proxier {
   /** The after-commit work of the last quick sync, running on the pool. */
   private afterCommitDone: Promise<void> = Promise.resolve();
   private readonly metrics: NftablesMetrics;
+  private readonly exhausted: Counter<'resource' | 'component'>;
   private readonly logger: Logger;
   private readonly fake: boolean;
   /** Completed syncs: a drift repair waits for the next one before looking again. */
@@ -41,6 +46,7 @@ export class NftablesProxier implements Proxier {
     this.family = opts.family;
     this.fake = opts.fake === true;
     this.metrics = nftablesMetrics(opts.registry);
+    this.exhausted = resourceExhaustedCounter(opts.registry);
     this.logger = opts.logger;
     const { NftablesProxier: Native } = loadAddon();
     try {
@@ -125,6 +131,8 @@ export class NftablesProxier implements Proxier {
       lost(`another process changed the ${this.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy table`, false);
     };
     const poll = setInterval(() => {
+      // The syncs drain the notifications too: what they lost is told here, even between repairs.
+      this.reportOverflows();
       // Before the first sync nothing is ours to watch; after a repair, its sync consumes the news.
       if (waiting || this.syncs === 0 || this.syncs === syncsAtRepair) return;
       let pending: boolean | null;
@@ -151,6 +159,20 @@ export class NftablesProxier implements Proxier {
       clearInterval(poll);
       if (waiting) clearTimeout(waiting);
     };
+  }
+
+  /** Notifications lost to a full socket buffer: the ledger of generations decides instead. */
+  private reportOverflows(): void {
+    let n: number;
+    try {
+      n = this.native.monitorOverflows();
+    } catch {
+      return;
+    }
+    if (n <= overflowsReported) return;
+    this.exhausted.inc({ resource: 'socket_buffer', component: 'nftables-monitor' }, n - overflowsReported);
+    this.logger.warn({ lost: n - overflowsReported }, 'nftables notifications were lost (the monitor socket\'s buffer overflowed, ENOBUFS); checking the tables against the ruleset generation instead');
+    overflowsReported = n;
   }
 
   explain(p: TracePacket): TraceResult {
