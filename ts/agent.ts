@@ -38,6 +38,8 @@ function supportedByAll(proxiers: readonly Proxier[]): ReadonlySet<Feature> {
 export const FULL_SYNC_PERIOD_MS = 60 * 60 * 1000;
 /** Upstream retries a failed metrics/healthz listen this often. */
 const LISTEN_RETRY_MS = 5000;
+/** The first retry of a failed sync; later ones double, up to the sync period. */
+const FIRST_RETRY_MS = 1000;
 
 export interface AgentOptions {
   config: ProxyConfig;
@@ -141,9 +143,12 @@ export class Agent {
       minIntervalMs: opts.config.minSyncPeriodMs,
       maxIntervalMs: opts.config.syncPeriodMs,
       retryIntervalMs: opts.config.syncPeriodMs,
+      // Upstream retries a failed sync after the sync period (30 s); a passing fault (a full set, a
+      // busy ruleset) is repaired sooner here, and a lasting one still costs one sync per period.
+      firstRetryMs: FIRST_RETRY_MS,
       clock: this.clock,
       fn: () => this.syncProxyRules(),
-      onError: (err) => opts.logger.error({ err: String(err) }, 'Sync failed; retrying after the sync period'),
+      onError: (err) => opts.logger.error({ err: String(err) }, 'Sync failed; retrying after 1 s, doubling up to the sync period'),
     });
   }
 

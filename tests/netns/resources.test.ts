@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { systemTool } from '../../ts/system-tools.js';
 import { listMap, metricValue, waitWhileRunning, type Agent } from '../helpers/agent.js';
 import { clusterFor, WEB_IP } from './cluster.js';
+import { service } from './manifests.js';
 
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -85,4 +86,23 @@ test.serial('socket buffer: a burst of notifications overflows the nftables moni
   t.true((await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok, 'traffic flows');
   await c.setWebEndpoints([1]);
   await waitWhileRunning(c.agent, 'a later change', async () => (await backendsIn(c)) === '10.244.1.2');
+});
+
+test.serial('set size cap: an element past a set\'s cap is refused by the kernel (ENFILE); the error says the set is full, it is counted, and the full sync that follows resizes the set', async (t) => {
+  // KPROXY_FAULT_SET_SIZE=8: sets sized from 8 elements up, and the planner's own guard off, as
+  // if it had miscounted; otherwise a partial sync that would pass a cap becomes a full one.
+  const c = await clusterFor(t, { name: 'setcap', wrapper: ['env', 'KPROXY_FAULT_SET_SIZE=8'] });
+  const ips = Array.from({ length: 12 }, (_, i) => `10.96.1.${i + 1}`);
+  await c.manifests.write('more.yaml', ...ips.map((ip, i) => service(`more-${i}`, [ip])));
+  // With no endpoints, each lands in no-endpoint-services (and its ClusterIP in cluster-ips).
+  await waitWhileRunning(c.agent, 'all 12 new Services programmed', async () => {
+    const m = await listMap(c.topo, 'ip', 'no-endpoint-services');
+    return ips.every((ip) => m.includes(`${ip} . `));
+  });
+  t.true(await metricValue(c.topo, 'kproxy_resource_exhausted_total', { resource: 'set_size', component: 'nftables' }) >= 1, 'counted');
+  t.true(await metricValue(c.topo, 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', { ip_family: 'IPv4' }) >= 1);
+  t.regex(c.agent.logs(), /add element ip kube-proxy [\w-]+`: Too many open files in system \(errno 23\): the set is full/, 'named for what it is');
+  const clusterIps = (await c.topo.exec(c.topo.node, [systemTool('nft'), 'list', 'set', 'ip', 'kube-proxy', 'cluster-ips'])).stdout;
+  t.regex(clusterIps, /size 32\b/, 'resized from the true count (13 ClusterIPs: twice that, rounded up to a power of two)');
+  t.true((await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok, 'traffic flows');
 });

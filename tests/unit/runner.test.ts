@@ -174,6 +174,19 @@ test('a failed run is retried after retryInterval, and reported', async (t) => {
   t.deepEqual(calls, [0, 5_000, 65_000], 'back to the periodic schedule after success');
 });
 
+test('with firstRetryMs, failures in a row are retried after 1 s, 2 s, 4 s, then retryInterval; a success resets it', async (t) => {
+  const { clock, calls, runner } = harness({ minIntervalMs: 0, retryIntervalMs: 5_000, firstRetryMs: 1_000 }, ['fail', 'fail', 'fail', 'fail', 'ok', 'fail', 'ok']);
+  runner.start();
+  runner.run();
+  await clock.advance(0);
+  for (const step of [1_000, 2_000, 4_000, 5_000]) await clock.advance(step);
+  t.deepEqual(calls, [0, 1_000, 3_000, 7_000, 12_000], 'doubling, capped at retryInterval');
+  runner.run();
+  await clock.advance(0);
+  await clock.advance(1_000);
+  t.deepEqual(calls, [0, 1_000, 3_000, 7_000, 12_000, 12_000, 13_000], 'after a success the next failure starts at firstRetry again');
+});
+
 test('a retry still respects the rate limit', async (t) => {
   const { clock, calls, runner } = harness({ minIntervalMs: 10_000, burst: 1, retryIntervalMs: 1_000 }, ['fail']);
   runner.start();

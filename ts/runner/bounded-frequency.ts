@@ -3,7 +3,8 @@
 //  - runs are at least minInterval apart, except for `burst` quick runs (a token bucket that
 //    refills one token per minInterval);
 //  - with no requests, a periodic run happens maxInterval after the last one;
-//  - when fn rejects, or retryAfter() is called, another run comes after retryInterval;
+//  - when fn rejects, or retryAfter() is called, another run comes after retryInterval (with
+//    firstRetryMs, failures in a row retry sooner: firstRetry, doubling up to retryInterval);
 //  - fn never runs twice at once.
 // Every request goes through the clock's timer, so a test's FakeClock controls when fn runs.
 
@@ -14,6 +15,8 @@ export interface BoundedFrequencyRunnerOptions {
   minIntervalMs: number;
   maxIntervalMs: number;
   retryIntervalMs: number;
+  /** kproxy: the first retry after a failure comes this soon, each next one twice as late, up to retryIntervalMs. */
+  firstRetryMs?: number;
   /** Runs allowed back to back before minInterval applies (upstream uses 2). */
   burst?: number;
   clock?: Clock;
@@ -27,6 +30,9 @@ export class BoundedFrequencyRunner {
   private readonly minIntervalMs: number;
   private readonly maxIntervalMs: number;
   private readonly retryIntervalMs: number;
+  private readonly firstRetryMs: number;
+  /** Runs that failed in a row. */
+  private failures = 0;
   private readonly burst: number;
   private readonly clock: Clock;
   private readonly fn: () => Promise<void>;
@@ -51,6 +57,7 @@ export class BoundedFrequencyRunner {
     this.minIntervalMs = Math.max(0, options.minIntervalMs);
     this.maxIntervalMs = options.maxIntervalMs;
     this.retryIntervalMs = options.retryIntervalMs;
+    this.firstRetryMs = Math.min(options.firstRetryMs ?? options.retryIntervalMs, options.retryIntervalMs);
     this.burst = Math.max(1, options.burst ?? 2);
     this.clock = options.clock ?? realClock;
     this.fn = options.fn;
@@ -135,7 +142,8 @@ export class BoundedFrequencyRunner {
     if (this.stopped) return;
     const now = this.clock.now();
     this.armAt(now + this.maxIntervalMs);
-    if (!ok) this.armAt(now + this.retryIntervalMs);
+    this.failures = ok ? 0 : this.failures + 1;
+    if (!ok) this.armAt(now + Math.min(this.firstRetryMs * 2 ** Math.min(this.failures - 1, 30), this.retryIntervalMs));
     this.armAt(this.retryAt);
     this.retryAt = Infinity;
     if (this.requested) this.armAt(now);

@@ -148,13 +148,22 @@ impl Conn {
                 return Err(NftError::GenerationChanged);
             }
             let what = batch.msgs.iter().find(|m| m.seq == e.seq).map(|m| m.what.clone()).unwrap_or_else(|| "batch".into());
-            return Err(NftError::Kernel { errno: e.errno, what, detail: e.ext_msg });
+            let detail = explain_refusal(e.errno, &what).map(str::to_owned).or(e.ext_msg);
+            return Err(NftError::Kernel { errno: e.errno, what, detail });
         }
         if !acked {
             return Err(NftError::NoAck);
         }
         Ok(CommitStats { messages: batch.msgs.len() + 2, bytes: bytes.len(), objects: tx.object_count() })
     }
+}
+
+/// What an errno means for this message, where the kernel's word for it misleads: a set at
+/// its size cap answers ENFILE, "too many open files in system".
+fn explain_refusal(errno: i32, what: &str) -> Option<&'static str> {
+    const ENFILE: i32 = 23;
+    (errno == ENFILE && what.contains(" element "))
+        .then_some("the set is full: it holds as many elements as its size (NFTA_SET_DESC_SIZE) allows; a full sync sizes it again")
 }
 
 /// The (key, data) of each element in one NEWSETELEM dump message (`payload`: after the
@@ -174,5 +183,17 @@ pub fn parse_set_elements(payload: &[u8], out: &mut Vec<crate::objects::ElementB
             }
             out.push((key, data));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain_refusal;
+
+    #[test]
+    fn a_full_set_is_named_as_such_and_other_refusals_keep_the_kernels_words() {
+        assert!(explain_refusal(23, "add element ip kube-proxy cluster-ips").unwrap().contains("the set is full"));
+        assert_eq!(explain_refusal(23, "add chain ip kube-proxy x"), None, "ENFILE elsewhere is not about a set");
+        assert_eq!(explain_refusal(2, "add element ip kube-proxy cluster-ips"), None);
     }
 }

@@ -53,6 +53,14 @@ fn poison_with<'a>(tx: &'a Transaction, probability: f64, state: &mut u64) -> Co
     Cow::Owned(poisoned)
 }
 
+/// `KPROXY_FAULT_SET_SIZE=<n>` (tests): sets are sized from n elements up and the planner stops
+/// guarding their caps, as one that miscounted would; the kernel then refuses an element past a
+/// cap (ENFILE), and the full sync that follows sizes the sets from the true counts again.
+pub fn unguarded_set_size() -> Option<usize> {
+    static N: OnceLock<Option<usize>> = OnceLock::new();
+    *N.get_or_init(|| std::env::var("KPROXY_FAULT_SET_SIZE").ok()?.parse().ok().filter(|n| *n > 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

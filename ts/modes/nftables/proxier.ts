@@ -25,6 +25,7 @@ export type NftablesSyncReport = SyncReport & { planMs: number; commitMs: number
 const SYNC_NOW_MAX = 16;
 /** How often the kernel's ruleset notifications are read for changes by others (cheap). */
 const DRIFT_POLL_MS = 200;
+const ENFILE = 23;
 /** The addon's monitor overflow count already reported: one monitor serves both families' proxiers. */
 let overflowsReported = 0;
 
@@ -87,6 +88,8 @@ export class NftablesProxier implements Proxier {
     } catch (e) {
       const err = fromAddonError(e);
       this.metrics.syncFailuresTotal.inc({ ip_family: this.family });
+      // ENFILE on an element: a set at its size cap (the addon's message says so).
+      if (err.errno === ENFILE && / element /.test(err.message)) this.exhausted.inc({ resource: 'set_size', component: 'nftables' });
       this.logger.error({ ipFamily: this.family, code: err.code, errno: err.errno, err: err.message }, 'Failed to program nftables');
       throw err;
     }
