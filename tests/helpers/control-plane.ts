@@ -32,8 +32,8 @@ export function controlPlaneBuilt(): boolean {
 export interface ControlPlane {
   /** https://127.0.0.1:6443, reachable from the namespace it runs in. */
   server: string;
-  /** A kubeconfig file for `admin` or kproxy's ServiceAccount. */
-  kubeconfig(user: User): string;
+  /** A kubeconfig file for `admin` or kproxy's ServiceAccount (at `via`, e.g. a forwarder, instead of `server`). */
+  kubeconfig(user: User, via?: string): string;
   /** kubectl as `admin` (or `as`), run in the namespace; stdout. */
   kubectl(args: string[], opts?: { input?: string; as?: User; allowFailure?: boolean }): Promise<string>;
   /** Creates or replaces objects (`kubectl apply --server-side`); status fields then via `setStatus`. */
@@ -139,13 +139,13 @@ export async function startControlPlane(t: Teardowns, topo: Topology, opts: Cont
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const kubeconfig = (user: User) => {
-    const file = join(dir, `${user}.kubeconfig`);
+  const kubeconfig = (user: User, via = server) => {
+    const file = join(dir, via === server ? `${user}.kubeconfig` : `${user}-${new URL(via).port}.kubeconfig`);
     if (!existsSync(file)) {
       const ca = readFileSync(join(certDir, 'apiserver.crt')).toString('base64');
       writeFileSync(file, JSON.stringify({
         apiVersion: 'v1', kind: 'Config', 'current-context': user,
-        clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': ca } }],
+        clusters: [{ name: 'test', cluster: { server: via, 'certificate-authority-data': ca } }],
         users: [{ name: user, user: { token: tokens[user] } }],
         contexts: [{ name: user, context: { cluster: 'test', user } }],
       }));

@@ -40,9 +40,9 @@ export async function bedFor(t: ExecutionContext, name: string, cpOpts: ControlP
   return { topo, cp, setEndpoints, answered, until };
 }
 
-/** kproxy in the node namespace, on the API under its own ServiceAccount. */
-export function startKproxy(t: ExecutionContext, bed: Bed): Agent {
-  const agent = startAgent(bed.topo, { kubeconfig: bed.cp.kubeconfig('kproxy'), hostname: NODE_NAME, syncPeriod: '1s' });
+/** kproxy in the node namespace, on the API under its own ServiceAccount (through `server` if given). */
+export function startKproxy(t: ExecutionContext, bed: Bed, opts: { server?: string } = {}): Agent {
+  const agent = startAgent(bed.topo, { kubeconfig: bed.cp.kubeconfig('kproxy', opts.server), hostname: NODE_NAME, syncPeriod: '1s' });
   t.teardown(() => {
     if (!t.passed) t.log(`kproxy output (tail):\n${agent.logs().slice(-3000)}`);
   });
