@@ -8,12 +8,15 @@ pub mod conn;
 pub mod consts;
 pub mod error;
 pub mod fake;
-#[cfg(test)]
-mod fuzz_tests;
+/// Public to the cargo-fuzz target (fuzz/), which builds with `--cfg fuzzing`.
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(fuzzing, allow(dead_code))]
+pub mod fuzz_tests;
 pub mod genl;
 pub mod msg;
 pub mod reply;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(fuzzing, allow(dead_code))]
 mod testutil;
 pub mod text;
 mod types;

@@ -110,6 +110,14 @@ pub fn env_u64(name: &str) -> Option<u64> {
 /// has its own seed, printed with the input if the target panics; KPROXY_FUZZ_SEED=<seed>
 /// runs just that input.
 pub fn run(name: &str, default_iters: u64, corpus: &[Vec<u8>], target: impl Fn(&[u8])) {
+    // cargo fuzz's seed corpus: the same valid inputs, one file each (scripts/cargo-fuzz.sh).
+    if let Ok(dir) = std::env::var("KPROXY_FUZZ_CORPUS_DIR") {
+        let dir = std::path::Path::new(&dir).join(name.replace(' ', "_"));
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        for (i, c) in corpus.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:04}")), c).expect("corpus file");
+        }
+    }
     let iters = env_u64("KPROXY_FUZZ_ITERS").unwrap_or(default_iters);
     let base = env_u64("KPROXY_FUZZ_BASE").unwrap_or(0x6b70_726f_7879);
     let replay = env_u64("KPROXY_FUZZ_SEED");

@@ -1,0 +1,8 @@
+//! libFuzzer over fuzz_wire (crates/kproxy-proxier/tests/fuzz.rs, which cargo test also drives).
+#![no_main]
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../crates/kproxy-proxier/tests/fuzz.rs"]
+mod target;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::fuzz_wire(data));
