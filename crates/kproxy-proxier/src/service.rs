@@ -10,6 +10,8 @@ use crate::wire::{EndpointFlags, ServicePortRecord};
 
 /// Longest key accepted: namespace (63) / name (63) / proto / port name (15), with slack.
 const MAX_KEY_LEN: usize = 256;
+/// Longest namespace, name or port name: a DNS label.
+const MAX_LABEL_LEN: usize = 63;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
@@ -87,6 +89,10 @@ impl ServicePort {
         for (what, v) in [("namespace", &s.namespace), ("name", &s.name), ("port name", &s.port_name)] {
             if v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') {
                 return Err(format!("invalid {what} {:?}", v.chars().take(80).collect::<String>()));
+            }
+            // DNS labels, as the API server (and the agent's validation) bound them.
+            if v.len() > MAX_LABEL_LEN {
+                return Err(format!("{what} longer than {MAX_LABEL_LEN} bytes ({}): {:?}…", v.len(), v.chars().take(40).collect::<String>()));
             }
         }
         let protocol = protocol_number(&s.protocol).ok_or_else(|| format!("unknown protocol {:?}", s.protocol))?;
@@ -194,5 +200,32 @@ pub fn describe_vip(ip: IpAddr, port: u16) -> String {
         format!("NodePort {port}")
     } else {
         format!("{ip} port {port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn names_longer_than_a_dns_label_are_refused_here_too_not_only_by_the_agent() {
+        let rec = |ns: &str, name: &str, port_name: &str| ServicePortRecord {
+            key: Cow::Owned(format!("{}/{}/tcp/{}", &ns[..ns.len().min(60)], &name[..name.len().min(60)], &port_name[..port_name.len().min(60)])),
+            namespace: Cow::Owned(ns.into()),
+            name: Cow::Owned(name.into()),
+            port_name: Cow::Owned(port_name.into()),
+            protocol: "TCP".into(),
+            cluster_ip: "10.96.0.1".into(),
+            port: 80,
+            ..Default::default()
+        };
+        let long = "a".repeat(64);
+        assert!(ServicePort::validate(&rec("ns", "web", "http"), Family::Ip).is_ok());
+        assert!(ServicePort::validate(&rec(&"a".repeat(63), "web", "http"), Family::Ip).is_ok(), "63 is a label");
+        for (r, what) in [(rec(&long, "web", "http"), "namespace"), (rec("ns", &long, "http"), "name"), (rec("ns", "web", &long), "port name")] {
+            let e = ServicePort::validate(&r, Family::Ip).unwrap_err();
+            assert!(e.starts_with(&format!("{what} longer than 63 bytes (64)")), "{e}");
+        }
     }
 }
