@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { SERVICE_FIELD_SELECTOR, SERVICE_LABEL_SELECTOR } from '../../ts/model/service-filter.js';
 import { loadApiEndpoint } from '../../ts/sources/kube-client.js';
 import { KubernetesSource } from '../../ts/sources/kubernetes.js';
+import { RESUME_AT_ONCE_AFTER_MS } from '../../ts/sources/reflector.js';
 import type { EventType, Kind, KubeObject } from '../../ts/sources/types.js';
 import { FakeApiServer, waitFor } from '../helpers/fake-apiserver.js';
 
@@ -30,7 +31,7 @@ const slice = (ns: string, name: string, service: string) => ({
 const WATCHED = 4;
 const node = (name: string) => ({ metadata: { name, labels: { 'topology.kubernetes.io/zone': 'z1' } } });
 
-async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number; watchIdleMs?: number } = {}) {
+async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => void; pageSize?: number; resyncMs?: number; watchIdleMs?: number; retryMs?: number } = {}) {
   const fake = new FakeApiServer();
   await fake.start();
   if (opts.seed) opts.seed(fake);
@@ -49,7 +50,7 @@ async function setup(t: ExecutionContext, opts: { seed?: (f: FakeApiServer) => v
     nodeName: 'node-a',
     logger: pino({ level: 'silent' }),
     endpoint: fake.endpoint(),
-    backoff: { initialMs: 5, maxMs: 40 },
+    backoff: { initialMs: opts.retryMs ?? 5, maxMs: Math.max(40, opts.retryMs ?? 0) },
     pageSize: opts.pageSize,
     resyncMs: opts.resyncMs,
     watchIdleMs: opts.watchIdleMs,
@@ -154,6 +155,24 @@ test('a dropped or closed watch is resumed from its resourceVersion, without a r
   env.fake.closeWatches();
   env.fake.upsert('services', svc('ns2', 'd'));
   await waitFor(() => env.names('Service', 'ADDED').includes('ns2/d'), 'event after clean close');
+  t.is(env.fake.listCount('services'), 1, 'resumed by resourceVersion');
+  t.deepEqual(env.deletes(), []);
+});
+
+test('a watch reset after it streamed a while is resumed at once; one reset at once waits for the retry', async (t) => {
+  // A retry wait longer than the test: only a resumption at once brings the event in time.
+  const env = await setup(t, { retryMs: 60_000 });
+  await waitFor(() => env.synced() === 1 && env.fake.openWatchCount('services') === 1, 'watching');
+  await new Promise((r) => setTimeout(r, RESUME_AT_ONCE_AFTER_MS + 100));
+  env.fake.dropWatches();
+  env.fake.upsert('services', svc('ns2', 'c'));
+  await waitFor(() => env.names('Service', 'ADDED').includes('ns2/c'), 'the event after the reset', 5000);
+  await waitFor(() => env.fake.openWatchCount('services') === 1, 'rewatching');
+  // Reset again at once (a path that kills every connection): now the wait applies.
+  env.fake.dropWatches();
+  env.fake.upsert('services', svc('ns2', 'd'));
+  await new Promise((r) => setTimeout(r, 1000));
+  t.false(env.names('Service', 'ADDED').includes('ns2/d'), 'not asked again in a tight loop');
   t.is(env.fake.listCount('services'), 1, 'resumed by resourceVersion');
   t.deepEqual(env.deletes(), []);
 });

@@ -39,6 +39,15 @@ export interface ReflectorHooks {
 
 class Gone extends Error {}
 
+/**
+ * A watch that streamed this long before its connection broke is resumed at once: the server
+ * was there a moment ago, and a path that resets connections every second would otherwise
+ * keep the watch closed two thirds of the time (the ~1 s wait, then the next reset). One that
+ * breaks sooner waits as an unanswered request does, so a path that kills every connection at
+ * once is asked about once a second; timed from the request, so no two attempts are closer.
+ */
+export const RESUME_AT_ONCE_AFTER_MS = 500;
+
 const key = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export class Reflector {
@@ -51,6 +60,8 @@ export class Reflector {
   /** The next list's resourceVersion after a 410: the last one seen (from the cache), else '' (current). */
   private relistFrom = '';
   private lastGone = -Infinity;
+  /** When the current watch was opened; 0 while listing or waiting. */
+  private watchBegan = 0;
   /** The last list was served from the cache at a version we named, and its watch has seen nothing yet. */
   private cachedRelist = false;
   absent = false;
@@ -90,11 +101,14 @@ export class Reflector {
         if (!this.resourceVersion) await this.list();
         if (this.stopped) break;
         started();
-        const began = Date.now();
+        const began = (this.watchBegan = Date.now());
         await this.watch();
+        this.watchBegan = 0;
         // A server that ends watches at once must not be asked again in a tight loop.
         if (Date.now() - began < 1000) await this.hooks.sleep(this.hooks.backoff.initialMs);
       } catch (err) {
+        const streamed = this.watchBegan ? Date.now() - this.watchBegan : 0;
+        this.watchBegan = 0;
         if (this.stopped) break;
         if (err instanceof Gone || (err as ApiError)?.statusCode === 410) {
           this.hooks.log.info({ resource: this.res.kind }, 'Watch history compacted (410 Gone); relisting');
@@ -115,6 +129,10 @@ export class Reflector {
           return;
         }
         this.errors++;
+        if (unanswered(err) && streamed >= RESUME_AT_ONCE_AFTER_MS) {
+          this.hooks.log.warn({ resource: this.res.kind, err: (err as Error)?.message ?? String(err), streamedMs: streamed }, 'watch broke; resuming at once');
+          continue;
+        }
         // No answer at all (refused, reset, timed out: a restart, an outage) costs the server
         // nothing to ask again: try every second or so, so that the rules converge within about
         // a second of its return. A server that answers with an HTTP error gets the backoff, which
