@@ -346,9 +346,10 @@ impl Planner {
         }
         // An address whose refcount went 1→0→1 within this plan is both deleted and re-added: cancel out.
         cancel_readds(&mut els);
+        let guarded = crate::fault::unguarded_set_size().is_none();
         for set in DYNAMIC_SETS {
             let count = (self.counts.get(set).copied().unwrap_or(0) as isize + els.net_change(set)).max(0) as usize;
-            if count > self.sizes.get(set).copied().unwrap_or(0) && crate::fault::unguarded_set_size().is_none() {
+            if guarded && count > self.sizes.get(set).copied().unwrap_or(0) {
                 return None;
             }
             self.counts.insert(set, count);
