@@ -3,6 +3,7 @@
 // suites against the real kernel (root). Ends with one line: "N passed, N failed".
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 const suites = [
   { name: 'rust (cargo test)', cmd: 'cargo', args: ['test', '--workspace', '--locked'], parse: parseCargo },
@@ -43,8 +44,24 @@ function parseTap(out) {
   return { passed: num(/^# pass (\d+)/m), failed: num(/^# fail (\d+)/m) };
 }
 
+/** A failed TAP test's block (its logs and assertion), shortened: repeated at the end of the run,
+ * where a reader of a truncated CI log still sees why it failed. */
+function tapFailures(out) {
+  const blocks = [];
+  const lines = out.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^not ok \d+/.test(lines[i])) continue;
+    let end = i + 1;
+    while (end < lines.length && !/^(ok|not ok) \d+|^1\.\.\d+/.test(lines[end])) end++;
+    const block = lines.slice(i, end).filter((l) => !/^#\s+\{"level"/.test(l)).join('\n');
+    blocks.push(block.length > 2500 ? `${block.slice(0, 1200)}\n  […]\n${block.slice(-1200)}` : block);
+  }
+  return blocks;
+}
+
 let passed = 0;
 let failed = 0;
+const failures = [];
 const only = process.argv.slice(2);
 for (const s of suites) {
   if (only.length && !only.some((o) => s.name.startsWith(o))) continue;
@@ -57,16 +74,21 @@ for (const s of suites) {
     failed += 1;
     continue;
   }
-  console.log(`\n== ${s.name}`);
+  // The load before a suite starts: a busy machine (a stray process from an earlier step) shows here.
+  console.log(`\n== ${s.name} (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+  const started = Date.now();
   const r = spawnSync(s.cmd, s.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, env: { ...process.env, ...s.env } });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   process.stdout.write(out);
   const res = s.parse(out);
   // A suite that exits non-zero without reporting a failure (crash, compile error) still fails.
   if (r.status !== 0 && res.failed === 0) res.failed = 1;
-  console.log(`-- ${s.name}: ${res.passed} passed, ${res.failed} failed`);
+  const seconds = Math.round((Date.now() - started) / 1000);
+  console.log(`-- ${s.name}: ${res.passed} passed, ${res.failed} failed (${seconds} s)`);
+  if (res.failed) failures.push(`${s.name}:`, ...(s.parse === parseTap ? tapFailures(out) : [`exit status ${r.status}`]));
   passed += res.passed;
   failed += res.failed;
 }
+if (failures.length) console.log(`\n== failures, again (agent log lines left out)\n${failures.join('\n')}`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -10,10 +10,15 @@ function keepConnecting(topo: Topology, ip: string, port: number, proto: 'tcp' |
   let stopping = false;
   const results: FlowResult[] = [];
   const request = proto === 'tcp' ? topo.tcpRequests : topo.udpRequests;
+  // A failure names its flow and when its batch began, so the tally says what failed, and when.
+  const flow = `${proto} ${ip}:${port}`;
+  const began = performance.now();
   const running = (async () => {
     while (!stopping) {
       try {
-        results.push(...await request(topo.client, ip, port, { ...pace, timeoutMs: 3000 }));
+        const at = ((performance.now() - began) / 1000).toFixed(1);
+        const batch = await request(topo.client, ip, port, { ...pace, timeoutMs: 3000 });
+        results.push(...batch.map((r) => (r.ok ? r : { ...r, error: `${flow} ${r.error}, batch from ${at} s` })));
       } catch (err) {
         // The client itself died (say, killed by teardown after a failed assertion): stop quietly.
         results.push({ ok: false, error: `client died: ${(err as Error).message.slice(0, 200)}` });

@@ -231,8 +231,13 @@ export async function createTopology(opts: TopologyOptions): Promise<Topology> {
     const next = (timeoutMs: number) => new Promise<any>((resolve) => {
       if (events.length) return resolve(events.shift());
       if (child.exitCode !== null) return resolve({ event: 'closed' });
-      const timer = setTimeout(() => resolve({ event: 'error', error: 'timeout' }), timeoutMs);
-      waiters.push((event) => (clearTimeout(timer), resolve(event)));
+      const waiter = (event: any) => (clearTimeout(timer), resolve(event));
+      // A waiter that timed out leaves the queue, so a late event goes to the next one that asks.
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        resolve({ event: 'error', error: 'timeout' });
+      }, timeoutMs);
+      waiters.push(waiter);
     });
     const first = await next((o.timeoutMs ?? 2000) + 5000);
     const greeting = first.event === 'open' ? parseFlow({ ok: true, body: first.body }) : parseFlow({ ok: false, error: first.error ?? first.event });
