@@ -116,6 +116,8 @@ export interface NativeIpvsProxier {
   sync(req: NativeSyncRequest): Promise<NativeIpvsReport>;
   /** Deletes draining real servers whose connections have ended. */
   reap(): Promise<NativeIpvsReport>;
+  /** The first difference between the kernel's virtual servers (or the table) and the last sync's result; '' when none. */
+  drift(): Promise<string>;
   cleanup(): Promise<NativeIpvsReport>;
   render(): string;
   /** Throws unless the kernel has the configured scheduler (upstream's start-up check). */

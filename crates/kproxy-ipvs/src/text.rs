@@ -17,7 +17,8 @@ fn protocol_option(p: u8) -> String {
     }
 }
 
-fn service_id(k: &ServiceKey) -> String {
+/// ipvsadm's name for a virtual server: `-t 10.96.0.1:80`.
+pub fn service_id(k: &ServiceKey) -> String {
     format!("{} {}", protocol_option(k.protocol), SocketAddr::new(k.addr, k.port))
 }
 

@@ -144,6 +144,13 @@ impl IpvsProxier {
         }))
     }
 
+    /// Between syncs: the first difference between the kernel's virtual servers (or the
+    /// table) and what the last sync left, in words; empty when there is none.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn drift(&self) -> AsyncTask<StateTask<IpvsSync, String>> {
+        AsyncTask::new(StateTask::new(&self.sync, |s| Ok(s.drift().map_err(to_napi)?.unwrap_or_default())))
+    }
+
     /// Removes this family's table, virtual servers and kube-ipvs0 addresses.
     #[napi(ts_return_type = "Promise<IpvsReport>")]
     pub fn cleanup(&self) -> AsyncTask<StateTask<IpvsSync, IpvsReport>> {

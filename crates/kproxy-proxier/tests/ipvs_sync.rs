@@ -187,3 +187,37 @@ fn the_scheduler_is_the_configured_one_and_mh_hashes_the_port_without_fallback()
         assert!(s.render().contains(line), "{scheduler}: {}", s.render().lines().next().unwrap_or(""));
     }
 }
+
+#[test]
+fn the_drift_check_names_a_missing_or_changed_virtual_server_and_the_next_sync_repairs_it_in_full() {
+    let mut s = sync();
+    assert_eq!(s.drift().unwrap(), None, "before the first sync the next one is full: nothing to check");
+    s.sync(true, &wire(&[clusterip(0, 3, "TCP"), clusterip(1, 2, "UDP")]), &[], false).unwrap();
+    assert_eq!(s.drift().unwrap(), None, "nothing drifted");
+    // Another process's virtual server is left to the periodic sync, as upstream's.
+    let theirs = ServiceKey { addr: "10.96.9.9".parse().unwrap(), protocol: 6, port: 80 };
+    s.ipvs_fake().unwrap().apply(&[Op::AddService(kproxy_ipvs::Service::new(theirs, "rr"))]).unwrap();
+    assert_eq!(s.drift().unwrap(), None, "a foreign virtual server is not drift");
+    let udp = ServiceKey { addr: "10.96.0.2".parse().unwrap(), protocol: 17, port: 80 };
+    s.ipvs_fake().unwrap().apply(&[Op::DeleteService(udp)]).unwrap();
+    assert_eq!(s.drift().unwrap().as_deref(), Some("virtual server -u 10.96.0.2:80 is gone"));
+    assert_eq!(s.drift().unwrap(), None, "found once: the next sync is full and repairs it");
+    // Another change is pending: the sync is full all the same, so the repair is not skipped.
+    assert!(s.sync(false, &wire(&[clusterip(2, 1, "TCP")]), &[], false).unwrap().full);
+    assert_eq!(s.drift().unwrap(), None, "the tick put it back");
+    let tcp = ServiceKey { addr: "10.96.0.1".parse().unwrap(), protocol: 6, port: 80 };
+    s.ipvs_fake().unwrap().apply(&[Op::EditService(kproxy_ipvs::Service::new(tcp, "wrr"))]).unwrap();
+    assert_eq!(s.drift().unwrap().as_deref(), Some("virtual server -t 10.96.0.1:80 was changed"));
+    assert!(s.sync(false, &wire(&[]), &[], false).unwrap().full);
+    assert_eq!(s.drift().unwrap(), None);
+    assert_eq!(s.ipvs_fake().unwrap().services().unwrap().iter().find(|v| v.key == tcp).unwrap().scheduler, "rr");
+    s.table_fake()
+        .unwrap()
+        .apply(&{
+            let mut tx = kproxy_nftables::Transaction::new(Family::Ip, "kproxy-ipvs");
+            tx.push(kproxy_nftables::Op::DeleteTable);
+            tx
+        })
+        .unwrap();
+    assert_eq!(s.drift().unwrap().as_deref(), Some("the table ip kproxy-ipvs is gone"));
+}

@@ -9,6 +9,9 @@ export interface IpvsMetrics {
   operationFailuresTotal: Counter<'ip_family'>;
   virtualServers: Gauge<'ip_family'>;
   realServers: Gauge<'ip_family'>;
+  /** kproxy's own: syncs started because another process changed kproxy's virtual servers or table. */
+  driftRepairsTotal: Counter<'ip_family'>;
+  driftRepairsDelayedTotal: Counter<'ip_family'>;
 }
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
@@ -25,5 +28,7 @@ export function ipvsMetrics(registry: Registry): IpvsMetrics {
     operationFailuresTotal: counter('kproxy_ipvs_operation_failures_total', 'IPVS operations the kernel refused'),
     virtualServers: gauge('kproxy_ipvs_virtual_servers', 'IPVS virtual servers kproxy programs'),
     realServers: gauge('kproxy_ipvs_real_servers', 'IPVS real servers kproxy programs, draining ones included'),
+    driftRepairsTotal: counter('kproxy_ipvs_drift_repairs_total', 'Syncs started because another process changed kproxy\'s virtual servers or table'),
+    driftRepairsDelayedTotal: counter('kproxy_ipvs_drift_repairs_delayed_total', 'Drift repairs that waited, kproxy\'s virtual servers being changed again and again'),
   };
 }

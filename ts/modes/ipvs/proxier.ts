@@ -14,6 +14,7 @@ import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, Syn
 import { ensureIpvs, ipvsSysctls } from './kernel.js';
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
+import { DriftPacer } from '../../proxier/drift-pacer.js';
 
 /** Every Service feature upstream's IPVS mode has. */
 export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
@@ -25,6 +26,9 @@ export const DEFAULT_IPVS: IpvsModeOptions = { scheduler: '', excludeCIDRs: [], 
 
 /** How often draining real servers are checked for remaining connections (upstream: a minute). */
 export const REAP_INTERVAL_MS = 5_000;
+
+/** How often kproxy's virtual servers are checked between syncs: one services dump each time. */
+export const DRIFT_POLL_MS = 1_000;
 
 /** This host's addresses of `family`, but loopback, link-local and kube-ipvs0's. */
 function localAddresses(family: IPFamily): string[] {
@@ -50,6 +54,8 @@ export class IpvsProxier implements Proxier {
   private readonly fake: boolean;
   private reaper: NodeJS.Timeout | undefined;
   private readonly serial = new Serial();
+  /** Completed syncs: a drift repair waits for the next one before looking again. */
+  private syncs = 0;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -105,6 +111,7 @@ export class IpvsProxier implements Proxier {
         throw err;
       }
       this.gauges(report);
+      this.syncs++;
       if (report.driftRepaired > 0) {
         this.logger.warn({ ipFamily: this.family, repaired: report.driftRepaired }, 'IPVS or kube-ipvs0 had been changed by someone else; put back');
       }
@@ -142,6 +149,54 @@ export class IpvsProxier implements Proxier {
       clearInterval(this.reaper);
       this.reaper = undefined;
     }
+  }
+
+  /**
+   * The drift check between syncs (upstream's IPVS mode has only the periodic sync): each
+   * DRIFT_POLL_MS, kproxy's virtual servers and table against the kernel (one services dump);
+   * a difference makes the family's next sync full and starts it, at once or paced when it
+   * keeps happening. Virtual servers another process added are left to the periodic sync.
+   */
+  monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
+    if (this.fake) return () => {};
+    const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, intervalMs), quietMs: 60_000 });
+    let waiting: ReturnType<typeof setTimeout> | undefined;
+    let checking = false;
+    let syncsAtRepair = -1;
+    const repair = (why: string) => {
+      waiting = undefined;
+      syncsAtRepair = this.syncs;
+      pacer.repaired(performance.now());
+      this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
+      lost(why, false);
+    };
+    const check = async () => {
+      let why: string;
+      try {
+        why = await this.serial.run(() => this.native.drift());
+      } catch (e) {
+        this.logger.debug({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check the virtual servers; the periodic sync will');
+        return;
+      }
+      if (!why) return;
+      const waitMs = pacer.delay(performance.now());
+      if (waitMs === 0) return repair(why);
+      this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
+      this.logger.warn({ ipFamily: this.family, why, waitMs: Math.round(waitMs) }, 'kproxy\'s virtual servers keep being changed by another process; pacing the repairs');
+      waiting = setTimeout(() => repair(why), waitMs);
+      waiting.unref();
+    };
+    const poll = setInterval(() => {
+      // Before the first sync nothing is ours to watch; after a repair, its sync comes first.
+      if (checking || waiting || this.syncs === 0 || this.syncs === syncsAtRepair) return;
+      checking = true;
+      void check().finally(() => (checking = false));
+    }, DRIFT_POLL_MS);
+    poll.unref();
+    return () => {
+      clearInterval(poll);
+      if (waiting) clearTimeout(waiting);
+    };
   }
 
   /** Deletes draining real servers whose connections have ended. */

@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod build;
 pub mod counts;
+pub mod drift;
 pub mod reconcile;
 pub mod sync;
 pub mod table;
