@@ -32,7 +32,7 @@ PRUNE=(usr/share/man usr/share/info usr/share/locale usr/share/lintian usr/share
 
 [[ -n ${NODE_PACKAGE[$arch]:-} ]] || { echo "rootfs.sh: architecture must be amd64 or arm64, got $arch" >&2; exit 2; }
 [[ -f $app/bin/kproxy.js && -f $app/native/index.cjs ]] || { echo "rootfs.sh: $app is not a staged app (stage-app.sh)" >&2; exit 1; }
-if [[ $arch != "$(dpkg --print-architecture)" ]] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+if [[ $arch != "$(dpkg --print-architecture)" ]] && ! dpkg --print-foreign-architectures | grep -x "$arch" >/dev/null; then
   echo "rootfs.sh: apt cannot fetch $arch packages here: run dpkg --add-architecture $arch && apt-get update" >&2
   exit 1
 fi
@@ -41,7 +41,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # apt's name for a package of the target architecture (Architecture: all ones have no :arch).
-spec() { if apt-cache show --no-all-versions "$1" | grep -qx 'Architecture: all'; then echo "$1"; else echo "$1:$arch"; fi; }
+# (grep -q would stop reading early: apt-cache's SIGPIPE then fails the pipeline under pipefail.)
+spec() { if apt-cache show --no-all-versions "$1" | grep -x 'Architecture: all' >/dev/null; then echo "$1"; else echo "$1:$arch"; fi; }
 specs=()
 for pkg in "${DEBS[@]}"; do specs+=("$(spec "$pkg")"); done
 

@@ -41,6 +41,6 @@ find "$out" \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.
 find "$out/node_modules" \( -path '*/node_modules/@types' -o -path '*/node_modules/undici-types' \
   -o -path '*/node_modules/*/test' -o -path '*/node_modules/*/tests' -o -path '*/node_modules/*/.github' \
   -o -path '*/node_modules/bare-*/prebuilds' \) -prune -exec rm -rf {} +
-native=$(find "$out/node_modules" -name '*.node' -o -name 'binding.gyp' | head -5)
+native=$(find "$out/node_modules" -name '*.node' -o -name 'binding.gyp' | sed -n 1,5p)
 [[ -z $native ]] || { echo "stage-app.sh: a production dependency carries native code, which is built for one arch: $native" >&2; exit 1; }
 echo "staged /opt/kproxy for $arch in $out ($(du -sh "$out" | cut -f1))"

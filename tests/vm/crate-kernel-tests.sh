@@ -7,12 +7,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 ip link set lo up
 modprobe ip_vs
-newest() { ls -t target/debug/deps/ 2>/dev/null | grep -E "^$1-[0-9a-f]+$" | head -1; }
+newest() { ls -t target/debug/deps/ 2>/dev/null | grep -E "^$1-[0-9a-f]+$" | sed -n 1p; }
 run() { # name, binary, must-see
   local out
   if [ -z "$2" ]; then echo "crate-test $1 failed (no test binary: run cargo test first)"; return; fi
   out="$(KPROXY_RTNL_TEST_KIND=dummy "target/debug/deps/$2" --test-threads=1 2>&1)"
-  if printf '%s\n' "$out" | grep -q 'test result: ok' && printf '%s\n' "$out" | grep -q "$3"; then
+  if printf '%s\n' "$out" | grep 'test result: ok' >/dev/null && printf '%s\n' "$out" | grep -- "$3" >/dev/null; then
     echo "crate-test $1 ok"
   else
     echo "crate-test $1 failed"

@@ -23,15 +23,17 @@ us_out="$(printf '%s\n' "$out" | sed -n '/^== userspace mode/,/^demo-userspace-r
 us_rc="$(printf '%s\n' "$out" | sed -n 's/^demo-userspace-rc=//p' | tail -1)"
 nft_out="$(printf '%s\n' "$out" | sed '/^== userspace mode/,/^demo-userspace-rc=/d; /^== iptables mode/,$d')"
 ipt_out="$(printf '%s\n' "$out" | sed -n '/^== iptables mode/,/^demo-iptables-rc=/p')"
-kernel="$(printf '%s\n' "$out" | grep -m1 -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' || echo unknown)"
+# (Readers that stop early, grep -q, -m1 or head, would SIGPIPE the writer and fail under pipefail.)
+kernel="$(printf '%s\n' "$out" | grep -oE '[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-[a-z0-9]+' | sed -n 1p)"
+kernel=${kernel:-unknown}
 pass=0; fail=0; n=0
 check() { # name, command
   n=$((n + 1))
   if eval "$2"; then echo "ok $n - kernel $kernel: $1"; pass=$((pass + 1)); else echo "not ok $n - kernel $kernel: $1"; fail=$((fail + 1)); fi
 }
 echo "TAP version 13"
-check "userspace mode: netfilter's modules are blocked (modprobe nf_tables fails)" 'printf "%s\n" "$out" | grep -qE "^block-rc=[1-9]"'
-check "userspace mode: no netfilter module loaded during its demo" '! printf "%s\n" "$out" | grep -q "^netfilter-loaded "'
+check "userspace mode: netfilter's modules are blocked (modprobe nf_tables fails)" 'printf "%s\n" "$out" | grep -E "^block-rc=[1-9]" >/dev/null'
+check "userspace mode: no netfilter module loaded during its demo" '! printf "%s\n" "$out" | grep "^netfilter-loaded " >/dev/null'
 printf '%s\n' "$out" | grep "^netfilter-loaded " | sed 's/^/# /'
 for mode in userspace nftables iptables; do
   case "$mode" in
@@ -41,9 +43,9 @@ for mode in userspace nftables iptables; do
   esac
   check "$mode mode: the demo exits 0" '[ "$r" = 0 ]'
   check "$mode mode: every backend answers the ClusterIP" '[ "$(printf "%s\n" "$o" | grep -cE "^  backend-[123] +#+ +[0-9]+$")" = 3 ]'
-  check "$mode mode: UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$o" | grep -qE "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\""'
-  check "$mode mode: IPv6 through the ClusterIP is answered" 'printf "%s\n" "$o" | grep -qE "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\""'
-  check "$mode mode: /proxyMode says $mode" 'printf "%s\n" "$o" | grep -qE "/proxyMode -> $mode$"'
+  check "$mode mode: UDP through the ClusterIP is answered and masqueraded" 'printf "%s\n" "$o" | grep -E "UDP datagram to 10\.96\.0\.10:53 -> \"backend-[123] from 10\.244\.[123]\.1\"" >/dev/null'
+  check "$mode mode: IPv6 through the ClusterIP is answered" 'printf "%s\n" "$o" | grep -E "TCP to \[fd00:96::10\]:80 +-> \"backend-[123] from fd00:244:0:[123]::1\"" >/dev/null'
+  check "$mode mode: /proxyMode says $mode" 'printf "%s\n" "$o" | grep -E "/proxyMode -> $mode$" >/dev/null'
 done
 # The crates' kernel tests (tests/vm/crate-kernel-tests.sh).
 while IFS= read -r line; do
@@ -63,9 +65,9 @@ while IFS= read -r line; do
     "not ok "*) check "$name" false ;;
   esac
 done < <(printf '%s\n' "$ipvs_out" | grep -E '^(not )?ok [0-9]+ - ')
-check "the VM suites (IPVS, userspace) ran and passed (ava exit status)" '[ "$ipvs_rc" = 0 ] && printf "%s\n" "$ipvs_out" | grep -qE "^ok [0-9]+ - "'
+check "the VM suites (IPVS, userspace) ran and passed (ava exit status)" '[ "$ipvs_rc" = 0 ] && printf "%s\n" "$ipvs_out" | grep -E "^ok [0-9]+ - " >/dev/null'
 if [ "$ipvs_rc" != 0 ]; then printf '%s\n' "$ipvs_out" | tail -150 | sed 's/^/# /'; fi
-check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 21 ] && ! printf "%s\n" "$out" | grep -q "^not ok - lifecycle:"'
+check "every rule shape commits through its life (lifecycle.ts)" '[ "$(printf "%s\n" "$out" | grep -c "^ok - lifecycle:")" = 21 ] && ! printf "%s\n" "$out" | grep "^not ok - lifecycle:" >/dev/null'
 printf '%s\n' "$out" | grep "^not ok - lifecycle:" | sed 's/^/# /'
 if [ "$fail" -gt 0 ]; then printf '%s\n' "$out" | tail -60 | sed 's/^/# /'; fi
 echo "1..$n"

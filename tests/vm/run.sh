@@ -11,7 +11,7 @@ cache="$repo/.cache/vm"
 mkdir -p "$cache"
 cd "$cache"
 
-pkg="$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)"
+pkg="$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | sed -n 1p)"
 [ -n "$pkg" ] || { echo "run.sh: cannot find Debian's kernel package" >&2; exit 2; }
 kver="${pkg#linux-image-}"
 if [ ! -f "kernel/lib/modules/$kver/modules.dep" ]; then
