@@ -54,8 +54,6 @@ export class IpvsProxier implements Proxier {
   private readonly fake: boolean;
   private reaper: NodeJS.Timeout | undefined;
   private readonly serial = new Serial();
-  /** Completed syncs: a drift repair waits for the next one before looking again. */
-  private syncs = 0;
 
   constructor(opts: ProxierOptions) {
     this.family = opts.family;
@@ -111,7 +109,6 @@ export class IpvsProxier implements Proxier {
         throw err;
       }
       this.gauges(report);
-      this.syncs++;
       if (report.driftRepaired > 0) {
         this.logger.warn({ ipFamily: this.family, repaired: report.driftRepaired }, 'IPVS or kube-ipvs0 had been changed by someone else; put back');
       }
@@ -162,10 +159,8 @@ export class IpvsProxier implements Proxier {
     const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, intervalMs), quietMs: 60_000 });
     let waiting: ReturnType<typeof setTimeout> | undefined;
     let checking = false;
-    let syncsAtRepair = -1;
     const repair = (why: string) => {
       waiting = undefined;
-      syncsAtRepair = this.syncs;
       pacer.repaired(performance.now());
       this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
       lost(why, false);
@@ -187,8 +182,8 @@ export class IpvsProxier implements Proxier {
       waiting.unref();
     };
     const poll = setInterval(() => {
-      // Before the first sync nothing is ours to watch; after a repair, its sync comes first.
-      if (checking || waiting || this.syncs === 0 || this.syncs === syncsAtRepair) return;
+      // (The addon answers '' before the first sync and once a repair's full sync is due.)
+      if (checking || waiting) return;
       checking = true;
       void check().finally(() => (checking = false));
     }, DRIFT_POLL_MS);
