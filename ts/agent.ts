@@ -81,6 +81,8 @@ export class Agent {
   private readonly healthChecked = new Map<IPFamily, Set<string>>();
   /** Per family, the UDP ServicePorts as last synced: the conntrack reconciler's input. */
   private readonly udpServicePorts = new Map<IPFamily, Map<string, ServicePort>>();
+  /** Per family, the conntrack pass started after the last sync; it settles, never rejects. */
+  private readonly conntrackPass = new Map<IPFamily, Promise<void>>();
   private lastFullSync = 0;
   /** Bumped by forceFullSync, so a request made during a sync is not cleared by it. */
   private fullSyncRequests = 0;
@@ -310,6 +312,11 @@ export class Agent {
       const last = this.sent.get(family);
       if (full || last?.node !== current.node) req.node = node;
       if (full || last?.serviceCIDRs !== current.serviceCIDRs) req.serviceCIDRs = serviceCIDRs;
+      // A running pass deletes flows to endpoints missing from its input: a commit that adds a
+      // UDP endpoint under it would lose that endpoint's first flows. Upstream runs the pass
+      // inside the sync, so a UDP change waits for it; other changes do not.
+      const pass = this.conntrackPass.get(family);
+      if (pass && (full || c.upserts.some((sp) => sp.protocol === 'UDP'))) await pass;
       const started = this.clock.now();
       // For the status page only: the clock's milliseconds are too coarse for a partial sync.
       const precise = performance.now();
@@ -352,7 +359,7 @@ export class Agent {
         else udp.delete(sp.key);
       }
       // It never rejects; a failed pass is logged and the next sync reconciles again.
-      void conntrack.reconcile([...udp.values()]);
+      this.conntrackPass.set(family, conntrack.reconcile([...udp.values()]).catch(() => {}));
     }
     if (servers && touched) {
       const checked = this.tracker.all(family).filter((sp) => sp.healthCheckNodePort > 0);

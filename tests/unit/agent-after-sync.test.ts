@@ -105,6 +105,34 @@ test('the conntrack reconciler gets every UDP ServicePort of its family after ea
   t.true(calls.length >= 4);
 });
 
+test('a UDP change waits for the running conntrack pass; a TCP change does not', async (t) => {
+  // The pass decides on the endpoints it was given: a UDP endpoint committed under it would
+  // have its first flows deleted as stale. Upstream runs the pass inside the sync.
+  const releases: (() => void)[] = [];
+  const conntrack = { IPv4: { reconcile: () => new Promise<void>((resolve) => releases.push(resolve)) } };
+  const s = await scriptedAgent(['--hostname-override', NODE], { families: ['IPv4'], conntrack, serviceHealth: false });
+  t.teardown(() => s.agent.stop());
+  const udp = (svc: any) => ({ ...svc, spec: { ...svc.spec, ports: svc.spec.ports.map((p: any) => ({ ...p, protocol: 'UDP' })) } });
+  await s.start(() => s.source.emit('Service', 'ADDED', udp(lbLocal('dns', '10.96.0.46', 32005))));
+  const proxier = s.proxiers.get('IPv4')!;
+  const keys = () => proxier.seen.map((r) => r.upserts.map((sp) => sp.key).join(',')).filter(Boolean);
+  t.is(releases.length, 1, 'the first sync started a pass');
+  // TCP: synced while the pass still runs.
+  await s.synced(() => s.source.emit('Service', 'ADDED', lbLocal('web', '10.96.0.47', 32006)));
+  t.deepEqual(keys().at(-1), 'ns/web/tcp/http');
+  // UDP: held back until the pass settles, then synced.
+  const next = s.agent.nextSync();
+  s.source.emit('EndpointSlice', 'ADDED', { ...slice('dns', [['10.244.1.9', 'node-b']]), ports: [{ name: 'http', port: 8053, protocol: 'UDP' }] });
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(keys().at(-1), 'ns/web/tcp/http', 'no UDP commit while the pass runs');
+  t.is(releases.length, 2, 'the TCP sync started a pass of its own: the one waited for');
+  releases[1]();
+  await next;
+  t.deepEqual(keys().at(-1), 'ns/dns/udp/http', 'committed once the pass settled');
+  t.is(releases.length, 3, 'each sync started its pass');
+  for (const release of releases) release();
+});
+
 test('externalTrafficPolicy Local ServicePorts with no local endpoint are counted, as internal ones are', async (t) => {
   const s = await scriptedAgent(['--hostname-override', NODE], { families: ['IPv4'], serviceHealth: false });
   t.teardown(() => s.agent.stop());

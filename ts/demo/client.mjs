@@ -2,8 +2,10 @@
 // Client side of the demo and the netns tests, run inside a namespace with
 // `ip netns exec <ns> node client.mjs '<json spec>'`. Plain .mjs so it starts fast.
 //
-// spec: { mode: 'tcp' | 'udp', host, port, count?, timeoutMs?, intervalMs? }
-//   -> prints one JSON line {"results":[{ok:true, body} | {ok:false, error}, ...]}
+// spec: { mode: 'tcp' | 'udp', host, port, count?, timeoutMs?, intervalMs?, attempts? }
+//   -> prints one JSON line {"results":[{ok:true, body, retried?} | {ok:false, error}, ...]}
+//   attempts (UDP only, default 1): sends per request on the same socket, each waiting
+//   timeoutMs, as a resolver retries; an answer to a resend carries `retried`.
 // spec: { mode: 'hold', host, port, timeoutMs? }
 //   -> opens a TCP connection in the responder's ECHO mode and keeps it open:
 //      prints {"event":"open","body":...}, then echoes each stdin line through the
@@ -48,31 +50,35 @@ export function tcpRequest(host, port, timeoutMs) {
 }
 
 // A connected UDP socket, so an ICMP port-unreachable comes back as ECONNREFUSED.
-function udpRequest(host, port, timeoutMs) {
+function udpRequest(host, port, timeoutMs, attempts = 1) {
   return new Promise((resolve) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    let sent = 0;
+    let timer;
     const finish = (result) => {
       clearTimeout(timer);
       socket.close();
       resolve(result);
     };
-    const timer = setTimeout(() => finish({ ok: false, error: 'timeout' }), timeoutMs);
-    socket.on('message', (msg) => finish({ ok: true, body: msg.toString('utf8').trim() }));
-    socket.on('error', (err) => finish({ ok: false, error: describe(err) }));
-    socket.connect(port, host, () => {
+    const send = () => {
+      sent++;
+      timer = setTimeout(() => (sent < attempts ? send() : finish({ ok: false, error: 'timeout' })), timeoutMs);
       socket.send('hello', (err) => err && finish({ ok: false, error: describe(err) }));
-    });
+    };
+    socket.on('message', (msg) => finish({ ok: true, body: msg.toString('utf8').trim(), ...(sent > 1 ? { retried: sent - 1 } : {}) }));
+    socket.on('error', (err) => finish({ ok: false, error: describe(err) }));
+    socket.connect(port, host, send);
   });
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function batch(spec) {
-  const request = spec.mode === 'udp' ? udpRequest : tcpRequest;
   const results = [];
+  const timeoutMs = spec.timeoutMs ?? 2000;
   for (let i = 0; i < (spec.count ?? 1); i++) {
     if (i > 0 && spec.intervalMs) await sleep(spec.intervalMs);
-    results.push(await request(spec.host, spec.port, spec.timeoutMs ?? 2000));
+    results.push(await (spec.mode === 'udp' ? udpRequest(spec.host, spec.port, timeoutMs, spec.attempts) : tcpRequest(spec.host, spec.port, timeoutMs)));
   }
   process.stdout.write(`${JSON.stringify({ results })}\n`);
 }

@@ -46,13 +46,16 @@ export function backendAddresses(i: number): Omit<Backend, 'ns'> {
 
 export type FlowError = 'refused' | 'reset' | 'timeout' | 'unreachable' | (string & {});
 /** One request's outcome. body is "<backend> from <peer>", split into backend and source. */
-export type FlowResult = { ok: true; body: string; backend: string; source: string } | { ok: false; error: FlowError };
+/** retried: how many resends a UDP request needed (RequestOptions.attempts). */
+export type FlowResult = { ok: true; body: string; backend: string; source: string; retried?: number } | { ok: false; error: FlowError };
 
 export interface RequestOptions {
   timeoutMs?: number;
   /** Batch calls only: how many requests (each a new connection / new socket) and the pause between. */
   count?: number;
   intervalMs?: number;
+  /** UDP only: sends per request on the same socket, each waiting timeoutMs (default 1). */
+  attempts?: number;
 }
 
 export interface ExecResult {
@@ -154,11 +157,13 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
-export function parseFlow(raw: { ok: boolean; body?: string; error?: string }): FlowResult {
+type RawFlow = { ok: boolean; body?: string; error?: string; retried?: number };
+
+export function parseFlow(raw: RawFlow): FlowResult {
   if (!raw.ok) return { ok: false, error: raw.error ?? 'unknown' };
   const body = raw.body ?? '';
   const match = /^(\S+) from (\S+)$/.exec(body);
-  return { ok: true, body, backend: match?.[1] ?? '?', source: match?.[2] ?? '?' };
+  return { ok: true, body, backend: match?.[1] ?? '?', source: match?.[2] ?? '?', ...(raw.retried ? { retried: raw.retried } : {}) };
 }
 
 /** Namespaces on this host whose names start with prefix (to check nothing was left behind). */
@@ -212,9 +217,9 @@ export async function createTopology(opts: TopologyOptions): Promise<Topology> {
   }
 
   async function requests(mode: 'tcp' | 'udp', fromNs: string, host: string, port: number, o: RequestOptions = {}) {
-    const spec = { mode, host, port, count: o.count ?? 1, timeoutMs: o.timeoutMs ?? 2000, intervalMs: o.intervalMs ?? 0 };
+    const spec = { mode, host, port, count: o.count ?? 1, timeoutMs: o.timeoutMs ?? 2000, intervalMs: o.intervalMs ?? 0, attempts: o.attempts ?? 1 };
     const { stdout } = await exec(fromNs, ['node', demoScript('client.mjs'), JSON.stringify(spec)]);
-    return (JSON.parse(stdout).results as { ok: boolean; body?: string; error?: string }[]).map(parseFlow);
+    return (JSON.parse(stdout).results as RawFlow[]).map(parseFlow);
   }
 
   async function holdTcp(fromNs: string, host: string, port: number, o: RequestOptions = {}): Promise<HeldConnection> {
