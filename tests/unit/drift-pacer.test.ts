@@ -1,7 +1,8 @@
 // The drift pacer as a table of repair requests over time: the first repair runs at once,
-// repeated ones wait twice as long each time up to the sync period, and a quiet minute resets.
+// repeated ones wait twice as long each time up to the sync period, and a quiet minute resets;
+// then pollDrift, the monitor loop both modes run on it, with real timers.
 import test from 'ava';
-import { DriftPacer } from '../../ts/proxier/drift-pacer.js';
+import { DriftPacer, pollDrift } from '../../ts/proxier/drift-pacer.js';
 
 const PACING = { minGapMs: 1000, maxGapMs: 30_000, quietMs: 60_000 };
 
@@ -32,4 +33,63 @@ test('a quiet minute after a repair: the next one runs at once, and the gap star
   t.is(pacer.delay(3000 + 60_000), 0);
   pacer.repaired(63_000);
   t.is(pacer.delay(63_100), 900);
+});
+
+test('pollDrift: the first change is repaired at the next poll, a second one waits its gap, and stop cancels a waiting repair', async (t) => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const until = async (ok: () => boolean) => {
+    for (let i = 0; i < 500 && !ok(); i++) await sleep(10);
+  };
+  const changes: string[] = [];
+  const repairs: string[] = [];
+  const delays: string[] = [];
+  const waits: number[] = [];
+  let ticks = 0;
+  const stop = pollDrift({
+    pollMs: 10,
+    syncPeriodMs: 10_000,
+    pacing: { minGapMs: 1000 },
+    tick: () => ticks++,
+    check: async () => changes.shift(),
+    repair: (why) => repairs.push(why),
+    delayed: (why, waitMs) => (delays.push(why), waits.push(waitMs)),
+  });
+  changes.push('flushed');
+  await until(() => repairs.length > 0);
+  t.deepEqual(repairs, ['flushed'], 'repaired at once');
+  changes.push('deleted');
+  await until(() => delays.length > 0);
+  t.deepEqual(repairs, ['flushed'], 'the second waits out the gap');
+  t.deepEqual(delays, ['deleted']);
+  t.true(waits[0] > 0 && waits[0] <= 1000, `at most the first gap: ${waits[0]} ms`);
+  await until(() => repairs.length > 1);
+  t.deepEqual(repairs, ['flushed', 'deleted'], 'and is repaired once it ends');
+  changes.push('edited');
+  await until(() => delays.length > 1);
+  t.true(waits[1] > 1000, `the gap doubled: ${waits[1]} ms`);
+  stop();
+  const after = ticks;
+  await sleep(waits[1] + 200);
+  t.deepEqual(repairs, ['flushed', 'deleted'], 'stopped: the waiting repair never runs');
+  t.is(ticks, after, 'and nothing polls');
+  t.true(after > 50, 'tick ran on every poll, waiting or not');
+});
+
+test('pollDrift: a check that throws is nothing to repair, and polling goes on', async (t) => {
+  let calls = 0;
+  const repairs: string[] = [];
+  const stop = pollDrift({
+    pollMs: 10, syncPeriodMs: 1000,
+    check: () => {
+      calls++;
+      if (calls === 1) throw new Error('dump failed');
+      return calls === 3 ? 'changed' : undefined;
+    },
+    repair: (why) => repairs.push(why),
+    delayed: () => {},
+  });
+  for (let i = 0; i < 500 && calls < 5; i++) await new Promise((r) => setTimeout(r, 10));
+  stop();
+  t.deepEqual(repairs, ['changed']);
+  t.true(calls > 3);
 });

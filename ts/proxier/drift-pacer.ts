@@ -31,3 +31,54 @@ export class DriftPacer {
     this.last = now;
   }
 }
+
+export interface DriftPoll {
+  /** How often to look. */
+  pollMs: number;
+  /** The sync period: the longest a paced repair waits. */
+  syncPeriodMs: number;
+  /** Each poll, first: bookkeeping that runs even while a repair waits. */
+  tick?: () => void;
+  /** What another process changed, or nothing; a throw counts as nothing (the sync period repairs). */
+  check: () => Promise<string | undefined> | string | undefined;
+  /** Starts the repair of `why`. */
+  repair: (why: string) => void;
+  /** A repair of `why` waits `waitMs`: count it and say so. */
+  delayed: (why: string, waitMs: number) => void;
+  pacing?: Partial<DriftPacing>;
+}
+
+/**
+ * A mode's drift monitor: `check` every pollMs, one at a time; a change it names is repaired at
+ * once, or paced by a DriftPacer while it keeps coming back. Returns the function that stops it.
+ */
+export function pollDrift(p: DriftPoll): () => void {
+  const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, p.syncPeriodMs), quietMs: 60_000, ...p.pacing });
+  let waiting: ReturnType<typeof setTimeout> | undefined;
+  let checking = false;
+  const repair = (why: string) => {
+    waiting = undefined;
+    pacer.repaired(performance.now());
+    p.repair(why);
+  };
+  const look = async () => {
+    const why = await p.check();
+    if (!why) return;
+    const waitMs = pacer.delay(performance.now());
+    if (waitMs === 0) return repair(why);
+    p.delayed(why, waitMs);
+    waiting = setTimeout(() => repair(why), waitMs);
+    waiting.unref();
+  };
+  const poll = setInterval(() => {
+    p.tick?.();
+    if (checking || waiting) return;
+    checking = true;
+    void look().catch(() => {}).finally(() => (checking = false));
+  }, p.pollMs);
+  poll.unref();
+  return () => {
+    clearInterval(poll);
+    if (waiting) clearTimeout(waiting);
+  };
+}

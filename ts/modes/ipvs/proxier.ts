@@ -14,7 +14,7 @@ import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, Syn
 import { ensureIpvs, ipvsSysctls } from './kernel.js';
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
-import { DriftPacer } from '../../proxier/drift-pacer.js';
+import { pollDrift } from '../../proxier/drift-pacer.js';
 
 /** Every Service feature upstream's IPVS mode has. */
 export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
@@ -156,42 +156,27 @@ export class IpvsProxier implements Proxier {
    */
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
-    const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, intervalMs), quietMs: 60_000 });
-    let waiting: ReturnType<typeof setTimeout> | undefined;
-    let checking = false;
-    const repair = (why: string) => {
-      waiting = undefined;
-      pacer.repaired(performance.now());
-      this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
-      lost(why, false);
-    };
-    const check = async () => {
-      let why: string;
-      try {
-        why = await this.serial.run(() => this.native.drift());
-      } catch (e) {
-        this.logger.debug({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check the virtual servers; the periodic sync will');
-        return;
-      }
-      if (!why) return;
-      const waitMs = pacer.delay(performance.now());
-      if (waitMs === 0) return repair(why);
-      this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
-      this.logger.warn({ ipFamily: this.family, why, waitMs: Math.round(waitMs) }, 'kproxy\'s virtual servers keep being changed by another process; pacing the repairs');
-      waiting = setTimeout(() => repair(why), waitMs);
-      waiting.unref();
-    };
-    const poll = setInterval(() => {
-      // (The addon answers '' before the first sync and once a repair's full sync is due.)
-      if (checking || waiting) return;
-      checking = true;
-      void check().finally(() => (checking = false));
-    }, DRIFT_POLL_MS);
-    poll.unref();
-    return () => {
-      clearInterval(poll);
-      if (waiting) clearTimeout(waiting);
-    };
+    return pollDrift({
+      pollMs: DRIFT_POLL_MS,
+      syncPeriodMs: intervalMs,
+      // The addon answers '' before the first sync and once a repair's full sync is due.
+      check: async () => {
+        try {
+          return await this.serial.run(() => this.native.drift());
+        } catch (e) {
+          this.logger.debug({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check the virtual servers; the periodic sync will');
+          return undefined;
+        }
+      },
+      repair: (why) => {
+        this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
+        lost(why, false);
+      },
+      delayed: (why, waitMs) => {
+        this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
+        this.logger.warn({ ipFamily: this.family, why, waitMs: Math.round(waitMs) }, 'kproxy\'s virtual servers keep being changed by another process; pacing the repairs');
+      },
+    });
   }
 
   /** Deletes draining real servers whose connections have ended. */

@@ -7,7 +7,7 @@ import { encodeServicePorts } from '../../addon/wire.js';
 import type { IPFamily } from '../../model/types.js';
 import { nativeNode, nativeOptions } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TracePacket, TraceResult } from '../../proxier/types.js';
-import { DriftPacer } from '../../proxier/drift-pacer.js';
+import { pollDrift } from '../../proxier/drift-pacer.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
 import { nftablesMetrics, type NftablesMetrics } from './metrics.js';
 import { resourceExhaustedCounter } from '../../server/metrics.js';
@@ -122,46 +122,38 @@ export class NftablesProxier implements Proxier {
    */
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
-    const pacer = new DriftPacer({ minGapMs: 1000, maxGapMs: Math.max(1000, intervalMs), quietMs: 60_000 });
-    let waiting: ReturnType<typeof setTimeout> | undefined;
     let syncsAtRepair = -1;
     let silentLogged = false;
-    const repair = () => {
-      waiting = undefined;
-      syncsAtRepair = this.syncs;
-      pacer.repaired(performance.now());
-      this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
-      lost(`another process changed the ${this.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy table`, false);
-    };
-    const poll = setInterval(() => {
+    return pollDrift({
+      pollMs: DRIFT_POLL_MS,
+      syncPeriodMs: intervalMs,
       // The syncs drain the notifications too: what they lost is told here, even between repairs.
-      this.reportOverflows();
-      // Before the first sync nothing is ours to watch; after a repair, its sync consumes the news.
-      if (waiting || this.syncs === 0 || this.syncs === syncsAtRepair) return;
-      let pending: boolean | null;
-      try {
-        pending = this.native.foreignChangePending();
-      } catch {
-        pending = null;
-      }
-      if (pending === null) {
-        if (!silentLogged) this.logger.info({ ipFamily: this.family }, 'No nftables notifications to read: changes by others are repaired by the periodic sync only');
-        silentLogged = true;
-        return;
-      }
-      if (!pending) return;
-      const waitMs = pacer.delay(performance.now());
-      if (waitMs === 0) return repair();
-      this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
-      this.logger.warn({ ipFamily: this.family, waitMs: Math.round(waitMs) }, 'kproxy\'s table keeps being changed by another process; pacing the repairs');
-      waiting = setTimeout(repair, waitMs);
-      waiting.unref();
-    }, DRIFT_POLL_MS);
-    poll.unref();
-    return () => {
-      clearInterval(poll);
-      if (waiting) clearTimeout(waiting);
-    };
+      tick: () => this.reportOverflows(),
+      check: () => {
+        // Before the first sync nothing is ours to watch; after a repair, its sync consumes the news.
+        if (this.syncs === 0 || this.syncs === syncsAtRepair) return undefined;
+        let pending: boolean | null;
+        try {
+          pending = this.native.foreignChangePending();
+        } catch {
+          pending = null;
+        }
+        if (pending === null && !silentLogged) {
+          this.logger.info({ ipFamily: this.family }, 'No nftables notifications to read: changes by others are repaired by the periodic sync only');
+          silentLogged = true;
+        }
+        return pending ? `another process changed the ${this.family === 'IPv4' ? 'ip' : 'ip6'} kube-proxy table` : undefined;
+      },
+      repair: (why) => {
+        syncsAtRepair = this.syncs;
+        this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
+        lost(why, false);
+      },
+      delayed: (_why, waitMs) => {
+        this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
+        this.logger.warn({ ipFamily: this.family, waitMs: Math.round(waitMs) }, 'kproxy\'s table keeps being changed by another process; pacing the repairs');
+      },
+    });
   }
 
   /** Notifications lost to a full socket buffer: the ledger of generations decides instead. */
