@@ -1,4 +1,6 @@
-// Restart under load: the agent is stopped and started 20 times while new connections flow
+// Restart under load, in each kernel mode this host has (IPVS mode is in tests/vm; userspace mode
+// relays in the agent's process, so its connections end with it, docs/design.md):
+// the agent is stopped and started 20 times while new connections flow
 // to the web Service (IPv4 and IPv6 TCP, IPv4 UDP, several loops each) and its endpoints
 // churn; not one connection may fail, and held flows (one per family) must survive it all.
 // A UDP request may resend once, as a resolver does: as upstream's, the stale-flow reconciler
@@ -16,9 +18,9 @@ const CONNTRACK_DELETED = 'kubeproxy_conntrack_reconciler_deleted_entries_total'
 // Endpoint sets cycled through while restarting; every set keeps at least one backend.
 const CHURN = [[1, 2, 3], [1, 2], [2, 3], [3], [1, 3], [1]];
 
-test.serial(`${RESTARTS} restarts under load with churning endpoints: no failed connection, no held flow dropped`, async (t) => {
+for (const mode of ['nftables', 'iptables'] as const) test.serial(`${mode}: ${RESTARTS} restarts under load with churning endpoints: no failed connection, no held flow dropped`, async (t) => {
   t.timeout(600_000);
-  const c = await clusterFor(t, { name: 'rstload' });
+  const c = await clusterFor(t, { name: `rst${mode.slice(0, 3)}`, mode });
   const held = await c.topo.holdTcp(c.topo.client, WEB_IP, 80);
   const held6 = await c.topo.holdTcp(c.topo.client, WEB_IP6, 80);
   t.like(held.greeting, { ok: true });
