@@ -6,17 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { clusterIPServicePort, readyEndpoint } from '../../ts/model/build.js';
-import type { ServicePort } from '../../ts/model/types.js';
 import { NftablesProxier } from '../../ts/modes/nftables/proxier.js';
 import { systemTool } from '../../ts/system-tools.js';
+import { RandomCluster } from './fault-changes.js';
 
 const REJECTIONS = Number(process.env.FAULT_REJECTIONS ?? 1000);
-let seed = Number(process.env.FAULT_SEED ?? 1);
-const rand = (n: number) => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed % n;
-};
+const cluster = new RandomCluster(Number(process.env.FAULT_SEED ?? 1));
 
 const proxier = (fake: boolean) => new NftablesProxier({
   family: 'IPv4', localDetector: { mode: 'ClusterCIDR', cidr: '10.244.0.0/16' }, masqueradeAll: false, masqueradeBit: 14,
@@ -24,11 +19,6 @@ const proxier = (fake: boolean) => new NftablesProxier({
 });
 const kernel = proxier(false);
 const model = proxier(true);
-
-function randomPort(i: number): ServicePort {
-  const endpoints = Array.from({ length: rand(6) }, (_, k) => readyEndpoint(`10.244.${1 + rand(20)}.${2 + k}`, 8080));
-  return clusterIPServicePort({ namespace: 'ns', name: `s${i}`, portName: 'http', protocol: rand(4) === 0 ? 'UDP' : 'TCP', clusterIP: `10.96.0.${1 + i}`, port: 80, endpoints });
-}
 
 // nftables' nft, not node_modules/.bin's (@vercel/nft) that npm puts first on PATH.
 const nft = (...args: string[]) => execFileSync(systemTool('nft'), args, { encoding: 'utf8' });
@@ -52,9 +42,7 @@ function elementsOfKernel(): string[] {
 
 const counts = { syncs: 0, rejected: 0, accepted: 0, partialStates: 0, modelMismatches: 0, notFullAfterRejection: 0, changes: 0 };
 const problems: string[] = [];
-const live = new Map<number, ServicePort>();
-for (let i = 0; i < 30; i++) live.set(i, randomPort(i));
-let pending = { upserts: [...live.values()], deletes: [] as string[] };
+let pending = cluster.all();
 let mustBeFull = false;
 let retryFull = false;
 
@@ -75,24 +63,7 @@ while (counts.rejected < REJECTIONS) {
       if (problems.length < 3) problems.push(`after sync ${counts.syncs}: kernel has ${got.length} elements, the model ${want.length}:\n` +
         `${got.filter((e) => !want.includes(e)).slice(0, 5).join('\n')}\n---\n${want.filter((e) => !got.includes(e)).slice(0, 5).join('\n')}`);
     }
-    // The next change: a few ServicePorts re-drawn, deleted or added.
-    const upserts: ServicePort[] = [];
-    const deletes: string[] = [];
-    for (let k = 1 + rand(3); k > 0; k--) {
-      const i = rand(40);
-      const old = live.get(i);
-      if (old && rand(4) === 0) {
-        deletes.push(old.key);
-        live.delete(i);
-      } else {
-        // A protocol change is a new key: the old one goes.
-        const next = randomPort(i);
-        if (old && old.key !== next.key) deletes.push(old.key);
-        live.set(i, next);
-        upserts.push(next);
-      }
-    }
-    pending = { upserts: upserts.filter((u) => !deletes.includes(u.key)), deletes: deletes.filter((d) => !upserts.some((u) => u.key === d)) };
+    pending = cluster.change();
     counts.changes++;
   } catch {
     counts.rejected++;
@@ -101,7 +72,7 @@ while (counts.rejected < REJECTIONS) {
       if (problems.length < 3) problems.push(`sync ${counts.syncs}: refused, but the kernel changed`);
     }
     // As the agent does after a failure: the next sync is full, with the whole desired state.
-    pending = { upserts: [...live.values()], deletes: [] };
+    pending = cluster.all();
     retryFull = true;
     mustBeFull = true;
   }

@@ -53,6 +53,44 @@ fn poison_with<'a>(tx: &'a Transaction, probability: f64, state: &mut u64) -> Co
     Cow::Owned(poisoned)
 }
 
+/// The line the poisoned iptables-restore input carries: a rule in a chain nothing creates.
+pub const POISON_RULE: &str = "-A KPROXY-FAULT-INJECTED -j ACCEPT";
+
+/// iptables mode's form: the same share of syncs gets, in one of its restores, inside one of
+/// its table blocks (after `*table`, at the latest just before `COMMIT`), the poison line.
+pub fn maybe_poison_restores(restores: Vec<String>) -> Vec<String> {
+    let Some(inj) = injector() else { return restores };
+    poison_restores_with(restores, inj.probability, &mut inj.state.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+fn poison_restores_with(mut restores: Vec<String>, probability: f64, state: &mut u64) -> Vec<String> {
+    if restores.is_empty() || (next(state) >> 11) as f64 / (1u64 << 53) as f64 >= probability {
+        return restores;
+    }
+    let piece = (next(state) % restores.len() as u64) as usize;
+    let mut lines: Vec<&str> = restores[piece].lines().collect();
+    // The places a line can go inside a table: after its header, up to its COMMIT.
+    let mut places = Vec::new();
+    let mut inside = false;
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with('*') {
+            inside = true;
+        } else if inside {
+            places.push(i);
+            inside = *l != "COMMIT";
+        }
+    }
+    if places.is_empty() {
+        return restores;
+    }
+    let at = places[(next(state) % places.len() as u64) as usize];
+    lines.insert(at, POISON_RULE);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    restores[piece] = text;
+    restores
+}
+
 /// `KPROXY_FAULT_SET_SIZE=<n>` (tests): sets are sized from n elements up and the planner stops
 /// guarding their caps, as one that miscounted would; the kernel then refuses an element past a
 /// cap (ENFILE), and the full sync that follows sizes the sets from the true counts again.
@@ -84,6 +122,27 @@ mod tests {
         assert!((800..1200).contains(&poisoned), "{poisoned} of 2000 at p=0.5");
         assert_eq!(positions.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "first, middle and last positions");
         assert!(matches!(poison_with(&tx(4), 0.0, &mut state), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_restore_poison_lands_inside_a_table_block_of_any_piece() {
+        let pieces = || vec!["*filter\n:A - [0:0]\nCOMMIT\n".to_owned(), "*nat\n-A B -j RETURN\nCOMMIT\n*filter\nCOMMIT\n".to_owned()];
+        let mut state = 3;
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let out = poison_restores_with(pieces(), 1.0, &mut state);
+            let (k, text) = out.iter().enumerate().find(|(_, t)| t.contains(POISON_RULE)).expect("poisoned at p=1");
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines.iter().position(|l| *l == POISON_RULE).unwrap();
+            // Inside a block: some header above it, and its block's COMMIT below it.
+            assert!(lines[..at].iter().any(|l| l.starts_with('*')), "{text}");
+            assert!(lines[at + 1..].contains(&"COMMIT"), "{text}");
+            assert_eq!(out.iter().filter(|t| t.contains(POISON_RULE)).count(), 1);
+            seen.insert((k, at));
+        }
+        // Piece 0: after *filter, before COMMIT; piece 1: both blocks, every place.
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![(0, 1), (0, 2), (1, 1), (1, 2), (1, 4)]);
+        assert_eq!(poison_restores_with(pieces(), 0.0, &mut state), pieces());
     }
 
     #[test]

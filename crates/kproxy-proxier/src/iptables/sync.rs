@@ -133,6 +133,8 @@ impl IptablesSync {
             Some(n) => w.finish_chunked(n),
             None => Some(w.finish()).filter(|r| !r.is_empty()).into_iter().collect(),
         };
+        // Tests only (KPROXY_FAULT_REJECT): a restore the kernel refuses, somewhere in the sync.
+        let restores = crate::fault::maybe_poison_restores(restores);
         Plan { restores, jumps: jumps(), ensure: ensured_chains(&self.cfg), chains, rules, total, full, rejected }
     }
 
