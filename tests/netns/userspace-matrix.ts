@@ -1,7 +1,7 @@
 // userspace mode with real packets: the whole packet matrix (tests/netns/matrix.ts, the table
 // every mode runs; this mode's exceptions are MODE_EXCEPTIONS.userspace), through the agent on
-// manifests, in both families; then no netfilter state at all, changes that leave held
-// connections alone, refusal without endpoints, and --cleanup. Run here on lo (this kernel has
+// manifests, in both families; then no netfilter state at all, the drift check, changes that
+// leave held connections alone, refusal without endpoints, and --cleanup. Run here on lo (this kernel has
 // no dummy driver: tests/netns/userspace-mode.test.ts) and in the VM on the dummy link
 // kproxy-vips (tests/vm/userspace-mode.vmtest.ts).
 import type { ExecutionContext } from 'ava';
@@ -47,6 +47,15 @@ export async function userspaceMatrix(t: ExecutionContext, link: VipLink, readyT
   t.true(accepted >= 40, `web's accepted connections: ${accepted}`);
   t.true(await metricValue(c.topo, 'kproxy_userspace_connections_failed_total', { service: 'default/fw:http', reason: 'source_range' }) >= 2);
   t.true(await metricValue(c.topo, 'kproxy_userspace_endpoint_connect_duration_seconds_count', { service: 'default/web:http' }) >= 40);
+
+  // Drift: the link deleted (kproxy-vips) or an address taken off it (lo) by someone else;
+  // the drift check finds it and a full sync puts it back, long before the sync period.
+  await node(link === 'lo' ? ['ip', 'addr', 'del', '198.51.100.63/32', 'dev', 'lo'] : ['ip', 'link', 'del', 'kproxy-vips']);
+  const removed = performance.now();
+  await waitWhileRunning(c.agent, `198.51.100.63 back on ${link}`, async () => /inet 198\.51\.100\.63\/32 /.test((await node(['ip', '-o', 'addr', 'show', 'dev', link])).stdout), readyTimeoutMs ?? 10_000);
+  t.log(`${link === 'lo' ? 'an address taken off lo' : 'kproxy-vips deleted'}: back in ${((performance.now() - removed) / 1000).toFixed(2)} s`);
+  t.true(await metricValue(c.topo, 'kproxy_userspace_drift_repairs_total', { ip_family: 'IPv4' }) >= 1, 'repaired by the drift check');
+  await waitWhileRunning(c.agent, 'the LB IP answering again', async () => (await c.topo.tcpRequest(c.topo.client, '198.51.100.63', 80, { timeoutMs: 1500 })).ok);
 
   // An endpoint leaves: no new connection reaches it, a held one runs on to its end.
   const conn = await c.topo.holdTcp(c.topo.client, WEB_IP, 80);

@@ -2,7 +2,7 @@
 // which has no dummy driver: the Service addresses go on lo, marked as kproxy's.
 import test from 'ava';
 import { metricValue, waitWhileRunning } from '../helpers/agent.js';
-import { clusterFor, WEB_IP } from './cluster.js';
+import { clusterFor, WEB_IP, WEB_IP6 } from './cluster.js';
 import { userspaceMatrix } from './userspace-matrix.js';
 
 test.serial('the packet matrix in userspace mode, on lo, with no netfilter state', (t) => userspaceMatrix(t, 'lo'));
@@ -17,4 +17,25 @@ test.serial('userspace mode: --userspace-max-connections resets the connection o
   t.is(await metricValue(c.topo, 'kproxy_userspace_connections_active', { service: 'default/web:http', ip_family: 'IPv4' }), 1);
   await held.close();
   await waitWhileRunning(c.agent, 'a new connection once the first has ended', async () => (await c.topo.tcpRequest(c.topo.client, WEB_IP, 80)).ok);
+});
+
+test.serial('userspace mode: Service addresses removed from the link come back within about a second, and are counted', async (t) => {
+  // A sync period far longer than the test: only the drift check can put them back.
+  const c = await clusterFor(t, { name: 'usdrift', mode: 'userspace', syncPeriod: '10m' });
+  const ours = async () => (await c.topo.exec(c.topo.node, ['ip', '-o', 'addr', 'show', 'dev', 'lo'])).stdout;
+  const removed = [`${WEB_IP}/32`, `${WEB_IP6}/128`];
+  for (const ip of removed) t.true((await ours()).includes(ip), `${ip} is on lo`);
+  // Both at once: each family's monitor finds its own, a first repair each (none paced).
+  for (const ip of removed) await c.topo.exec(c.topo.node, ['ip', 'addr', 'del', ip, 'dev', 'lo']);
+  const start = performance.now();
+  const figures: string[] = [];
+  await waitWhileRunning(c.agent, 'both addresses back on lo', async () => {
+    const now = await ours();
+    for (const ip of removed) if (now.includes(ip) && !figures.some((f) => f.startsWith(ip))) figures.push(`${ip} back in ${((performance.now() - start) / 1000).toFixed(2)} s`);
+    return figures.length === removed.length;
+  }, 10_000);
+  t.log(figures.join('; '));
+  for (const ip of [WEB_IP, WEB_IP6]) t.true((await c.topo.tcpRequest(c.topo.client, ip, 80)).ok, `${ip} answers again`);
+  t.is(await metricValue(c.topo, 'kproxy_userspace_drift_repairs_total'), 2, 'one repair per family');
+  t.is(await metricValue(c.topo, 'kproxy_userspace_drift_repairs_delayed_total'), 0);
 });

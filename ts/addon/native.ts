@@ -169,6 +169,8 @@ export interface NativeUserspaceStats {
 
 export interface NativeUserspaceProxier {
   sync(req: NativeSyncRequest): Promise<NativeUserspaceReport>;
+  /** The Service addresses missing from the link, in words; '' when none is (or a full sync is due). */
+  drift(): Promise<string>;
   cleanup(): Promise<NativeUserspaceReport>;
   render(): string;
   stats(): NativeUserspaceStats[];

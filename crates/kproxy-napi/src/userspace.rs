@@ -201,6 +201,13 @@ impl UserspaceProxier {
         AsyncTask::new(StateTask::new(&self.sync, move |s| sync_job(s, req)))
     }
 
+    /// Between syncs: the Service addresses missing from the link, in words (the next sync is
+    /// then full); empty when none is.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn drift(&self) -> AsyncTask<StateTask<UserspaceSync, String>> {
+        AsyncTask::new(StateTask::new(&self.sync, |s| s.drift().map_err(to_napi)))
+    }
+
     /// Closes this family's frontends and Services and removes the Service link.
     #[napi(ts_return_type = "Promise<UserspaceReport>")]
     pub fn cleanup(&self) -> AsyncTask<StateTask<UserspaceSync, UserspaceReport>> {

@@ -26,6 +26,14 @@ impl<K: Ord + Clone> Counts<K> {
         self.0.keys()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn contains(&self, k: &K) -> bool {
         self.0.contains_key(k)
     }

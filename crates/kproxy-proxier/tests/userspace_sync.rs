@@ -1,7 +1,8 @@
 //! userspace mode's sync against the fakes (the proxy and the Service link): the packet
 //! matrix's Services as frontends and pools (a golden), a one-endpoint change that touches
 //! no frontend and no address whatever the number of Services, and the ticks that retry
-//! listen failures, follow the node's addresses and put back removed addresses.
+//! listen failures, follow the node's addresses and put back removed addresses, and the drift
+//! check between syncs.
 
 use std::net::SocketAddr;
 
@@ -149,6 +150,27 @@ fn ticks_follow_the_node_and_repair_the_link() {
     let tick = s.sync(false, "", &[], false).unwrap();
     assert_eq!(tick.drift_repaired, 1);
     assert_eq!(link_addrs(&mut s), vec!["10.96.0.60"]);
+}
+
+#[test]
+fn the_drift_check_names_a_missing_address_and_makes_the_next_sync_full() {
+    let mut s = sync();
+    assert_eq!(s.drift().unwrap(), "", "before the first sync: nothing to check");
+    let all: Vec<String> = (0..3).map(|i| clusterip(i, 2, "TCP")).collect();
+    s.sync(true, &wire(&all), &[], false).unwrap();
+    assert_eq!(s.drift().unwrap(), "", "converged");
+    let gone = link_addrs(&mut s)[1].clone();
+    s.link().change(&[], &[gone.parse().unwrap()]).unwrap();
+    let why = s.drift().unwrap();
+    assert_eq!(why, format!("1 of 3 Service addresses gone from kproxy-vips (dummy) (first {gone})"));
+    assert_eq!(s.drift().unwrap(), "", "the full sync is due: not reported twice");
+    // A change arrives before the repair: the sync is full all the same, and puts it back.
+    let changed = clusterip(0, 2, "TCP").replace("10.244.1.2,8080", "10.244.1.99,8080");
+    let out = s.sync(false, &wire(&[changed]), &[], false).unwrap();
+    assert!(out.full, "a drift makes the next sync full");
+    assert_eq!(out.drift_repaired, 1);
+    assert_eq!(link_addrs(&mut s).len(), 3);
+    assert_eq!(s.drift().unwrap(), "");
 }
 
 #[test]

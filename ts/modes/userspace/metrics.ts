@@ -2,7 +2,7 @@
 // these). Per Service, read from the proxy threads' counters at each scrape: connections
 // accepted, active and failed (by reason), bytes each way, and the time to connect to an
 // endpoint. Both families' proxiers feed the same series, labelled by family.
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NativeUserspaceStats } from '../../addon/native.js';
 import type { IPFamily } from '../../model/types.js';
 
@@ -20,6 +20,8 @@ export interface UserspaceConstants {
 export interface UserspaceMetrics {
   frontends: Gauge<'ip_family'>;
   listenFailures: Gauge<'ip_family'>;
+  driftRepairsTotal: Counter<'ip_family'>;
+  driftRepairsDelayedTotal: Counter<'ip_family'>;
 }
 
 type Labels = Record<string, string | number>;
@@ -95,7 +97,11 @@ export function userspaceMetrics(registry: Registry, source: UserspaceSource, k:
     (s) => (first(s) ? [{ value: s.engineStats().fdExhausted, labels: {} }] : []));
   const gauge = (name: string, help: string) =>
     (registry.getSingleMetric(name) as Gauge<'ip_family'> | undefined) ?? new Gauge({ name, help, labelNames: ['ip_family'] as const, registers: [registry] });
+  const counter = (name: string, help: string) =>
+    (registry.getSingleMetric(name) as Counter<'ip_family'> | undefined) ?? new Counter({ name, help, labelNames: ['ip_family'] as const, registers: [registry] });
   return {
+    driftRepairsTotal: counter('kproxy_userspace_drift_repairs_total', 'Syncs started because Service addresses went missing from the link'),
+    driftRepairsDelayedTotal: counter('kproxy_userspace_drift_repairs_delayed_total', 'Drift repairs that waited, the link\'s addresses being removed again and again'),
     frontends: gauge('kproxy_userspace_frontends', 'Sockets the userspace proxy listens on (address, protocol and port)'),
     listenFailures: gauge('kproxy_userspace_listen_failures', 'Frontends wanted but not listening (address in use, say); retried each sync'),
   };

@@ -262,6 +262,23 @@ impl UserspaceSync {
         }
     }
 
+    /// Between syncs: this family's Service addresses still on the link? A missing one (the
+    /// link deleted, an address removed by another process) is named in words, and the next
+    /// sync is full, which puts the link and its addresses back. Empty when nothing is
+    /// missing, before the first sync, and while a full sync is due anyway.
+    pub fn drift(&mut self) -> Result<String, ProxierError> {
+        if self.needs_full || self.addresses.is_empty() {
+            return Ok(String::new());
+        }
+        let family = self.family();
+        let have: BTreeSet<IpAddr> = self.link.ours()?.into_iter().filter(|a| Family::of(a) == family).collect();
+        let missing: Vec<&IpAddr> = self.addresses.keys().filter(|a| !have.contains(a)).collect();
+        let Some(first) = missing.first() else { return Ok(String::new()) };
+        self.needs_full = true;
+        let link = self.link.current().map_or("the Service link", |(_, k)| k.describe());
+        Ok(format!("{} of {} Service addresses gone from {link} (first {first})", missing.len(), self.addresses.len()))
+    }
+
     /// Puts the link's addresses (this family's) back as the parts want them.
     fn repair_addresses(&mut self, out: &mut UserspaceOutcome) -> Result<usize, ProxierError> {
         let family = self.family();
