@@ -1,3 +1,11 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { fromAddonError } from '../addon/errors.js';
+import type { IPFamily } from '../model/types.js';
+
+/** How often IPVS and userspace mode run their addon drift check (one dump each). */
+export const ADDON_DRIFT_POLL_MS = 1_000;
+
 // When to repair rules that someone else changed: at once the first time, but never in a
 // loop. Against another agent that keeps undoing kproxy's rules (a fight), each repair waits
 // twice as long after the previous one, up to the sync period; a quiet spell starts over.
@@ -81,4 +89,45 @@ export function pollDrift(p: DriftPoll): () => void {
     clearInterval(poll);
     if (waiting) clearTimeout(waiting);
   };
+}
+
+/** An addon drift check (IPVS, userspace): a Promise of what changed, '' for nothing. */
+export interface AddonDrift {
+  family: IPFamily;
+  logger: Logger;
+  syncPeriodMs: number;
+  /** Looks once, in turn with the syncs (the mode's Serial). */
+  check: () => Promise<string>;
+  repairs: Counter<'ip_family'>;
+  delayed: Counter<'ip_family'>;
+  /** Starts the repair sync: the addon has made the family's next sync full already. */
+  lost: (why: string, full?: boolean) => void;
+  /** What is checked, for the log lines: "the virtual servers". */
+  what: string;
+}
+
+/** Each ADDON_DRIFT_POLL_MS, the addon's check; what it names is repaired, paced and counted. */
+export function pollAddonDrift(d: AddonDrift): () => void {
+  const ipFamily = d.family;
+  return pollDrift({
+    pollMs: ADDON_DRIFT_POLL_MS,
+    syncPeriodMs: d.syncPeriodMs,
+    // The addon answers '' before the first sync and once a repair's full sync is due.
+    check: async () => {
+      try {
+        return await d.check();
+      } catch (e) {
+        d.logger.debug({ ipFamily, err: fromAddonError(e).message }, `Could not check ${d.what}; the periodic sync will`);
+        return undefined;
+      }
+    },
+    repair: (why) => {
+      d.repairs.inc({ ip_family: ipFamily });
+      d.lost(why, false);
+    },
+    delayed: (why, waitMs) => {
+      d.delayed.inc({ ip_family: ipFamily });
+      d.logger.warn({ ipFamily, why, waitMs: Math.round(waitMs) }, `kproxy's ${d.what.replace(/^the /, '')} keep being changed by another process; pacing the repairs`);
+    },
+  });
 }

@@ -14,7 +14,7 @@ import type { Feature, IpvsModeOptions, Proxier, ProxierOptions, SyncReport, Syn
 import { ensureIpvs, ipvsSysctls } from './kernel.js';
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js';
 import { nftTableExists } from '../../proxier/nft-probe.js';
-import { pollDrift } from '../../proxier/drift-pacer.js';
+import { pollAddonDrift } from '../../proxier/drift-pacer.js';
 
 /** Every Service feature upstream's IPVS mode has. */
 export const IPVS_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
@@ -26,9 +26,6 @@ export const DEFAULT_IPVS: IpvsModeOptions = { scheduler: '', excludeCIDRs: [], 
 
 /** How often draining real servers are checked for remaining connections (upstream: a minute). */
 export const REAP_INTERVAL_MS = 5_000;
-
-/** How often kproxy's virtual servers are checked between syncs: one services dump each time. */
-export const DRIFT_POLL_MS = 1_000;
 
 /** This host's addresses of `family`, but loopback, link-local and kube-ipvs0's. */
 function localAddresses(family: IPFamily): string[] {
@@ -150,32 +147,16 @@ export class IpvsProxier implements Proxier {
 
   /**
    * The drift check between syncs (upstream's IPVS mode has only the periodic sync): each
-   * DRIFT_POLL_MS, kproxy's virtual servers and table against the kernel (one services dump);
+   * ADDON_DRIFT_POLL_MS, kproxy's virtual servers and table against the kernel (one services dump);
    * a difference makes the family's next sync full and starts it, at once or paced when it
    * keeps happening. Virtual servers another process added are left to the periodic sync.
    */
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
-    return pollDrift({
-      pollMs: DRIFT_POLL_MS,
-      syncPeriodMs: intervalMs,
-      // The addon answers '' before the first sync and once a repair's full sync is due.
-      check: async () => {
-        try {
-          return await this.serial.run(() => this.native.drift());
-        } catch (e) {
-          this.logger.debug({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check the virtual servers; the periodic sync will');
-          return undefined;
-        }
-      },
-      repair: (why) => {
-        this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
-        lost(why, false);
-      },
-      delayed: (why, waitMs) => {
-        this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
-        this.logger.warn({ ipFamily: this.family, why, waitMs: Math.round(waitMs) }, 'kproxy\'s virtual servers keep being changed by another process; pacing the repairs');
-      },
+    return pollAddonDrift({
+      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'the virtual servers',
+      check: () => this.serial.run(() => this.native.drift()),
+      repairs: this.metrics.driftRepairsTotal, delayed: this.metrics.driftRepairsDelayedTotal,
     });
   }
 

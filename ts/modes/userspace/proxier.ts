@@ -8,7 +8,7 @@ import { loadAddon, type NativeUserspaceProxier, type NativeUserspaceReport } fr
 import { encodeServicePorts } from '../../addon/wire.js';
 import { DEFAULT_USERSPACE, type UserspaceConfig } from '../../config/userspace.js';
 import type { IPFamily } from '../../model/types.js';
-import { pollDrift } from '../../proxier/drift-pacer.js';
+import { pollAddonDrift } from '../../proxier/drift-pacer.js';
 import { Serial } from '../../proxier/serial.js';
 import { detectorOption, nativeNode } from '../../proxier/addon-options.js';
 import type { Feature, Proxier, ProxierOptions, SyncReport, SyncRequest, TraceResult } from '../../proxier/types.js';
@@ -19,9 +19,6 @@ export const USERSPACE_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   'ClusterIP', 'NodePort', 'ExternalIPs', 'LoadBalancer', 'LoadBalancerSourceRanges', 'SessionAffinity',
   'ExternalTrafficPolicyLocal', 'InternalTrafficPolicyLocal', 'TopologyHints', 'TerminatingFallback',
 ]);
-
-/** How often the monitor looks for Service addresses gone from the link (one address dump). */
-export const DRIFT_POLL_MS = 1_000;
 
 export class UserspaceProxier implements Proxier {
   readonly mode = 'userspace' as const;
@@ -118,31 +115,16 @@ export class UserspaceProxier implements Proxier {
 
   /**
    * The drift check between syncs (upstream's userspace proxier had only the periodic sync):
-   * each DRIFT_POLL_MS, this family's Service addresses on the link (one address dump); one
+   * each ADDON_DRIFT_POLL_MS, this family's Service addresses on the link (one address dump); one
    * missing (the link deleted, an address removed) makes the family's next sync full and
    * starts it, at once or paced when it keeps happening.
    */
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
-    return pollDrift({
-      pollMs: DRIFT_POLL_MS,
-      syncPeriodMs: intervalMs,
-      check: async () => {
-        try {
-          return await this.serial.run(() => this.native.drift());
-        } catch (e) {
-          this.logger.debug({ ipFamily: this.family, err: fromAddonError(e).message }, 'Could not check the Service link; the periodic sync will');
-          return undefined;
-        }
-      },
-      repair: (why) => {
-        this.metrics.driftRepairsTotal.inc({ ip_family: this.family });
-        lost(why, false);
-      },
-      delayed: (why, waitMs) => {
-        this.metrics.driftRepairsDelayedTotal.inc({ ip_family: this.family });
-        this.logger.warn({ ipFamily: this.family, why, waitMs: Math.round(waitMs) }, 'kproxy\'s Service addresses keep being removed by another process; pacing the repairs');
-      },
+    return pollAddonDrift({
+      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'the Service addresses on the link',
+      check: () => this.serial.run(() => this.native.drift()),
+      repairs: this.metrics.driftRepairsTotal, delayed: this.metrics.driftRepairsDelayedTotal,
     });
   }
 
