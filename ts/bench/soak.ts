@@ -1,4 +1,5 @@
-// `npm run soak -- --minutes N [--restart-every-s S] [--json]`: the agent on a node namespace
+// `npm run soak -- --minutes N [--restart-every-s S] [--mode M] [--json]`: the agent (in mode M:
+// nftables, the default, iptables or userspace; IPVS needs the VM's kernel) on a node namespace
 // for N minutes (default 10) while 20 Services' endpoints churn (one rewrite every 250 ms),
 // new connections flow without pause to four of them, and the agent is restarted every S
 // seconds (default 180). Samples the agent's RSS and open fds every 5 s, and reports them,
@@ -19,14 +20,26 @@ const SAMPLE_MS = 5000;
 const WARMUP_MS = 30_000;
 const NODE = 'soak-node';
 
+export type SoakMode = 'nftables' | 'iptables' | 'userspace';
+const MODES: readonly SoakMode[] = ['nftables', 'iptables', 'userspace'];
+
 export interface SoakOptions {
   minutes: number;
   restartEveryS: number;
+  mode?: SoakMode;
 }
+
+/** Per mode: the command that lists what is programmed, and the drift counter. */
+const PROGRAMMED: Record<SoakMode, { cmd: string[]; drift: string }> = {
+  nftables: { cmd: ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], drift: 'kproxy_nftables_drift_repairs_total' },
+  iptables: { cmd: ['iptables-nft-save', '-t', 'nat'], drift: '' },
+  userspace: { cmd: ['ss', '-Hltn'], drift: 'kproxy_userspace_drift_repairs_total' },
+};
 
 interface Sample { atS: number; instance: number; rssMiB: number; fds: number }
 
 export interface SoakReport {
+  mode: SoakMode;
   minutes: number;
   restarts: number;
   connections: number;
@@ -64,9 +77,9 @@ function percentiles(values: number[]) {
   return { p50: at(0.5), p99: at(0.99), max: v[v.length - 1] ?? 0, count: v.length };
 }
 
-function startAgent(topo: Topology, dir: string): NsProcess {
+function startAgent(topo: Topology, dir: string, mode: SoakMode): NsProcess {
   return topo.spawnIn(topo.node, process.execPath, ['--max-semi-space-size=2', join(REPO_ROOT, 'bin', 'kproxy.js'),
-    '--manifests', dir, '--cluster-cidr', CLUSTER_CIDRS.join(','), '--hostname-override', NODE,
+    '--proxy-mode', mode, '--manifests', dir, '--cluster-cidr', CLUSTER_CIDRS.join(','), '--hostname-override', NODE,
     '--metrics-bind-address', '127.0.0.1:10249', '--healthz-bind-address', '0.0.0.0:10256']);
 }
 
@@ -84,6 +97,7 @@ async function fetchIn(topo: Topology, path: string): Promise<string> {
 }
 
 export async function soak(opts: SoakOptions, log: (line: string) => void = () => {}): Promise<SoakReport> {
+  const mode = opts.mode ?? 'nftables';
   const topo = await createTopology({ backends: 3, name: 'soak' });
   const root = await mkdtemp(join(tmpdir(), 'kproxy-soak-'));
   const dir = join(root, 'manifests');
@@ -100,19 +114,25 @@ export async function soak(opts: SoakOptions, log: (line: string) => void = () =
       await put(`s${i}.json`, service(i));
       await put(`s${i}-v4.json`, slice(i, backends));
     }
-    const report: SoakReport = { minutes: opts.minutes, restarts: 0, connections: 0, failed: 0, failures: {}, churnWrites: 0, samples: [],
+    const report: SoakReport = { mode, minutes: opts.minutes, restarts: 0, connections: 0, failed: 0, failures: {}, churnWrites: 0, samples: [],
       rssGrowthPct: [], fdGrowth: [], syncMs: percentiles([]), eventToRulesMs: percentiles([]), driftRepairs: 0 };
     const syncs = new Map<string, SyncRecord>();
     let instance = 0;
     const begin = Date.now();
     const end = begin + opts.minutes * 60_000;
+    // The last Service's address in what the mode programs (a map element, a rule, a listener).
+    const last = { nftables: `${ip(SERVICES - 1)} . tcp . 80 `, iptables: `-d ${ip(SERVICES - 1)}/32 `, userspace: `${ip(SERVICES - 1)}:80 ` }[mode];
     const ready = async () => {
       await waitFor('the soak Services programmed', async () => {
-        const m = await topo.exec(topo.node, ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], { allowFailure: true });
-        return m.stdout.includes(`${ip(SERVICES - 1)} . tcp . 80 `);
+        const m = await topo.exec(topo.node, PROGRAMMED[mode].cmd, { allowFailure: true });
+        return m.stdout.includes(last);
       }, { timeoutMs: 60_000 });
     };
-    agent = startAgent(topo, dir);
+    const drift = (metrics: string) => {
+      if (!PROGRAMMED[mode].drift) return;
+      for (const m of metrics.matchAll(new RegExp(`^${PROGRAMMED[mode].drift}\\{[^}]*\\} (\\d+)$`, 'gm'))) report.driftRepairs += Number(m[1]);
+    };
+    agent = startAgent(topo, dir, mode);
     await ready();
     let running = true;
 
@@ -153,18 +173,16 @@ export async function soak(opts: SoakOptions, log: (line: string) => void = () =
       if (doc) for (const s of (JSON.parse(doc) as StatusDoc).syncs) syncs.set(`${instance}/${s.at}/${s.family}`, s);
       log(`${sample.atS}s agent#${instance} rss ${sample.rssMiB} MiB fds ${sample.fds} connections ${report.connections} failed ${report.failed}`);
       if (Date.now() - lastRestart >= opts.restartEveryS * 1000 && end - Date.now() > WARMUP_MS) {
-        const metrics = await fetchIn(topo, '/metrics');
-        for (const m of metrics.matchAll(/^kproxy_nftables_drift_repairs_total\{[^}]*\} (\d+)$/gm)) report.driftRepairs += Number(m[1]);
+        drift(await fetchIn(topo, '/metrics'));
         await stopAgent(agent);
-        agent = startAgent(topo, dir);
+        agent = startAgent(topo, dir, mode);
         instance++;
         report.restarts++;
         lastRestart = Date.now();
         log(`restarted the agent (#${instance})`);
       }
     }
-    const metrics = await fetchIn(topo, '/metrics');
-    for (const m of metrics.matchAll(/^kproxy_nftables_drift_repairs_total\{[^}]*\} (\d+)$/gm)) report.driftRepairs += Number(m[1]);
+    drift(await fetchIn(topo, '/metrics'));
     running = false;
     await Promise.all([traffic, churn]);
 
@@ -201,9 +219,11 @@ async function main(argv: string[]): Promise<number> {
     const at = argv.indexOf(flag);
     return at >= 0 ? Number(argv[at + 1]) : dflt;
   };
-  const opts = { minutes: get('--minutes', 10), restartEveryS: get('--restart-every-s', 180) };
-  if (!(opts.minutes > 0) || !(opts.restartEveryS > 0)) {
-    console.error('usage: npm run soak -- [--minutes N] [--restart-every-s S] [--json]');
+  const modeAt = argv.indexOf('--mode');
+  const mode = (modeAt >= 0 ? argv[modeAt + 1] : 'nftables') as SoakMode;
+  const opts = { minutes: get('--minutes', 10), restartEveryS: get('--restart-every-s', 180), mode };
+  if (!(opts.minutes > 0) || !(opts.restartEveryS > 0) || !MODES.includes(mode)) {
+    console.error(`usage: npm run soak -- [--minutes N] [--restart-every-s S] [--mode ${MODES.join('|')}] [--json]`);
     return 2;
   }
   if (process.getuid?.() !== 0) {
@@ -213,7 +233,7 @@ async function main(argv: string[]): Promise<number> {
   const r = await soak(opts, argv.includes('--json') ? () => {} : (l) => console.log(l));
   if (argv.includes('--json')) console.log(JSON.stringify(r));
   else {
-    console.log(`\n${r.minutes} min, ${r.restarts} restarts, ${r.churnWrites} endpoint rewrites, ${r.connections} connections`);
+    console.log(`\n${r.mode} mode, ${r.minutes} min, ${r.restarts} restarts, ${r.churnWrites} endpoint rewrites, ${r.connections} connections`);
     console.log(`sync p50 ${r.syncMs.p50.toFixed(2)} ms, p99 ${r.syncMs.p99.toFixed(2)} ms (${r.syncMs.count} syncs); event to rules p50 ${r.eventToRulesMs.p50.toFixed(1)} ms, p99 ${r.eventToRulesMs.p99.toFixed(1)} ms; drift repairs ${r.driftRepairs}`);
     for (const g of goals(r)) console.log(g);
   }
