@@ -29,11 +29,11 @@ export interface SoakOptions {
   mode?: SoakMode;
 }
 
-/** Per mode: the command that lists what is programmed, and the drift counter. */
-const PROGRAMMED: Record<SoakMode, { cmd: string[]; drift: string }> = {
-  nftables: { cmd: ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], drift: 'kproxy_nftables_drift_repairs_total' },
-  iptables: { cmd: ['iptables-nft-save', '-t', 'nat'], drift: '' },
-  userspace: { cmd: ['ss', '-Hltn'], drift: 'kproxy_userspace_drift_repairs_total' },
+/** Per mode: the command that lists what is programmed, how a ClusterIP shows in it, and the drift counter. */
+const PROGRAMMED: Record<SoakMode, { cmd: string[]; shows: (ip: string) => string; drift: string }> = {
+  nftables: { cmd: ['nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], shows: (a) => `${a} . tcp . 80 `, drift: 'kproxy_nftables_drift_repairs_total' },
+  iptables: { cmd: ['iptables-nft-save', '-t', 'nat'], shows: (a) => `-d ${a}/32 `, drift: '' },
+  userspace: { cmd: ['ss', '-Hltn'], shows: (a) => `${a}:80 `, drift: 'kproxy_userspace_drift_repairs_total' },
 };
 
 interface Sample { atS: number; instance: number; rssMiB: number; fds: number }
@@ -121,11 +121,10 @@ export async function soak(opts: SoakOptions, log: (line: string) => void = () =
     const begin = Date.now();
     const end = begin + opts.minutes * 60_000;
     // The last Service's address in what the mode programs (a map element, a rule, a listener).
-    const last = { nftables: `${ip(SERVICES - 1)} . tcp . 80 `, iptables: `-d ${ip(SERVICES - 1)}/32 `, userspace: `${ip(SERVICES - 1)}:80 ` }[mode];
     const ready = async () => {
       await waitFor('the soak Services programmed', async () => {
         const m = await topo.exec(topo.node, PROGRAMMED[mode].cmd, { allowFailure: true });
-        return m.stdout.includes(last);
+        return m.stdout.includes(PROGRAMMED[mode].shows(ip(SERVICES - 1)));
       }, { timeoutMs: 60_000 });
     };
     const drift = (metrics: string) => {

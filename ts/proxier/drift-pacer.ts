@@ -102,7 +102,7 @@ export interface AddonDrift {
   delayed: Counter<'ip_family'>;
   /** Starts the repair sync: the addon has made the family's next sync full already. */
   lost: (why: string, full?: boolean) => void;
-  /** What is checked, for the log lines: "the virtual servers". */
+  /** What is checked, plural, for the log lines: "kproxy's virtual servers". */
   what: string;
 }
 
@@ -127,7 +127,7 @@ export function pollAddonDrift(d: AddonDrift): () => void {
     },
     delayed: (why, waitMs) => {
       d.delayed.inc({ ip_family: ipFamily });
-      d.logger.warn({ ipFamily, why, waitMs: Math.round(waitMs) }, `kproxy's ${d.what.replace(/^the /, '')} keep being changed by another process; pacing the repairs`);
+      d.logger.warn({ ipFamily, why, waitMs: Math.round(waitMs) }, `${d.what} keep being changed by another process; pacing the repairs`);
     },
   });
 }

@@ -154,7 +154,7 @@ export class IpvsProxier implements Proxier {
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
     return pollAddonDrift({
-      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'the virtual servers',
+      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'kproxy\'s virtual servers',
       check: () => this.serial.run(() => this.native.drift()),
       repairs: this.metrics.driftRepairsTotal, delayed: this.metrics.driftRepairsDelayedTotal,
     });

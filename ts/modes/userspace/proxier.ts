@@ -122,7 +122,7 @@ export class UserspaceProxier implements Proxier {
   monitor(lost: (why: string, full?: boolean) => void, intervalMs: number): () => void {
     if (this.fake) return () => {};
     return pollAddonDrift({
-      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'the Service addresses on the link',
+      family: this.family, logger: this.logger, syncPeriodMs: intervalMs, lost, what: 'kproxy\'s Service addresses on the link',
       check: () => this.serial.run(() => this.native.drift()),
       repairs: this.metrics.driftRepairsTotal, delayed: this.metrics.driftRepairsDelayedTotal,
     });
